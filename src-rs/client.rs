@@ -1,0 +1,411 @@
+//! The tool side: a synchronous client, one connection per process.
+//!
+//! Every call is safe to make with no runner listening: the client finds the
+//! runner through [`ENV_SOCKET`] and [`ENV_TOKEN`]; when they are missing, the
+//! runner refuses the handshake, or the connection breaks, the client turns
+//! into a no-op for the rest of the process. It never panics and never blocks
+//! longer than its timeout.
+//!
+//! Env answers are cached per process and shared by every thread: a name (or
+//! query) already answered with the same or a stronger `tracked` is answered
+//! locally with no round trip.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{ConnectOptions, GenericFilePath, Stream};
+use interprocess::ConnectWaitMode;
+use rustc_hash::FxHashMap;
+
+use crate::env::EnvQuery;
+use crate::paths::absolutize;
+use crate::protocol::{
+    encode_frame, read_frame, ClientMessage, EncodeError, ServerMessage, ENV_SOCKET,
+    ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+};
+
+/// How long a call waits on the runner before giving up, unless the runner
+/// set [`ENV_TIMEOUT_MS`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const UNTRIED: u8 = 0;
+const CONNECTED: u8 = 1;
+const OFFLINE: u8 = 2;
+
+/// Where to find the runner, as read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The runner's socket path.
+    pub socket: String,
+    /// The per-server handshake token.
+    pub token: String,
+    /// How long to wait for the runner on any one call.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Reads the configuration a runner put in this process's environment;
+    /// `None` when no runner is listening.
+    pub fn from_env() -> Option<Self> {
+        let socket = std::env::var(ENV_SOCKET).ok().filter(|s| !s.is_empty())?;
+        let token = std::env::var(ENV_TOKEN).ok()?;
+        let timeout = std::env::var(ENV_TIMEOUT_MS)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        Some(Self {
+            socket,
+            token,
+            timeout,
+        })
+    }
+}
+
+/// A cached answer for one env name.
+#[derive(Debug, Clone)]
+struct NameAnswer {
+    value: Option<String>,
+    tracked: bool,
+}
+
+/// A cached answer for one env query.
+#[derive(Debug, Clone)]
+struct QueryAnswer {
+    matches: BTreeMap<String, String>,
+    tracked: bool,
+}
+
+#[derive(Debug, Default)]
+struct AnswerCache {
+    names: FxHashMap<String, NameAnswer>,
+    queries: FxHashMap<EnvQuery, QueryAnswer>,
+}
+
+/// The connection and its scratch buffer; one caller at a time.
+#[derive(Debug, Default)]
+struct Channel {
+    stream: Option<Stream>,
+    frame: Vec<u8>,
+}
+
+/// A client of one runner.
+#[derive(Debug)]
+pub struct Client {
+    config: Option<ClientConfig>,
+    state: AtomicU8,
+    channel: Mutex<Channel>,
+    cache: RwLock<AnswerCache>,
+}
+
+impl Client {
+    /// A client for the runner described by `config`; `None` makes every call
+    /// a no-op. Connects on first use.
+    pub fn new(config: Option<ClientConfig>) -> Self {
+        let state = if config.is_some() { UNTRIED } else { OFFLINE };
+        Self {
+            config,
+            state: AtomicU8::new(state),
+            channel: Mutex::new(Channel::default()),
+            cache: RwLock::new(AnswerCache::default()),
+        }
+    }
+
+    /// The process-wide client, configured from the environment at first use.
+    pub fn global() -> &'static Client {
+        static GLOBAL: OnceLock<Client> = OnceLock::new();
+        GLOBAL.get_or_init(|| Client::new(ClientConfig::from_env()))
+    }
+
+    /// Whether a runner accepted this process's handshake. Connects if no call
+    /// has yet.
+    pub fn is_connected(&self) -> bool {
+        if self.state.load(Ordering::Acquire) == UNTRIED {
+            let mut channel = self.channel();
+            self.ensure_connected(&mut channel);
+        }
+        self.state.load(Ordering::Acquire) == CONNECTED
+    }
+
+    /// Reads under `path` (absolute, or relative to the current directory)
+    /// are not inputs.
+    pub fn ignore_input(&self, path: &str) {
+        self.report_path(path, |path| ClientMessage::IgnoreInput { path });
+    }
+
+    /// Writes under `path` are not outputs.
+    pub fn ignore_output(&self, path: &str) {
+        self.report_path(path, |path| ClientMessage::IgnoreOutput { path });
+    }
+
+    /// `path` is an input of this run.
+    pub fn add_input(&self, path: &str) {
+        self.report_path(path, |path| ClientMessage::AddInput { path });
+    }
+
+    /// `path` is an output of this run.
+    pub fn add_output(&self, path: &str) {
+        self.report_path(path, |path| ClientMessage::AddOutput { path });
+    }
+
+    /// A named value that belongs in this run's cache key.
+    pub fn add_value(&self, name: &str, value: &str) {
+        self.report(ClientMessage::AddValue {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+
+    /// This run must not be cached.
+    pub fn disable_cache(&self, reason: Option<&str>) {
+        self.report(ClientMessage::DisableCache {
+            reason: reason.map(str::to_owned),
+        });
+    }
+
+    /// The runner's value of `name`; `None` when it has none or no runner is
+    /// listening.
+    pub fn get_env(&self, name: &str, tracked: bool) -> Option<String> {
+        if let Some(answer) = self.cached_name(name, tracked) {
+            return answer;
+        }
+        self.get_env_batch(&[name], tracked).pop().flatten()
+    }
+
+    /// The runner's values of `names`, in order, asking only for the names not
+    /// already answered, in one round trip.
+    pub fn get_env_batch(&self, names: &[&str], tracked: bool) -> Vec<Option<String>> {
+        let missing: Vec<String> = {
+            let cache = self.read_cache();
+            let mut missing: Vec<String> = names
+                .iter()
+                .filter(|name| {
+                    !cache
+                        .names
+                        .get(**name)
+                        .is_some_and(|a| a.tracked >= tracked)
+                })
+                .map(|name| (*name).to_owned())
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        if !missing.is_empty() && !self.is_offline() {
+            let request = ClientMessage::GetEnv {
+                names: missing.clone(),
+                tracked,
+            };
+            if let Some(ServerMessage::Env { values }) = self.request(&request) {
+                let mut cache = self.write_cache();
+                for (name, value) in missing.into_iter().zip(values) {
+                    let entry = cache.names.entry(name).or_insert(NameAnswer {
+                        value: None,
+                        tracked: false,
+                    });
+                    entry.value = value;
+                    entry.tracked |= tracked;
+                }
+            }
+        }
+        let cache = self.read_cache();
+        names
+            .iter()
+            .map(|name| cache.names.get(*name).and_then(|a| a.value.clone()))
+            .collect()
+    }
+
+    /// Every runner variable matching `query`; empty when no runner is listening.
+    pub fn get_envs(&self, query: &EnvQuery, tracked: bool) -> BTreeMap<String, String> {
+        if let Some(answer) = self.read_cache().queries.get(query) {
+            if answer.tracked >= tracked {
+                return answer.matches.clone();
+            }
+        }
+        if self.is_offline() {
+            return BTreeMap::new();
+        }
+        let request = ClientMessage::GetEnvs {
+            query: query.clone(),
+            tracked,
+        };
+        match self.request(&request) {
+            Some(ServerMessage::Envs { matches }) => {
+                let mut cache = self.write_cache();
+                let entry = cache
+                    .queries
+                    .entry(query.clone())
+                    .or_insert_with(|| QueryAnswer {
+                        matches: matches.clone(),
+                        tracked,
+                    });
+                entry.tracked |= tracked;
+                matches
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// The cached answer for `name` when it needs no round trip.
+    fn cached_name(&self, name: &str, tracked: bool) -> Option<Option<String>> {
+        let cache = self.read_cache();
+        let answer = cache.names.get(name)?;
+        (answer.tracked >= tracked).then(|| answer.value.clone())
+    }
+
+    fn is_offline(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OFFLINE
+    }
+
+    fn report_path(&self, path: &str, message: impl FnOnce(String) -> ClientMessage) {
+        if self.is_offline() {
+            return;
+        }
+        let path = match std::env::current_dir() {
+            Ok(cwd) => absolutize(path, &cwd),
+            // No cwd (it was deleted): only an absolute path can be reported.
+            Err(_) => absolutize(path, Path::new("/")),
+        };
+        self.report(message(path.to_string_lossy().into_owned()));
+    }
+
+    /// Sends a fire-and-forget message; returns once the bytes are in the kernel.
+    fn report(&self, message: ClientMessage) {
+        if self.is_offline() {
+            return;
+        }
+        let mut channel = self.channel();
+        if !self.ensure_connected(&mut channel) {
+            return;
+        }
+        let Channel { stream, frame } = &mut *channel;
+        frame.clear();
+        if let Err(EncodeError::TooLarge { len, limit }) =
+            encode_frame(&message, MAX_CLIENT_FRAME, frame)
+        {
+            // The runner cannot be told what this call said, so the run must
+            // not be cached on an incomplete picture.
+            let reason = format!(
+                "a report of {len} bytes exceeds the {} frame limit",
+                crate::protocol::format_size(limit)
+            );
+            let _ = encode_frame(
+                &ClientMessage::DisableCache {
+                    reason: Some(reason),
+                },
+                MAX_CLIENT_FRAME,
+                frame,
+            );
+        }
+        let sent = stream.as_mut().map(|s| s.write_all(frame));
+        if !matches!(sent, Some(Ok(()))) {
+            self.go_offline(&mut channel);
+        }
+    }
+
+    /// Sends a request and waits for its answer; `None` when the runner is gone.
+    fn request(&self, message: &ClientMessage) -> Option<ServerMessage> {
+        let mut channel = self.channel();
+        if !self.ensure_connected(&mut channel) {
+            return None;
+        }
+        let Channel { stream, frame } = &mut *channel;
+        frame.clear();
+        if encode_frame(message, MAX_CLIENT_FRAME, frame).is_err() {
+            drop(channel);
+            self.disable_cache(Some("an env request exceeds the frame limit"));
+            return None;
+        }
+        let stream = stream.as_mut()?;
+        let answer = stream
+            .write_all(frame)
+            .ok()
+            .and_then(|()| read_frame(stream, MAX_SERVER_FRAME).ok())
+            .and_then(|payload| serde_json::from_slice::<ServerMessage>(&payload).ok());
+        if answer.is_none() {
+            // Timed out or broken: tell a runner that may still be alive that
+            // this run saw an incomplete answer, then stop talking to it.
+            frame.clear();
+            let reason = Some("a tool gave up waiting for the runner".to_owned());
+            if encode_frame(
+                &ClientMessage::DisableCache { reason },
+                MAX_CLIENT_FRAME,
+                frame,
+            )
+            .is_ok()
+            {
+                let _ = stream.write_all(frame);
+            }
+            self.go_offline(&mut channel);
+        }
+        answer
+    }
+
+    /// Connects and handshakes if that has not been tried yet.
+    fn ensure_connected(&self, channel: &mut Channel) -> bool {
+        match self.state.load(Ordering::Acquire) {
+            CONNECTED => return channel.stream.is_some(),
+            OFFLINE => return false,
+            _ => {}
+        }
+        let connected = self.config.as_ref().and_then(connect);
+        let state = if connected.is_some() {
+            CONNECTED
+        } else {
+            OFFLINE
+        };
+        channel.stream = connected;
+        self.state.store(state, Ordering::Release);
+        state == CONNECTED
+    }
+
+    fn go_offline(&self, channel: &mut Channel) {
+        channel.stream = None;
+        self.state.store(OFFLINE, Ordering::Release);
+    }
+
+    fn channel(&self) -> MutexGuard<'_, Channel> {
+        self.channel.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, AnswerCache> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, AnswerCache> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Opens a connection and completes the handshake; `None` on any failure.
+fn connect(config: &ClientConfig) -> Option<Stream> {
+    let name = config
+        .socket
+        .as_str()
+        .to_fs_name::<GenericFilePath>()
+        .ok()?;
+    let mut stream = ConnectOptions::new()
+        .name(name)
+        .wait_mode(ConnectWaitMode::Timeout(config.timeout))
+        .connect_sync()
+        .ok()?;
+    stream.set_recv_timeout(Some(config.timeout)).ok()?;
+    stream.set_send_timeout(Some(config.timeout)).ok()?;
+    let mut frame = Vec::new();
+    let hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        token: config.token.clone(),
+        pid: std::process::id(),
+    };
+    encode_frame(&hello, MAX_CLIENT_FRAME, &mut frame).ok()?;
+    stream.write_all(&frame).ok()?;
+    let payload = read_frame(&mut stream, MAX_SERVER_FRAME).ok()?;
+    match serde_json::from_slice(&payload).ok()? {
+        ServerMessage::Welcome { .. } => Some(stream),
+        _ => None,
+    }
+}

@@ -1,0 +1,192 @@
+//! Env queries and the runner's env table they are answered from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// A query over env names: a glob (`VITE_*`) or a literal prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum EnvQuery {
+    /// Names matching a glob: `*` any run of characters, `?` one, `[…]` a class.
+    Glob(String),
+    /// Names starting with this literal string (`*` in it is not special).
+    Prefix(String),
+}
+
+impl fmt::Display for EnvQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Glob(glob) => f.write_str(glob),
+            Self::Prefix(prefix) => write!(f, "{prefix} (prefix)"),
+        }
+    }
+}
+
+/// An env query that is not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid env glob {glob:?}: {source}")]
+pub struct InvalidGlob {
+    glob: String,
+    source: globset::Error,
+}
+
+fn env_glob(pattern: &str) -> Result<Glob, InvalidGlob> {
+    // Env names have no path separators: `*` must match any character.
+    GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .map_err(|source| InvalidGlob {
+            glob: pattern.to_owned(),
+            source,
+        })
+}
+
+/// A compiled [`EnvQuery`].
+#[derive(Debug, Clone)]
+pub enum EnvMatcher {
+    /// A compiled glob.
+    Glob(GlobMatcher),
+    /// A literal prefix.
+    Prefix(String),
+}
+
+impl EnvMatcher {
+    /// Compiles `query`.
+    pub fn new(query: &EnvQuery) -> Result<Self, InvalidGlob> {
+        Ok(match query {
+            EnvQuery::Glob(glob) => Self::Glob(env_glob(glob)?.compile_matcher()),
+            EnvQuery::Prefix(prefix) => Self::Prefix(prefix.clone()),
+        })
+    }
+
+    /// Whether `name` matches.
+    pub fn is_match(&self, name: &str) -> bool {
+        match self {
+            Self::Glob(glob) => glob.is_match(name),
+            Self::Prefix(prefix) => name.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// Names a runner serves but never tracks by default: shell bookkeeping that
+/// differs between two otherwise identical runs.
+pub const DEFAULT_UNTRACKED_ENV: &[&str] = &[
+    "_",
+    "COLUMNS",
+    "LINES",
+    "OLDPWD",
+    "PWD",
+    "SHLVL",
+    "TERM_SESSION_ID",
+    "WINDOWID",
+    "RUNNER_AWARE_*",
+    "VP_RUN_NODE_CLIENT_PATH",
+];
+
+/// The env a server answers from: the runner's map plus the untracked names.
+#[derive(Debug)]
+pub struct EnvTable {
+    vars: HashMap<String, String>,
+    untracked: GlobSet,
+    untracked_patterns: Vec<String>,
+}
+
+impl EnvTable {
+    /// A table over `vars` in which names matching any of `untracked` are
+    /// served but never tracked.
+    pub fn new(vars: HashMap<String, String>, untracked: Vec<String>) -> Result<Self, InvalidGlob> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &untracked {
+            builder.add(env_glob(pattern)?);
+        }
+        let untracked_set = builder.build().map_err(|source| InvalidGlob {
+            glob: untracked.join(","),
+            source,
+        })?;
+        Ok(Self {
+            vars,
+            untracked: untracked_set,
+            untracked_patterns: untracked,
+        })
+    }
+
+    /// The value of `name`, if the runner has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Every variable matching `matcher`.
+    pub fn matching(&self, matcher: &EnvMatcher) -> BTreeMap<String, String> {
+        self.vars
+            .iter()
+            .filter(|(name, _)| matcher.is_match(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Whether `name` is one the runner declared never tracked.
+    pub fn is_untracked(&self, name: &str) -> bool {
+        self.untracked.is_match(name)
+    }
+
+    /// The untracked patterns, as given.
+    pub fn untracked_patterns(&self) -> &[String] {
+        &self.untracked_patterns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(query: EnvQuery) -> EnvMatcher {
+        EnvMatcher::new(&query).unwrap()
+    }
+
+    #[test]
+    fn glob_matches_any_characters() {
+        let glob = matcher(EnvQuery::Glob("VITE_*".into()));
+        assert!(glob.is_match("VITE_API"));
+        assert!(glob.is_match("VITE_A/B"));
+        assert!(glob.is_match("VITE_"));
+        assert!(!glob.is_match("XVITE_API"));
+        assert!(!glob.is_match("vite_api"), "env names are case-sensitive");
+    }
+
+    #[test]
+    fn prefix_is_literal() {
+        let prefix = matcher(EnvQuery::Prefix("A*".into()));
+        assert!(prefix.is_match("A*B"));
+        assert!(!prefix.is_match("AB"));
+        let glob = matcher(EnvQuery::Glob("A*".into()));
+        assert!(glob.is_match("AB"));
+    }
+
+    #[test]
+    fn invalid_glob_is_an_error() {
+        let err = EnvMatcher::new(&EnvQuery::Glob("[".into())).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid env glob \"[\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn table_serves_untracked_names() {
+        let vars = HashMap::from([
+            ("PWD".to_owned(), "/x".to_owned()),
+            ("NODE_ENV".to_owned(), "production".to_owned()),
+        ]);
+        let table = EnvTable::new(vars, vec!["PWD".into(), "RUNNER_AWARE_*".into()]).unwrap();
+        assert_eq!(table.get("PWD"), Some("/x"));
+        assert!(table.is_untracked("PWD"));
+        assert!(table.is_untracked("RUNNER_AWARE_TOKEN"));
+        assert!(!table.is_untracked("NODE_ENV"));
+        let all = table.matching(&matcher(EnvQuery::Glob("*".into())));
+        assert_eq!(all.len(), 2);
+    }
+}

@@ -1,0 +1,409 @@
+//! The wire protocol between a tool (client) and a runner (server).
+//!
+//! Every message is one frame: a 4-byte little-endian payload length followed by
+//! that many bytes of JSON. The first frame of every connection is a
+//! [`ClientMessage::Hello`] carrying the protocol version and the per-server
+//! token; the server answers [`ServerMessage::Welcome`] or
+//! [`ServerMessage::Refused`]. After that, reports are fire-and-forget and env
+//! queries are answered in order, one response per request.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::EnvQuery;
+
+/// The protocol version this build speaks. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame payload a server accepts from a client (1 MiB).
+pub const MAX_CLIENT_FRAME: usize = 1 << 20;
+
+/// Largest frame payload a client accepts from a server (64 MiB): a glob query
+/// may match the runner's whole environment.
+pub const MAX_SERVER_FRAME: usize = 64 << 20;
+
+/// Bytes of the length prefix in front of every frame.
+pub const HEADER_LEN: usize = 4;
+
+/// Environment variable holding the path of the runner's socket.
+pub const ENV_SOCKET: &str = "RUNNER_AWARE_SOCKET";
+
+/// Environment variable holding the per-server handshake token.
+pub const ENV_TOKEN: &str = "RUNNER_AWARE_TOKEN";
+
+/// Environment variable holding the client's response timeout in milliseconds.
+pub const ENV_TIMEOUT_MS: &str = "RUNNER_AWARE_TIMEOUT_MS";
+
+/// Environment variable that `@voidzero-dev/vite-task-client` reads to find the
+/// runner's addon; set to ours so tools written against it report to us.
+pub const ENV_CLIENT_PATH: &str = "VP_RUN_NODE_CLIENT_PATH";
+
+/// A message sent by a tool to its runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Opens every connection.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u32,
+        /// The token from [`ENV_TOKEN`].
+        token: String,
+        /// The client's process id, for error messages.
+        pid: u32,
+    },
+    /// Reads under `path` are not inputs.
+    IgnoreInput { path: String },
+    /// Writes under `path` are not outputs.
+    IgnoreOutput { path: String },
+    /// `path` is an input of this run.
+    AddInput { path: String },
+    /// `path` is an output of this run.
+    AddOutput { path: String },
+    /// A named value that belongs in this run's cache key.
+    AddValue { name: String, value: String },
+    /// This run must not be cached.
+    DisableCache {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Asks for the values of `names`; answered with [`ServerMessage::Env`].
+    GetEnv { names: Vec<String>, tracked: bool },
+    /// Asks for every variable matching `query`; answered with [`ServerMessage::Envs`].
+    GetEnvs { query: EnvQuery, tracked: bool },
+}
+
+impl ClientMessage {
+    /// Whether the server answers this message.
+    pub fn expects_response(&self) -> bool {
+        matches!(
+            self,
+            Self::Hello { .. } | Self::GetEnv { .. } | Self::GetEnvs { .. }
+        )
+    }
+}
+
+/// A message sent by a runner to a tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// The handshake was accepted.
+    Welcome { version: u32 },
+    /// The handshake was refused; the server closes the connection.
+    Refused { reason: String },
+    /// The answer to a `getEnv`: one value per requested name, in order.
+    Env { values: Vec<Option<String>> },
+    /// The answer to a `getEnvs`: every matching variable.
+    Envs { matches: BTreeMap<String, String> },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix names more bytes than the limit allows.
+    #[error("frame of {len} bytes exceeds the {} limit", format_size(*.limit))]
+    TooLarge { len: usize, limit: usize },
+    /// The peer closed the connection part-way through a frame.
+    #[error("connection closed mid-frame after {got} of {expected} bytes")]
+    Truncated { got: usize, expected: usize },
+    /// The payload is not a message of this protocol.
+    #[error("frame does not decode: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The transport failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a message could not be turned into a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoded message is larger than a frame may be.
+    #[error("message of {len} bytes exceeds the {} frame limit", format_size(*.limit))]
+    TooLarge { len: usize, limit: usize },
+    /// The message does not serialise (never happens for this protocol's types).
+    #[error("message does not encode: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Formats a byte count the way error messages show limits ("1 MiB").
+pub fn format_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Appends `message` as one frame to `out`, refusing payloads over `limit`.
+pub fn encode_frame<T: Serialize>(
+    message: &T,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    if let Err(err) = serde_json::to_writer(&mut *out, message) {
+        out.truncate(start);
+        return Err(err.into());
+    }
+    let len = out.len() - start - HEADER_LEN;
+    if len > limit {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge { len, limit });
+    }
+    // `len <= limit <= u32::MAX` on every supported limit.
+    out[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Reads the length prefix at the start of `bytes`, if it is all there.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let header: [u8; HEADER_LEN] = bytes.get(..HEADER_LEN)?.try_into().ok()?;
+    Some(u32::from_le_bytes(header) as usize)
+}
+
+/// Splits frames off the front of a byte buffer that grows as data arrives.
+///
+/// The server feeds it whatever a read returned; it yields every complete
+/// frame and keeps the remainder for the next read. A length over the limit is
+/// reported as soon as the header is in, before any payload is buffered, so a
+/// peer cannot make the server allocate what the header claims.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buffer: Vec<u8>,
+    consumed: usize,
+    limit: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that rejects payloads over `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            buffer: Vec::with_capacity(8 * 1024),
+            consumed: 0,
+            limit,
+        }
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame's payload, `Ok(None)` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let pending = &self.buffer[self.consumed..];
+        let Some(len) = frame_len(pending) else {
+            return Ok(None);
+        };
+        if len > self.limit {
+            return Err(FrameError::TooLarge {
+                len,
+                limit: self.limit,
+            });
+        }
+        if pending.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let start = self.consumed + HEADER_LEN;
+        self.consumed = start + len;
+        Ok(Some(&self.buffer[start..start + len]))
+    }
+
+    /// Checks that the peer did not stop part-way through a frame; call at EOF.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        let pending = &self.buffer[self.consumed..];
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let expected = frame_len(pending).map_or(HEADER_LEN, |len| HEADER_LEN + len);
+        Err(FrameError::Truncated {
+            got: pending.len(),
+            expected,
+        })
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn pending(&self) -> usize {
+        self.buffer.len() - self.consumed
+    }
+
+    fn compact(&mut self) {
+        if self.consumed > 0 {
+            self.buffer.drain(..self.consumed);
+            self.consumed = 0;
+        }
+    }
+}
+
+/// Reads one whole frame from a blocking reader (the client side).
+pub fn read_frame<R: Read>(reader: &mut R, limit: usize) -> Result<Vec<u8>, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    read_exact_or_truncated(reader, &mut header, HEADER_LEN)?;
+    let len = u32::from_le_bytes(header) as usize;
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
+    }
+    let mut payload = vec![0u8; len];
+    read_exact_or_truncated(reader, &mut payload, HEADER_LEN + len)?;
+    Ok(payload)
+}
+
+fn read_exact_or_truncated<R: Read>(
+    reader: &mut R,
+    buf: &mut [u8],
+    expected: usize,
+) -> Result<(), FrameError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(FrameError::Truncated {
+                    got: filled,
+                    expected,
+                })
+            }
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(message: &ClientMessage) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(message, MAX_CLIENT_FRAME, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn round_trips_every_client_message() {
+        let messages = vec![
+            ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                token: "t".into(),
+                pid: 7,
+            },
+            ClientMessage::IgnoreInput { path: "/a".into() },
+            ClientMessage::IgnoreOutput { path: "/b".into() },
+            ClientMessage::AddInput { path: "/c".into() },
+            ClientMessage::AddOutput { path: "/d".into() },
+            ClientMessage::AddValue {
+                name: "n".into(),
+                value: "v".into(),
+            },
+            ClientMessage::DisableCache { reason: None },
+            ClientMessage::DisableCache {
+                reason: Some("dev server".into()),
+            },
+            ClientMessage::GetEnv {
+                names: vec!["A".into(), "B".into()],
+                tracked: true,
+            },
+            ClientMessage::GetEnvs {
+                query: EnvQuery::Glob("VITE_*".into()),
+                tracked: false,
+            },
+            ClientMessage::GetEnvs {
+                query: EnvQuery::Prefix("A*".into()),
+                tracked: true,
+            },
+        ];
+        let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+        for message in &messages {
+            decoder.extend(&frame(message));
+        }
+        for message in &messages {
+            let payload = decoder.next_frame().unwrap().unwrap();
+            let decoded: ClientMessage = serde_json::from_slice(payload).unwrap();
+            assert_eq!(&decoded, message);
+        }
+        assert!(decoder.next_frame().unwrap().is_none());
+        decoder.finish().unwrap();
+    }
+
+    #[test]
+    fn decodes_frames_split_at_every_byte() {
+        let bytes = frame(&ClientMessage::IgnoreInput {
+            path: "/some/where".into(),
+        });
+        for split in 0..bytes.len() {
+            let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+            decoder.extend(&bytes[..split]);
+            assert!(decoder.next_frame().unwrap().is_none());
+            decoder.extend(&bytes[split..]);
+            assert!(decoder.next_frame().unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn rejects_a_huge_length_before_buffering_it() {
+        let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+        decoder.extend(&[0xff, 0xff, 0xff, 0xff]);
+        let err = decoder.next_frame().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "frame of 4294967295 bytes exceeds the 1 MiB limit"
+        );
+    }
+
+    #[test]
+    fn reports_a_frame_cut_off_at_eof() {
+        let bytes = frame(&ClientMessage::AddInput { path: "/x".into() });
+        let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+        decoder.extend(&bytes[..bytes.len() - 2]);
+        assert!(decoder.next_frame().unwrap().is_none());
+        let err = decoder.finish().unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_json_of_the_wrong_shape() {
+        for payload in [
+            &br#"{"op":"ignoreInput"}"#[..],
+            br#"{"op":"launchMissiles"}"#,
+            br#"[1,2,3]"#,
+            br#"{"op":"ignoreInput","path":"/a","extra":1}"#,
+            b"\xff\xfe not json",
+        ] {
+            assert!(serde_json::from_slice::<ClientMessage>(payload).is_err());
+        }
+    }
+
+    #[test]
+    fn refuses_to_encode_an_oversized_message() {
+        let mut out = b"keep".to_vec();
+        let err = encode_frame(
+            &ClientMessage::AddValue {
+                name: "n".into(),
+                value: "x".repeat(MAX_CLIENT_FRAME),
+            },
+            MAX_CLIENT_FRAME,
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(matches!(err, EncodeError::TooLarge { .. }));
+        assert_eq!(
+            out, b"keep",
+            "a refused message leaves the buffer untouched"
+        );
+    }
+
+    #[test]
+    fn reads_frames_from_a_blocking_reader() {
+        let bytes = frame(&ClientMessage::AddOutput { path: "/o".into() });
+        let payload = read_frame(&mut &bytes[..], MAX_CLIENT_FRAME).unwrap();
+        assert_eq!(&payload[..], &bytes[HEADER_LEN..]);
+        let err = read_frame(&mut &bytes[..3], MAX_CLIENT_FRAME).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { got: 3, .. }));
+    }
+}

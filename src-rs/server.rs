@@ -1,0 +1,576 @@
+//! The runner side: one server per task run.
+//!
+//! A [`Server`] listens on a Unix socket in a fresh private directory, accepts
+//! every process of the task that inherited [`Server::env`], and records what
+//! they report. [`Server::close`] stops accepting, takes every connection that
+//! was already queued, reads every byte the tools wrote, waits a bounded grace
+//! period for connections still open, and returns the merged [`Reports`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::env::{EnvMatcher, EnvQuery, EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
+use crate::paths::validate_reported;
+use crate::protocol::{
+    encode_frame, ClientMessage, FrameDecoder, FrameError, ServerMessage, ENV_CLIENT_PATH,
+    ENV_SOCKET, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+};
+use crate::reports::{Recorder, Reports};
+use crate::runtime;
+
+/// How long [`Server::close`] waits for connections still open by default.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Unix socket paths longer than this do not fit in `sockaddr_un`.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// How a server is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The variables tools may fetch; `None` snapshots this process's env
+    /// (variables whose name or value is not UTF-8 are left out).
+    pub env: Option<HashMap<String, String>>,
+    /// Name globs served but never tracked; `None` uses [`DEFAULT_UNTRACKED_ENV`].
+    pub untracked_env: Option<Vec<String>>,
+    /// Grace for connections still open at close; `None` uses [`DEFAULT_CLOSE_TIMEOUT`].
+    pub close_timeout: Option<Duration>,
+    /// The Node addon to hand out as `VP_RUN_NODE_CLIENT_PATH`, so tools using
+    /// `@voidzero-dev/vite-task-client` report here.
+    pub client_path: Option<PathBuf>,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The private socket directory could not be created.
+    #[error("cannot create the socket directory under {dir}: {source}")]
+    SocketDir { dir: PathBuf, source: io::Error },
+    /// The socket could not be bound.
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    /// The OS gave no randomness for the token.
+    #[error("cannot generate the handshake token: {0}")]
+    Token(String),
+    /// An `untracked_env` pattern is not a valid glob.
+    #[error(transparent)]
+    UntrackedEnv(#[from] InvalidGlob),
+}
+
+/// Where a server is in its life; connections watch it to know when to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining { deadline: Instant },
+}
+
+/// State every connection of one server shares.
+struct Shared {
+    recorder: Mutex<Recorder>,
+    env: EnvTable,
+    token: String,
+    connections: Mutex<Vec<JoinHandle<()>>>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl Shared {
+    fn recorder(&self) -> MutexGuard<'_, Recorder> {
+        // A panic while recording cannot leave the recorder half-updated in a
+        // way that matters more than losing the run's reports.
+        self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spawn_connection(self: &Arc<Self>, stream: UnixStream) {
+        let shared = Arc::clone(self);
+        let task = tokio::spawn(async move { serve_connection(stream, shared).await });
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if connections.len() >= 64 && connections.len().is_power_of_two() {
+            connections.retain(|task| !task.is_finished());
+        }
+        connections.push(task);
+    }
+}
+
+/// A server for one task run.
+pub struct Server {
+    shared: Arc<Shared>,
+    socket_path: PathBuf,
+    child_env: BTreeMap<String, String>,
+    phase: watch::Sender<Phase>,
+    accept_task: JoinHandle<Option<UnixListener>>,
+    dir: tempfile::TempDir,
+    close_timeout: Duration,
+}
+
+impl Server {
+    /// Starts a server on the shared background runtime.
+    pub fn start(options: ServerOptions) -> Result<Self, ServerError> {
+        let env = options.env.unwrap_or_else(snapshot_env);
+        let untracked = options.untracked_env.unwrap_or_else(|| {
+            DEFAULT_UNTRACKED_ENV
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
+        let table = EnvTable::new(env, untracked.clone())?;
+        let token = random_token()?;
+        let dir = socket_dir()?;
+        let socket_path = dir.path().join("s");
+        let handle = runtime::handle();
+        let listener = {
+            let _entered = handle.enter();
+            UnixListener::bind(&socket_path).map_err(|source| ServerError::Bind {
+                path: socket_path.clone(),
+                source,
+            })?
+        };
+        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+        let shared = Arc::new(Shared {
+            recorder: Mutex::new(Recorder::new(untracked)),
+            env: table,
+            token: token.clone(),
+            connections: Mutex::new(Vec::new()),
+            phase: phase_rx,
+        });
+        let accept_task = handle.spawn(accept_loop(listener, Arc::clone(&shared)));
+        let mut child_env = BTreeMap::from([
+            (
+                ENV_SOCKET.to_owned(),
+                socket_path.to_string_lossy().into_owned(),
+            ),
+            (ENV_TOKEN.to_owned(), token),
+        ]);
+        if let Some(client_path) = options.client_path {
+            child_env.insert(
+                ENV_CLIENT_PATH.to_owned(),
+                client_path.to_string_lossy().into_owned(),
+            );
+        }
+        Ok(Self {
+            shared,
+            socket_path,
+            child_env,
+            phase: phase_tx,
+            accept_task,
+            dir,
+            close_timeout: options.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
+        })
+    }
+
+    /// The variables to merge into the child's environment.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.child_env
+    }
+
+    /// The socket the server listens on.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// The reports so far, without closing.
+    pub fn snapshot(&self) -> Reports {
+        self.shared.recorder().snapshot()
+    }
+
+    /// Stops accepting, drains every connection, removes the socket directory
+    /// and returns the run's reports. Awaitable from any executor: the work
+    /// runs on the shared runtime.
+    pub fn close(self) -> impl Future<Output = Reports> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let task = runtime::handle().spawn(self.drain());
+        async move {
+            match task.await {
+                Ok(reports) => reports,
+                // The drain task only fails if it panicked; the recorder still
+                // holds everything that arrived.
+                Err(_) => shared.recorder().snapshot(),
+            }
+        }
+    }
+
+    /// [`Server::close`] for callers outside any async runtime.
+    pub fn close_blocking(self) -> Reports {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let close = self.close();
+        runtime::handle().spawn(async move {
+            let _ = tx.send(close.await);
+        });
+        rx.recv().unwrap_or_default()
+    }
+
+    async fn drain(self) -> Reports {
+        let deadline = Instant::now() + self.close_timeout;
+        // Nobody may be watching (no connection yet); that is fine.
+        let _ = self.phase.send(Phase::Draining { deadline });
+        if let Ok(Some(listener)) = self.accept_task.await {
+            accept_backlog(listener, &self.shared);
+        }
+        loop {
+            let tasks = std::mem::take(
+                &mut *self
+                    .shared
+                    .connections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+        let reports = self.shared.recorder().snapshot();
+        // Removing the directory also removes the socket file.
+        let _ = self.dir.close();
+        reports
+    }
+}
+
+/// This process's env, UTF-8 variables only.
+fn snapshot_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
+fn random_token() -> Result<String, ServerError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| ServerError::Token(err.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A fresh directory only this user can enter, short enough for a socket path.
+fn socket_dir() -> Result<tempfile::TempDir, ServerError> {
+    let preferred = std::env::temp_dir();
+    // "<dir>/runner-aware-XXXXXX/s" must fit in sockaddr_un.
+    let base = if preferred.as_os_str().len() + "/runner-aware-XXXXXX/s".len() <= MAX_SOCKET_PATH {
+        preferred
+    } else {
+        PathBuf::from("/tmp")
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("runner-aware-")
+        .tempdir_in(&base)
+        .map_err(|source| ServerError::SocketDir {
+            dir: base.clone(),
+            source,
+        })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|source| ServerError::SocketDir { dir: base, source })?;
+    }
+    Ok(dir)
+}
+
+/// Accepts until the server starts draining, then hands the listener back so
+/// the backlog can be taken without racing the reactor.
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) -> Option<UnixListener> {
+    let mut phase = shared.phase.clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = phase.changed() => return Some(listener),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => shared.spawn_connection(stream),
+                // Out of file descriptors or similar: back off instead of spinning;
+                // queued peers stay in the backlog until there is room.
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+        }
+    }
+}
+
+/// Takes every connection the kernel already queued. Each is a process that
+/// connected before the close; its bytes must not be lost.
+fn accept_backlog(listener: UnixListener, shared: &Arc<Shared>) {
+    let Ok(listener) = listener.into_std() else {
+        return;
+    };
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while let Ok((stream, _)) = listener.accept() {
+        let accepted = stream
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(stream));
+        if let Ok(stream) = accepted {
+            shared.spawn_connection(stream);
+        }
+    }
+}
+
+/// Per-connection protocol state.
+struct Connection {
+    decoder: FrameDecoder,
+    responses: Vec<u8>,
+    authenticated: bool,
+    pid: Option<u32>,
+}
+
+/// What to do with a connection after its latest bytes.
+enum Next {
+    Continue,
+    Close,
+}
+
+async fn serve_connection(mut stream: UnixStream, shared: Arc<Shared>) {
+    let mut phase = shared.phase.clone();
+    let mut connection = Connection {
+        decoder: FrameDecoder::new(MAX_CLIENT_FRAME),
+        responses: Vec::new(),
+        authenticated: false,
+        pid: None,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let current = *phase.borrow_and_update();
+        let read = match current {
+            Phase::Running => tokio::select! {
+                biased;
+                read = stream.read(&mut buf) => read,
+                _ = phase.changed() => continue,
+            },
+            Phase::Draining { deadline } => tokio::select! {
+                biased;
+                read = stream.read(&mut buf) => read,
+                () = tokio::time::sleep_until(deadline) => {
+                    connection.cut_off(&shared);
+                    return;
+                }
+            },
+        };
+        match read {
+            Ok(0) => {
+                connection.finish(&shared);
+                return;
+            }
+            Ok(n) => {
+                connection.decoder.extend(&buf[..n]);
+                let next = connection.process(&shared);
+                if !connection.responses.is_empty() {
+                    let written = stream.write_all(&connection.responses).await;
+                    connection.responses.clear();
+                    if written.is_err() {
+                        // The peer is gone; what it sent is already recorded.
+                        return;
+                    }
+                }
+                if let Next::Close = next {
+                    return;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                // A reset after the peer's last complete frame loses nothing.
+                if connection.decoder.pending() > 0 {
+                    shared
+                        .recorder()
+                        .record_error(format!("connection failed: {err}"), connection.pid);
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Handles every complete frame received so far.
+    fn process(&mut self, shared: &Shared) -> Next {
+        let mut recorder = shared.recorder();
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Next::Continue,
+                Err(err) => {
+                    recorder.record_error(err.to_string(), self.pid);
+                    return Next::Close;
+                }
+            };
+            let message = match serde_json::from_slice::<ClientMessage>(frame) {
+                Ok(message) => message,
+                Err(err) => {
+                    recorder.record_error(FrameError::Malformed(err).to_string(), self.pid);
+                    return Next::Close;
+                }
+            };
+            if !self.authenticated {
+                match self.handshake(message, shared) {
+                    Ok(()) => {
+                        recorder.count_client();
+                        continue;
+                    }
+                    Err(reason) => {
+                        recorder.record_error(format!("handshake refused: {reason}"), self.pid);
+                        let _ = encode_frame(
+                            &ServerMessage::Refused { reason },
+                            MAX_SERVER_FRAME,
+                            &mut self.responses,
+                        );
+                        return Next::Close;
+                    }
+                }
+            }
+            if let Err(message) = self.handle(message, shared, &mut recorder) {
+                recorder.record_error(message, self.pid);
+                return Next::Close;
+            }
+        }
+    }
+
+    fn handshake(&mut self, message: ClientMessage, shared: &Shared) -> Result<(), String> {
+        let ClientMessage::Hello {
+            version,
+            token,
+            pid,
+        } = message
+        else {
+            return Err("the first frame must be a hello".to_owned());
+        };
+        self.pid = Some(pid);
+        if version != PROTOCOL_VERSION {
+            return Err(format!(
+                "protocol version {version} is not supported (this runner speaks {PROTOCOL_VERSION})"
+            ));
+        }
+        if !constant_time_eq(token.as_bytes(), shared.token.as_bytes()) {
+            return Err("wrong token".to_owned());
+        }
+        self.authenticated = true;
+        let _ = encode_frame(
+            &ServerMessage::Welcome {
+                version: PROTOCOL_VERSION,
+            },
+            MAX_SERVER_FRAME,
+            &mut self.responses,
+        );
+        Ok(())
+    }
+
+    /// Applies one message of an authenticated peer; `Err` is a protocol
+    /// violation that ends the connection.
+    fn handle(
+        &mut self,
+        message: ClientMessage,
+        shared: &Shared,
+        recorder: &mut Recorder,
+    ) -> Result<(), String> {
+        let path = |path: String| validate_reported(&path).map_err(|err| err.to_string());
+        match message {
+            ClientMessage::Hello { .. } => return Err("unexpected second hello".to_owned()),
+            ClientMessage::IgnoreInput { path: p } => recorder.ignore_input(path(p)?),
+            ClientMessage::IgnoreOutput { path: p } => recorder.ignore_output(path(p)?),
+            ClientMessage::AddInput { path: p } => recorder.add_input(path(p)?),
+            ClientMessage::AddOutput { path: p } => recorder.add_output(path(p)?),
+            ClientMessage::AddValue { name, value } => {
+                if name.is_empty() {
+                    return Err("addValue with an empty name".to_owned());
+                }
+                recorder.add_value(name, value);
+            }
+            ClientMessage::DisableCache { reason } => recorder.disable_cache(reason),
+            ClientMessage::GetEnv { names, tracked } => {
+                recorder.count_env_request();
+                let values = names
+                    .iter()
+                    .map(|name| {
+                        let value = shared.env.get(name);
+                        let tracked = tracked && !shared.env.is_untracked(name);
+                        recorder.record_env(name, value, tracked);
+                        value.map(str::to_owned)
+                    })
+                    .collect();
+                self.respond(&ServerMessage::Env { values }, recorder);
+            }
+            ClientMessage::GetEnvs { query, tracked } => {
+                recorder.count_env_request();
+                let matches = serve_query(&query, tracked, shared, recorder);
+                self.respond(&ServerMessage::Envs { matches }, recorder);
+            }
+        }
+        Ok(())
+    }
+
+    fn respond(&mut self, message: &ServerMessage, recorder: &mut Recorder) {
+        if let Err(err) = encode_frame(message, MAX_SERVER_FRAME, &mut self.responses) {
+            recorder.record_error(format!("cannot answer: {err}"), self.pid);
+            // The client still needs an answer to stay in step: an empty one.
+            let empty = match message {
+                ServerMessage::Env { values } => ServerMessage::Env {
+                    values: vec![None; values.len()],
+                },
+                _ => ServerMessage::Envs {
+                    matches: BTreeMap::new(),
+                },
+            };
+            let _ = encode_frame(&empty, MAX_SERVER_FRAME, &mut self.responses);
+            recorder.disable_cache(Some("an env answer exceeded the frame limit".to_owned()));
+        }
+    }
+
+    /// The peer closed its end: everything it sent has been read.
+    fn finish(&self, shared: &Shared) {
+        if let Err(err) = self.decoder.finish() {
+            shared.recorder().record_error(err.to_string(), self.pid);
+        }
+    }
+
+    /// The close grace period ran out while the peer kept its end open.
+    fn cut_off(&self, shared: &Shared) {
+        let mut recorder = shared.recorder();
+        if self.authenticated {
+            recorder.count_still_connected();
+        } else {
+            recorder.record_error(
+                "connection closed by the runner before it completed the handshake".to_owned(),
+                self.pid,
+            );
+        }
+        if self.decoder.pending() > 0 {
+            recorder.record_error(
+                format!(
+                    "{} bytes of an unfinished frame dropped at close",
+                    self.decoder.pending()
+                ),
+                self.pid,
+            );
+        }
+    }
+}
+
+fn serve_query(
+    query: &EnvQuery,
+    tracked: bool,
+    shared: &Shared,
+    recorder: &mut Recorder,
+) -> BTreeMap<String, String> {
+    match EnvMatcher::new(query) {
+        Ok(matcher) => {
+            let matches = shared.env.matching(&matcher);
+            recorder.record_query(query, tracked, &matches);
+            matches
+        }
+        Err(err) => {
+            recorder.record_error(err.to_string(), None);
+            BTreeMap::new()
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
