@@ -23,7 +23,7 @@ use interprocess::ConnectWaitMode;
 use rustc_hash::FxHashMap;
 
 use crate::env::EnvQuery;
-use crate::paths::absolutize;
+use crate::paths::{absolutize, clean};
 use crate::protocol::{
     encode_frame, read_frame, ClientMessage, EncodeError, ServerMessage, ENV_SOCKET,
     ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
@@ -265,10 +265,14 @@ impl Client {
         if self.is_offline() {
             return;
         }
-        let path = match std::env::current_dir() {
-            Ok(cwd) => absolutize(path, &cwd),
-            // No cwd (it was deleted): only an absolute path can be reported.
-            Err(_) => absolutize(path, Path::new("/")),
+        let path = if Path::new(path).is_absolute() {
+            clean(Path::new(path))
+        } else {
+            match std::env::current_dir() {
+                Ok(cwd) => absolutize(path, &cwd),
+                // No cwd (it was deleted): resolve against the root rather than drop it.
+                Err(_) => absolutize(path, Path::new("/")),
+            }
         };
         self.report(message(path.to_string_lossy().into_owned()));
     }

@@ -1,0 +1,144 @@
+// The tool side. Pure JavaScript: it loads native code only when a runner put
+// an addon path in `VP_RUN_NODE_CLIENT_PATH`, and then it talks through that
+// addon, so client and server always come from the same binary.
+
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+
+import type { EnvOptions, EnvQuery } from './types.js';
+
+/**
+ * The methods a runner's addon may have. `@voidzero-dev/vite-task-client`
+ * runners (`vp run`) provide the first five; runner-aware's addon all of them.
+ */
+interface RunnerAddon {
+  ignoreInput(path: string): void;
+  ignoreOutput(path: string): void;
+  disableCache(reason?: string): void;
+  getEnv(name: string, options?: EnvOptions): string | undefined;
+  getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string>;
+  addInput?(path: string): void;
+  addOutput?(path: string): void;
+  addValue?(name: string, value: string): void;
+  isConnected?(): boolean;
+}
+
+let addon: RunnerAddon | null | undefined;
+
+function runner(): RunnerAddon | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  const addonPath = process.env['VP_RUN_NODE_CLIENT_PATH'];
+  if (addonPath) {
+    try {
+      const loaded = createRequire(addonPath)(addonPath) as { load?: () => RunnerAddon };
+      addon = loaded.load?.() ?? null;
+    } catch {
+      // No usable runner addon: every call stays a no-op.
+      addon = null;
+    }
+  }
+  return addon;
+}
+
+function checkString(value: unknown, what: string, fn: string): asserts value is string {
+  if (typeof value !== 'string') {
+    throw new TypeError(`runner-aware ${fn}: ${what} must be a string, got ${typeof value}`);
+  }
+}
+
+function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
+  if (typeof query === 'string') return;
+  if (query !== null && typeof query === 'object' && typeof (query as { prefix?: unknown }).prefix === 'string') {
+    return;
+  }
+  throw new TypeError(`runner-aware ${fn}: query must be a glob string or { prefix: string }`);
+}
+
+function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOutput', path: string): void {
+  checkString(path, 'path', method);
+  const target = runner()?.[method];
+  if (target) target.call(addon, resolve(path));
+}
+
+/** Reads under `path` (a file or directory, relative to the cwd) are not inputs of this run. */
+export function ignoreInput(path: string): void {
+  reportPath('ignoreInput', path);
+}
+
+/** Writes under `path` (a file or directory, relative to the cwd) are not outputs of this run. */
+export function ignoreOutput(path: string): void {
+  reportPath('ignoreOutput', path);
+}
+
+/** `path` is a real input of this run, whether or not the runner saw it read. */
+export function addInput(path: string): void {
+  reportPath('addInput', path);
+}
+
+/** `path` is a real output of this run, to be archived with it. */
+export function addOutput(path: string): void {
+  reportPath('addOutput', path);
+}
+
+/** A named string that belongs in this run's cache key (a config hash, a tool version). */
+export function addValue(name: string, value: string): void {
+  checkString(name, 'name', 'addValue');
+  checkString(value, 'value', 'addValue');
+  runner()?.addValue?.(name, value);
+}
+
+/** This run must not be cached (a dev server, a watch mode, a non-deterministic step). */
+export function disableCache(reason?: string): void {
+  if (reason !== undefined) checkString(reason, 'reason', 'disableCache');
+  const client = runner();
+  if (!client) return;
+  if (reason === undefined) client.disableCache();
+  else client.disableCache(reason);
+}
+
+/**
+ * The runner's value of env variable `name`, or `undefined`. Tracked by default:
+ * a change to it invalidates this run's cache entry. Does not touch `process.env`.
+ */
+export function getEnv(name: string, options?: EnvOptions): string | undefined {
+  checkString(name, 'name', 'getEnv');
+  const client = runner();
+  if (!client) return undefined;
+  return client.getEnv(name, options) ?? undefined;
+}
+
+/**
+ * Every runner variable matching a glob (`'VITE_*'`) or a literal `{ prefix }`.
+ * Tracked by default: adding, removing or changing a match invalidates the run.
+ * Does not touch `process.env`.
+ */
+export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
+  checkQuery(query, 'getEnvs');
+  const client = runner();
+  if (!client) return {};
+  return { ...client.getEnvs(query, options) };
+}
+
+/** `getEnv`, then sets `process.env[name]` to the runner's value where it is not already set. */
+export function fetchEnv(name: string, options?: EnvOptions): string | undefined {
+  const value = getEnv(name, options);
+  if (value !== undefined && process.env[name] === undefined) process.env[name] = value;
+  return value;
+}
+
+/** `getEnvs`, then sets each match in `process.env` where it is not already set. */
+export function fetchEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
+  const matches = getEnvs(query, options);
+  for (const [name, value] of Object.entries(matches)) {
+    if (process.env[name] === undefined) process.env[name] = value;
+  }
+  return matches;
+}
+
+/** Whether a runner is listening to this process. */
+export function isConnected(): boolean {
+  const client = runner();
+  if (!client) return false;
+  return client.isConnected ? client.isConnected() : true;
+}
