@@ -17,7 +17,7 @@ pub(crate) mod runtime;
 pub mod server;
 
 #[cfg(feature = "node")]
-mod binding;
+pub mod binding;
 
 pub use client::{Client, ClientConfig};
 pub use env::{EnvQuery, DEFAULT_UNTRACKED_ENV};

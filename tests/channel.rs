@@ -1,0 +1,172 @@
+//! The server and client talking over a real socket, in one process.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use runner_aware::protocol::{ENV_SOCKET, ENV_TOKEN};
+use runner_aware::{Client, ClientConfig, EnvQuery, Server, ServerOptions};
+
+fn server(env: &[(&str, &str)]) -> Server {
+    Server::start(ServerOptions {
+        env: Some(
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+        ),
+        close_timeout: Some(Duration::from_millis(200)),
+        ..ServerOptions::default()
+    })
+    .expect("server starts")
+}
+
+fn client_of(server: &Server) -> Client {
+    Client::new(Some(ClientConfig {
+        socket: server.env()[ENV_SOCKET].clone(),
+        token: server.env()[ENV_TOKEN].clone(),
+        timeout: Duration::from_secs(5),
+    }))
+}
+
+#[test]
+fn reports_and_answers_round_trip() {
+    let server = server(&[("A", "1"), ("VITE_X", "x"), ("VITE_Y", "y")]);
+    let client = client_of(&server);
+    assert!(client.is_connected());
+    client.ignore_input("/cache");
+    client.add_output("/dist/");
+    client.add_value("k", "v");
+    assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
+    assert_eq!(client.get_env("NOPE", true), None);
+    let vite = client.get_envs(&EnvQuery::Glob("VITE_*".into()), false);
+    assert_eq!(vite.len(), 2);
+    drop(client);
+    let reports = server.close_blocking();
+    assert_eq!(
+        reports.ignored_inputs.iter().collect::<Vec<_>>(),
+        ["/cache"]
+    );
+    assert_eq!(reports.outputs.iter().collect::<Vec<_>>(), ["/dist"]);
+    assert_eq!(reports.values["k"], "v");
+    assert!(reports.envs["NOPE"].value.is_none());
+    assert!(!reports.env_queries[0].tracked);
+    assert_eq!(reports.clients, 1);
+    assert!(reports.errors.is_empty(), "{:?}", reports.errors);
+}
+
+#[test]
+fn dedupes_names_and_batches() {
+    let server = server(&[("A", "1"), ("B", "2"), ("C", "3")]);
+    let client = client_of(&server);
+    for _ in 0..50 {
+        assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
+    }
+    // A and a repeated B are answered locally; B and C go in one request.
+    let values = client.get_env_batch(&["A", "B", "C", "B"], true);
+    assert_eq!(
+        values,
+        [Some("1"), Some("2"), Some("3"), Some("2")].map(|v| v.map(str::to_owned))
+    );
+    client.get_env_batch(&["A", "B", "C"], false);
+    let reports = server.close_blocking();
+    assert_eq!(reports.env_requests, 2);
+}
+
+#[test]
+fn a_closed_server_makes_the_client_a_quick_no_op() {
+    let server = server(&[("A", "1")]);
+    let client = client_of(&server);
+    assert!(client.is_connected());
+    server.close_blocking();
+    let started = Instant::now();
+    for i in 0..10_000 {
+        client.ignore_input(&format!("/x/{i}"));
+        assert_eq!(client.get_env(&format!("N{i}"), true), None);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!client.is_connected());
+}
+
+#[test]
+fn no_config_means_no_op() {
+    let client = Client::new(None);
+    assert!(!client.is_connected());
+    client.ignore_input("/x");
+    assert_eq!(client.get_env("HOME", true), None);
+    assert!(client
+        .get_envs(&EnvQuery::Prefix(String::new()), true)
+        .is_empty());
+}
+
+fn raw(server: &Server, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = UnixStream::connect(&server.env()[ENV_SOCKET]).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn frame(payload: &str) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(payload.as_bytes());
+    out
+}
+
+#[test]
+fn hostile_frames_end_only_their_connection() {
+    let server = server(&[("SECRET", "s")]);
+    let token = server.env()[ENV_TOKEN].clone();
+    let hello = frame(&format!(
+        r#"{{"op":"hello","version":1,"token":"{token}","pid":9}}"#
+    ));
+    let answer = raw(&server, &[0xff, 0xff, 0xff, 0xff]);
+    assert!(answer.is_empty());
+    let mut cut = hello.clone();
+    cut.extend_from_slice(&frame(r#"{"op":"ignoreInput","path":"/kept"}"#));
+    cut.extend_from_slice(&[20, 0, 0, 0, b'{']);
+    raw(&server, &cut);
+    let mut relative = hello.clone();
+    relative.extend_from_slice(&frame(r#"{"op":"addInput","path":"relative/p"}"#));
+    raw(&server, &relative);
+    let wrong = raw(
+        &server,
+        &frame(r#"{"op":"hello","version":1,"token":"nope","pid":1}"#),
+    );
+    assert!(!String::from_utf8_lossy(&wrong).contains("\"s\""));
+    let client = client_of(&server);
+    assert_eq!(client.get_env("SECRET", true).as_deref(), Some("s"));
+    let reports = server.close_blocking();
+    let messages: Vec<_> = reports.errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.contains(&"frame of 4294967295 bytes exceeds the 1 MiB limit"));
+    assert!(messages.contains(&"connection closed mid-frame after 5 of 24 bytes"));
+    assert!(messages.contains(&"path \"relative/p\" is not absolute"));
+    assert!(messages.contains(&"handshake refused: wrong token"));
+    assert_eq!(reports.ignored_inputs.iter().collect::<Vec<_>>(), ["/kept"]);
+    assert_eq!(reports.clients, 3);
+}
+
+#[test]
+fn oversized_reports_disable_the_cache_instead_of_vanishing() {
+    let server = server(&[]);
+    let client = client_of(&server);
+    client.add_value("huge", &"x".repeat(2 << 20));
+    client.add_value("small", "ok");
+    let reports = server.close_blocking();
+    assert!(reports.cache_disabled);
+    assert!(reports.cache_disabled_reasons[0].contains("exceeds the 1 MiB frame limit"));
+    assert_eq!(reports.values.get("small").map(String::as_str), Some("ok"));
+}
+
+#[test]
+fn close_removes_the_socket_directory() {
+    let server = server(&[]);
+    let dir = server.socket_path().parent().unwrap().to_owned();
+    assert!(dir.exists());
+    server.close_blocking();
+    assert!(!dir.exists());
+}
