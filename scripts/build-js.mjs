@@ -2,7 +2,7 @@
 // writes the declaration files for both entry points.
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,3 +49,5 @@ const index = readFileSync(join(dist, 'types', 'index.d.ts'), 'utf8');
 writeFileSync(join(dist, 'index.d.ts'), index);
 writeFileSync(join(dist, 'index.d.mts'), index);
 rmSync(join(dist, 'types'), { recursive: true, force: true });
+// npm marks bins executable when it installs a package, not in a checkout.
+chmodSync(join(dist, 'cli.cjs'), 0o755);

@@ -152,8 +152,12 @@ impl Client {
         self.report_path(path, |path| ClientMessage::AddOutput { path });
     }
 
-    /// A named value that belongs in this run's cache key.
+    /// A named value that belongs in this run's cache key; an empty name is
+    /// ignored.
     pub fn add_value(&self, name: &str, value: &str) {
+        if name.is_empty() {
+            return;
+        }
         self.report(ClientMessage::AddValue {
             name: name.to_owned(),
             value: value.to_owned(),
@@ -183,6 +187,8 @@ impl Client {
             let cache = self.read_cache();
             let mut missing: Vec<String> = names
                 .iter()
+                // No variable has an empty name: answered as absent, never asked.
+                .filter(|name| !name.is_empty())
                 .filter(|name| {
                     !cache
                         .names
@@ -262,7 +268,9 @@ impl Client {
     }
 
     fn report_path(&self, path: &str, message: impl FnOnce(String) -> ClientMessage) {
-        if self.is_offline() {
+        // No file has an empty name or a NUL byte; the TypeScript API throws
+        // for both, direct callers get a no-op.
+        if self.is_offline() || path.is_empty() || path.contains('\0') {
             return;
         }
         let path = if Path::new(path).is_absolute() {

@@ -31,6 +31,10 @@ use crate::runtime;
 /// How long [`Server::close`] waits for connections still open by default.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// How long a new connection may take to send its hello. Real clients send
+/// it right after connecting; this only bounds peers that never do.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Unix socket paths longer than this do not fit in `sockaddr_un`.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -38,7 +42,7 @@ const MAX_SOCKET_PATH: usize = 107;
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// The variables tools may fetch; `None` snapshots this process's env
-    /// (variables whose name or value is not UTF-8 are left out).
+    /// (bytes that are not UTF-8 become U+FFFD).
     pub env: Option<HashMap<String, String>>,
     /// Name globs served but never tracked; `None` uses [`DEFAULT_UNTRACKED_ENV`].
     pub untracked_env: Option<Vec<String>>,
@@ -239,10 +243,16 @@ impl Server {
     }
 }
 
-/// This process's env, UTF-8 variables only.
+/// This process's env. Bytes that are not UTF-8 become U+FFFD, as Node's
+/// `process.env` shows them, so a tool sees the same value either way.
 fn snapshot_env() -> HashMap<String, String> {
     std::env::vars_os()
-        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .map(|(name, value)| {
+            (
+                name.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -336,23 +346,33 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<Shared>) {
         authenticated: false,
         pid: None,
     };
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small per connection: hundreds may sit idle; a busy one reads in a loop.
+    let mut buf = vec![0u8; 16 * 1024];
+    let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
         let current = *phase.borrow_and_update();
-        let read = match current {
-            Phase::Running => tokio::select! {
-                biased;
-                read = stream.read(&mut buf) => read,
-                _ = phase.changed() => continue,
+        let deadline = match current {
+            Phase::Draining { deadline } => Some(deadline),
+            Phase::Running if !connection.authenticated => Some(handshake_deadline),
+            Phase::Running => None,
+        };
+        let running = current == Phase::Running;
+        let read = tokio::select! {
+            biased;
+            read = stream.read(&mut buf) => read,
+            changed = phase.changed(), if running => match changed {
+                Ok(()) => continue,
+                // The server was dropped without `close()`: nobody will read the reports.
+                Err(_) => return,
             },
-            Phase::Draining { deadline } => tokio::select! {
-                biased;
-                read = stream.read(&mut buf) => read,
-                () = tokio::time::sleep_until(deadline) => {
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                if running {
+                    connection.handshake_timed_out(&shared);
+                } else {
                     connection.cut_off(&shared);
-                    return;
                 }
-            },
+                return;
+            }
         };
         match read {
             Ok(0) => {
@@ -527,6 +547,17 @@ impl Connection {
         if let Err(err) = self.decoder.finish() {
             shared.recorder().record_error(err.to_string(), self.pid);
         }
+    }
+
+    /// The peer connected but sent no valid hello in time.
+    fn handshake_timed_out(&self, shared: &Shared) {
+        shared.recorder().record_error(
+            format!(
+                "no handshake within {} s; connection closed",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ),
+            self.pid,
+        );
     }
 
     /// The close grace period ran out while the peer kept its end open.

@@ -47,6 +47,18 @@ function checkString(value: unknown, what: string, fn: string): asserts value is
   }
 }
 
+function checkName(value: unknown, fn: string): asserts value is string {
+  checkString(value, 'name', fn);
+  if (value === '') throw new TypeError(`runner-aware ${fn}: name must not be empty`);
+}
+
+function checkPath(value: unknown, fn: string): asserts value is string {
+  checkString(value, 'path', fn);
+  // An empty path would resolve to the whole cwd; a NUL byte names no file.
+  if (value === '') throw new TypeError(`runner-aware ${fn}: path must not be empty`);
+  if (value.includes('\0')) throw new TypeError(`runner-aware ${fn}: path must not contain a NUL byte`);
+}
+
 function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
   if (typeof query === 'string') return;
   if (query !== null && typeof query === 'object' && typeof (query as { prefix?: unknown }).prefix === 'string') {
@@ -56,7 +68,7 @@ function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
 }
 
 function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOutput', path: string): void {
-  checkString(path, 'path', method);
+  checkPath(path, method);
   const target = runner()?.[method];
   if (target) target.call(addon, resolve(path));
 }
@@ -83,7 +95,7 @@ export function addOutput(path: string): void {
 
 /** A named string that belongs in this run's cache key (a config hash, a tool version). */
 export function addValue(name: string, value: string): void {
-  checkString(name, 'name', 'addValue');
+  checkName(name, 'addValue');
   checkString(value, 'value', 'addValue');
   runner()?.addValue?.(name, value);
 }
@@ -102,7 +114,7 @@ export function disableCache(reason?: string): void {
  * a change to it invalidates this run's cache entry. Does not touch `process.env`.
  */
 export function getEnv(name: string, options?: EnvOptions): string | undefined {
-  checkString(name, 'name', 'getEnv');
+  checkName(name, 'getEnv');
   const client = runner();
   if (!client) return undefined;
   return client.getEnv(name, options) ?? undefined;

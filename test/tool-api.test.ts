@@ -212,7 +212,8 @@ describe('tool API through a spawned process', () => {
     const { tool } = await underRunner(
       `import * as ra from 'runner-aware';
        const errors = [];
-       for (const call of [() => ra.ignoreInput(undefined), () => ra.getEnv(3), () => ra.getEnvs({ glob: 1 }), () => ra.addValue('x')]) {
+       for (const call of [() => ra.ignoreInput(undefined), () => ra.getEnv(3), () => ra.getEnvs({ glob: 1 }), () => ra.addValue('x'),
+                           () => ra.getEnv(''), () => ra.addInput(''), () => ra.ignoreOutput('dist\\0x')]) {
          try { call(); errors.push(null); } catch (e) { errors.push(e.constructor.name + ': ' + e.message); }
        }
        console.log(JSON.stringify(errors));`,
@@ -222,6 +223,9 @@ describe('tool API through a spawned process', () => {
       'TypeError: runner-aware getEnv: name must be a string, got number',
       'TypeError: runner-aware getEnvs: query must be a glob string or { prefix: string }',
       'TypeError: runner-aware addValue: value must be a string, got undefined',
+      'TypeError: runner-aware getEnv: name must not be empty',
+      'TypeError: runner-aware addInput: path must not be empty',
+      'TypeError: runner-aware ignoreOutput: path must not contain a NUL byte',
     ]);
   });
 
