@@ -21,6 +21,7 @@ function step(title, command, args) {
 step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
 step('cargo clippy', 'cargo', ['clippy', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings']);
 step('tsc', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json']);
+step('npm/ platform packages match napi.targets', process.execPath, [join(root, 'scripts', 'platform-packages.mjs')]);
 if (existsSync(join(root, '.git'))) {
   // `npm install` ran `napi build`, which regenerates index.d.ts from the Rust
   // doc comments; a difference means the committed file is stale.
