@@ -2,7 +2,7 @@
 // writes the declaration files for both entry points.
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,19 +35,26 @@ await Promise.all([
   }),
 ]);
 
-// Declarations: one .d.ts tree, exposed to `require` as index.d.ts and to
-// `import` as index.d.mts.
+// Declarations: tsc emits one tree; it is written twice, as .d.mts for
+// `import` and .d.cts for `require`, with relative specifiers rewritten to
+// match, so each entry point's types have the format of its code (a .d.ts
+// under "type": "module" would be ESM types for the CommonJS entry too).
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-mkdirSync(dist, { recursive: true });
-copyFileSync(join(root, 'index.d.ts'), join(dist, 'binding.d.ts'));
-for (const file of ['types.d.ts', 'tool.d.ts', 'runner.d.ts', 'native.d.ts']) {
-  const text = readFileSync(join(dist, 'types', file), 'utf8').replaceAll("'../index.js'", "'./binding.js'");
-  writeFileSync(join(dist, file), text);
+const emitted = join(dist, 'types');
+const declarations = readdirSync(emitted)
+  .filter((file) => file.endsWith('.d.ts'))
+  .map((file) => [file.slice(0, -'.d.ts'.length), readFileSync(join(emitted, file), 'utf8')]);
+// The napi-generated index.d.ts at the root types the addon; tsc refers to it as '../index.js'.
+declarations.push(['binding', readFileSync(join(root, 'index.d.ts'), 'utf8')]);
+for (const [ext, dts] of [['mjs', 'd.mts'], ['cjs', 'd.cts']]) {
+  for (const [name, text] of declarations) {
+    const rewritten = text
+      .replaceAll("'../index.js'", `'./binding.${ext}'`)
+      .replace(/(from |import\()'\.\/([\w-]+)\.js'/g, `$1'./$2.${ext}'`);
+    writeFileSync(join(dist, `${name}.${dts}`), rewritten);
+  }
 }
-const index = readFileSync(join(dist, 'types', 'index.d.ts'), 'utf8');
-writeFileSync(join(dist, 'index.d.ts'), index);
-writeFileSync(join(dist, 'index.d.mts'), index);
-rmSync(join(dist, 'types'), { recursive: true, force: true });
+rmSync(emitted, { recursive: true, force: true });
 // npm marks bins executable when it installs a package, not in a checkout.
 chmodSync(join(dist, 'cli.cjs'), 0o755);
