@@ -1,0 +1,80 @@
+// Packs what would be published from this machine: the root package and the
+// platform package of the addon built here, into artifacts/ (or --out DIR).
+// Then it checks that each tarball holds only what users need and, unless
+// --skip-lint, runs publint and @arethetypeswrong/cli on the root tarball.
+//
+// In the release workflow `napi artifacts` fills every npm/<triple>/ from the
+// CI matrix; here only this machine's addon exists, so it is copied the same way.
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values: args } = parseArgs({
+  options: { out: { type: 'string', default: 'artifacts' }, 'skip-lint': { type: 'boolean', default: false } },
+});
+const out = resolve(root, args.out);
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function fail(message) {
+  process.stderr.write(`pack:all: ${message}\n`);
+  process.exit(1);
+}
+
+const addons = readdirSync(root).filter((file) => /^runner-aware\.[\w-]+\.node$/.test(file));
+if (addons.length !== 1) fail(`expected one local addon build at the root, found [${addons.join(', ')}]: run npm run build`);
+if (!existsSync(join(root, 'dist', 'index.mjs'))) fail('dist/ is missing: run npm run build');
+const addon = addons[0];
+const triple = addon.slice('runner-aware.'.length, -'.node'.length);
+const platformDir = join(root, 'npm', triple);
+if (!existsSync(join(platformDir, 'package.json'))) fail(`npm/${triple}/ is missing: is ${triple} in napi.targets?`);
+copyFileSync(join(root, addon), join(platformDir, addon));
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+
+// The root package is packed from a staged copy whose manifest has no scripts
+// or devDependencies: `prepare` builds a checkout, and npm flags any package
+// carrying it as one with install scripts to approve.
+const stage = join(root, 'target', 'pack', 'runner-aware');
+rmSync(stage, { recursive: true, force: true });
+mkdirSync(stage, { recursive: true });
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+delete manifest.scripts;
+delete manifest.devDependencies;
+writeFileSync(join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+for (const entry of manifest.files) cpSync(join(root, entry), join(stage, entry), { recursive: true });
+
+/** Packs `dir` without lifecycle scripts (the build already ran) and returns npm's report. */
+function pack(dir) {
+  const json = execFileSync(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', out], {
+    cwd: dir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [report] = JSON.parse(json);
+  return report;
+}
+
+const tarballs = [
+  { report: pack(stage), allowed: /^(package\.json|README\.md|LICENSE|dist\/[\w.-]+\.(mjs|cjs|d\.mts|d\.cts))$/ },
+  { report: pack(platformDir), allowed: new RegExp(`^(package\\.json|README\\.md|${addon.replaceAll('.', '\\.')})$`) },
+];
+for (const { report, allowed } of tarballs) {
+  const unexpected = report.files.map((file) => file.path).filter((path) => !allowed.test(path));
+  if (unexpected.length) fail(`${report.filename} carries files users do not need: ${unexpected.join(', ')}`);
+  const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+  process.stdout.write(
+    `${join(args.out, report.filename)}: ${kb(report.size)} packed, ${kb(report.unpackedSize)} unpacked, ${report.entryCount} files\n`,
+  );
+}
+
+if (!args['skip-lint']) {
+  const rootTarball = join(out, tarballs[0].report.filename);
+  const bin = (pkg, file) => join(root, 'node_modules', pkg, ...file.split('/'));
+  execFileSync(process.execPath, [bin('publint', 'src/cli.js'), 'run', '--strict', rootTarball], { stdio: 'inherit' });
+  execFileSync(process.execPath, [bin('@arethetypeswrong/cli', 'dist/index.js'), rootTarball], { stdio: 'inherit' });
+}
