@@ -395,13 +395,11 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<Shared>) {
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                // A reset after the peer's last complete frame loses nothing.
-                if connection.decoder.pending() > 0 {
-                    shared
-                        .recorder()
-                        .record_error(format!("connection failed: {err}"), connection.pid);
-                }
+            Err(_) => {
+                // A peer that dies with unread data in its socket shows up as a
+                // reset rather than EOF; the kernel has delivered everything
+                // it sent by then, so this ends the connection like EOF does.
+                connection.finish(&shared);
                 return;
             }
         }

@@ -1,0 +1,79 @@
+// Types of the reliability scenarios (reliability.mjs), which `npm run stress`
+// runs with plain Node.
+
+export declare const root: string;
+export declare function frame(payload: string | Buffer): Buffer;
+
+export declare function zeroLoss(options: { processes: number; concurrency: number; reports: number }): Promise<{
+  sent: number;
+  received: number;
+  failedProcesses: number;
+  clients: number;
+  errors: number;
+  ms: number;
+}>;
+
+export declare function grandchildren(options: { children: number; reports: number }): Promise<{
+  exit: number | null;
+  sent: number;
+  received: number;
+  clients: number;
+  parentValue: string | undefined;
+}>;
+
+export declare function workerBeforeExit(options: { workers: number; reports: number }): Promise<{
+  exit: number | null;
+  stderr: string;
+  sent: number;
+  received: number;
+}>;
+
+export declare function hostile(options: { idle: number; closeTimeoutMs: number }): Promise<{
+  toolServed: boolean;
+  leakedSecret: boolean;
+  closeMs: number;
+  rssGrowthMiB: number;
+  errors: string[];
+  realClients: number;
+}>;
+
+export declare function deadRunner(options: { calls: number }): Promise<{
+  calls: number;
+  ms: number;
+  threw: number;
+  connected: boolean;
+}>;
+
+export declare function killedMidFrame(): Promise<{ signal: string | null; kept: string[]; errors: string[] }>;
+
+export declare function accessControl(): Promise<{
+  mode: string;
+  ownerIsRunner: boolean;
+  otherUser: { ran: boolean; result: string };
+  noTokenGotSecret: boolean;
+  dirRemoved: boolean;
+}>;
+
+export declare function leftoversAfterKill(): Promise<{ leftoverExists: boolean; nextServerWorks: boolean }>;
+
+export declare function encodingEdges(): Promise<{
+  nonUtf8: { tool: string; recorded: { value: string | null; tracked: boolean } } | null;
+  toolExit: number | null;
+  nearValueKept: boolean;
+  nearPathKept: boolean;
+  overValueKept: boolean;
+  overPathKept: boolean;
+  afterKept: boolean;
+  cacheDisabled: boolean;
+  reasons: string[];
+  errors: number;
+}>;
+
+export declare function nesting(): Promise<{
+  exit: number | null;
+  stderr: string;
+  outerInputs: string[];
+  innerInputs: string[] | undefined;
+  outerClients: number;
+  innerClients: number | undefined;
+}>;
