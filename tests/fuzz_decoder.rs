@@ -160,7 +160,10 @@ fn valid_messages_survive_any_split() {
 
 #[test]
 fn an_oversized_header_is_rejected_without_buffering() {
-    let strategy = ((LIMIT as u32 + 1).., prop::collection::vec(any::<u8>(), 0..64));
+    let strategy = (
+        (LIMIT as u32 + 1)..,
+        prop::collection::vec(any::<u8>(), 0..64),
+    );
     runner()
         .run(&strategy, |(len, junk)| {
             let mut decoder = FrameDecoder::new(LIMIT);
