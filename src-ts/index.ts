@@ -21,3 +21,32 @@ export type {
   ReportedError,
   Reports,
 } from './types.js';
+export {
+  absolutizeReports,
+  declaredInputs,
+  declaredOutputs,
+  describeQuery,
+  envFingerprint,
+  envMatcher,
+  filterInputs,
+  filterOutputs,
+  InvalidEnvGlobError,
+  isIgnoredInput,
+  isIgnoredOutput,
+  isWithin,
+  normalizePath,
+  parseFingerprint,
+  parseReports,
+  relativizeReports,
+  serializeFingerprint,
+  serializeReports,
+  validateFingerprint,
+} from './cache.js';
+export type {
+  AnyEnvQuery,
+  EnvFingerprint,
+  FingerprintQuery,
+  FingerprintValidation,
+  PathOptions,
+  ValidateOptions,
+} from './cache.js';

@@ -1,0 +1,680 @@
+// Runner-side cache helpers: what a runner needs to turn `Reports` into a
+// correct cache entry, so no runner re-derives the rules.
+
+import { createHash } from 'node:crypto';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+
+import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
+
+// ---------------------------------------------------------------------------
+// Path rules
+
+/**
+ * `path` made absolute against `cwd` (default `process.cwd()`), with `.` and
+ * `..` removed and no trailing separator. Lexical: symlinks are not resolved,
+ * the same way the tool side reports paths.
+ */
+export function normalizePath(path: string, cwd: string = process.cwd()): string {
+  return resolve(cwd, path);
+}
+
+/**
+ * Whether `path` is `dir` or lies beneath it, compared component by component
+ * after normalisation: `dist` covers `dist/a` but not `dist2/a` or
+ * `distribution.txt`. Relative paths resolve against `cwd`.
+ */
+export function isWithin(path: string, dir: string, cwd: string = process.cwd()): boolean {
+  const p = normalizePath(path, cwd);
+  const d = normalizePath(dir, cwd);
+  if (p === d) return true;
+  return p.startsWith(d.endsWith(sep) ? d : d + sep);
+}
+
+function isUnderAny(path: string, dirs: readonly string[], cwd: string): boolean {
+  return dirs.some((dir) => isWithin(path, dir, cwd));
+}
+
+function sortedUnique(paths: Iterable<string>): string[] {
+  return [...new Set(paths)].sort();
+}
+
+/** Whether a read of `path` is not an input because a tool ignored it (or a directory above it). */
+export function isIgnoredInput(reports: Pick<Reports, 'ignoredInputs'>, path: string, cwd: string = process.cwd()): boolean {
+  return isUnderAny(path, reports.ignoredInputs, cwd);
+}
+
+/** Whether a write of `path` is not an output because a tool ignored it (or a directory above it). */
+export function isIgnoredOutput(reports: Pick<Reports, 'ignoredOutputs'>, path: string, cwd: string = process.cwd()): boolean {
+  return isUnderAny(path, reports.ignoredOutputs, cwd);
+}
+
+/**
+ * The observed reads that are inputs: every path normalised, minus those under
+ * an ignored input; sorted and deduped.
+ */
+export function filterInputs(reports: Pick<Reports, 'ignoredInputs'>, reads: Iterable<string>, cwd: string = process.cwd()): string[] {
+  const kept = [...reads].map((p) => normalizePath(p, cwd)).filter((p) => !isUnderAny(p, reports.ignoredInputs, cwd));
+  return sortedUnique(kept);
+}
+
+/**
+ * The observed writes that are outputs: every path normalised, minus those
+ * under an ignored output; sorted and deduped.
+ */
+export function filterOutputs(reports: Pick<Reports, 'ignoredOutputs'>, writes: Iterable<string>, cwd: string = process.cwd()): string[] {
+  const kept = [...writes].map((p) => normalizePath(p, cwd)).filter((p) => !isUnderAny(p, reports.ignoredOutputs, cwd));
+  return sortedUnique(kept);
+}
+
+/** The inputs the tools declared with `addInput`, minus any under an ignored input. */
+export function declaredInputs(reports: Pick<Reports, 'inputs' | 'ignoredInputs'>): string[] {
+  return filterInputs(reports, reports.inputs);
+}
+
+/**
+ * The outputs the tools declared with `addOutput`, minus any under an ignored
+ * output. A declared directory may still contain ignored paths: check each
+ * file with `isIgnoredOutput` when archiving it.
+ */
+export function declaredOutputs(reports: Pick<Reports, 'outputs' | 'ignoredOutputs'>): string[] {
+  return filterOutputs(reports, reports.outputs);
+}
+
+// ---------------------------------------------------------------------------
+// Env name globs, with the Rust core's semantics (globset without a literal
+// separator): `*` any run of characters including `/`, `?` one, `[...]` a
+// class (`[!...]`/`[^...]` negated, POSIX `[[:alpha:]]`), `{a,b}`
+// alternatives, `\` escapes. Case-sensitive. Matching runs on the UTF-8 bytes
+// of a name, as in Rust, so `?` is one byte.
+
+type GlobToken =
+  | { kind: 'literal'; char: string }
+  | { kind: 'any' }
+  | { kind: 'zeroOrMore' }
+  | { kind: 'recursivePrefix' }
+  | { kind: 'recursiveSuffix' }
+  | { kind: 'recursiveZeroOrMore' }
+  | { kind: 'class'; negated: boolean; ranges: Array<[string, string]> }
+  | { kind: 'alternates'; branches: GlobToken[][] };
+
+const POSIX_CLASSES: Record<string, Array<[string, string]>> = {
+  alnum: [['0', '9'], ['A', 'Z'], ['a', 'z']],
+  alpha: [['A', 'Z'], ['a', 'z']],
+  blank: [['\t', '\t'], [' ', ' ']],
+  cntrl: [['\x00', '\x1f'], ['\x7f', '\x7f']],
+  digit: [['0', '9']],
+  graph: [['!', '~']],
+  lower: [['a', 'z']],
+  print: [[' ', '~']],
+  punct: [['!', '/'], [':', '@'], ['[', '`'], ['{', '~']],
+  space: [['\t', '\r'], [' ', ' ']],
+  upper: [['A', 'Z']],
+  xdigit: [['0', '9'], ['A', 'F'], ['a', 'f']],
+};
+
+/** An env glob that does not parse. */
+export class InvalidEnvGlobError extends Error {
+  /** The glob as given. */
+  readonly glob: string;
+  constructor(glob: string, reason: string) {
+    super(`invalid env glob ${JSON.stringify(glob)}: ${reason}`);
+    this.name = 'InvalidEnvGlobError';
+    this.glob = glob;
+  }
+}
+
+class GlobParser {
+  private readonly chars: string[];
+  private index = 0;
+  private prev: string | undefined;
+  private cur: string | undefined;
+  private readonly alternatesStack: number[] = [];
+  readonly branches: GlobToken[][] = [[]];
+
+  constructor(private readonly glob: string) {
+    this.chars = Array.from(glob);
+  }
+
+  private fail(reason: string): never {
+    throw new InvalidEnvGlobError(this.glob, reason);
+  }
+
+  private bump(): string | undefined {
+    this.prev = this.cur;
+    this.cur = this.chars[this.index];
+    if (this.index < this.chars.length) this.index += 1;
+    return this.cur;
+  }
+
+  private peek(): string | undefined {
+    return this.chars[this.index];
+  }
+
+  private last(): GlobToken[] {
+    const branch = this.branches[this.branches.length - 1];
+    if (!branch) this.fail("unopened alternate group; missing '{'");
+    return branch;
+  }
+
+  private push(token: GlobToken): void {
+    this.last().push(token);
+  }
+
+  parse(): GlobToken[] {
+    for (let c = this.bump(); c !== undefined; c = this.bump()) {
+      if (c === '?') this.push({ kind: 'any' });
+      else if (c === '*') this.parseStar();
+      else if (c === '[') this.parseClass();
+      else if (c === '{') this.pushAlternate();
+      else if (c === '}') this.popAlternate();
+      else if (c === ',' && this.alternatesStack.length > 0) this.branches.push([]);
+      else if (c === '\\') {
+        const escaped = this.bump();
+        if (escaped === undefined) this.fail("dangling '\\'");
+        this.push({ kind: 'literal', char: escaped });
+      } else this.push({ kind: 'literal', char: c });
+    }
+    if (this.branches.length > 1) this.fail("unclosed alternate group; missing '}'");
+    return this.last();
+  }
+
+  private pushAlternate(): void {
+    if (this.alternatesStack.length >= 100) this.fail('alternate groups nested too deeply');
+    this.alternatesStack.push(this.branches.length);
+    this.branches.push([]);
+  }
+
+  private popAlternate(): void {
+    const start = this.alternatesStack.pop();
+    if (start === undefined) this.fail("unopened alternate group; missing '{'");
+    const branches = this.branches.splice(start);
+    this.push({ kind: 'alternates', branches });
+  }
+
+  // `**` is special only as a whole path component, exactly as in globset.
+  private parseStar(): void {
+    const prev = this.prev;
+    if (this.peek() !== '*') {
+      this.push({ kind: 'zeroOrMore' });
+      return;
+    }
+    this.bump();
+    const twoStars = (): void => {
+      this.push({ kind: 'zeroOrMore' });
+      this.push({ kind: 'zeroOrMore' });
+    };
+    if (this.last().length === 0) {
+      const next = this.peek();
+      if (next !== undefined && next !== '/') {
+        twoStars();
+      } else {
+        this.push({ kind: 'recursivePrefix' });
+        this.bump();
+      }
+      return;
+    }
+    if (prev !== '/' && (this.branches.length <= 1 || (prev !== ',' && prev !== '{'))) {
+      twoStars();
+      return;
+    }
+    const next = this.peek();
+    let isSuffix: boolean;
+    if (next === undefined) {
+      this.bump();
+      isSuffix = true;
+    } else if ((next === ',' || next === '}') && this.branches.length >= 2) {
+      isSuffix = true;
+    } else if (next === '/') {
+      this.bump();
+      isSuffix = false;
+    } else {
+      twoStars();
+      return;
+    }
+    const popped = this.last().pop();
+    if (popped?.kind === 'recursivePrefix' || popped?.kind === 'recursiveSuffix') this.push(popped);
+    else this.push({ kind: isSuffix ? 'recursiveSuffix' : 'recursiveZeroOrMore' });
+  }
+
+  private parseClass(): void {
+    const ranges: Array<[string, string]> = [];
+    let negated = false;
+    const first = this.peek();
+    if (first === '!' || first === '^') {
+      this.bump();
+      negated = true;
+    }
+    const extendLast = (to: string): void => {
+      const range = ranges[ranges.length - 1];
+      if (!range) return;
+      range[1] = to;
+      if ((range[1].codePointAt(0) ?? 0) < (range[0].codePointAt(0) ?? 0)) {
+        this.fail(`invalid range; '${range[0]}' > '${range[1]}'`);
+      }
+    };
+    let isFirst = true;
+    let inRange = false;
+    for (;;) {
+      const c = this.bump();
+      if (c === undefined) this.fail("unclosed character class; missing ']'");
+      if (c === ']') {
+        if (!isFirst) break;
+        ranges.push([']', ']']);
+      } else if (c === '-') {
+        if (isFirst) ranges.push(['-', '-']);
+        else if (inRange) {
+          extendLast('-');
+          inRange = false;
+        } else inRange = true;
+      } else if (c === '[' && !inRange && this.peek() === ':') {
+        const posix = this.parsePosixClass();
+        if (posix) ranges.push(...posix.map(([a, b]): [string, string] => [a, b]));
+        else ranges.push(['[', '[']);
+        inRange = false;
+      } else {
+        if (inRange) extendLast(c);
+        else ranges.push([c, c]);
+        inRange = false;
+      }
+      isFirst = false;
+    }
+    if (inRange) ranges.push(['-', '-']);
+    this.push({ kind: 'class', negated, ranges });
+  }
+
+  // `[:name:]` inside a class. Like globset, a well-formed but unknown name is
+  // consumed and leaves a literal `[`; anything else rewinds.
+  private parsePosixClass(): Array<[string, string]> | undefined {
+    const { index, prev, cur } = this;
+    this.bump();
+    let name = '';
+    for (;;) {
+      const c = this.bump();
+      if (c === ':' && this.peek() === ']') {
+        this.bump();
+        return POSIX_CLASSES[name];
+      }
+      if (c !== undefined && c >= 'a' && c <= 'z' && name.length < 8) {
+        name += c;
+        continue;
+      }
+      this.index = index;
+      this.prev = prev;
+      this.cur = cur;
+      return undefined;
+    }
+  }
+}
+
+// Every byte as `\xHH` except word characters, so the pattern means the same
+// to JavaScript and to Rust's byte-oriented regex.
+function escapeBytes(char: string): string {
+  let out = '';
+  for (const byte of Buffer.from(char, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_]/.test(ch) ? ch : `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function tokensToRegex(tokens: GlobToken[]): string {
+  let re = '';
+  for (const token of tokens) {
+    switch (token.kind) {
+      case 'literal':
+        re += escapeBytes(token.char);
+        break;
+      case 'any':
+        re += '.';
+        break;
+      case 'zeroOrMore':
+        re += '.*';
+        break;
+      case 'recursivePrefix':
+        re += '(?:/?|.*/)';
+        break;
+      case 'recursiveSuffix':
+        re += '/.*';
+        break;
+      case 'recursiveZeroOrMore':
+        re += '(?:/|/.*/)';
+        break;
+      case 'class':
+        re += `[${token.negated ? '^' : ''}${token.ranges
+          .map(([from, to]) => (from === to ? escapeBytes(from) : `${escapeBytes(from)}-${escapeBytes(to)}`))
+          .join('')}]`;
+        break;
+      case 'alternates': {
+        const parts = token.branches.map(tokensToRegex).filter((part) => part !== '');
+        if (parts.length > 0) re += `(?:${parts.join('|')})`;
+        break;
+      }
+    }
+  }
+  return re;
+}
+
+function compileGlob(glob: string): RegExp {
+  const tokens = new GlobParser(glob).parse();
+  const body = tokens.length === 1 && tokens[0]?.kind === 'recursivePrefix' ? '.*' : tokensToRegex(tokens);
+  // `s`: as in globset, `.` matches a newline too.
+  return new RegExp(`^${body}$`, 's');
+}
+
+/** An env query as a tool passes it (`'VITE_*'`, `{ prefix }`) or as `Reports` records it (`{ glob }`). */
+export type AnyEnvQuery = EnvQuery | { glob: string };
+
+/**
+ * A predicate for env names matching `query`, with the Rust core's semantics:
+ * a glob (`*` any characters including `/`, `?` one, `[...]` a class, `{a,b}`,
+ * `\` escapes; case-sensitive) or a literal `{ prefix }`. Throws
+ * `InvalidEnvGlobError` for a glob the core would reject.
+ */
+export function envMatcher(query: AnyEnvQuery): (name: string) => boolean {
+  if (typeof query === 'object' && 'prefix' in query) {
+    const prefix = query.prefix;
+    return (name) => name.startsWith(prefix);
+  }
+  const re = compileGlob(typeof query === 'string' ? query : query.glob);
+  return (name) => re.test(Buffer.from(name, 'utf8').toString('latin1'));
+}
+
+function untrackedMatcher(globs: readonly string[]): (name: string) => boolean {
+  const matchers = globs.map((glob) => envMatcher(glob));
+  return (name) => matchers.some((matches) => matches(name));
+}
+
+// ---------------------------------------------------------------------------
+// Env fingerprint and validation
+
+/** One tracked env query in a fingerprint: its match set, each value hashed. */
+export type FingerprintQuery = ({ glob: string } | { prefix: string }) & {
+  /** Every tracked name that matched → the sha256 (hex) of its value. */
+  matches: Record<string, string>;
+};
+
+/**
+ * Everything a run's cache entry depends on besides files: tracked env names
+ * (absent ones included), tracked query match sets and `addValue` values.
+ * Holds no plaintext value: each is a sha256 hash. A hash of a guessable value
+ * can be confirmed by guessing, so keep a shared cache private all the same.
+ */
+export interface EnvFingerprint {
+  /** Format version; `parseFingerprint` rejects others. */
+  version: 1;
+  /** sha256 (hex) over `envs`, `envQueries` and `values`; order-independent. */
+  digest: string;
+  /** Tracked names → sha256 (hex) of the value, `null` when it was absent. */
+  envs: Record<string, string | null>;
+  /** Tracked queries, sorted globs first, then prefixes. */
+  envQueries: FingerprintQuery[];
+  /** `addValue` names → sha256 (hex) of the value. */
+  values: Record<string, string>;
+  /** The runner's never-tracked globs: their names stay out of query match sets on validation too. */
+  untrackedEnv: string[];
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function sortedRecord<T>(entries: Iterable<[string, T]>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [key, value] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[key] = value;
+  return out;
+}
+
+function queryKind(query: { glob: string } | { prefix: string }): ['glob' | 'prefix', string] {
+  return 'glob' in query ? ['glob', query.glob] : ['prefix', query.prefix];
+}
+
+/** How a query is named in reasons and summaries: `VITE_*`, or `VITE_ (prefix)`. */
+export function describeQuery(query: AnyEnvQuery): string {
+  if (typeof query === 'string') return query;
+  return 'glob' in query ? query.glob : `${query.prefix} (prefix)`;
+}
+
+function compareQueries(a: FingerprintQuery, b: FingerprintQuery): number {
+  const [ka, pa] = queryKind(a);
+  const [kb, pb] = queryKind(b);
+  if (ka !== kb) return ka === 'glob' ? -1 : 1;
+  return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
+function hashedMatches(matches: Record<string, string>, isUntracked: (name: string) => boolean): Record<string, string> {
+  return sortedRecord(
+    Object.entries(matches)
+      .filter(([name]) => !isUntracked(name))
+      .map(([name, value]): [string, string] => [name, sha256(value)]),
+  );
+}
+
+function digestOf(parts: Pick<EnvFingerprint, 'envs' | 'envQueries' | 'values'>): string {
+  // Records are key-sorted and queries sorted, so equal content gives equal JSON.
+  const canonical = JSON.stringify([
+    Object.entries(sortedRecord(Object.entries(parts.envs))),
+    [...parts.envQueries].sort(compareQueries).map((q) => [...queryKind(q), Object.entries(sortedRecord(Object.entries(q.matches)))]),
+    Object.entries(sortedRecord(Object.entries(parts.values))),
+  ]);
+  return sha256(canonical);
+}
+
+/**
+ * The fingerprint of a run's tracked env and values. Untracked names, untracked
+ * queries and names matching `reports.untrackedEnv` never enter it.
+ */
+export function envFingerprint(reports: Pick<Reports, 'envs' | 'envQueries' | 'values' | 'untrackedEnv'>): EnvFingerprint {
+  const isUntracked = untrackedMatcher(reports.untrackedEnv);
+  const envs = sortedRecord(
+    Object.entries(reports.envs)
+      .filter(([name, record]) => record.tracked && !isUntracked(name))
+      .map(([name, record]): [string, string | null] => [name, record.value === null ? null : sha256(record.value)]),
+  );
+  const envQueries = reports.envQueries
+    .filter((record) => record.tracked)
+    .map((record: EnvQueryRecord): FingerprintQuery => {
+      const matches = hashedMatches(record.matches, isUntracked);
+      return 'glob' in record ? { glob: record.glob, matches } : { prefix: record.prefix, matches };
+    })
+    .sort(compareQueries);
+  const values = sortedRecord(Object.entries(reports.values).map(([name, value]): [string, string] => [name, sha256(value)]));
+  return { version: 1, digest: digestOf({ envs, envQueries, values }), envs, envQueries, values, untrackedEnv: sortedUnique(reports.untrackedEnv) };
+}
+
+/** Whether a stored fingerprint still holds, and if not, why. */
+export interface FingerprintValidation {
+  /** `true` when nothing tracked changed. */
+  valid: boolean;
+  /**
+   * Why not, by name only, never a value: `env NODE_ENV changed`,
+   * `env FOO added`, `env BAR removed`, `env query VITE_* changed`,
+   * `value config-hash changed`. Sorted within each kind.
+   */
+  reasons: string[];
+}
+
+/** Options of `validateFingerprint`. */
+export interface ValidateOptions {
+  /**
+   * The `addValue` values of a later run (its `reports.values`). Values are
+   * only known once a tool ran, so they are compared only when given.
+   */
+  values?: Record<string, string>;
+}
+
+function changes(stored: Record<string, string | null>, current: Record<string, string | null>, label: string): string[] {
+  const reasons: string[] = [];
+  for (const name of Object.keys(sortedRecord([...Object.entries(stored), ...Object.entries(current)]))) {
+    const before = stored[name] ?? null;
+    const after = current[name] ?? null;
+    if (before === after) continue;
+    if (before === null) reasons.push(`${label} ${name} added`);
+    else if (after === null) reasons.push(`${label} ${name} removed`);
+    else reasons.push(`${label} ${name} changed`);
+  }
+  return reasons;
+}
+
+/**
+ * Checks `stored` against the runner's current environment (the env map it
+ * would give `createServer`), as the tools would see it: every tracked name
+ * and every tracked query's whole match set. Reasons name what changed and
+ * never print a value.
+ */
+export function validateFingerprint(
+  stored: EnvFingerprint,
+  env: Record<string, string | undefined>,
+  options: ValidateOptions = {},
+): FingerprintValidation {
+  const storedNames = Object.keys(stored.envs);
+  const currentEnvs = Object.fromEntries(storedNames.map((name): [string, string | null] => {
+    const value = env[name];
+    return [name, value === undefined ? null : sha256(value)];
+  }));
+  const reasons = changes(stored.envs, currentEnvs, 'env');
+
+  const isUntracked = untrackedMatcher(stored.untrackedEnv);
+  const defined = Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined);
+  for (const query of stored.envQueries) {
+    const matches = envMatcher(query);
+    const current = hashedMatches(Object.fromEntries(defined.filter(([name]) => matches(name))), isUntracked);
+    if (changes(query.matches, current, 'env').length > 0) reasons.push(`env query ${describeQuery(query)} changed`);
+  }
+
+  if (options.values) {
+    const currentValues = Object.fromEntries(Object.entries(options.values).map(([name, value]) => [name, sha256(value)]));
+    reasons.push(...changes(stored.values, currentValues, 'value'));
+  }
+  return { valid: reasons.length === 0, reasons };
+}
+
+// ---------------------------------------------------------------------------
+// Serialisation
+
+function fail(what: string, detail: string): never {
+  throw new TypeError(`runner-aware: not a valid ${what}: ${detail}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function checkStrings(value: unknown, what: string, field: string): asserts value is string[] {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) fail(what, `${field} must be an array of strings`);
+}
+
+function checkStringRecord(value: unknown, what: string, field: string, nullable = false): void {
+  if (!isRecord(value)) fail(what, `${field} must be an object`);
+  for (const [key, item] of Object.entries(value)) {
+    if (!(typeof item === 'string' || (nullable && item === null))) fail(what, `${field}.${key} must be a string${nullable ? ' or null' : ''}`);
+  }
+}
+
+function checkQuery(value: unknown, what: string, field: string): void {
+  if (!isRecord(value) || !(typeof value['glob'] === 'string' || typeof value['prefix'] === 'string')) {
+    fail(what, `${field} must have a string glob or prefix`);
+  }
+  checkStringRecord(value['matches'], what, `${field}.matches`);
+}
+
+const PATH_FIELDS = ['ignoredInputs', 'ignoredOutputs', 'inputs', 'outputs'] as const;
+
+/** Options of `serializeReports` and `parseReports`. */
+export interface PathOptions {
+  /**
+   * Write paths relative to this directory (with `/` separators), and resolve
+   * them against it when parsing, so an entry moves between checkouts and
+   * machines. Paths outside it are written as `../…`.
+   */
+  root?: string;
+}
+
+function toPortable(path: string, root: string): string {
+  const rel = relative(resolve(root), path);
+  return rel === '' ? '.' : rel.split(sep).join('/');
+}
+
+function fromPortable(path: string, root: string): string {
+  return isAbsolute(path) ? normalizePath(path) : resolve(root, ...path.split('/'));
+}
+
+/** `reports` with every path rewritten relative to `root` (`/`-separated). */
+export function relativizeReports(reports: Reports, root: string): Reports {
+  const out: Reports = { ...reports };
+  for (const field of PATH_FIELDS) out[field] = reports[field].map((path) => toPortable(path, root));
+  return out;
+}
+
+/** `reports` with every relative path resolved against `root`; the inverse of `relativizeReports`. */
+export function absolutizeReports(reports: Reports, root: string): Reports {
+  const out: Reports = { ...reports };
+  for (const field of PATH_FIELDS) out[field] = sortedUnique(reports[field].map((path) => fromPortable(path, root)));
+  return out;
+}
+
+/** `reports` as JSON, paths relative to `options.root` when given. */
+export function serializeReports(reports: Reports, options: PathOptions = {}): string {
+  return JSON.stringify(options.root === undefined ? reports : relativizeReports(reports, options.root));
+}
+
+/**
+ * Reports from `serializeReports` (or the CLI's `--json`), checked field by
+ * field; relative paths resolve against `options.root`. Throws a `TypeError`
+ * naming the first bad field.
+ */
+export function parseReports(json: string, options: PathOptions = {}): Reports {
+  const what = 'Reports';
+  const value: unknown = JSON.parse(json);
+  if (!isRecord(value)) fail(what, 'expected an object');
+  for (const field of [...PATH_FIELDS, 'untrackedEnv', 'cacheDisabledReasons'] as const) checkStrings(value[field], what, field);
+  checkStringRecord(value['values'], what, 'values');
+  const envs = value['envs'];
+  if (!isRecord(envs)) fail(what, 'envs must be an object');
+  for (const [name, record] of Object.entries(envs)) {
+    if (!isRecord(record) || !(typeof record['value'] === 'string' || record['value'] === null) || typeof record['tracked'] !== 'boolean') {
+      fail(what, `envs.${name} must be { value: string | null, tracked: boolean }`);
+    }
+  }
+  const queries = value['envQueries'];
+  if (!Array.isArray(queries)) fail(what, 'envQueries must be an array');
+  queries.forEach((query: unknown, i) => {
+    checkQuery(query, what, `envQueries[${i}]`);
+    if (typeof (query as Record<string, unknown>)['tracked'] !== 'boolean') fail(what, `envQueries[${i}].tracked must be a boolean`);
+  });
+  if (typeof value['cacheDisabled'] !== 'boolean') fail(what, 'cacheDisabled must be a boolean');
+  const errors = value['errors'];
+  if (!Array.isArray(errors) || !errors.every((e: unknown) => isRecord(e) && typeof e['message'] === 'string')) {
+    fail(what, 'errors must be an array of { message }');
+  }
+  for (const field of ['clients', 'clientsStillConnected', 'envRequests'] as const) {
+    if (typeof value[field] !== 'number') fail(what, `${field} must be a number`);
+  }
+  const reports = value as unknown as Reports;
+  return options.root === undefined ? reports : absolutizeReports(reports, options.root);
+}
+
+/** `fingerprint` as JSON. It holds no paths and no plaintext values. */
+export function serializeFingerprint(fingerprint: EnvFingerprint): string {
+  return JSON.stringify(fingerprint);
+}
+
+/**
+ * A fingerprint from `serializeFingerprint`, checked field by field, its digest
+ * included. Throws a `TypeError` naming what is wrong.
+ */
+export function parseFingerprint(json: string): EnvFingerprint {
+  const what = 'EnvFingerprint';
+  const value: unknown = JSON.parse(json);
+  if (!isRecord(value)) fail(what, 'expected an object');
+  if (value['version'] !== 1) fail(what, `unsupported version ${JSON.stringify(value['version'])}`);
+  if (typeof value['digest'] !== 'string') fail(what, 'digest must be a string');
+  checkStringRecord(value['envs'], what, 'envs', true);
+  checkStringRecord(value['values'], what, 'values');
+  checkStrings(value['untrackedEnv'], what, 'untrackedEnv');
+  const queries = value['envQueries'];
+  if (!Array.isArray(queries)) fail(what, 'envQueries must be an array');
+  queries.forEach((query: unknown, i) => checkQuery(query, what, `envQueries[${i}]`));
+  const fingerprint = value as unknown as EnvFingerprint;
+  if (digestOf(fingerprint) !== fingerprint.digest) fail(what, 'digest does not match its content');
+  return fingerprint;
+}
