@@ -18,7 +18,7 @@ const common = {
   platform: 'node',
   target: 'node20',
   external: ['*.node'],
-  // native.ts reads `import.meta.url` only where `__filename` is missing (ESM).
+  // The CommonJS bundle gets an empty `import.meta`; native.ts then uses `__filename`.
   logOverride: { 'empty-import-meta': 'silent' },
   legalComments: 'none',
 };

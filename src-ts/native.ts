@@ -14,8 +14,12 @@ export interface LoadedBinding {
   path: string;
 }
 
+// esbuild empties `import.meta` in the CommonJS bundle, where the module's own
+// `__filename` applies. The ESM bundle must not read `__filename`: `node -e`
+// defines a global one ('[eval]').
 function thisFile(): string {
-  return typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
+  const url = import.meta.url as string | undefined;
+  return url ? fileURLToPath(url) : __filename;
 }
 
 function isMusl(): boolean {
@@ -37,6 +41,34 @@ export function platformTriple(): string {
 
 let loaded: LoadedBinding | undefined;
 
+/** The platform packages this version publishes, from its own package.json. */
+function publishedPlatformPackages(root: string): string[] {
+  try {
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      optionalDependencies?: Record<string, string>;
+    };
+    return Object.keys(manifest.optionalDependencies ?? {});
+  } catch {
+    return [];
+  }
+}
+
+function missingAddonError(triple: string, packageName: string, root: string): Error {
+  const detected = `${process.platform} ${process.arch}${process.platform === 'linux' ? (triple.endsWith('musl') ? ' musl' : ' glibc') : ''}`;
+  const published = publishedPlatformPackages(root);
+  const fix =
+    published.length > 0 && !published.includes(packageName)
+      ? `runner-aware publishes no addon for this platform (it has ${published.join(', ')}); ` +
+        'build it from a checkout with `npm install`, which runs `napi build`.'
+      : `npm skips optional dependencies when installed with --no-optional or --omit=optional, and a ` +
+        `lockfile written on another platform can leave this one's package out (npm/cli#4828). ` +
+        'Reinstall without those flags: rm -rf node_modules package-lock.json && npm install.';
+  return new Error(
+    `runner-aware: the native addon for ${detected} is missing: the package ${packageName} is not installed. ` +
+      `${fix} Only the runner side (createServer) needs the addon; the tool-side API keeps working without it.`,
+  );
+}
+
 /** Loads the addon once, or throws an error that names the missing package and the fix. */
 export function loadBinding(): LoadedBinding {
   if (loaded) return loaded;
@@ -45,22 +77,20 @@ export function loadBinding(): LoadedBinding {
   const root = dirname(dirname(thisFile()));
   const localBuild = join(root, `runner-aware.${triple}.node`);
   const require = createRequire(thisFile());
-  let path: string | undefined;
+  let path: string;
   if (existsSync(localBuild)) {
     path = localBuild;
   } else {
     try {
       path = require.resolve(packageName);
     } catch {
-      throw new Error(
-        `runner-aware: no native addon for ${process.platform} ${process.arch} (${triple}). ` +
-          `The package ${packageName} is missing: npm skips optional dependencies when installed ` +
-          `with --no-optional or --omit=optional, and a lockfile written on another platform can ` +
-          `leave it out (npm/cli#4828). Reinstall without those flags (rm -rf node_modules ` +
-          `package-lock.json && npm install). The tool-side API needs no addon and keeps working.`,
-      );
+      throw missingAddonError(triple, packageName, root);
     }
   }
-  loaded = { binding: require(path) as typeof Binding, path };
+  try {
+    loaded = { binding: require(path) as typeof Binding, path };
+  } catch (cause) {
+    throw new Error(`runner-aware: could not load the native addon ${path}: ${(cause as Error).message}`, { cause });
+  }
   return loaded;
 }
