@@ -1,0 +1,36 @@
+// One tool process's start-up, timed from inside it.
+//
+//   node startup.mjs runner <api-url>   import + the first getEnv through a runner
+//   node startup.mjs outside <api-url>  import, then 1,000 calls with no runner;
+//                                       counts native modules loaded
+//
+// Prints one JSON line with the times in milliseconds.
+
+import { performance } from 'node:perf_hooks';
+
+const [mode, apiUrl] = process.argv.slice(2);
+let nativeLoads = 0;
+const dlopen = process.dlopen;
+process.dlopen = (...args) => {
+  nativeLoads++;
+  return dlopen.apply(process, args);
+};
+
+const t0 = performance.now();
+const api = await import(apiUrl);
+const t1 = performance.now();
+if (mode === 'runner') {
+  const home = api.getEnv('RA_BENCH_STARTUP');
+  const t2 = performance.now();
+  console.log(JSON.stringify({ importMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, answered: home === 'yes', nativeLoads }));
+} else {
+  for (let i = 0; i < 200; i++) {
+    api.getEnv('NODE_ENV');
+    api.getEnvs('VITE_*');
+    api.ignoreInput('node_modules/.cache');
+    api.addValue('version', '1');
+    api.disableCache('watch');
+  }
+  const t2 = performance.now();
+  console.log(JSON.stringify({ importMs: t1 - t0, callsMs: t2 - t1, connected: api.isConnected(), nativeLoads }));
+}

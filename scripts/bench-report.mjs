@@ -1,0 +1,304 @@
+// Turns the measurements of scripts/bench.mjs into the summary, the Markdown
+// table of figures against targets, and the latency picture (hand-written
+// SVG: a log-scale density ridge per path).
+
+/** The round-trip paths, in the order the table and the picture show them. */
+export const PATHS = [
+  { key: 'ours', label: 'runner-aware getEnv', note: 'sync, through the addon’s load()', color: '#d9480f' },
+  { key: 'raw', label: 'the limit: raw Rust', note: 'two processes, blocking Unix socket', color: '#495057' },
+  { key: 'net', label: 'Node net socket', note: 'two Node processes, same framing', color: '#1c7ed6' },
+  { key: 'ipc', label: 'Node child_process IPC', note: 'fork + process.send', color: '#2f9e44' },
+  { key: 'vp', label: 'upstream: vite-plus 1.5.1', note: 'its addon under vp run --cache', color: '#7048e8' },
+];
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+function stats(samples) {
+  const sorted = Float64Array.from(samples).sort();
+  return {
+    count: sorted.length,
+    min: sorted[0],
+    median: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    p999: percentile(sorted, 0.999),
+    max: sorted[sorted.length - 1],
+  };
+}
+
+/** Counts per log-spaced bin between `lo` and `hi` (µs); values outside land in the end bins. */
+function histogram(samples, lo, hi, bins) {
+  const counts = new Array(bins).fill(0);
+  const span = Math.log(hi / lo);
+  for (const x of samples) {
+    const i = Math.floor((Math.log(Math.max(x, 1e-9) / lo) / span) * bins);
+    counts[Math.min(bins - 1, Math.max(0, i))]++;
+  }
+  return counts;
+}
+
+const HIST = { lo: 1, hi: 1000, bins: 240 };
+
+const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const us = (x) => `${fmt(x, x < 1 ? 2 : 1)} µs`;
+const ratio = (a, b) => a / b;
+
+/** Everything the report shows, plain JSON. */
+export function summarize(results) {
+  const paths = {};
+  for (const { key, label } of PATHS) {
+    const samples = results.paths[key];
+    if (!samples) continue;
+    paths[key] = { label, ...stats(samples), histogram: histogram(samples, HIST.lo, HIST.hi, HIST.bins) };
+  }
+  const f = results.figures;
+  const rows = [];
+  const ours = paths.ours;
+  const against = (key, target, name) => {
+    const base = paths[key];
+    if (!base) {
+      rows.push({ figure: `sync getEnv round trip / ${name}`, value: 'not measured', target: `≤ ${target}×`, met: null });
+      return;
+    }
+    const r = ratio(ours.median, base.median);
+    rows.push({
+      figure: `sync getEnv round trip (a new name each call) / ${name}`,
+      value: `${us(ours.median)} / ${us(base.median)} = **${fmt(r, 2)}×** (p99 ${fmt(ratio(ours.p99, base.p99), 2)}×)`,
+      target: `≤ ${target}×`,
+      met: r <= target,
+    });
+  };
+  against('raw', 1.3, 'the limit (raw Rust)');
+  against('ipc', 0.75, 'Node child_process IPC');
+  against('vp', 0.5, 'upstream under vp run');
+
+  const dedupe = stats(f.dedupe);
+  const dedupeApi = stats(f.dedupeApi);
+  rows.push({
+    figure: 'repeated getEnv of a name already answered (dedupe)',
+    value: `**${us(dedupe.median)}** per call through load() (p99 ${us(dedupe.p99)}); ${us(dedupeApi.median)} through the tool API`,
+    target: '≤ 0.3 µs',
+    met: dedupe.median <= 0.3 && dedupeApi.median <= 0.3,
+  });
+
+  const report = stats(f.report.samples);
+  const perSecond = f.report.calls / (f.report.elapsedUs / 1e6);
+  rows.push({
+    figure: 'fire-and-forget reports (ignoreInput) from one thread',
+    value: `**${Math.round(perSecond).toLocaleString('en-US')} / s**, per call median ${us(report.median)}, p99 ${us(report.p99)}, p99.9 **${us(report.p999)}**, max ${us(report.max)}`,
+    target: '≥ 300,000 / s, p99.9 ≤ 20 µs',
+    met: perSecond >= 300_000 && report.p999 <= 20,
+  });
+
+  const { single, many } = f.concurrent;
+  const share = many.perSecond / single.perSecond;
+  const answered = many.wrong === 0 && many.calls === many.clients * (many.calls / many.clients) && many.errors === 0;
+  rows.push({
+    figure: '8 worker threads + 8 child processes calling getEnv at once',
+    value: `${many.calls.toLocaleString('en-US')} calls, ${many.wrong} wrong or missing; ${Math.round(many.perSecond).toLocaleString('en-US')} / s against ${Math.round(single.perSecond).toLocaleString('en-US')} / s for one client = **${Math.round(share * 100)}%**`,
+    target: 'every call answered, ≥ 70%',
+    met: answered && share >= 0.7,
+  });
+
+  const startup = stats(f.startup.runner.map((r) => r.totalMs));
+  const importOnly = stats(f.startup.runner.map((r) => r.importMs));
+  const firstCall = stats(f.startup.runner.map((r) => r.firstCallMs));
+  const allAnswered = f.startup.runner.every((r) => r.answered);
+  rows.push({
+    figure: 'tool start-up: import + first call through a runner',
+    value: `**${fmt(startup.median, 2)} ms** median (import ${fmt(importOnly.median, 2)} ms + first call ${fmt(firstCall.median, 2)} ms; p99 ${fmt(startup.p99, 2)} ms)`,
+    target: '≤ 1.5 ms',
+    met: allAnswered && startup.median <= 1.5,
+  });
+
+  const outsideCalls = stats(f.startup.outside.map((r) => r.callsMs));
+  const outsideImport = stats(f.startup.outside.map((r) => r.importMs));
+  const natives = Math.max(...f.startup.outside.map((r) => r.nativeLoads));
+  rows.push({
+    figure: 'tool outside a runner: import + 1,000 calls, above a bare import',
+    value: `**+${fmt(outsideCalls.median * 1000, 0)} µs** for the 1,000 calls (bare import ${fmt(outsideImport.median, 2)} ms); native modules loaded: ${natives}`,
+    target: '≤ 0.1 ms, no native module',
+    met: outsideCalls.median <= 0.1 && natives === 0,
+  });
+
+  const cycle = stats(f.serverCycle);
+  rows.push({
+    figure: 'runner: createServer + close() with no clients',
+    value: `**${fmt(cycle.median / 1000, 3)} ms** median, p99 ${fmt(cycle.p99 / 1000, 3)} ms`,
+    target: '≤ 0.3 ms',
+    met: cycle.median <= 300,
+  });
+
+  const m = f.memory;
+  const growth = (m.after.rss - m.before.rss) / m.before.rss;
+  const mib = (bytes) => `${fmt(bytes / (1 << 20), 1)} MiB`;
+  rows.push({
+    figure: `runner memory: ${m.cycles.toLocaleString('en-US')} createServer/close cycles`,
+    value: `RSS ${mib(m.before.rss)} → ${mib(m.after.rss)} (**${growth >= 0 ? '+' : ''}${fmt(growth * 100, 1)}%**), fds ${m.before.fds} → ${m.after.fds}, leftover directories ${m.leftoverDirs}`,
+    target: 'RSS within 5%, no leaked fds or directories',
+    met: Math.abs(growth) <= 0.05 && m.after.fds <= m.before.fds && m.leftoverDirs === 0,
+  });
+
+  return {
+    meta: {
+      command: results.smoke ? 'node scripts/bench.mjs --smoke' : 'npm run bench',
+      smoke: results.smoke,
+      pinned: results.pinned,
+      machine: results.machine,
+      date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      load: [results.loadBefore, results.loadAfter],
+      frames: results.frames,
+      notes: results.notes,
+      histogram: HIST,
+    },
+    paths,
+    rows,
+    figures: {
+      dedupe,
+      dedupeApi,
+      report: { ...report, perSecond },
+      concurrent: f.concurrent,
+      startup: { total: startup, import: importOnly, firstCall, outsideCalls, outsideImport, nativeLoads: natives },
+      serverCycle: cycle,
+      memory: { ...m, growth },
+    },
+  };
+}
+
+const MARK = { true: '✅ met', false: '❌ not met', null: '— not measured' };
+
+/** The Markdown page (or only the tables, for the terminal). */
+export function renderMarkdown(summary, { tableOnly = false } = {}) {
+  const { meta, paths, rows } = summary;
+  const lines = [];
+  const table = () => {
+    lines.push('| figure | measured | target | |', '| --- | --- | --- | --- |');
+    for (const row of rows) lines.push(`| ${row.figure} | ${row.value} | ${row.target} | ${MARK[row.met]} |`);
+    lines.push('');
+    lines.push('| round trip | median | p99 | p99.9 | runner-aware ÷ this |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const { key, label } of PATHS) {
+      const p = paths[key];
+      if (!p) continue;
+      lines.push(`| ${label} | ${us(p.median)} | ${us(p.p99)} | ${us(p.p999)} | ${fmt(paths.ours.median / p.median, 2)}× |`);
+    }
+    lines.push('');
+  };
+  if (tableOnly) {
+    table();
+    return lines.join('\n');
+  }
+  lines.push('# Benchmarks', '');
+  lines.push(
+    `Measured by \`${meta.command}\` on ${meta.date}: ${meta.machine}. ` +
+      (meta.pinned
+        ? 'The whole suite ran as one process tree pinned to CPU 0 (`taskset -c 0`), so every process of a round trip shares one CPU and every ratio compares paths measured in the same run. '
+        : 'taskset was not available: the suite ran **unpinned**. ') +
+      `Load average ${fmt(meta.load[0], 2)} before, ${fmt(meta.load[1], 2)} after.`,
+    '',
+  );
+  lines.push(
+    `Every round trip moves the same bytes: a ${meta.frames.request}-byte getEnv request frame for a name the runner does not have and its ${meta.frames.answer}-byte answer (4-byte length + JSON). ` +
+      `Samples: ${paths.ours?.count.toLocaleString('en-US')} round trips per path after a warm-up, each timed on its own.`,
+    '',
+  );
+  for (const note of meta.notes) lines.push(`> ${note}`, '');
+  lines.push('![Round-trip latency per path](benchmarks.svg)', '');
+  table();
+  lines.push(...METHOD);
+  return lines.join('\n');
+}
+
+/** How each figure is taken; stays with the table so a reader can judge it. */
+const METHOD = [
+  '## How each figure is taken',
+  '',
+  '- **Round trips** (`bench/tool-loop.cjs getenv`): a tool process calls `require(VP_RUN_NODE_CLIENT_PATH).load().getEnv(name)` with a new name each call, the contract stock Vite uses, timing each call with `performance.now()`. Under runner-aware the runner is `createServer()` in the bench process; under vite-plus it is `vp run --cache` (vp on Node 22 from the npm registry, the tool loop on the same Node as ours).',
+  '- **The limit** (`bench/raw-pingpong`): a Rust program and a child of it exchange the same frame sizes over a Unix socket with one blocking write and one read per side per round trip.',
+  '- **Node baselines** (`bench/node-ipc.mjs`, `bench/node-net.mjs`): `fork` + `process.send` with the same JSON objects; a `net` Unix-socket server and client with the same framing.',
+  '- **Dedupe** (`tool-loop.cjs dedupe`): the same name again after its first answer, timed over batches of 1,000 calls; once through the addon’s `load()` object and once through the `runner-aware` tool API.',
+  '- **Reports** (`tool-loop.cjs report`): `ignoreInput` with a new absolute path each call, each call timed; throughput is calls ÷ the loop’s wall time, server work included (it shares the CPU).',
+  '- **Concurrency** (`bench/concurrent.cjs`): 8 worker threads of one process and 8 child processes, each asking for its own names (which the runner holds), released together after each connected; every answer is checked. Throughput is all calls ÷ the time from the first start to the last finish, against one child process alone.',
+  '- **Start-up** (`bench/startup.mjs`): inside a fresh tool process, `await import(\'runner-aware\')` and the first `getEnv` (addon load, connect, handshake, round trip); outside a runner the same import and then 1,000 calls across the API with no runner env, with `process.dlopen` counted.',
+  '- **Runner** (`bench/server-cycles.mjs`, and in-process): `createServer()` then `await close()` with no clients, its default env a snapshot of `process.env`; memory after a warm-up against the end of the cycles, fds from `/proc/self/fd`, leftovers in a private `TMPDIR`.',
+  '',
+];
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The latency picture: one density ridge per path on a shared log axis. */
+export function renderSvg(summary) {
+  const { paths, meta } = summary;
+  const shown = PATHS.filter(({ key }) => paths[key]);
+  const { lo, hi, bins } = meta.histogram;
+  // The axis spans the paths' 0.1th to 99.9th percentiles, on 1-2-5 steps.
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  const low = Math.min(...shown.map(({ key }) => paths[key].min));
+  const high = Math.max(...shown.map(({ key }) => paths[key].p999));
+  const x0 = [...steps].reverse().find((s) => s <= low) ?? lo;
+  const x1 = steps.find((s) => s >= high) ?? hi;
+  const width = 960;
+  const left = 250;
+  const right = 40;
+  const top = 92;
+  const rowHeight = 78;
+  const plotWidth = width - left - right;
+  const height = top + shown.length * rowHeight + 70;
+  const x = (v) => left + (Math.log(Math.min(Math.max(v, x0), x1) / x0) / Math.log(x1 / x0)) * plotWidth;
+  const binEdge = (i) => lo * Math.exp((i / bins) * Math.log(hi / lo));
+
+  const out = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="32" y="38" font-size="21" font-weight="650" fill="#212529">Round-trip latency of one getEnv-sized request, per path</text>`,
+    `<text x="32" y="62" font-size="13" fill="#6c757d">${esc(`${paths.ours.count.toLocaleString('en-US')} round trips each, one CPU (taskset -c 0), log scale · ● median · ▏p99 · ${meta.date.slice(0, 10)}`)}</text>`,
+  );
+  for (const s of steps.filter((s) => s >= x0 && s <= x1)) {
+    out.push(
+      `<line x1="${x(s).toFixed(1)}" x2="${x(s).toFixed(1)}" y1="${top - 8}" y2="${top + shown.length * rowHeight}" stroke="#e9ecef" stroke-width="1"/>`,
+      `<text x="${x(s).toFixed(1)}" y="${top + shown.length * rowHeight + 22}" font-size="12" fill="#495057" text-anchor="middle">${s} µs</text>`,
+    );
+  }
+  shown.forEach(({ key, label, note, color }, row) => {
+    const p = paths[key];
+    const base = top + (row + 1) * rowHeight - 14;
+    // A light 3-bin smoothing keeps the shape and hides bin noise.
+    const h = p.histogram;
+    const smooth = h.map((_, i) => ((h[i - 1] ?? 0) + 2 * h[i] + (h[i + 1] ?? 0)) / 4);
+    const peak = Math.max(...smooth) || 1;
+    const points = [];
+    for (let i = 0; i < bins; i++) {
+      const mid = Math.sqrt(binEdge(i) * binEdge(i + 1));
+      if (mid < x0 || mid > x1) continue;
+      points.push([x(mid), base - (smooth[i] / peak) * (rowHeight - 20)]);
+    }
+    if (points.length > 0) {
+      const line = points.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join(' ');
+      const area = `${line} L${points[points.length - 1][0].toFixed(1)},${base} L${points[0][0].toFixed(1)},${base} Z`;
+      out.push(
+        `<path d="${area}" fill="${color}" fill-opacity="${key === 'ours' ? 0.3 : 0.16}"/>`,
+        `<path d="${line}" fill="none" stroke="${color}" stroke-width="${key === 'ours' ? 2.2 : 1.6}" stroke-linejoin="round"/>`,
+      );
+    }
+    out.push(`<line x1="${left}" x2="${width - right}" y1="${base}" y2="${base}" stroke="#ced4da" stroke-width="1"/>`);
+    out.push(
+      `<text x="32" y="${base - 30}" font-size="15" font-weight="${key === 'ours' ? 700 : 600}" fill="${color}">${esc(label)}</text>`,
+      `<text x="32" y="${base - 12}" font-size="12" fill="#868e96">${esc(note)}</text>`,
+    );
+    const mx = x(p.median);
+    const px99 = x(p.p99);
+    out.push(
+      `<line x1="${px99.toFixed(1)}" x2="${px99.toFixed(1)}" y1="${base - 14}" y2="${base + 2}" stroke="${color}" stroke-width="2"/>`,
+      `<text x="${(px99 + 5).toFixed(1)}" y="${base - 4}" font-size="11" fill="${color}">p99 ${fmt(p.p99)}</text>`,
+      `<circle cx="${mx.toFixed(1)}" cy="${base}" r="4.5" fill="${color}" stroke="#fff" stroke-width="1.5"/>`,
+      `<text x="${mx.toFixed(1)}" y="${base + 15}" font-size="12" font-weight="650" fill="#212529" text-anchor="middle">${fmt(p.median)} µs</text>`,
+    );
+  });
+  const foot = top + shown.length * rowHeight + 48;
+  out.push(`<text x="32" y="${foot}" font-size="12" fill="#868e96">${esc(meta.machine)}</text>`);
+  out.push('</svg>', '');
+  return out.join('\n');
+}

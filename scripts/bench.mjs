@@ -1,0 +1,271 @@
+// `npm run bench`: the performance suite. Everything runs in one process tree
+// pinned to one CPU (`taskset -c 0`: cross-CPU wake-ups on a VM cost more
+// than the round trips being measured), and every ratio is against a baseline
+// measured in the same run. Writes docs/benchmarks.md and docs/benchmarks.svg.
+//
+//   node scripts/bench.mjs            the full suite
+//   node scripts/bench.mjs --smoke    a few thousand iterations, no vp peer;
+//                                     writes to --out DIR (default: a temp dir)
+//   --no-peer                         skip the vite-plus peer
+//   --out DIR                         write the report files there instead of docs/
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { renderMarkdown, renderSvg, summarize } from './bench-report.mjs';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const args = process.argv.slice(2);
+const smoke = args.includes('--smoke');
+const outArg = args.indexOf('--out');
+const outDir = outArg >= 0 ? args[outArg + 1] : smoke ? mkdtempSync(join(tmpdir(), 'ra-bench-smoke-')) : join(root, 'docs');
+const withPeer = !smoke && !args.includes('--no-peer');
+
+// Re-run the whole suite under `taskset -c 0` so every process it starts
+// inherits the pinning.
+const PINNED = 'RUNNER_AWARE_BENCH_PINNED';
+if (!process.env[PINNED]) {
+  const taskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
+  const command = taskset ? 'taskset' : process.execPath;
+  const argv = taskset ? ['-c', '0', process.execPath, ...process.argv.slice(1)] : process.argv.slice(1);
+  const child = spawn(command, argv, { stdio: 'inherit', env: { ...process.env, [PINNED]: taskset ? '1' : 'no' } });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+} else {
+  await main();
+}
+
+function log(line) {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
+function sizes() {
+  return smoke
+    ? { roundTrips: 2000, warmup: 200, dedupeBatches: 200, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
+    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 200 };
+}
+
+function readSamples(file) {
+  const bytes = readFileSync(file);
+  return Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8));
+}
+
+function run(command, argv, options = {}) {
+  const result = spawnSync(command, argv, { encoding: 'utf8', maxBuffer: 64 << 20, ...options });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${argv.join(' ')} exited ${result.status ?? result.signal}:\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+function lastJson(stdout) {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+async function main() {
+  const n = sizes();
+  const work = mkdtempSync(join(tmpdir(), 'ra-bench-'));
+  const apiUrl = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
+  const { createServer } = await import(apiUrl);
+  const results = {
+    smoke,
+    pinned: process.env[PINNED] === '1',
+    machine: machineLine(),
+    loadBefore: loadavg()[0],
+    paths: {},
+    figures: {},
+    notes: [],
+  };
+  const samplesFile = (name) => join(work, `${name}.bin`);
+
+  // The exact frames of one getEnv round trip, so every baseline moves the same bytes.
+  const request = Buffer.byteLength(JSON.stringify({ op: 'getEnv', names: [`RA_BENCH_${n.roundTrips >> 1}`], tracked: true })) + 4;
+  const answer = Buffer.byteLength(JSON.stringify({ op: 'env', values: [null] })) + 4;
+  results.frames = { request, answer };
+
+  // Our path: the tool loop through the addon's `load()`, under our server.
+  const underServer = async (argv, serverEnv = {}) => {
+    const server = await createServer({ env: serverEnv });
+    try {
+      return run(process.execPath, [join(root, 'bench', 'tool-loop.cjs'), ...argv], {
+        env: { ...process.env, ...server.env, RA_BENCH_API: join(root, 'dist', 'index.cjs') },
+      });
+    } finally {
+      await server.close();
+    }
+  };
+  log('runner-aware getEnv round trips');
+  await underServer(['getenv', n.roundTrips, n.warmup, samplesFile('ours')]);
+  results.paths.ours = readSamples(samplesFile('ours'));
+
+  log('the limit: raw Rust Unix-socket ping-pong');
+  const raw = buildRawPingPong();
+  if (raw) {
+    run(raw, [n.roundTrips, n.warmup, request, answer, samplesFile('raw')]);
+    results.paths.raw = readSamples(samplesFile('raw'));
+  } else {
+    results.notes.push('cargo is not available: the raw Rust ping-pong was not measured.');
+  }
+
+  log('Node child_process IPC');
+  run(process.execPath, [join(root, 'bench', 'node-ipc.mjs'), n.roundTrips, n.warmup, samplesFile('ipc')]);
+  results.paths.ipc = readSamples(samplesFile('ipc'));
+
+  log('Node net Unix socket');
+  run(process.execPath, [join(root, 'bench', 'node-net.mjs'), n.roundTrips, n.warmup, samplesFile('net')]);
+  results.paths.net = readSamples(samplesFile('net'));
+
+  if (withPeer) {
+    log('vite-plus 1.5.1 under vp run');
+    const peer = measurePeer(n, samplesFile('vp'));
+    if (peer.ok) results.paths.vp = readSamples(samplesFile('vp'));
+    else results.notes.push(`The upstream peer was not measured: ${peer.reason}`);
+  } else {
+    results.notes.push('The upstream peer (vite-plus under vp run) is skipped in this mode.');
+  }
+
+  log('dedupe: a name already answered');
+  await underServer(['dedupe', n.dedupeBatches, 100, samplesFile('dedupe')]);
+  results.figures.dedupe = readSamples(samplesFile('dedupe'));
+  await underServer(['dedupe-api', n.dedupeBatches, 100, samplesFile('dedupeApi')]);
+  results.figures.dedupeApi = readSamples(samplesFile('dedupeApi'));
+
+  log('fire-and-forget reports from one thread');
+  const reportRun = lastJson(await underServer(['report', n.reports, 1000, samplesFile('report')]));
+  results.figures.report = { samples: readSamples(samplesFile('report')), ...reportRun };
+
+  log('8 worker threads + 8 child processes at once');
+  results.figures.concurrent = await measureConcurrent(createServer, n.concurrentCalls);
+
+  log('tool start-up through a runner, and outside any runner');
+  results.figures.startup = await measureStartups(createServer, apiUrl, n.startups);
+
+  log('createServer + close with no clients');
+  for (let i = 0; i < 50; i++) await (await createServer()).close();
+  const cycles = [];
+  for (let i = 0; i < n.serverCycles; i++) {
+    const t0 = performance.now();
+    const server = await createServer();
+    await server.close();
+    cycles.push((performance.now() - t0) * 1000);
+  }
+  results.figures.serverCycle = cycles;
+
+  log(`runner memory over ${n.memoryCycles} createServer/close cycles`);
+  const memoryTmp = mkdtempSync(join(tmpdir(), 'ra-bench-mem-'));
+  results.figures.memory = {
+    cycles: n.memoryCycles,
+    warmup: n.memoryWarmup,
+    ...lastJson(
+      run(process.execPath, ['--expose-gc', join(root, 'bench', 'server-cycles.mjs'), apiUrl, n.memoryWarmup, n.memoryCycles], {
+        env: { ...process.env, TMPDIR: memoryTmp },
+      }),
+    ),
+  };
+  rmSync(memoryTmp, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+
+  results.loadAfter = loadavg()[0];
+  const summary = summarize(results);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'benchmarks.md'), renderMarkdown(summary));
+  writeFileSync(join(outDir, 'benchmarks.svg'), renderSvg(summary));
+  writeFileSync(join(outDir, 'benchmarks.json'), JSON.stringify(summary, null, 2) + '\n');
+  if (!smoke && outArg < 0) rmSync(join(outDir, 'benchmarks.json'));
+  process.stdout.write(renderMarkdown(summary, { tableOnly: true }));
+  log(`wrote ${join(outDir, 'benchmarks.md')} and benchmarks.svg`);
+}
+
+function machineLine() {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  let rustc = 'rustc not found';
+  try {
+    rustc = execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // Reported as missing.
+  }
+  return `${cpu}, ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}, ${rustc}`;
+}
+
+/** Builds the raw ping-pong baseline in its own target dir; `null` without cargo. */
+function buildRawPingPong() {
+  const manifest = join(root, 'bench', 'raw-pingpong', 'Cargo.toml');
+  const targetDir = join(root, 'target', 'raw-pingpong');
+  const built = spawnSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest, '--target-dir', targetDir], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (built.status !== 0) return null;
+  return join(targetDir, 'release', 'raw-pingpong');
+}
+
+/**
+ * The upstream implementation: vite-plus 1.5.1's `vp run --cache` runs the
+ * same tool loop with its own addon in VP_RUN_NODE_CLIENT_PATH. vp needs
+ * Node >= 22.18, installed from the npm registry into a cache directory.
+ */
+function measurePeer(n, outFile) {
+  const cache = join(root, 'node_modules', '.cache', 'runner-aware-bench');
+  const nodePackage = `node-${process.platform}-${process.arch}`;
+  const node22 = join(cache, 'node_modules', nodePackage, 'bin', 'node');
+  const vp = join(cache, 'node_modules', 'vite-plus', 'bin', 'vp');
+  if (!existsSync(node22) || !existsSync(vp)) {
+    mkdirSync(cache, { recursive: true });
+    if (!existsSync(join(cache, 'package.json'))) writeFileSync(join(cache, 'package.json'), '{ "private": true }\n');
+    log(`installing vite-plus@1.5.1 and ${nodePackage}@22 into ${cache}`);
+    const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', cache, 'vite-plus@1.5.1', `${nodePackage}@22`], {
+      encoding: 'utf8',
+    });
+    if (npm.status !== 0 || !existsSync(node22) || !existsSync(vp)) {
+      return { ok: false, reason: `npm install of vite-plus@1.5.1 and ${nodePackage}@22 failed: ${(npm.stderr || npm.error?.message || '').trim().split('\n').pop()}` };
+    }
+  }
+  const project = mkdtempSync(join(tmpdir(), 'ra-bench-vp-'));
+  // vp runs on Node 22; the tool loop runs on this Node, as ours does.
+  const script = [process.execPath, join(root, 'bench', 'tool-loop.cjs'), 'getenv', n.roundTrips, n.warmup, outFile]
+    .map((a) => JSON.stringify(String(a)))
+    .join(' ');
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'ra-bench-vp', private: true, scripts: { bench: script } }));
+  const env = { ...process.env, PATH: `${dirname(node22)}:${process.env.PATH}` };
+  delete env.VP_RUN_NODE_CLIENT_PATH;
+  const result = spawnSync(node22, [vp, 'run', '--cache', 'bench'], { cwd: project, env, encoding: 'utf8' });
+  rmSync(project, { recursive: true, force: true });
+  if (result.status !== 0 || !existsSync(outFile)) {
+    return { ok: false, reason: `vp run exited ${result.status ?? result.signal}: ${(result.stderr || result.stdout || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}` };
+  }
+  return { ok: true };
+}
+
+async function measureConcurrent(createServer, calls) {
+  const clients = 16;
+  const env = { RA_BENCH_CONNECT: 'yes' };
+  for (let c = 0; c < clients; c++) for (let i = 0; i < calls; i++) env[`RA_BENCH_C${c}_${i}`] = `v${c}.${i}`;
+  const measure = async (threads, processes) => {
+    const server = await createServer({ env });
+    const out = lastJson(run(process.execPath, [join(root, 'bench', 'concurrent.cjs'), threads, processes, calls], { env: { ...process.env, ...server.env } }));
+    const reports = await server.close();
+    return { ...out, envRequests: reports.envRequests, connections: reports.clients, errors: reports.errors.length };
+  };
+  const single = await measure(0, 1);
+  const many = await measure(8, 8);
+  return { single, many };
+}
+
+async function measureStartups(createServer, apiUrl, count) {
+  const script = join(root, 'bench', 'startup.mjs');
+  const runner = [];
+  for (let i = 0; i < count; i++) {
+    const server = await createServer({ env: { RA_BENCH_STARTUP: 'yes' } });
+    runner.push(lastJson(run(process.execPath, [script, 'runner', apiUrl], { env: { ...process.env, ...server.env } })));
+    await server.close();
+  }
+  const outside = [];
+  const bare = { ...process.env };
+  for (const name of ['RUNNER_AWARE_SOCKET', 'RUNNER_AWARE_TOKEN', 'VP_RUN_NODE_CLIENT_PATH']) delete bare[name];
+  for (let i = 0; i < count; i++) outside.push(lastJson(run(process.execPath, [script, 'outside', apiUrl], { env: bare })));
+  return { runner, outside };
+}

@@ -1,0 +1,76 @@
+// The benchmark suite in smoke mode: a few thousand iterations, no vp peer.
+// It checks that every figure was produced and is sane, never how fast it
+// is, so `npm run bench` cannot rot between full runs.
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { root, run } from './helpers.js';
+
+interface Stats {
+  count: number;
+  median: number;
+  p99: number;
+}
+
+interface Summary {
+  meta: { smoke: boolean; machine: string };
+  paths: Record<string, Stats>;
+  rows: { figure: string; value: string; target: string; met: boolean | null }[];
+  figures: {
+    dedupe: Stats;
+    report: Stats & { perSecond: number };
+    concurrent: { many: { calls: number; wrong: number; clients: number; envRequests: number } };
+    startup: { total: Stats; nativeLoads: number };
+    serverCycle: Stats;
+    memory: { leftoverDirs: number; before: { fds: number }; after: { fds: number } };
+  };
+}
+
+const out = mkdtempSync(join(tmpdir(), 'ra-bench-smoke-test-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('npm run bench (smoke)', () => {
+  it('measures every figure and writes the table and the picture', { timeout: 180_000 }, async () => {
+    const bench = await run(process.execPath, [join(root, 'scripts', 'bench.mjs'), '--smoke', '--out', out]);
+    expect(bench.code, bench.stderr).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Summary;
+    expect(summary.meta.smoke).toBe(true);
+
+    for (const key of ['ours', 'ipc', 'net']) {
+      const path = summary.paths[key];
+      expect(path, key).toBeDefined();
+      expect(path!.count).toBe(2000);
+      expect(path!.median).toBeGreaterThan(0);
+      expect(path!.p99).toBeGreaterThanOrEqual(path!.median);
+    }
+    // One row per figure of the issue, each with a verdict unless its peer is absent.
+    expect(summary.rows).toHaveLength(10);
+    for (const row of summary.rows) {
+      if (!row.figure.includes('upstream')) expect(typeof row.met, row.figure).toBe('boolean');
+    }
+    const { figures } = summary;
+    expect(figures.dedupe.median).toBeGreaterThan(0);
+    expect(figures.report.perSecond).toBeGreaterThan(0);
+    expect(figures.concurrent.many.clients).toBe(16);
+    expect(figures.concurrent.many.wrong).toBe(0);
+    expect(figures.concurrent.many.envRequests).toBeGreaterThanOrEqual(figures.concurrent.many.calls);
+    expect(figures.startup.total.median).toBeGreaterThan(0);
+    expect(figures.startup.nativeLoads).toBe(0);
+    expect(figures.serverCycle.median).toBeGreaterThan(0);
+    expect(figures.memory.leftoverDirs).toBe(0);
+    expect(figures.memory.after.fds).toBeLessThanOrEqual(figures.memory.before.fds);
+
+    const markdown = readFileSync(join(out, 'benchmarks.md'), 'utf8');
+    expect(markdown).toContain('| figure | measured | target |');
+    expect(markdown).toContain(summary.meta.machine);
+    const svg = readFileSync(join(out, 'benchmarks.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.trim().endsWith('</svg>')).toBe(true);
+    expect(svg).not.toContain('NaN');
+    expect(existsSync(join(out, 'benchmarks.svg'))).toBe(true);
+  });
+});
