@@ -386,7 +386,9 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<Shared>) {
                     let written = stream.write_all(&connection.responses).await;
                     connection.responses.clear();
                     if written.is_err() {
-                        // The peer is gone; what it sent is already recorded.
+                        // The peer is gone; what it sent is already recorded,
+                        // but a frame it was part-way through must be noted.
+                        connection.finish(&shared);
                         return;
                     }
                 }

@@ -8,6 +8,7 @@ export declare function zeroLoss(options: { processes: number; concurrency: numb
   sent: number;
   received: number;
   failedProcesses: number;
+  firstFailure: { code: number | null; signal: string | null; stderr: string } | undefined;
   clients: number;
   errors: number;
   ms: number;

@@ -71,6 +71,7 @@ export async function zeroLoss({ processes, concurrency, reports }) {
     sent: processes * reports,
     received: result.inputs.length,
     failedProcesses: exits.filter((e) => e.code !== 0).length,
+    firstFailure: exits.find((e) => e.code !== 0),
     clients: result.clients,
     errors: result.errors.length,
     ms: Math.round(performance.now() - started),
