@@ -3,8 +3,10 @@
 // Then it checks that each tarball holds only what users need and, unless
 // --skip-lint, runs publint and @arethetypeswrong/cli on the root tarball.
 //
-// In the release workflow `napi artifacts` fills every npm/<triple>/ from the
-// CI matrix; here only this machine's addon exists, so it is copied the same way.
+// Only this machine's addon exists here, so it is copied into its npm/<triple>/
+// as `napi artifacts` would. The release workflow runs `napi artifacts` over
+// the whole build matrix first and then packs with --all: every platform
+// package, each of which must hold its addon.
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: args } = parseArgs({
-  options: { out: { type: 'string', default: 'artifacts' }, 'skip-lint': { type: 'boolean', default: false } },
+  options: {
+    out: { type: 'string', default: 'artifacts' },
+    all: { type: 'boolean', default: false },
+    'skip-lint': { type: 'boolean', default: false },
+  },
 });
 const out = resolve(root, args.out);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -24,14 +30,21 @@ function fail(message) {
   process.exit(1);
 }
 
-const addons = readdirSync(root).filter((file) => /^runner-aware\.[\w-]+\.node$/.test(file));
-if (addons.length !== 1) fail(`expected one local addon build at the root, found [${addons.join(', ')}]: run npm run build`);
 if (!existsSync(join(root, 'dist', 'index.mjs'))) fail('dist/ is missing: run npm run build');
-const addon = addons[0];
-const triple = addon.slice('runner-aware.'.length, -'.node'.length);
-const platformDir = join(root, 'npm', triple);
-if (!existsSync(join(platformDir, 'package.json'))) fail(`npm/${triple}/ is missing: is ${triple} in napi.targets?`);
-copyFileSync(join(root, addon), join(platformDir, addon));
+let triples;
+if (args.all) {
+  triples = readdirSync(join(root, 'npm')).sort();
+} else {
+  const addons = readdirSync(root).filter((file) => /^runner-aware\.[\w-]+\.node$/.test(file));
+  if (addons.length !== 1) fail(`expected one local addon build at the root, found [${addons.join(', ')}]: run npm run build`);
+  const triple = addons[0].slice('runner-aware.'.length, -'.node'.length);
+  if (!existsSync(join(root, 'npm', triple, 'package.json'))) fail(`npm/${triple}/ is missing: is ${triple} in napi.targets?`);
+  copyFileSync(join(root, addons[0]), join(root, 'npm', triple, addons[0]));
+  triples = [triple];
+}
+for (const triple of triples) {
+  if (!existsSync(join(root, 'npm', triple, `runner-aware.${triple}.node`))) fail(`npm/${triple}/ has no addon: run napi artifacts`);
+}
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
@@ -61,7 +74,10 @@ function pack(dir) {
 
 const tarballs = [
   { report: pack(stage), allowed: /^(package\.json|README\.md|LICENSE|dist\/[\w.-]+\.(mjs|cjs|d\.mts|d\.cts))$/ },
-  { report: pack(platformDir), allowed: new RegExp(`^(package\\.json|README\\.md|${addon.replaceAll('.', '\\.')})$`) },
+  ...triples.map((triple) => ({
+    report: pack(join(root, 'npm', triple)),
+    allowed: new RegExp(`^(package\\.json|README\\.md|runner-aware\\.${triple}\\.node)$`),
+  })),
 ];
 for (const { report, allowed } of tarballs) {
   const unexpected = report.files.map((file) => file.path).filter((path) => !allowed.test(path));
