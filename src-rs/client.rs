@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap;
 use crate::env::EnvQuery;
 use crate::paths::{absolutize, clean};
 use crate::protocol::{
-    encode_frame, read_frame, ClientMessage, EncodeError, ServerMessage, ENV_SOCKET,
+    encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_SOCKET,
     ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 
@@ -86,11 +86,12 @@ struct AnswerCache {
     queries: FxHashMap<EnvQuery, QueryAnswer>,
 }
 
-/// The connection and its scratch buffer; one caller at a time.
+/// The connection and its scratch buffers; one caller at a time.
 #[derive(Debug, Default)]
 struct Channel {
     stream: Option<Stream>,
     frame: Vec<u8>,
+    answers: FrameReader,
 }
 
 /// A client of one runner.
@@ -294,7 +295,7 @@ impl Client {
         if !self.ensure_connected(&mut channel) {
             return;
         }
-        let Channel { stream, frame } = &mut *channel;
+        let Channel { stream, frame, .. } = &mut *channel;
         frame.clear();
         if let Err(EncodeError::TooLarge { len, limit }) =
             encode_frame(&message, MAX_CLIENT_FRAME, frame)
@@ -325,7 +326,11 @@ impl Client {
         if !self.ensure_connected(&mut channel) {
             return None;
         }
-        let Channel { stream, frame } = &mut *channel;
+        let Channel {
+            stream,
+            frame,
+            answers,
+        } = &mut *channel;
         frame.clear();
         if encode_frame(message, MAX_CLIENT_FRAME, frame).is_err() {
             drop(channel);
@@ -336,8 +341,8 @@ impl Client {
         let answer = stream
             .write_all(frame)
             .ok()
-            .and_then(|()| read_frame(stream, MAX_SERVER_FRAME).ok())
-            .and_then(|payload| serde_json::from_slice::<ServerMessage>(&payload).ok());
+            .and_then(|()| answers.read_frame(stream, MAX_SERVER_FRAME).ok())
+            .and_then(|payload| serde_json::from_slice::<ServerMessage>(payload).ok());
         if answer.is_none() {
             // Timed out or broken: tell a runner that may still be alive that
             // this run saw an incomplete answer, then stop talking to it.

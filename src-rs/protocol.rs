@@ -240,6 +240,70 @@ impl FrameDecoder {
     }
 }
 
+/// Reads frames from a blocking reader into a buffer it keeps, so an answer
+/// usually costs one `read` call instead of one for the header and one for the
+/// payload (the client side's request/response hot path).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader {
+    /// Room asked of each read: any answer to a single-name request fits.
+    const READ_SIZE: usize = 4 * 1024;
+
+    /// The next frame's payload, reading as much as is available each time.
+    pub fn read_frame<R: Read>(
+        &mut self,
+        reader: &mut R,
+        limit: usize,
+    ) -> Result<&[u8], FrameError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // A huge answer (a glob over the whole env) need not stay allocated.
+            if self.buffer.len() > 16 * Self::READ_SIZE {
+                self.buffer = Vec::new();
+            }
+        }
+        loop {
+            let pending = &self.buffer[self.start..self.end];
+            let needed = match frame_len(pending) {
+                Some(len) if len > limit => return Err(FrameError::TooLarge { len, limit }),
+                Some(len) if pending.len() >= HEADER_LEN + len => {
+                    let payload = self.start + HEADER_LEN;
+                    self.start = payload + len;
+                    return Ok(&self.buffer[payload..payload + len]);
+                }
+                Some(len) => HEADER_LEN + len,
+                None => HEADER_LEN,
+            };
+            if self.start > 0 {
+                self.buffer.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let room = needed.max(Self::READ_SIZE);
+            if self.buffer.len() < room {
+                self.buffer.resize(room, 0);
+            }
+            match reader.read(&mut self.buffer[self.end..]) {
+                Ok(0) => {
+                    return Err(FrameError::Truncated {
+                        got: self.end,
+                        expected: needed,
+                    })
+                }
+                Ok(n) => self.end += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
 /// Reads one whole frame from a blocking reader (the client side).
 pub fn read_frame<R: Read>(reader: &mut R, limit: usize) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
@@ -396,6 +460,51 @@ mod tests {
             out, b"keep",
             "a refused message leaves the buffer untouched"
         );
+    }
+
+    #[test]
+    fn frame_reader_splits_coalesced_and_partial_frames() {
+        let mut bytes = frame(&ClientMessage::AddOutput { path: "/o".into() });
+        bytes.extend(frame(&ClientMessage::AddInput {
+            path: "/i".repeat(5000),
+        }));
+        // A reader that hands out at most 3 bytes a call, then one that hands out all.
+        for chunk in [3, usize::MAX] {
+            let mut reader = FrameReader::default();
+            let mut source = Chunked {
+                bytes: &bytes,
+                chunk,
+            };
+            let first = reader
+                .read_frame(&mut source, MAX_CLIENT_FRAME)
+                .unwrap()
+                .to_vec();
+            assert_eq!(first, br#"{"op":"addOutput","path":"/o"}"#);
+            let second = reader.read_frame(&mut source, MAX_CLIENT_FRAME).unwrap();
+            assert_eq!(second.len(), bytes.len() - first.len() - 2 * HEADER_LEN);
+            let err = reader
+                .read_frame(&mut source, MAX_CLIENT_FRAME)
+                .unwrap_err();
+            assert!(matches!(err, FrameError::Truncated { got: 0, .. }), "{err}");
+        }
+        let err = FrameReader::default()
+            .read_frame(&mut &[0xff, 0xff, 0xff, 0xff][..], MAX_CLIENT_FRAME)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }));
+    }
+
+    struct Chunked<'a> {
+        bytes: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.chunk).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
     }
 
     #[test]

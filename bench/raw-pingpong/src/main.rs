@@ -33,7 +33,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn number(args: &[String], index: usize, what: &str) -> Result<usize> {
     let arg = args.get(index).ok_or_else(|| format!("missing {what}"))?;
-    Ok(arg.parse().map_err(|_| format!("{what} is not a number: {arg}"))?)
+    Ok(arg
+        .parse()
+        .map_err(|_| format!("{what} is not a number: {arg}"))?)
 }
 
 /// The peer: answers every request of `request` bytes with `answer` bytes.
