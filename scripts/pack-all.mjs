@@ -49,15 +49,25 @@ for (const triple of triples) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-// The root package is packed from a staged copy whose manifest has no scripts
-// or devDependencies: `prepare` builds a checkout, and npm flags any package
-// carrying it as one with install scripts to approve.
+// The root package is packed from a staged copy of its manifest: no scripts or
+// devDependencies (`prepare` builds a checkout, and npm flags any package
+// carrying it as one with install scripts to approve), and the platform
+// packages as optionalDependencies.
 const stage = join(root, 'target', 'pack', 'runner-aware');
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 delete manifest.scripts;
 delete manifest.devDependencies;
+// Every platform package at exactly this version; npm installs the one whose
+// os, cpu and libc match. Committed manifests leave them out (see
+// scripts/platform-packages.mjs).
+manifest.optionalDependencies = {};
+for (const triple of readdirSync(join(root, 'npm')).sort()) {
+  const platform = JSON.parse(readFileSync(join(root, 'npm', triple, 'package.json'), 'utf8'));
+  if (platform.version !== manifest.version) fail(`npm/${triple} is at ${platform.version}, the root at ${manifest.version}: run node scripts/platform-packages.mjs --write`);
+  manifest.optionalDependencies[platform.name] = platform.version;
+}
 writeFileSync(join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 for (const entry of manifest.files) cpSync(join(root, entry), join(stage, entry), { recursive: true });
 

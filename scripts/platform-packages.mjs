@@ -1,11 +1,15 @@
-// Keeps the per-platform packages under npm/ and the root optionalDependencies
-// in sync with `napi.targets` and the root version, using the napi-rs CLI as
-// the source of truth for what a platform package looks like.
+// Keeps the per-platform packages under npm/ in sync with `napi.targets` and
+// the root version, using the napi-rs CLI as the source of truth for what a
+// platform package looks like.
 //
 //   node scripts/platform-packages.mjs          check: fail on any drift
-//   node scripts/platform-packages.mjs --write  regenerate npm/ and optionalDependencies
+//   node scripts/platform-packages.mjs --write  regenerate npm/ (napi create-npm-dirs + napi version)
 //
 // `npm version` runs the --write form through the `version` lifecycle script.
+// The root optionalDependencies are not committed: `npm ci` needs every
+// dependency in the lockfile, and unpublished platform packages cannot be
+// locked. scripts/pack-all.mjs writes them, at the exact version, into the
+// manifest it packs (what `napi pre-publish` would do).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,37 +28,12 @@ function generate(npmDir) {
   return readdirSync(join(root, npmDir)).sort();
 }
 
-function expectedOptionalDependencies(dirs) {
-  return Object.fromEntries(dirs.map((dir) => [`${pkg.name}-${dir}`, pkg.version]));
-}
-
-/** Replaces (or inserts after `napi`) the root `optionalDependencies` without reformatting the rest. */
-function writeOptionalDependencies(deps) {
-  const path = join(root, 'package.json');
-  const text = readFileSync(path, 'utf8');
-  const block = `"optionalDependencies": ${JSON.stringify(deps, null, 2).replaceAll('\n', '\n  ')}`;
-  const existing = /"optionalDependencies": \{[^}]*\}/;
-  let next;
-  if (existing.test(text)) {
-    next = text.replace(existing, block);
-  } else {
-    const napiBlock = /\n  "napi": \{[\s\S]*?\n  \},?\n/.exec(text);
-    if (!napiBlock) throw new Error('package.json has no "napi" block to place optionalDependencies after');
-    const end = napiBlock.index + napiBlock[0].length;
-    const sep = napiBlock[0].trimEnd().endsWith(',') ? '' : ',';
-    next = `${text.slice(0, end - 1)}${sep}\n  ${block},\n${text.slice(end)}`;
-  }
-  JSON.parse(next);
-  writeFileSync(path, next);
-}
-
 if (write) {
   const dirs = generate('npm');
   for (const dir of readdirSync(join(root, 'npm'))) {
     if (!dirs.includes(dir)) rmSync(join(root, 'npm', dir), { recursive: true });
   }
   execFileSync(process.execPath, [napi, 'version', '--npm-dir', 'npm'], { cwd: root, stdio: 'pipe' });
-  writeOptionalDependencies(expectedOptionalDependencies(dirs));
   process.stdout.write(`platform packages: wrote ${dirs.length} packages at ${pkg.version}\n`);
 } else {
   // Generate into the ignored target/ dir (the CLI only writes inside the
@@ -75,9 +54,9 @@ if (write) {
       if (have !== want) problems.push(`npm/${dir}/${file} differs from what napi create-npm-dirs generates`);
     }
   }
-  const want = JSON.stringify(expectedOptionalDependencies(dirs));
-  const have = JSON.stringify(pkg.optionalDependencies ?? {});
-  if (want !== have) problems.push(`optionalDependencies are ${have}, expected ${want}`);
+  if (pkg.optionalDependencies) {
+    problems.push('package.json has optionalDependencies: npm ci cannot lock unpublished platform packages; pack:all adds them');
+  }
   rmSync(join(root, scratch), { recursive: true, force: true });
   if (problems.length) {
     process.stderr.write(`${problems.map((p) => `  ${p}`).join('\n')}\nfix: node scripts/platform-packages.mjs --write\n`);

@@ -89,6 +89,11 @@ describe('installed from the packed tarballs', () => {
     expect(readdirSync(pkg).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json']);
     const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as Record<string, unknown>;
     expect(manifest['scripts']).toBeUndefined();
+    expect(manifest['devDependencies']).toBeUndefined();
+    const optional = manifest['optionalDependencies'] as Record<string, string>;
+    expect(Object.keys(optional).length).toBeGreaterThanOrEqual(8);
+    expect(optional[`runner-aware-${triple}`]).toBe(manifest['version']);
+    expect(new Set(Object.values(optional))).toEqual(new Set([manifest['version']]));
     expect(readdirSync(join(project, 'app', 'node_modules', `runner-aware-${triple}`)).sort()).toEqual([
       'README.md',
       'package.json',

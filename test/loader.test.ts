@@ -15,7 +15,11 @@ const addon = readdirSync(root).find((file) => /^runner-aware\.[\w-]+\.node$/.te
 if (!addon) throw new Error('no local addon build at the root: run npm run build');
 const triple = addon.slice('runner-aware.'.length, -'.node'.length);
 const detected = `${process.platform} ${process.arch}${process.platform === 'linux' ? (triple.endsWith('musl') ? ' musl' : ' glibc') : ''}`;
+// The manifest as published: pack:all adds every platform package as an optional dependency.
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+manifest['optionalDependencies'] = Object.fromEntries(
+  readdirSync(join(root, 'npm')).map((dir) => [`runner-aware-${dir}`, String(manifest['version'])]),
+);
 
 let scratch: string;
 
