@@ -77,6 +77,8 @@ function pack(dir) {
     cwd: dir,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
+    // Node refuses to spawn npm.cmd without a shell.
+    shell: process.platform === 'win32',
   });
   const [report] = JSON.parse(json);
   return report;

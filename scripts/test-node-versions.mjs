@@ -35,7 +35,11 @@ for (const major of values.node) {
     writeFileSync(join(dir, 'package.json'), '{ "private": true }\n');
     process.stdout.write(`node-versions: installing node@${major} from the npm registry\n`);
     // The package's preinstall fetches the platform binary (node-<os>-<arch>), also from npm.
-    execFileSync(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error', `node@${major}`], { cwd: dir, stdio: 'inherit' });
+    execFileSync(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error', `node@${major}`], {
+      cwd: dir,
+      stdio: 'inherit',
+      shell: process.platform === 'win32',
+    });
   }
   const running = version(node);
   process.stdout.write(`node-versions: vitest under node ${running}\n`);

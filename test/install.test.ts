@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reports } from '../dist/index.mjs';
 import { root, run } from './helpers.js';
 
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const windows = process.platform === 'win32';
+// Node refuses to spawn .cmd shims without a shell.
+const npm = windows ? 'npm.cmd' : 'npm';
 
 const tool = {
   mjs: `import { addValue, getEnv, ignoreInput, isConnected } from 'runner-aware';
@@ -73,7 +75,7 @@ beforeAll(async () => {
   const installed = await run(
     npm,
     ['install', '--offline', '--no-audit', '--no-fund', join(tarballs, rootTarball!), join(tarballs, platformTarball!)],
-    { cwd: app },
+    { cwd: app, shell: windows },
   );
   expect(installed.code, installed.stderr).toBe(0);
 }, 180_000);
@@ -124,9 +126,10 @@ describe('installed from the packed tarballs', () => {
   it('runs the installed CLI', async () => {
     const app = join(project, 'app');
     const out = join(project, 'cli-reports.json');
-    const bin = join(app, 'node_modules', '.bin', 'runner-aware');
+    const bin = join(app, 'node_modules', '.bin', windows ? 'runner-aware.cmd' : 'runner-aware');
     const result = await run(bin, ['inspect', '--json', '--out', out, '--', process.execPath, 'tool.cjs'], {
       cwd: app,
+      shell: windows,
       env: { ...process.env, FROM_RUNNER: 'cli' },
     });
     expect(result.code, result.stderr).toBe(0);
