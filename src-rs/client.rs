@@ -25,8 +25,8 @@ use rustc_hash::FxHashMap;
 use crate::env::EnvQuery;
 use crate::paths::{absolutize, clean};
 use crate::protocol::{
-    encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_SOCKET,
-    ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG,
+    ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 
 /// How long a call waits on the runner before giving up, unless the runner
@@ -315,8 +315,8 @@ impl Client {
             );
         }
         let sent = stream.as_mut().map(|s| s.write_all(frame));
-        if !matches!(sent, Some(Ok(()))) {
-            self.go_offline(&mut channel);
+        if let Some(Err(err)) = sent {
+            self.go_offline(&mut channel, &format!("cannot send a report: {err}"));
         }
     }
 
@@ -340,10 +340,17 @@ impl Client {
         let stream = stream.as_mut()?;
         let answer = stream
             .write_all(frame)
-            .ok()
-            .and_then(|()| answers.read_frame(stream, MAX_SERVER_FRAME).ok())
-            .and_then(|payload| serde_json::from_slice::<ServerMessage>(payload).ok());
-        if answer.is_none() {
+            .map_err(|err| format!("cannot send a request: {err}"))
+            .and_then(|()| {
+                answers
+                    .read_frame(stream, MAX_SERVER_FRAME)
+                    .map_err(|err| format!("no answer from the runner: {err}"))
+            })
+            .and_then(|payload| {
+                serde_json::from_slice::<ServerMessage>(payload)
+                    .map_err(|err| format!("an answer that does not decode: {err}"))
+            });
+        if let Err(why) = &answer {
             // Timed out or broken: tell a runner that may still be alive that
             // this run saw an incomplete answer, then stop talking to it.
             frame.clear();
@@ -357,9 +364,9 @@ impl Client {
             {
                 let _ = stream.write_all(frame);
             }
-            self.go_offline(&mut channel);
+            self.go_offline(&mut channel, why);
         }
-        answer
+        answer.ok()
     }
 
     /// Connects and handshakes if that has not been tried yet.
@@ -369,20 +376,34 @@ impl Client {
             OFFLINE => return false,
             _ => {}
         }
-        let connected = self.config.as_ref().and_then(connect);
-        let state = if connected.is_some() {
-            CONNECTED
-        } else {
-            OFFLINE
+        let Some(config) = &self.config else {
+            self.state.store(OFFLINE, Ordering::Release);
+            return false;
         };
-        channel.stream = connected;
-        self.state.store(state, Ordering::Release);
-        state == CONNECTED
+        match connect(config) {
+            Ok(stream) => {
+                channel.stream = Some(stream);
+                self.state.store(CONNECTED, Ordering::Release);
+                true
+            }
+            Err(why) => {
+                self.go_offline(
+                    channel,
+                    &format!("cannot connect to {}: {why}", config.socket),
+                );
+                false
+            }
+        }
     }
 
-    fn go_offline(&self, channel: &mut Channel) {
+    /// Stops talking to the runner for the rest of the process; with
+    /// [`ENV_DEBUG`] set, says why on stderr.
+    fn go_offline(&self, channel: &mut Channel, why: &str) {
         channel.stream = None;
         self.state.store(OFFLINE, Ordering::Release);
+        if std::env::var_os(ENV_DEBUG).is_some() {
+            eprintln!("runner-aware: client offline: {why}");
+        }
     }
 
     fn channel(&self) -> MutexGuard<'_, Channel> {
@@ -398,31 +419,37 @@ impl Client {
     }
 }
 
-/// Opens a connection and completes the handshake; `None` on any failure.
-fn connect(config: &ClientConfig) -> Option<Stream> {
+/// Opens a connection and completes the handshake.
+fn connect(config: &ClientConfig) -> Result<Stream, String> {
     let name = config
         .socket
         .as_str()
         .to_fs_name::<GenericFilePath>()
-        .ok()?;
+        .map_err(|err| err.to_string())?;
     let mut stream = ConnectOptions::new()
         .name(name)
         .wait_mode(ConnectWaitMode::Timeout(config.timeout))
         .connect_sync()
-        .ok()?;
-    stream.set_recv_timeout(Some(config.timeout)).ok()?;
-    stream.set_send_timeout(Some(config.timeout)).ok()?;
+        .map_err(|err| err.to_string())?;
+    stream
+        .set_recv_timeout(Some(config.timeout))
+        .and_then(|()| stream.set_send_timeout(Some(config.timeout)))
+        .map_err(|err| err.to_string())?;
     let mut frame = Vec::new();
     let hello = ClientMessage::Hello {
         version: PROTOCOL_VERSION,
         token: config.token.clone(),
         pid: std::process::id(),
     };
-    encode_frame(&hello, MAX_CLIENT_FRAME, &mut frame).ok()?;
-    stream.write_all(&frame).ok()?;
-    let payload = read_frame(&mut stream, MAX_SERVER_FRAME).ok()?;
-    match serde_json::from_slice(&payload).ok()? {
-        ServerMessage::Welcome { .. } => Some(stream),
-        _ => None,
+    encode_frame(&hello, MAX_CLIENT_FRAME, &mut frame).map_err(|err| err.to_string())?;
+    stream
+        .write_all(&frame)
+        .map_err(|err| format!("cannot send the handshake: {err}"))?;
+    let payload = read_frame(&mut stream, MAX_SERVER_FRAME)
+        .map_err(|err| format!("no handshake answer: {err}"))?;
+    match serde_json::from_slice(&payload) {
+        Ok(ServerMessage::Welcome { .. }) => Ok(stream),
+        Ok(ServerMessage::Refused { reason }) => Err(format!("the runner refused: {reason}")),
+        _ => Err("an unexpected handshake answer".to_owned()),
     }
 }

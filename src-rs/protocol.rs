@@ -36,6 +36,10 @@ pub const ENV_TOKEN: &str = "RUNNER_AWARE_TOKEN";
 /// Environment variable holding the client's response timeout in milliseconds.
 pub const ENV_TIMEOUT_MS: &str = "RUNNER_AWARE_TIMEOUT_MS";
 
+/// Environment variable that, when set, makes the client say on stderr why it
+/// stopped talking to the runner (it is silent otherwise).
+pub const ENV_DEBUG: &str = "RUNNER_AWARE_DEBUG";
+
 /// Environment variable that `@voidzero-dev/vite-task-client` reads to find the
 /// runner's addon; set to ours so tools written against it report to us.
 pub const ENV_CLIENT_PATH: &str = "VP_RUN_NODE_CLIENT_PATH";

@@ -33,9 +33,12 @@ function runner(): RunnerAddon | null {
     try {
       const loaded = createRequire(addonPath)(addonPath) as { load?: () => RunnerAddon };
       addon = loaded.load?.() ?? null;
-    } catch {
+    } catch (err) {
       // No usable runner addon: every call stays a no-op.
       addon = null;
+      if (process.env['RUNNER_AWARE_DEBUG']) {
+        process.stderr.write(`runner-aware: cannot load the runner's addon ${addonPath}: ${(err as Error).message}\n`);
+      }
     }
   }
   return addon;

@@ -64,6 +64,19 @@ describe('no runner', () => {
     expect(tool.code, tool.stderr).toBe(0);
     expect(lastJson(tool)).toEqual([false, null]);
     expect(Date.now() - started).toBeLessThan(5000);
+    expect(tool.stderr).toBe('');
+  });
+
+  it('says why it is offline when RUNNER_AWARE_DEBUG is set', async () => {
+    const server = await createServer();
+    const env = { ...process.env, ...server.env, RUNNER_AWARE_DEBUG: '1' };
+    await server.close();
+    const code = "require('runner-aware').getEnv('HOME')";
+    const gone = await run(process.execPath, ['-e', code], { env });
+    expect(gone.stderr).toMatch(/^runner-aware: client offline: cannot connect to \S+: .+/);
+    const badAddon = await run(process.execPath, ['-e', code], { env: { ...env, VP_RUN_NODE_CLIENT_PATH: '/nonexistent/addon.node' } });
+    expect(badAddon.stderr).toContain("runner-aware: cannot load the runner's addon /nonexistent/addon.node");
+    expect([gone.code, badAddon.code]).toEqual([0, 0]);
   });
 });
 
