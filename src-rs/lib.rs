@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod reports;
 pub(crate) mod runtime;
 pub mod server;
+pub mod transport;
 
 #[cfg(feature = "node")]
 pub mod binding;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use crate::protocol::{
 };
 use crate::reports::{Recorder, Reports};
 use crate::runtime;
+use crate::transport::{EndpointError, Listener};
 
 /// How long [`Server::close`] waits for connections still open by default.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -34,9 +35,6 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long a new connection may take to send its hello. Real clients send
 /// it right after connecting; this only bounds peers that never do.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Unix socket paths longer than this do not fit in `sockaddr_un`.
-const MAX_SOCKET_PATH: usize = 107;
 
 /// How a server is set up.
 #[derive(Debug, Clone, Default)]
@@ -56,12 +54,9 @@ pub struct ServerOptions {
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The private socket directory could not be created.
-    #[error("cannot create the socket directory under {dir}: {source}")]
-    SocketDir { dir: PathBuf, source: io::Error },
-    /// The socket could not be bound.
-    #[error("cannot listen on {path}: {source}")]
-    Bind { path: PathBuf, source: io::Error },
+    /// The socket (or named pipe) could not be set up.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// The OS gave no randomness for the token.
     #[error("cannot generate the handshake token: {0}")]
     Token(String),
@@ -93,7 +88,10 @@ impl Shared {
         self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn spawn_connection(self: &Arc<Self>, stream: UnixStream) {
+    fn spawn_connection<S>(self: &Arc<Self>, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let shared = Arc::clone(self);
         let task = tokio::spawn(async move { serve_connection(stream, shared).await });
         let mut connections = self
@@ -113,8 +111,7 @@ pub struct Server {
     socket_path: PathBuf,
     child_env: BTreeMap<String, String>,
     phase: watch::Sender<Phase>,
-    accept_task: JoinHandle<Option<UnixListener>>,
-    dir: tempfile::TempDir,
+    accept_task: JoinHandle<Option<Listener>>,
     close_timeout: Duration,
 }
 
@@ -130,16 +127,12 @@ impl Server {
         });
         let table = EnvTable::new(env, untracked.clone())?;
         let token = random_token()?;
-        let dir = socket_dir()?;
-        let socket_path = dir.path().join("s");
         let handle = runtime::handle();
         let listener = {
             let _entered = handle.enter();
-            UnixListener::bind(&socket_path).map_err(|source| ServerError::Bind {
-                path: socket_path.clone(),
-                source,
-            })?
+            Listener::bind(&random_token()?)?
         };
+        let socket_path = PathBuf::from(listener.address());
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             recorder: Mutex::new(Recorder::new(untracked)),
@@ -168,7 +161,6 @@ impl Server {
             child_env,
             phase: phase_tx,
             accept_task,
-            dir,
             close_timeout: options.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
         })
     }
@@ -218,9 +210,16 @@ impl Server {
         let deadline = Instant::now() + self.close_timeout;
         // Nobody may be watching (no connection yet); that is fine.
         let _ = self.phase.send(Phase::Draining { deadline });
-        if let Ok(Some(listener)) = self.accept_task.await {
-            accept_backlog(listener, &self.shared);
-        }
+        let endpoint = match self.accept_task.await {
+            Ok(Some(listener)) => {
+                let (queued, endpoint) = listener.into_queued().await;
+                for connection in queued {
+                    self.shared.spawn_connection(connection);
+                }
+                Some(endpoint)
+            }
+            _ => None,
+        };
         loop {
             let tasks = std::mem::take(
                 &mut *self
@@ -237,8 +236,9 @@ impl Server {
             }
         }
         let reports = self.shared.recorder().snapshot();
-        // Removing the directory also removes the socket file.
-        let _ = self.dir.close();
+        if let Some(endpoint) = endpoint {
+            endpoint.remove();
+        }
         reports
     }
 }
@@ -262,64 +262,20 @@ fn random_token() -> Result<String, ServerError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A fresh directory only this user can enter, short enough for a socket path.
-fn socket_dir() -> Result<tempfile::TempDir, ServerError> {
-    let preferred = std::env::temp_dir();
-    // "<dir>/runner-aware-XXXXXX/s" must fit in sockaddr_un.
-    let base = if preferred.as_os_str().len() + "/runner-aware-XXXXXX/s".len() <= MAX_SOCKET_PATH {
-        preferred
-    } else {
-        PathBuf::from("/tmp")
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("runner-aware-")
-        .tempdir_in(&base)
-        .map_err(|source| ServerError::SocketDir {
-            dir: base.clone(),
-            source,
-        })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .map_err(|source| ServerError::SocketDir { dir: base, source })?;
-    }
-    Ok(dir)
-}
-
 /// Accepts until the server starts draining, then hands the listener back so
-/// the backlog can be taken without racing the reactor.
-async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) -> Option<UnixListener> {
+/// the connections already queued can be taken without racing the reactor.
+async fn accept_loop(mut listener: Listener, shared: Arc<Shared>) -> Option<Listener> {
     let mut phase = shared.phase.clone();
     loop {
         tokio::select! {
             biased;
             _ = phase.changed() => return Some(listener),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => shared.spawn_connection(stream),
+                Ok(connection) => shared.spawn_connection(connection),
                 // Out of file descriptors or similar: back off instead of spinning;
                 // queued peers stay in the backlog until there is room.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             },
-        }
-    }
-}
-
-/// Takes every connection the kernel already queued. Each is a process that
-/// connected before the close; its bytes must not be lost.
-fn accept_backlog(listener: UnixListener, shared: &Arc<Shared>) {
-    let Ok(listener) = listener.into_std() else {
-        return;
-    };
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    while let Ok((stream, _)) = listener.accept() {
-        let accepted = stream
-            .set_nonblocking(true)
-            .and_then(|()| UnixStream::from_std(stream));
-        if let Ok(stream) = accepted {
-            shared.spawn_connection(stream);
         }
     }
 }
@@ -338,7 +294,10 @@ enum Next {
     Close,
 }
 
-async fn serve_connection(mut stream: UnixStream, shared: Arc<Shared>) {
+async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut phase = shared.phase.clone();
     let mut connection = Connection {
         decoder: FrameDecoder::new(MAX_CLIENT_FRAME),
