@@ -175,10 +175,21 @@ impl Client {
     /// The runner's value of `name`; `None` when it has none or no runner is
     /// listening.
     pub fn get_env(&self, name: &str, tracked: bool) -> Option<String> {
-        if let Some(answer) = self.cached_name(name, tracked) {
-            return answer;
+        self.with_env(name, tracked, |value| value.map(str::to_owned))
+    }
+
+    /// [`Client::get_env`] without copying a cached answer: `f` sees it while
+    /// the cache is read-locked, so the binding can turn it straight into a JS
+    /// string (a repeated `getEnv` then allocates nothing in Rust).
+    pub fn with_env<R>(&self, name: &str, tracked: bool, f: impl FnOnce(Option<&str>) -> R) -> R {
+        {
+            let cache = self.read_cache();
+            if let Some(answer) = cache.names.get(name).filter(|a| a.tracked >= tracked) {
+                return f(answer.value.as_deref());
+            }
         }
-        self.get_env_batch(&[name], tracked).pop().flatten()
+        let value = self.get_env_batch(&[name], tracked).pop().flatten();
+        f(value.as_deref())
     }
 
     /// The runner's values of `names`, in order, asking only for the names not
@@ -255,13 +266,6 @@ impl Client {
             }
             _ => BTreeMap::new(),
         }
-    }
-
-    /// The cached answer for `name` when it needs no round trip.
-    fn cached_name(&self, name: &str, tracked: bool) -> Option<Option<String>> {
-        let cache = self.read_cache();
-        let answer = cache.names.get(name)?;
-        (answer.tracked >= tracked).then(|| answer.value.clone())
     }
 
     fn is_offline(&self) -> bool {
