@@ -1,7 +1,7 @@
 // Runner-side cache helpers: what a runner needs to turn `Reports` into a
 // correct cache entry, so no runner re-derives the rules.
 
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
@@ -414,8 +414,13 @@ export interface EnvFingerprint {
   untrackedEnv: string[];
 }
 
+// node:crypto takes a fresh process ~3.5 ms to load (OpenSSL start-up) and
+// every tool imports this package, so it loads on the first hash instead.
+let crypto: typeof import('node:crypto') | undefined;
+
 function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  crypto ??= createRequire(process.execPath)('node:crypto') as typeof import('node:crypto');
+  return crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function sortedRecord<T>(entries: Iterable<[string, T]>): Record<string, T> {
