@@ -70,10 +70,16 @@ function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
   throw new TypeError(`runner-aware ${fn}: query must be a glob string or { prefix: string }`);
 }
 
+// The exported calls check their arguments inline and read `addon` directly:
+// outside a runner a tool's first thousand calls run in V8's interpreter,
+// where every extra call frame costs about as much as the call's own work.
+
 function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOutput', path: string): void {
-  checkPath(path, method);
-  const target = runner()?.[method];
-  if (target) target.call(addon, resolve(path));
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) checkPath(path, method);
+  const client = addon === undefined ? runner() : addon;
+  if (client === null) return;
+  const target = client[method];
+  if (target) target.call(client, resolve(path));
 }
 
 /** Reads under `path` (a file or directory, relative to the cwd) are not inputs of this run. */
@@ -98,16 +104,18 @@ export function addOutput(path: string): void {
 
 /** A named string that belongs in this run's cache key (a config hash, a tool version). */
 export function addValue(name: string, value: string): void {
-  checkName(name, 'addValue');
-  checkString(value, 'value', 'addValue');
-  runner()?.addValue?.(name, value);
+  if (typeof name !== 'string' || name === '') checkName(name, 'addValue');
+  if (typeof value !== 'string') checkString(value, 'value', 'addValue');
+  const client = addon === undefined ? runner() : addon;
+  if (client === null) return;
+  client.addValue?.(name, value);
 }
 
 /** This run must not be cached (a dev server, a watch mode, a non-deterministic step). */
 export function disableCache(reason?: string): void {
-  if (reason !== undefined) checkString(reason, 'reason', 'disableCache');
-  const client = runner();
-  if (!client) return;
+  if (reason !== undefined && typeof reason !== 'string') checkString(reason, 'reason', 'disableCache');
+  const client = addon === undefined ? runner() : addon;
+  if (client === null) return;
   if (reason === undefined) client.disableCache();
   else client.disableCache(reason);
 }
@@ -117,9 +125,9 @@ export function disableCache(reason?: string): void {
  * a change to it invalidates this run's cache entry. Does not touch `process.env`.
  */
 export function getEnv(name: string, options?: EnvOptions): string | undefined {
-  checkName(name, 'getEnv');
-  const client = runner();
-  if (!client) return undefined;
+  if (typeof name !== 'string' || name === '') checkName(name, 'getEnv');
+  const client = addon === undefined ? runner() : addon;
+  if (client === null) return undefined;
   return client.getEnv(name, options) ?? undefined;
 }
 
@@ -129,9 +137,9 @@ export function getEnv(name: string, options?: EnvOptions): string | undefined {
  * Does not touch `process.env`.
  */
 export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
-  checkQuery(query, 'getEnvs');
-  const client = runner();
-  if (!client) return {};
+  if (typeof query !== 'string') checkQuery(query, 'getEnvs');
+  const client = addon === undefined ? runner() : addon;
+  if (client === null) return {};
   return { ...client.getEnvs(query, options) };
 }
 
