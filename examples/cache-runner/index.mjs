@@ -20,6 +20,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -198,7 +199,9 @@ async function runCommand() {
   const failure = await new Promise((resolve) => {
     child.on('error', (err) => resolve({ code: 127, reason: `cannot run ${file}: ${err.message}` }));
     child.on('close', (code, signal) => resolve(
-      code === 0 ? null : { code: code ?? 1, reason: signal ? `command killed by ${signal}` : `command exited with code ${code}` }));
+      code === 0 ? null
+        : signal ? { code: 128 + (constants.signals[signal] ?? 0), reason: `command killed by ${signal}` }
+        : { code, reason: `command exited with code ${code}` }));
   });
   const reports = await server.close();
   return { reports, failure, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };

@@ -1,0 +1,118 @@
+// The reference caching runner (examples/cache-runner) driven by a scripted
+// tool that uses every verb the runner keys or archives on.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { beforeEach, describe, expect, it } from 'vitest';
+
+import { root, run, type Run } from './helpers.js';
+
+const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
+const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
+
+// Writes out/a.txt (archived) and out/.tmp/scratch (ignored), declares
+// config.json as an input, asks for MODE, and misbehaves on request.
+const tool = `
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+const ra = await import(${JSON.stringify(api)});
+const args = process.argv.slice(2);
+mkdirSync('out/.tmp', { recursive: true });
+const config = readFileSync('config.json', 'utf8');
+writeFileSync('out/a.txt', 'built with ' + config.trim() + ' mode ' + ra.getEnv('MODE'));
+writeFileSync('out/.tmp/scratch', 'scratch');
+ra.addInput('config.json');
+ra.addOutput('out');
+ra.ignoreOutput('out/.tmp');
+console.log('tool ran', JSON.stringify({ other: process.env.OTHER ?? null, extra: process.env.EXTRA ?? null }));
+console.error('tool warning');
+if (args.includes('watch')) ra.disableCache('watch mode');
+if (args.includes('bad-frame')) {
+  await new Promise((resolve) => {
+    const socket = connect(process.env.RUNNER_AWARE_SOCKET, () => socket.end(Buffer.from([0xff, 0xff, 0xff, 0xff])));
+    socket.on('close', resolve);
+    socket.on('error', resolve);
+  });
+}
+if (args.includes('fail')) process.exit(3);
+`;
+
+let app = '';
+let cacheDir = '';
+
+function cacheRun(toolArgs: string[] = [], env: Record<string, string> = {}, runnerArgs: string[] = []): Promise<Run> {
+  return run(process.execPath, [runner, '--cache-dir', cacheDir, ...runnerArgs, '--', process.execPath, 'tool.mjs', ...toolArgs], {
+    cwd: app,
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+  });
+}
+
+function status(result: Run): string {
+  const lines = result.stderr.split('\n').filter((line) => /^cache (hit|miss|skipped)\b/.test(line));
+  expect(lines, result.stderr).toHaveLength(1);
+  return lines[0] ?? '';
+}
+
+function entryCount(): number {
+  if (!existsSync(cacheDir)) return 0;
+  return readdirSync(cacheDir).reduce((n, task) => n + readdirSync(join(cacheDir, task)).filter((id) => !id.startsWith('.')).length, 0);
+}
+
+describe('reference caching runner', () => {
+  beforeEach(() => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
+    app = join(dir, 'app');
+    cacheDir = join(dir, 'cache');
+    mkdirSync(app);
+    writeFileSync(join(app, 'tool.mjs'), tool);
+    writeFileSync(join(app, 'config.json'), '{"v":1}\n');
+  });
+
+  it('archives declared outputs minus ignored ones and replays stdout and stderr', async () => {
+    const first = await cacheRun();
+    expect(first.code, first.stderr).toBe(0);
+    expect(status(first)).toBe('cache miss: no entry');
+    expect(first.stdout).toContain('tool ran');
+    rmSync(join(app, 'out'), { recursive: true });
+
+    const second = await cacheRun();
+    expect(second.code).toBe(0);
+    expect(status(second)).toBe('cache hit');
+    expect(second.stdout).toBe(first.stdout);
+    expect(second.stderr).toBe('tool warning\ncache hit\n');
+    expect(readFileSync(join(app, 'out', 'a.txt'), 'utf8')).toBe('built with {"v":1} mode undefined');
+    expect(existsSync(join(app, 'out', '.tmp')), 'an ignored output is not archived').toBe(false);
+  });
+
+  it('keys on a declared input file and on an absent env var', async () => {
+    expect(status(await cacheRun())).toBe('cache miss: no entry');
+    writeFileSync(join(app, 'config.json'), '{"v":2}\n');
+    expect(status(await cacheRun())).toBe('cache miss: input config.json changed');
+    expect(status(await cacheRun([], { MODE: 'fast' }))).toBe('cache miss: env MODE added');
+    expect(readFileSync(join(app, 'out', 'a.txt'), 'utf8')).toBe('built with {"v":2} mode fast');
+    expect(status(await cacheRun([], { MODE: 'fast', UNRELATED: '1' }))).toBe('cache hit');
+  });
+
+  it('gives the child a strict env plus --env names, and keys on those', async () => {
+    const first = await cacheRun([], { OTHER: 'o', EXTRA: 'e1' }, ['--env', 'EXTRA']);
+    expect(first.stdout).toContain('{"other":null,"extra":"e1"}');
+    expect(status(await cacheRun([], { OTHER: 'changed', EXTRA: 'e1' }, ['--env', 'EXTRA']))).toBe('cache hit');
+    expect(status(await cacheRun([], { EXTRA: 'e2' }, ['--env', 'EXTRA']))).toBe('cache miss: env EXTRA changed');
+  });
+
+  it('never stores a run a tool disabled caching for, that failed, or that saw protocol errors', async () => {
+    const watch = await cacheRun(['watch']);
+    expect(status(watch)).toBe('cache skipped: tool disabled caching (watch mode)');
+    const failed = await cacheRun(['fail']);
+    expect(failed.code).toBe(3);
+    expect(status(failed)).toBe('cache skipped: command exited with code 3');
+    const bad = await cacheRun(['bad-frame']);
+    expect(bad.code).toBe(0);
+    expect(status(bad)).toMatch(/^cache skipped: runner-aware protocol errors: .*1 MiB/);
+    expect(entryCount()).toBe(0);
+    expect(status(await cacheRun(['watch']))).toMatch(/^cache skipped: /);
+  });
+});
