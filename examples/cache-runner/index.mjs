@@ -5,7 +5,8 @@
 //
 // 1. Look up: entries of this task (command + flags) are tried newest first;
 //    one whose env fingerprint and input hashes still hold is a hit: restore
-//    its outputs, replay its stdout/stderr, exit 0.
+//    its outputs, replay its stdout/stderr, exit 0. A miss is explained by
+//    the closest entry.
 // 2. Otherwise run the command in a strict env (a base set, the `--env`
 //    names and the runner-aware server env; a tool asks for anything else
 //    through runner-aware, which is what puts it in the key).
@@ -208,7 +209,7 @@ async function runCommand() {
 }
 
 // A miss is explained by the closest entry: the one with the fewest reasons, newest on a tie.
-let missReasons = ['no entry'];
+let missReasons = null;
 for (const entry of readEntries()) {
   const reasons = staleReasons(entry);
   if (reasons.length === 0) {
@@ -216,7 +217,7 @@ for (const entry of readEntries()) {
     process.stderr.write('cache hit\n');
     process.exit(0);
   }
-  if (missReasons[0] === 'no entry' || reasons.length < missReasons.length) missReasons = reasons;
+  if (!missReasons || reasons.length < missReasons.length) missReasons = reasons;
 }
 
 // Hashed before the run, so a file changed while the command ran cannot pass as what it read.
@@ -237,6 +238,6 @@ if (skipReasons.length > 0) {
   process.stderr.write(`cache skipped: ${skipReasons.join('; ')}\n`);
 } else {
   store(reports, hashInputs(reports, preRunHashes), outputs, stdout, stderr);
-  process.stderr.write(`cache miss: ${missReasons.join(', ')}\n`);
+  process.stderr.write(`cache miss: ${missReasons?.join(', ') ?? 'no entry'}\n`);
 }
 process.exit(failure?.code ?? 0);
