@@ -23,8 +23,10 @@ function runnerEnv(extra: Record<string, string>): Record<string, string> {
   return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...extra };
 }
 
+// Every file of the app is an input, dist included: only Vite's
+// `ignoreInput(outDir)` keeps its own output out of the key.
 function runnerArgs(viteArgs: string[]): string[] {
-  return [runner, '--cache-dir', cacheDir, '--input', 'src/**', '--input', 'index.html', '--output', 'dist', '--', process.execPath, vite, ...viteArgs];
+  return [runner, '--cache-dir', cacheDir, '--input', '**', '--output', 'dist', '--', process.execPath, vite, ...viteArgs];
 }
 
 function build(env: Record<string, string>): Promise<Run> {
