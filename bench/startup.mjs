@@ -1,8 +1,11 @@
 // One tool process's start-up, timed from inside it.
 //
 //   node startup.mjs runner <api-url>   import + the first getEnv through a runner
+//   node startup.mjs warm <api-url>     the same in a tool that has started: the
+//                                       module loader warm, Node's common builtins loaded
 //   node startup.mjs outside <api-url>  import, then 1,000 calls with no runner;
-//                                       counts native modules loaded
+//                                       counts native modules loaded (with
+//                                       bench/noop-api.mjs as <api-url>: V8's floor)
 //
 // Prints one JSON line with the times in milliseconds.
 
@@ -16,10 +19,15 @@ process.dlopen = (...args) => {
   return dlopen.apply(process, args);
 };
 
+if (mode === 'warm') {
+  await Promise.all(['node:fs', 'node:path', 'node:url', 'node:module', 'node:crypto'].map((m) => import(m)));
+  await import('./noop-api.mjs');
+}
+
 const t0 = performance.now();
 const api = await import(apiUrl);
 const t1 = performance.now();
-if (mode === 'runner') {
+if (mode === 'runner' || mode === 'warm') {
   const home = api.getEnv('RA_BENCH_STARTUP');
   const t2 = performance.now();
   console.log(JSON.stringify({ importMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, answered: home === 'yes', nativeLoads }));
