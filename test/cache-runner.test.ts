@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { root, run, type Run } from './helpers.js';
 
@@ -40,6 +40,7 @@ if (args.includes('bad-frame')) {
 if (args.includes('fail')) process.exit(3);
 `;
 
+let work = '';
 let app = '';
 let cacheDir = '';
 
@@ -63,13 +64,14 @@ function entryCount(): number {
 
 describe('reference caching runner', () => {
   beforeEach(() => {
-    const dir = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
-    app = join(dir, 'app');
-    cacheDir = join(dir, 'cache');
+    work = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
+    app = join(work, 'app');
+    cacheDir = join(work, 'cache');
     mkdirSync(app);
     writeFileSync(join(app, 'tool.mjs'), tool);
     writeFileSync(join(app, 'config.json'), '{"v":1}\n');
   });
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
 
   it('archives declared outputs minus ignored ones and replays stdout and stderr', async () => {
     const first = await cacheRun();

@@ -8,15 +8,24 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { fixtures, root, run, type Run } from './helpers.js';
 
 const vite = join(root, 'node_modules', 'vite', 'bin', 'vite.js');
 const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
 
+let work = '';
 let app = '';
 let cacheDir = '';
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'runner-aware-vite-'));
+  app = join(work, 'app');
+  cacheDir = join(work, 'cache');
+  cpSync(join(fixtures, 'vite-app'), app, { recursive: true });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** The runner's own env: a clean base, so nothing from the test process leaks into what Vite sees. */
 function runnerEnv(extra: Record<string, string>): Record<string, string> {
@@ -66,13 +75,6 @@ function entryCount(): number {
 const production = { NODE_ENV: 'production', VITE_API_URL: 'https://staging.example' };
 
 describe('stock Vite build under the reference caching runner', () => {
-  beforeAll(() => {
-    const dir = mkdtempSync(join(tmpdir(), 'runner-aware-vite-'));
-    app = join(dir, 'app');
-    cacheDir = join(dir, 'cache');
-    cpSync(join(fixtures, 'vite-app'), app, { recursive: true });
-  });
-
   let firstBuild: Record<string, string> = {};
 
   it('misses the first time and writes dist', async () => {
@@ -174,13 +176,22 @@ async function serveAndStop(viteArgs: string[]): Promise<{ result: Run; page: st
     cwd: app,
     env: runnerEnv(production),
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a hung run can be killed with Vite under it.
+    detached: true,
   });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  const hardStop = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const killAll = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  };
+  const hardStop = setTimeout(killAll, 20_000);
   try {
     let page = '';
     const deadline = Date.now() + 15_000;
@@ -197,7 +208,7 @@ async function serveAndStop(viteArgs: string[]): Promise<{ result: Run; page: st
     return { result, page };
   } finally {
     clearTimeout(hardStop);
-    child.kill('SIGKILL');
+    killAll();
   }
 }
 
