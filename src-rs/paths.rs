@@ -76,10 +76,10 @@ mod tests {
 
     #[test]
     fn absolutizes_against_cwd() {
-        let cwd = Path::new("/work/app");
-        assert_eq!(absolutize("dist", cwd), Path::new("/work/app/dist"));
-        assert_eq!(absolutize("./dist/", cwd), Path::new("/work/app/dist"));
-        assert_eq!(absolutize("../lib/x", cwd), Path::new("/work/lib/x"));
+        let cwd = Path::new("/home/dev/app");
+        assert_eq!(absolutize("dist", cwd), Path::new("/home/dev/app/dist"));
+        assert_eq!(absolutize("./dist/", cwd), Path::new("/home/dev/app/dist"));
+        assert_eq!(absolutize("../lib/x", cwd), Path::new("/home/dev/lib/x"));
         assert_eq!(absolutize("/abs/./p/../q", cwd), Path::new("/abs/q"));
         assert_eq!(absolutize("/../..", cwd), Path::new("/"));
     }
