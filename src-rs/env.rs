@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,7 @@ pub const DEFAULT_UNTRACKED_ENV: &[&str] = &[
 #[derive(Debug)]
 pub struct EnvTable {
     vars: HashMap<String, String>,
-    untracked: GlobSet,
+    untracked: Arc<GlobSet>,
     untracked_patterns: Vec<String>,
 }
 
@@ -99,17 +100,9 @@ impl EnvTable {
     /// A table over `vars` in which names matching any of `untracked` are
     /// served but never tracked.
     pub fn new(vars: HashMap<String, String>, untracked: Vec<String>) -> Result<Self, InvalidGlob> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in &untracked {
-            builder.add(env_glob(pattern)?);
-        }
-        let untracked_set = builder.build().map_err(|source| InvalidGlob {
-            glob: untracked.join(","),
-            source,
-        })?;
         Ok(Self {
             vars,
-            untracked: untracked_set,
+            untracked: untracked_set(&untracked)?,
             untracked_patterns: untracked,
         })
     }
@@ -137,6 +130,29 @@ impl EnvTable {
     pub fn untracked_patterns(&self) -> &[String] {
         &self.untracked_patterns
     }
+}
+
+/// The compiled set for `patterns`, shared with the previous server when its
+/// list was the same (a runner passes one list to every server): compiling a
+/// `GlobSet` was a seventh of a server's start and stop.
+fn untracked_set(patterns: &[String]) -> Result<Arc<GlobSet>, InvalidGlob> {
+    static LAST: Mutex<Option<(Vec<String>, Arc<GlobSet>)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((cached, set)) = &*last {
+        if cached.as_slice() == patterns {
+            return Ok(Arc::clone(set));
+        }
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(env_glob(pattern)?);
+    }
+    let set = Arc::new(builder.build().map_err(|source| InvalidGlob {
+        glob: patterns.join(","),
+        source,
+    })?);
+    *last = Some((patterns.to_vec(), Arc::clone(&set)));
+    Ok(set)
 }
 
 #[cfg(test)]

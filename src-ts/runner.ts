@@ -1,5 +1,7 @@
 // The runner side: one server per task run.
 
+import { createRequire } from 'node:module';
+
 import { loadBinding } from './native.js';
 import type { Reports } from './types.js';
 
@@ -31,6 +33,17 @@ export interface Server {
   close(): Promise<Reports>;
 }
 
+/**
+ * Whether this is the main thread, whose `process.env` Node keeps in step
+ * with the C environment: there the addon snapshots the environment itself,
+ * sparing a server's start a JS walk over every variable (~30 µs).
+ */
+let mainThread: boolean | undefined;
+function isMainThread(): boolean {
+  mainThread ??= (createRequire(process.execPath)('node:worker_threads') as typeof import('node:worker_threads')).isMainThread;
+  return mainThread;
+}
+
 function definedEntries(env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
@@ -57,7 +70,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   checkOptions(options);
   const { binding, path } = loadBinding();
   const native = binding.createServer({
-    env: definedEntries(options.env ?? process.env),
+    ...(options.env || !isMainThread() ? { env: definedEntries(options.env ?? process.env) } : {}),
     ...(options.untrackedEnv ? { untrackedEnv: options.untrackedEnv } : {}),
     ...(options.closeTimeoutMs !== undefined ? { closeTimeoutMs: options.closeTimeoutMs } : {}),
     clientPath: path,
