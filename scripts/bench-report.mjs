@@ -106,28 +106,33 @@ export function summarize(results) {
   const startup = stats(f.startup.runner.map((r) => r.totalMs));
   const importOnly = stats(f.startup.runner.map((r) => r.importMs));
   const firstCall = stats(f.startup.runner.map((r) => r.firstCallMs));
-  const allAnswered = f.startup.runner.every((r) => r.answered);
+  const warm = stats(f.startup.warm.map((r) => r.totalMs));
+  const allAnswered = [...f.startup.runner, ...f.startup.warm].every((r) => r.answered);
   rows.push({
     figure: 'tool start-up: import + first call through a runner',
-    value: `**${fmt(startup.median, 2)} ms** median (import ${fmt(importOnly.median, 2)} ms + first call ${fmt(firstCall.median, 2)} ms; p99 ${fmt(startup.p99, 2)} ms)`,
+    value: `**${fmt(startup.median, 2)} ms** median in a fresh process (import ${fmt(importOnly.median, 2)} ms + first call ${fmt(firstCall.median, 2)} ms; p99 ${fmt(startup.p99, 2)} ms); **${fmt(warm.median, 2)} ms** in a tool that has started (module loader warm, Node's builtins loaded)`,
     target: '≤ 1.5 ms',
     met: allAnswered && startup.median <= 1.5,
   });
 
   const outsideCalls = stats(f.startup.outside.map((r) => r.callsMs));
   const outsideImport = stats(f.startup.outside.map((r) => r.importMs));
+  const floorCalls = stats(f.startup.floor.map((r) => r.callsMs));
   const natives = Math.max(...f.startup.outside.map((r) => r.nativeLoads));
   rows.push({
     figure: 'tool outside a runner: import + 1,000 calls, above a bare import',
-    value: `**+${fmt(outsideCalls.median * 1000, 0)} µs** for the 1,000 calls (bare import ${fmt(outsideImport.median, 2)} ms); native modules loaded: ${natives}`,
+    value: `**+${fmt(outsideCalls.median * 1000, 0)} µs** for the 1,000 calls (import ${fmt(outsideImport.median, 2)} ms); the same loop into empty functions: +${fmt(floorCalls.median * 1000, 0)} µs; native modules loaded: ${natives}`,
     target: '≤ 0.1 ms, no native module',
     met: outsideCalls.median <= 0.1 && natives === 0,
   });
 
-  const cycle = stats(f.serverCycle);
+  const cycle = stats(f.serverCycle.times);
+  const tmpfs = f.serverCycleTmpfs ? stats(f.serverCycleTmpfs.times) : null;
   rows.push({
     figure: 'runner: createServer + close() with no clients',
-    value: `**${fmt(cycle.median / 1000, 3)} ms** median, p99 ${fmt(cycle.p99 / 1000, 3)} ms`,
+    value:
+      `**${fmt(cycle.median / 1000, 3)} ms** median, p99 ${fmt(cycle.p99 / 1000, 3)} ms, socket directory under ${f.serverCycle.dir}` +
+      (tmpfs ? `; **${fmt(tmpfs.median / 1000, 3)} ms** (p99 ${fmt(tmpfs.p99 / 1000, 3)} ms) with TMPDIR on tmpfs (${f.serverCycleTmpfs.dir})` : ''),
     target: '≤ 0.3 ms',
     met: cycle.median <= 300,
   });
@@ -161,8 +166,9 @@ export function summarize(results) {
       dedupeApi,
       report: { ...report, perSecond },
       concurrent: f.concurrent,
-      startup: { total: startup, import: importOnly, firstCall, outsideCalls, outsideImport, nativeLoads: natives },
+      startup: { total: startup, import: importOnly, firstCall, warm, outsideCalls, outsideImport, floorCalls, nativeLoads: natives },
       serverCycle: cycle,
+      serverCycleTmpfs: tmpfs,
       memory: { ...m, growth },
     },
   };
@@ -221,8 +227,8 @@ const METHOD = [
   '- **Dedupe** (`tool-loop.cjs dedupe`): the same name again after its first answer, timed over batches of 1,000 calls; once through the addon’s `load()` object and once through the `runner-aware` tool API.',
   '- **Reports** (`tool-loop.cjs report`): `ignoreInput` with a new absolute path each call, each call timed; throughput is calls ÷ the loop’s wall time, server work included (it shares the CPU).',
   '- **Concurrency** (`bench/concurrent.cjs`): 8 worker threads of one process and 8 child processes, each asking for its own names (which the runner holds), released together after each connected; every answer is checked. Throughput is all calls ÷ the time from the first start to the last finish, against one child process alone.',
-  '- **Start-up** (`bench/startup.mjs`): inside a fresh tool process, `await import(\'runner-aware\')` and the first `getEnv` (addon load, connect, handshake, round trip); outside a runner the same import and then 1,000 calls across the API with no runner env, with `process.dlopen` counted.',
-  '- **Runner** (`bench/server-cycles.mjs`, and in-process): `createServer()` then `await close()` with no clients, its default env a snapshot of `process.env`; memory after a warm-up against the end of the cycles, fds from `/proc/self/fd`, leftovers in a private `TMPDIR`.',
+  '- **Start-up** (`bench/startup.mjs`): inside a fresh tool process, `await import(\'runner-aware\')` and the first `getEnv` (addon load, connect, handshake, round trip); again in a process that already imported Node\'s common builtins and one module of its own, as a tool has by the time it reaches its config. Outside a runner: the same import, then 1,000 calls across the API (200 rounds of getEnv, getEnvs, ignoreInput, addValue, disableCache) with no runner env and `process.dlopen` counted; the same loop into `bench/noop-api.mjs` (empty functions of the same names) shows what V8 charges any 1,000 first calls.',
+  '- **Runner** (`bench/server-cycles.mjs`): `createServer()` then `await close()` with no clients, its default env a snapshot of `process.env`, in a child whose `TMPDIR` is a fresh directory under the system temp dir (and again under /dev/shm, to show what the temp dir\'s filesystem costs); memory after a warm-up against the end of the cycles, fds from `/proc/self/fd`, leftovers in that `TMPDIR`.',
   '',
 ];
 

@@ -13,7 +13,6 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { renderMarkdown, renderSvg, summarize } from './bench-report.mjs';
@@ -145,29 +144,25 @@ async function main() {
   log('tool start-up through a runner, and outside any runner');
   results.figures.startup = await measureStartups(createServer, apiUrl, n.startups);
 
+  // Each in a child with TMPDIR pointing at a fresh directory: under the
+  // system temp dir (what a runner gets by default), and on tmpfs when there
+  // is one, which shows the part the temp dir's filesystem costs.
+  const cycles = (mode, base, warmup, count) => {
+    const dir = mkdtempSync(join(base, 'ra-bench-cycles-'));
+    try {
+      const env = { ...process.env, TMPDIR: dir };
+      const argv = ['--expose-gc', join(root, 'bench', 'server-cycles.mjs'), mode, apiUrl, warmup, count];
+      return { dir: base, ...lastJson(run(process.execPath, argv, { env })) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
   log('createServer + close with no clients');
-  for (let i = 0; i < 50; i++) await (await createServer()).close();
-  const cycles = [];
-  for (let i = 0; i < n.serverCycles; i++) {
-    const t0 = performance.now();
-    const server = await createServer();
-    await server.close();
-    cycles.push((performance.now() - t0) * 1000);
-  }
-  results.figures.serverCycle = cycles;
+  results.figures.serverCycle = cycles('times', tmpdir(), 50, n.serverCycles);
+  if (existsSync('/dev/shm')) results.figures.serverCycleTmpfs = cycles('times', '/dev/shm', 50, n.serverCycles);
 
   log(`runner memory over ${n.memoryCycles} createServer/close cycles`);
-  const memoryTmp = mkdtempSync(join(tmpdir(), 'ra-bench-mem-'));
-  results.figures.memory = {
-    cycles: n.memoryCycles,
-    warmup: n.memoryWarmup,
-    ...lastJson(
-      run(process.execPath, ['--expose-gc', join(root, 'bench', 'server-cycles.mjs'), apiUrl, n.memoryWarmup, n.memoryCycles], {
-        env: { ...process.env, TMPDIR: memoryTmp },
-      }),
-    ),
-  };
-  rmSync(memoryTmp, { recursive: true, force: true });
+  results.figures.memory = { cycles: n.memoryCycles, warmup: n.memoryWarmup, ...cycles('memory', tmpdir(), n.memoryWarmup, n.memoryCycles) };
   rmSync(work, { recursive: true, force: true });
 
   results.loadAfter = loadavg()[0];
@@ -263,9 +258,21 @@ async function measureStartups(createServer, apiUrl, count) {
     runner.push(lastJson(run(process.execPath, [script, 'runner', apiUrl], { env: { ...process.env, ...server.env } })));
     await server.close();
   }
-  const outside = [];
+  const warm = [];
+  for (let i = 0; i < count; i++) {
+    const server = await createServer({ env: { RA_BENCH_STARTUP: 'yes' } });
+    warm.push(lastJson(run(process.execPath, [script, 'warm', apiUrl], { env: { ...process.env, ...server.env } })));
+    await server.close();
+  }
   const bare = { ...process.env };
   for (const name of ['RUNNER_AWARE_SOCKET', 'RUNNER_AWARE_TOKEN', 'VP_RUN_NODE_CLIENT_PATH']) delete bare[name];
-  for (let i = 0; i < count; i++) outside.push(lastJson(run(process.execPath, [script, 'outside', apiUrl], { env: bare })));
-  return { runner, outside };
+  const noop = pathToFileURL(join(root, 'bench', 'noop-api.mjs')).href;
+  const outside = [];
+  const floor = [];
+  // Interleaved, so both see the same machine.
+  for (let i = 0; i < count; i++) {
+    outside.push(lastJson(run(process.execPath, [script, 'outside', apiUrl], { env: bare })));
+    floor.push(lastJson(run(process.execPath, [script, 'outside', noop], { env: bare })));
+  }
+  return { runner, warm, outside, floor };
 }
