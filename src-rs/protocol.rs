@@ -78,7 +78,70 @@ pub enum ClientMessage {
     GetEnvs { query: EnvQuery, tracked: bool },
 }
 
+/// The op a frame names, when the frame starts with it the way every frame
+/// this crate writes does (`{"op":"…"`, no whitespace, no escapes).
+fn leading_op(payload: &[u8]) -> Option<&[u8]> {
+    let rest = payload.strip_prefix(br#"{"op":""#)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest[end] == b'"').then(|| &rest[..end])
+}
+
+/// Fields of the ops that decode straight into a struct (see [`ClientMessage::decode`]).
+mod fields {
+    use serde::de::IgnoredAny;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Path {
+        // Read only so that a second `op` is rejected; its value was matched.
+        #[serde(rename = "op")]
+        _op: IgnoredAny,
+        pub path: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GetEnv {
+        // Read only so that a second `op` is rejected; its value was matched.
+        #[serde(rename = "op")]
+        _op: IgnoredAny,
+        pub names: Vec<String>,
+        pub tracked: bool,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Env {
+        // Read only so that a second `op` is rejected; its value was matched.
+        #[serde(rename = "op")]
+        _op: IgnoredAny,
+        pub values: Vec<Option<String>>,
+    }
+}
+
 impl ClientMessage {
+    /// Decodes one frame's payload. A frame that starts with its `op` is read
+    /// straight into that op's fields: serde's path for a tagged enum buffers
+    /// the whole object first, which cost about as much as the rest of
+    /// serving a report. Either way the same frames are accepted.
+    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        let path = |payload| serde_json::from_slice::<fields::Path>(payload).map(|f| f.path);
+        match leading_op(payload) {
+            Some(b"ignoreInput") => path(payload).map(|path| Self::IgnoreInput { path }),
+            Some(b"ignoreOutput") => path(payload).map(|path| Self::IgnoreOutput { path }),
+            Some(b"addInput") => path(payload).map(|path| Self::AddInput { path }),
+            Some(b"addOutput") => path(payload).map(|path| Self::AddOutput { path }),
+            Some(b"getEnv") => {
+                serde_json::from_slice::<fields::GetEnv>(payload).map(|f| Self::GetEnv {
+                    names: f.names,
+                    tracked: f.tracked,
+                })
+            }
+            _ => serde_json::from_slice(payload),
+        }
+    }
+
     /// Whether the server answers this message.
     pub fn expects_response(&self) -> bool {
         matches!(
@@ -100,6 +163,18 @@ pub enum ServerMessage {
     Env { values: Vec<Option<String>> },
     /// The answer to a `getEnvs`: every matching variable.
     Envs { matches: BTreeMap<String, String> },
+}
+
+impl ServerMessage {
+    /// Decodes one frame's payload; an `env` answer that starts with its op
+    /// skips serde's buffering, as in [`ClientMessage::decode`].
+    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        match leading_op(payload) {
+            Some(b"env") => serde_json::from_slice::<fields::Env>(payload)
+                .map(|f| Self::Env { values: f.values }),
+            _ => serde_json::from_slice(payload),
+        }
+    }
 }
 
 /// Why a frame could not be read.
@@ -190,6 +265,11 @@ impl FrameDecoder {
             consumed: 0,
             limit,
         }
+    }
+
+    /// Changes the largest payload accepted from the next frame on.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// Appends bytes read from the peer.
@@ -397,6 +477,52 @@ mod tests {
         }
         assert!(decoder.next_frame().unwrap().is_none());
         decoder.finish().unwrap();
+    }
+
+    #[test]
+    fn decode_accepts_and_rejects_what_serde_does() {
+        let payloads: &[&[u8]] = &[
+            br#"{"op":"ignoreInput","path":"/a"}"#,
+            br#"{"op":"ignoreOutput","path":"/b\u00e9"}"#,
+            br#"{"op":"addInput","path":"/c"}"#,
+            br#"{"op":"addOutput","path":"/d"}"#,
+            br#"{"op":"getEnv","names":["A","B"],"tracked":true}"#,
+            br#"{"op":"getEnv","tracked":false,"names":[]}"#,
+            br#"{"op":"addValue","name":"n","value":"v"}"#,
+            br#"{"path":"/a","op":"ignoreInput"}"#,
+            br#"{ "op": "ignoreInput", "path": "/a" }"#,
+            br#"{"op":"ignoreInput"}"#,
+            br#"{"op":"ignoreInput","path":"/a","extra":1}"#,
+            br#"{"op":"ignoreInput","path":"/a","path":"/b"}"#,
+            br#"{"op":"ignoreInput","op":"addInput","path":"/a"}"#,
+            br#"{"op":"ignoreInput","path":7}"#,
+            br#"{"op":"getEnv","names":"A","tracked":true}"#,
+            br#"{"op":"getEnv","names":["A"]}"#,
+            br#"{"op":"ignore\u0049nput","path":"/a"}"#,
+            br#"{"op":"ignoreInput","path":"/a"} trailing"#,
+            br#"{"op":"ignoreInput","path":"/a""#,
+            br#"{"op":"#,
+            b"",
+        ];
+        for payload in payloads {
+            let generic = serde_json::from_slice::<ClientMessage>(payload).ok();
+            let fast = ClientMessage::decode(payload).ok();
+            assert_eq!(fast, generic, "{}", String::from_utf8_lossy(payload));
+        }
+        let answers: &[&[u8]] = &[
+            br#"{"op":"env","values":["a",null]}"#,
+            br#"{"op":"env","values":[]}"#,
+            br#"{"op":"env","values":[1]}"#,
+            br#"{"op":"env","values":[],"x":1}"#,
+            br#"{"op":"env"}"#,
+            br#"{"op":"welcome","version":1}"#,
+            br#"{"op":"envs","matches":{"A":"1"}}"#,
+        ];
+        for payload in answers {
+            let generic = serde_json::from_slice::<ServerMessage>(payload).ok();
+            let fast = ServerMessage::decode(payload).ok();
+            assert_eq!(fast, generic, "{}", String::from_utf8_lossy(payload));
+        }
     }
 
     #[test]

@@ -380,7 +380,7 @@ impl Connection {
                     return Next::Close;
                 }
             };
-            let message = match serde_json::from_slice::<ClientMessage>(frame) {
+            let message = match ClientMessage::decode(frame) {
                 Ok(message) => message,
                 Err(err) => {
                     recorder.record_error(FrameError::Malformed(err).to_string(), self.pid);
