@@ -351,7 +351,7 @@ impl Client {
                     .map_err(|err| format!("no answer from the runner: {err}"))
             })
             .and_then(|payload| {
-                serde_json::from_slice::<ServerMessage>(payload)
+                ServerMessage::decode(payload)
                     .map_err(|err| format!("an answer that does not decode: {err}"))
             });
         if let Err(why) = &answer {
