@@ -35,7 +35,10 @@ export declare class RunnerClient {
   disableCache(reason?: string | undefined | null): void
   /** The runner's value of `name`, `undefined` when it has none. */
   getEnv(name: string, options?: EnvOptions | undefined | null): string | undefined
-  /** Every runner variable matching a glob (`VITE_*`) or `{ prefix }`. */
+  /**
+   * Every runner variable matching a glob (`VITE_*`) or `{ prefix }`.
+   * Throws for a glob that does not parse.
+   */
   getEnvs(query: string | PrefixQuery, options?: EnvOptions | undefined | null): Record<string, string>
   /** Whether a runner accepted this process's connection. */
   isConnected(): boolean

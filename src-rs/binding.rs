@@ -88,17 +88,20 @@ impl RunnerClient {
     }
 
     /// Every runner variable matching a glob (`VITE_*`) or `{ prefix }`.
+    /// Throws for a glob that does not parse.
     #[napi]
     pub fn get_envs(
         &self,
         query: Either<String, PrefixQuery>,
         options: Option<EnvOptions>,
-    ) -> BTreeMap<String, String> {
+    ) -> Result<BTreeMap<String, String>> {
         let query = match query {
             Either::A(glob) => EnvQuery::Glob(glob),
             Either::B(prefix) => EnvQuery::Prefix(prefix.prefix),
         };
-        Client::global().get_envs(&query, tracked(options))
+        Client::global()
+            .get_envs(&query, tracked(options))
+            .map_err(|err| Error::new(Status::InvalidArg, err.to_string()))
     }
 
     /// Whether a runner accepted this process's connection.

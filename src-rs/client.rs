@@ -22,7 +22,7 @@ use interprocess::local_socket::{ConnectOptions, GenericFilePath, Stream};
 use interprocess::ConnectWaitMode;
 use rustc_hash::FxHashMap;
 
-use crate::env::EnvQuery;
+use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
 use crate::paths::{absolutize, clean};
 use crate::protocol::{
     encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG,
@@ -214,11 +214,24 @@ impl Client {
             missing
         };
         if !missing.is_empty() && !self.is_offline() {
+            let mut channel = self.channel();
+            let missing: Vec<String> = {
+                let cache = self.read_cache();
+                missing
+                    .into_iter()
+                    .filter(|name| !cache.names.get(name).is_some_and(|a| a.tracked >= tracked))
+                    .collect()
+            };
             let request = ClientMessage::GetEnv {
                 names: missing.clone(),
                 tracked,
             };
-            if let Some(ServerMessage::Env { values }) = self.request(&request) {
+            let answer = if missing.is_empty() {
+                None
+            } else {
+                self.request(&mut channel, &request)
+            };
+            if let Some(ServerMessage::Env { values }) = answer {
                 let mut cache = self.write_cache();
                 for (name, value) in missing.into_iter().zip(values) {
                     let entry = cache.names.entry(name).or_insert(NameAnswer {
@@ -238,20 +251,33 @@ impl Client {
     }
 
     /// Every runner variable matching `query`; empty when no runner is listening.
-    pub fn get_envs(&self, query: &EnvQuery, tracked: bool) -> BTreeMap<String, String> {
+    /// An invalid glob is the caller's error, reported whether or not a runner
+    /// listens, and never sent.
+    pub fn get_envs(
+        &self,
+        query: &EnvQuery,
+        tracked: bool,
+    ) -> Result<BTreeMap<String, String>, InvalidGlob> {
         if let Some(answer) = self.read_cache().queries.get(query) {
             if answer.tracked >= tracked {
-                return answer.matches.clone();
+                return Ok(answer.matches.clone());
             }
         }
+        EnvMatcher::new(query)?;
         if self.is_offline() {
-            return BTreeMap::new();
+            return Ok(BTreeMap::new());
+        }
+        let mut channel = self.channel();
+        if let Some(answer) = self.read_cache().queries.get(query) {
+            if answer.tracked >= tracked {
+                return Ok(answer.matches.clone());
+            }
         }
         let request = ClientMessage::GetEnvs {
             query: query.clone(),
             tracked,
         };
-        match self.request(&request) {
+        match self.request(&mut channel, &request) {
             Some(ServerMessage::Envs { matches }) => {
                 let mut cache = self.write_cache();
                 let entry = cache
@@ -262,9 +288,9 @@ impl Client {
                         tracked,
                     });
                 entry.tracked |= tracked;
-                matches
+                Ok(matches)
             }
-            _ => BTreeMap::new(),
+            _ => Ok(BTreeMap::new()),
         }
     }
 
@@ -325,23 +351,36 @@ impl Client {
     }
 
     /// Sends a request and waits for its answer; `None` when the runner is gone.
-    fn request(&self, message: &ClientMessage) -> Option<ServerMessage> {
-        let mut channel = self.channel();
-        if !self.ensure_connected(&mut channel) {
+    /// The caller holds the channel, so a request is never sent twice for
+    /// what another thread was fetching meanwhile: it re-checks the cache
+    /// after taking the channel.
+    fn request(&self, channel: &mut Channel, message: &ClientMessage) -> Option<ServerMessage> {
+        if !self.ensure_connected(channel) {
             return None;
         }
         let Channel {
             stream,
             frame,
             answers,
-        } = &mut *channel;
+        } = channel;
+        let stream = stream.as_mut()?;
         frame.clear();
         if encode_frame(message, MAX_CLIENT_FRAME, frame).is_err() {
-            drop(channel);
-            self.disable_cache(Some("an env request exceeds the frame limit"));
+            // The runner cannot be asked, so the run must not be cached on
+            // an answer it never gave.
+            let reason = Some("an env request exceeds the frame limit".to_owned());
+            frame.clear();
+            if encode_frame(
+                &ClientMessage::DisableCache { reason },
+                MAX_CLIENT_FRAME,
+                frame,
+            )
+            .is_ok()
+            {
+                let _ = stream.write_all(frame);
+            }
             return None;
         }
-        let stream = stream.as_mut()?;
         let answer = stream
             .write_all(frame)
             .map_err(|err| format!("cannot send a request: {err}"))
@@ -368,7 +407,7 @@ impl Client {
             {
                 let _ = stream.write_all(frame);
             }
-            self.go_offline(&mut channel, why);
+            self.go_offline(channel, why);
         }
         answer.ok()
     }

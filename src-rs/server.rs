@@ -32,6 +32,9 @@ use crate::transport::{EndpointError, Listener};
 /// How long [`Server::close`] waits for connections still open by default.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// Largest frame accepted before the handshake: a hello is about 100 bytes.
+pub const MAX_HELLO_FRAME: usize = 4 * 1024;
+
 /// How long a new connection may take to send its hello. Real clients send
 /// it right after connecting; this only bounds peers that never do.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -300,7 +303,9 @@ where
 {
     let mut phase = shared.phase.clone();
     let mut connection = Connection {
-        decoder: FrameDecoder::new(MAX_CLIENT_FRAME),
+        // Until the hello is accepted a frame may only be hello-sized, so a
+        // peer without the token cannot make the runner buffer a 1 MiB frame.
+        decoder: FrameDecoder::new(MAX_HELLO_FRAME),
         responses: Vec::new(),
         authenticated: false,
         pid: None,
@@ -342,13 +347,21 @@ where
                 connection.decoder.extend(&buf[..n]);
                 let next = connection.process(&shared);
                 if !connection.responses.is_empty() {
-                    let written = stream.write_all(&connection.responses).await;
+                    let written =
+                        write_bounded(&mut stream, &connection.responses, &mut phase).await;
                     connection.responses.clear();
-                    if written.is_err() {
-                        // The peer is gone; what it sent is already recorded,
-                        // but a frame it was part-way through must be noted.
-                        connection.finish(&shared);
-                        return;
+                    match written {
+                        Written::All => {}
+                        Written::PeerGone => {
+                            // What the peer sent is already recorded, but a
+                            // frame it was part-way through must be noted.
+                            connection.finish(&shared);
+                            return;
+                        }
+                        Written::CutOff => {
+                            connection.cut_off(&shared);
+                            return;
+                        }
                     }
                 }
                 if let Next::Close = next {
@@ -362,6 +375,49 @@ where
                 // it sent by then, so this ends the connection like EOF does.
                 connection.finish(&shared);
                 return;
+            }
+        }
+    }
+}
+
+/// How a bounded write ended.
+enum Written {
+    All,
+    /// The peer closed its end or the server was dropped.
+    PeerGone,
+    /// The close grace period ran out while the peer was not reading.
+    CutOff,
+}
+
+/// Writes `bytes`, giving up when the close grace period ends: a peer that
+/// stops reading its answers must not hold `close()` open.
+async fn write_bounded<S>(
+    stream: &mut S,
+    bytes: &[u8],
+    phase: &mut watch::Receiver<Phase>,
+) -> Written
+where
+    S: AsyncWrite + Unpin,
+{
+    let write = stream.write_all(bytes);
+    tokio::pin!(write);
+    loop {
+        let deadline = match *phase.borrow_and_update() {
+            Phase::Draining { deadline } => Some(deadline),
+            Phase::Running => None,
+        };
+        tokio::select! {
+            biased;
+            written = &mut write => {
+                return if written.is_ok() { Written::All } else { Written::PeerGone };
+            }
+            changed = phase.changed(), if deadline.is_none() => {
+                if changed.is_err() {
+                    return Written::PeerGone;
+                }
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                return Written::CutOff;
             }
         }
     }
@@ -430,6 +486,7 @@ impl Connection {
             return Err("wrong token".to_owned());
         }
         self.authenticated = true;
+        self.decoder.set_limit(MAX_CLIENT_FRAME);
         let _ = encode_frame(
             &ServerMessage::Welcome {
                 version: PROTOCOL_VERSION,
@@ -477,7 +534,7 @@ impl Connection {
             }
             ClientMessage::GetEnvs { query, tracked } => {
                 recorder.count_env_request();
-                let matches = serve_query(&query, tracked, shared, recorder);
+                let matches = serve_query(&query, tracked, shared, recorder, self.pid);
                 self.respond(&ServerMessage::Envs { matches }, recorder);
             }
         }
@@ -547,6 +604,7 @@ fn serve_query(
     tracked: bool,
     shared: &Shared,
     recorder: &mut Recorder,
+    pid: Option<u32>,
 ) -> BTreeMap<String, String> {
     match EnvMatcher::new(query) {
         Ok(matcher) => {
@@ -555,7 +613,7 @@ fn serve_query(
             matches
         }
         Err(err) => {
-            recorder.record_error(err.to_string(), None);
+            recorder.record_error(err.to_string(), pid);
             BTreeMap::new()
         }
     }

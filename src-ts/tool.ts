@@ -152,7 +152,14 @@ export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, s
   if (typeof query !== 'string') checkQuery(query, 'getEnvs');
   const client = addon === undefined ? runner() : addon;
   if (client === null) return {};
-  return { ...client.getEnvs(query, options) };
+  let matches: Record<string, string>;
+  try {
+    matches = client.getEnvs(query, options);
+  } catch (err) {
+    // The addon refuses a glob that does not parse; that is the caller's bug.
+    throw new TypeError(`runner-aware getEnvs: ${(err as Error).message}`);
+  }
+  return { ...matches };
 }
 
 /** `getEnv`, then sets `process.env[name]` to the runner's value where it is not already set. */

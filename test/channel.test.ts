@@ -161,7 +161,7 @@ describe('bad peers', () => {
     const reports = await server.close();
     const messages = reports.errors.map((e) => e.message);
     expect(messages).toContain('handshake refused: wrong token');
-    expect(messages).toContain('frame of 4294967295 bytes exceeds the 1 MiB limit');
+    expect(messages).toContain('frame of 4294967295 bytes exceeds the 4 KiB limit');
     expect(messages.some((m) => m.startsWith('frame does not decode'))).toBe(true);
     expect(messages).toContain('handshake refused: protocol version 99 is not supported (this runner speaks 1)');
     expect(reports.envs['SECRET']).toEqual({ value: 's3cret', tracked: true });

@@ -33,12 +33,14 @@ describe('hostile input', () => {
     expect(result.closeMs).toBeLessThan(500 + 1500);
     expect(result.rssGrowthMiB).toBeLessThan(64);
     const errors = result.errors;
+    expect(errors).toContain('frame of 4294967295 bytes exceeds the 4 KiB limit');
     expect(errors).toContain('frame of 4294967295 bytes exceeds the 1 MiB limit');
     expect(errors.filter((m: string) => m.startsWith('frame does not decode')).length).toBeGreaterThanOrEqual(2);
     expect(errors.some((m: string) => /^connection closed mid-frame after 10 of \d+ bytes$/.test(m))).toBe(true);
     expect(errors).toContain('handshake refused: wrong token');
     expect(errors).toContain('handshake refused: protocol version 2 is not supported (this runner speaks 1)');
     expect(errors).toContain('path "/a\\0b" contains a NUL byte');
+    expect(errors.filter((m: string) => m === 'frame of 1048576 bytes exceeds the 4 KiB limit').length).toBe(100);
     const idleCut = errors.filter((m: string) => m === 'connection closed by the runner before it completed the handshake').length;
     const unlisted = Number(/^(\d+) more errors not listed$/.exec(errors.at(-1) ?? '')?.[1] ?? 0);
     expect(idleCut + unlisted).toBeGreaterThanOrEqual(300);

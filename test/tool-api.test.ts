@@ -177,6 +177,23 @@ describe('tool API through a spawned process', () => {
     expect(reports.clients).toBe(1);
   });
 
+  it('asks once per name even when threads race for it', async () => {
+    const env = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`N${i}`, String(i)]));
+    const { reports, tool } = await underRunner(
+      `import { Worker } from 'node:worker_threads';
+       const code = "import('runner-aware').then(async (ra) => { const got = []; for (let i = 0; i < 50; i++) got.push(ra.getEnv('N' + i)); for (let i = 0; i < 5; i++) ra.getEnvs('N1*'); (await import('node:worker_threads')).parentPort.postMessage(got.join(',')); })";
+       const answers = await Promise.all(Array.from({ length: 4 }, () => new Promise((resolve, reject) => {
+         const w = new Worker(code, { eval: true });
+         w.on('message', resolve); w.on('error', reject);
+       })));
+       console.log(JSON.stringify(answers));`,
+      { server: { env } },
+    );
+    const expected = Array.from({ length: 50 }, (_, i) => String(i)).join(',');
+    expect(lastJson(tool)).toEqual([expected, expected, expected, expected]);
+    expect(reports.envRequests).toBe(51);
+  });
+
   it('asks again when a stronger tracked is needed', async () => {
     const { reports } = await underRunner(
       `import { getEnv } from 'runner-aware';
@@ -227,6 +244,17 @@ describe('tool API through a spawned process', () => {
       'TypeError: runner-aware addInput: path must not be empty',
       'TypeError: runner-aware ignoreOutput: path must not contain a NUL byte',
     ]);
+  });
+
+  it('throws for an env glob that does not parse, and records nothing', async () => {
+    const { reports, tool } = await underRunner(
+      `import { getEnvs } from 'runner-aware';
+       try { getEnvs('VITE_[', { tracked: true }); console.log(JSON.stringify('no error')); }
+       catch (e) { console.log(JSON.stringify(e.constructor.name + ': ' + e.message)); }`,
+    );
+    expect(lastJson(tool)).toMatch(/^TypeError: runner-aware getEnvs: invalid env glob "VITE_\[": /);
+    expect(reports.errors).toEqual([]);
+    expect(reports.envRequests).toBe(0);
   });
 
   it('reports through the published @voidzero-dev/vite-task-client unchanged', async () => {

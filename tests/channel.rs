@@ -39,7 +39,9 @@ fn reports_and_answers_round_trip() {
     client.add_value("k", "v");
     assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
     assert_eq!(client.get_env("NOPE", true), None);
-    let vite = client.get_envs(&EnvQuery::Glob("VITE_*".into()), false);
+    let vite = client
+        .get_envs(&EnvQuery::Glob("VITE_*".into()), false)
+        .unwrap();
     assert_eq!(vite.len(), 2);
     drop(client);
     let reports = server.close_blocking();
@@ -96,7 +98,9 @@ fn no_config_means_no_op() {
     assert_eq!(client.get_env("HOME", true), None);
     assert!(client
         .get_envs(&EnvQuery::Prefix(String::new()), true)
+        .unwrap()
         .is_empty());
+    assert!(client.get_envs(&EnvQuery::Glob("[".into()), true).is_err());
 }
 
 fn raw(server: &Server, bytes: &[u8]) -> Vec<u8> {
@@ -126,6 +130,9 @@ fn hostile_frames_end_only_their_connection() {
     ));
     let answer = raw(&server, &[0xff, 0xff, 0xff, 0xff]);
     assert!(answer.is_empty());
+    let mut huge = hello.clone();
+    huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    raw(&server, &huge);
     let mut cut = hello.clone();
     cut.extend_from_slice(&frame(r#"{"op":"ignoreInput","path":"/kept"}"#));
     cut.extend_from_slice(&[20, 0, 0, 0, b'{']);
@@ -142,12 +149,13 @@ fn hostile_frames_end_only_their_connection() {
     assert_eq!(client.get_env("SECRET", true).as_deref(), Some("s"));
     let reports = server.close_blocking();
     let messages: Vec<_> = reports.errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.contains(&"frame of 4294967295 bytes exceeds the 4 KiB limit"));
     assert!(messages.contains(&"frame of 4294967295 bytes exceeds the 1 MiB limit"));
     assert!(messages.contains(&"connection closed mid-frame after 5 of 24 bytes"));
     assert!(messages.contains(&"path \"relative/p\" is not absolute"));
     assert!(messages.contains(&"handshake refused: wrong token"));
     assert_eq!(reports.ignored_inputs.iter().collect::<Vec<_>>(), ["/kept"]);
-    assert_eq!(reports.clients, 3);
+    assert_eq!(reports.clients, 4);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 // Misbehaves on a runner's socket without going through the client: every
-// kind of bad frame on its own connection, then `idle` connections that never
-// send a byte and stay open until this process is killed.
+// kind of bad frame on its own connection; then 100 token-less peers that
+// stall in a 1 MiB hello, a peer that never reads its answers, and `idle`
+// connections that never send a byte, all open until this process is killed.
 // argv: <socket> <token> <idle>
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
@@ -30,6 +31,7 @@ function once(bytes) {
 
 const answers = await Promise.all([
   once(Buffer.from([0xff, 0xff, 0xff, 0xff])),
+  once(Buffer.concat([hello(), Buffer.from([0xff, 0xff, 0xff, 0xff])])),
   once(Buffer.concat([hello(), Buffer.from([0x10, 0, 0, 0]), randomBytes(16)])),
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'ignoreInput', path: '/cut' })).subarray(0, 10)])),
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'getEnv', names: 'SECRET', tracked: true }))])),
@@ -38,6 +40,28 @@ const answers = await Promise.all([
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'addInput', path: '/a\u0000b' }))])),
 ]);
 const sockets = [];
+// Peers without the token that start a 1 MiB hello and stall.
+for (let i = 0; i < 100; i++) {
+  await new Promise((resolve) => {
+    const socket = connect(socketPath, () => {
+      const header = Buffer.alloc(4);
+      header.writeUInt32LE(1 << 20);
+      socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024, 0x7b)]), resolve);
+    });
+    socket.on('error', resolve);
+    sockets.push(socket);
+  });
+}
+// A peer with the token that sends requests and never reads the answers.
+await new Promise((resolve) => {
+  const socket = connect(socketPath, () => {
+    const requests = Array.from({ length: 200 }, () => frame(JSON.stringify({ op: 'getEnvs', query: { glob: '*' }, tracked: false })));
+    socket.write(Buffer.concat([hello(), ...requests]), resolve);
+  });
+  socket.on('error', resolve);
+  socket.pause();
+  sockets.push(socket);
+});
 for (let i = 0; i < idle; i++) {
   await new Promise((resolve) => {
     const socket = connect(socketPath, resolve);

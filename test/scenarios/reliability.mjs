@@ -120,7 +120,8 @@ function rssMiB() {
  * and `idle` connections that never send a byte, still open at close.
  */
 export async function hostile({ idle, closeTimeoutMs }) {
-  const server = await createServer({ env: { SECRET: 'hunter2', PATH: process.env.PATH ?? '' }, closeTimeoutMs });
+  // BIG makes each answer to the peer that never reads large enough to fill its socket.
+  const server = await createServer({ env: { SECRET: 'hunter2', PATH: process.env.PATH ?? '', BIG: 'x'.repeat(100_000) }, closeTimeoutMs });
   const rssBefore = rssMiB();
   const token = server.env.RUNNER_AWARE_TOKEN;
   const peer = spawn(process.execPath, [join(here, 'hostile-peer.mjs'), server.socketPath, token, String(idle)], {
