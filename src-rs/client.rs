@@ -23,7 +23,7 @@ use interprocess::ConnectWaitMode;
 use rustc_hash::FxHashMap;
 
 use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
-use crate::paths::{absolutize, clean};
+use crate::paths::{absolutize, clean, is_clean_absolute};
 use crate::protocol::{
     encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG,
     ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
@@ -304,16 +304,17 @@ impl Client {
         if self.is_offline() || path.is_empty() || path.contains('\0') {
             return;
         }
-        let path = if Path::new(path).is_absolute() {
-            clean(Path::new(path))
+        let path = if is_clean_absolute(path) {
+            path.to_owned()
+        } else if Path::new(path).is_absolute() {
+            clean(Path::new(path)).to_string_lossy().into_owned()
         } else {
-            match std::env::current_dir() {
-                Ok(cwd) => absolutize(path, &cwd),
-                // No cwd (it was deleted): resolve against the root rather than drop it.
-                Err(_) => absolutize(path, Path::new("/")),
-            }
+            let cwd = std::env::current_dir();
+            // No cwd (it was deleted): resolve against the root rather than drop it.
+            let cwd = cwd.as_deref().unwrap_or(Path::new("/"));
+            absolutize(path, cwd).to_string_lossy().into_owned()
         };
-        self.report(message(path.to_string_lossy().into_owned()));
+        self.report(message(path));
     }
 
     /// Sends a fire-and-forget message; returns once the bytes are in the kernel.

@@ -49,6 +49,23 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether [`clean`] would return `path` as it is: absolute, with no empty,
+/// `.` or `..` component and no trailing separator. Reported paths almost
+/// always are, and checking is far cheaper than rebuilding them.
+pub fn is_clean_absolute(path: &str) -> bool {
+    // Other platforms' roots and separators take the general path.
+    if !cfg!(unix) {
+        return false;
+    }
+    match path.strip_prefix('/') {
+        Some("") => true,
+        Some(rest) => rest
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".."),
+        None => false,
+    }
+}
+
 /// Checks a path received from a peer and returns its clean form.
 pub fn validate_reported(path: &str) -> Result<String, PathError> {
     if path.is_empty() {
@@ -60,6 +77,9 @@ pub fn validate_reported(path: &str) -> Result<String, PathError> {
     let as_path = Path::new(path);
     if !as_path.is_absolute() {
         return Err(PathError::Relative(path.to_owned()));
+    }
+    if is_clean_absolute(path) {
+        return Ok(path.to_owned());
     }
     Ok(clean(as_path).to_string_lossy().into_owned())
 }
@@ -73,6 +93,18 @@ pub fn is_within(path: &Path, dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_a_clean_absolute_path_without_rebuilding_it() {
+        for path in [
+            "/", "/a", "/a/b.c", "/a/.b", "/a/..b", "/a/b..", "//a", "/a//b", "/a/", "/a/.",
+            "/a/./b", "/a/../b", "/..", "a/b", "", "./a",
+        ] {
+            let rebuilt = clean(Path::new(path));
+            let unchanged = Path::new(path).is_absolute() && rebuilt.as_os_str() == path;
+            assert_eq!(is_clean_absolute(path), unchanged, "{path:?}");
+        }
+    }
 
     #[test]
     fn absolutizes_against_cwd() {
