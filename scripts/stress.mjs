@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as scenario from '../test/scenarios/reliability.mjs';
+import { hostTarget } from './host-target.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const write = !process.argv.includes('--no-write');
@@ -119,7 +120,7 @@ await row(
   `proptest, ${fuzzCases.toLocaleString('en')} cases per property (4 properties: arbitrary bytes in arbitrary pieces, small lengths with garbage payloads, valid messages split anywhere, oversized headers)`,
   () => {
     const started = performance.now();
-    execFileSync('cargo', ['test', '--release', '--target', 'x86_64-unknown-linux-gnu', '--test', 'fuzz_decoder', '--quiet'], {
+    execFileSync('cargo', ['test', '--release', '--target', hostTarget(), '--test', 'fuzz_decoder', '--quiet'], {
       cwd: root,
       env: { ...process.env, PROTOCOL_FUZZ_CASES: String(fuzzCases) },
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -25,8 +25,8 @@ use rustc_hash::FxHashMap;
 use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
 use crate::paths::{absolutize, clean, is_clean_absolute};
 use crate::protocol::{
-    encode_frame, read_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG,
-    ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    encode_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG, ENV_SOCKET,
+    ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 
 /// How long a call waits on the runner before giving up, unless the runner
@@ -424,7 +424,7 @@ impl Client {
             self.state.store(OFFLINE, Ordering::Release);
             return false;
         };
-        match connect(config) {
+        match connect(config, &mut channel.answers) {
             Ok(stream) => {
                 channel.stream = Some(stream);
                 self.state.store(CONNECTED, Ordering::Release);
@@ -464,7 +464,7 @@ impl Client {
 }
 
 /// Opens a connection and completes the handshake.
-fn connect(config: &ClientConfig) -> Result<Stream, String> {
+fn connect(config: &ClientConfig, answers: &mut FrameReader) -> Result<Stream, String> {
     let name = config
         .socket
         .as_str()
@@ -489,9 +489,10 @@ fn connect(config: &ClientConfig) -> Result<Stream, String> {
     stream
         .write_all(&frame)
         .map_err(|err| format!("cannot send the handshake: {err}"))?;
-    let payload = read_frame(&mut stream, MAX_SERVER_FRAME)
+    let payload = answers
+        .read_frame(&mut stream, MAX_SERVER_FRAME)
         .map_err(|err| format!("no handshake answer: {err}"))?;
-    match serde_json::from_slice(&payload) {
+    match serde_json::from_slice(payload) {
         Ok(ServerMessage::Welcome { .. }) => Ok(stream),
         Ok(ServerMessage::Refused { reason }) => Err(format!("the runner refused: {reason}")),
         _ => Err("an unexpected handshake answer".to_owned()),

@@ -8,6 +8,8 @@
 //! not), and whether they asked not to be cached. Tools talk through
 //! [`Client`], one connection per process.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod env;
 pub mod paths;

@@ -58,24 +58,52 @@ pub enum ClientMessage {
         pid: u32,
     },
     /// Reads under `path` are not inputs.
-    IgnoreInput { path: String },
+    IgnoreInput {
+        /// An absolute path.
+        path: String,
+    },
     /// Writes under `path` are not outputs.
-    IgnoreOutput { path: String },
+    IgnoreOutput {
+        /// An absolute path.
+        path: String,
+    },
     /// `path` is an input of this run.
-    AddInput { path: String },
+    AddInput {
+        /// An absolute path.
+        path: String,
+    },
     /// `path` is an output of this run.
-    AddOutput { path: String },
+    AddOutput {
+        /// An absolute path.
+        path: String,
+    },
     /// A named value that belongs in this run's cache key.
-    AddValue { name: String, value: String },
+    AddValue {
+        /// The value's name; not empty.
+        name: String,
+        /// The value.
+        value: String,
+    },
     /// This run must not be cached.
     DisableCache {
+        /// Why, for the runner to show.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// Asks for the values of `names`; answered with [`ServerMessage::Env`].
-    GetEnv { names: Vec<String>, tracked: bool },
+    GetEnv {
+        /// The variables asked for.
+        names: Vec<String>,
+        /// Whether the answers belong in the cache key.
+        tracked: bool,
+    },
     /// Asks for every variable matching `query`; answered with [`ServerMessage::Envs`].
-    GetEnvs { query: EnvQuery, tracked: bool },
+    GetEnvs {
+        /// A glob or a literal prefix.
+        query: EnvQuery,
+        /// Whether the match set belongs in the cache key.
+        tracked: bool,
+    },
 }
 
 /// The op a frame names, when the frame starts with it the way every frame
@@ -156,13 +184,25 @@ impl ClientMessage {
 #[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ServerMessage {
     /// The handshake was accepted.
-    Welcome { version: u32 },
+    Welcome {
+        /// The protocol version the server speaks.
+        version: u32,
+    },
     /// The handshake was refused; the server closes the connection.
-    Refused { reason: String },
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
     /// The answer to a `getEnv`: one value per requested name, in order.
-    Env { values: Vec<Option<String>> },
+    Env {
+        /// `None` where the runner's env lacks the name.
+        values: Vec<Option<String>>,
+    },
     /// The answer to a `getEnvs`: every matching variable.
-    Envs { matches: BTreeMap<String, String> },
+    Envs {
+        /// Name → value of every match.
+        matches: BTreeMap<String, String>,
+    },
 }
 
 impl ServerMessage {
@@ -182,10 +222,20 @@ impl ServerMessage {
 pub enum FrameError {
     /// The length prefix names more bytes than the limit allows.
     #[error("frame of {len} bytes exceeds the {} limit", format_size(*.limit))]
-    TooLarge { len: usize, limit: usize },
+    TooLarge {
+        /// The length the prefix claims.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The peer closed the connection part-way through a frame.
     #[error("connection closed mid-frame after {got} of {expected} bytes")]
-    Truncated { got: usize, expected: usize },
+    Truncated {
+        /// Bytes of the frame received.
+        got: usize,
+        /// Bytes the frame needed.
+        expected: usize,
+    },
     /// The payload is not a message of this protocol.
     #[error("frame does not decode: {0}")]
     Malformed(#[from] serde_json::Error),
@@ -199,7 +249,12 @@ pub enum FrameError {
 pub enum EncodeError {
     /// The encoded message is larger than a frame may be.
     #[error("message of {len} bytes exceeds the {} frame limit", format_size(*.limit))]
-    TooLarge { len: usize, limit: usize },
+    TooLarge {
+        /// The encoded length.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The message does not serialise (never happens for this protocol's types).
     #[error("message does not encode: {0}")]
     Json(#[from] serde_json::Error),
@@ -386,41 +441,6 @@ impl FrameReader {
             }
         }
     }
-}
-
-/// Reads one whole frame from a blocking reader (the client side).
-pub fn read_frame<R: Read>(reader: &mut R, limit: usize) -> Result<Vec<u8>, FrameError> {
-    let mut header = [0u8; HEADER_LEN];
-    read_exact_or_truncated(reader, &mut header, HEADER_LEN)?;
-    let len = u32::from_le_bytes(header) as usize;
-    if len > limit {
-        return Err(FrameError::TooLarge { len, limit });
-    }
-    let mut payload = vec![0u8; len];
-    read_exact_or_truncated(reader, &mut payload, HEADER_LEN + len)?;
-    Ok(payload)
-}
-
-fn read_exact_or_truncated<R: Read>(
-    reader: &mut R,
-    buf: &mut [u8],
-    expected: usize,
-) -> Result<(), FrameError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => {
-                return Err(FrameError::Truncated {
-                    got: filled,
-                    expected,
-                })
-            }
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -640,9 +660,14 @@ mod tests {
     #[test]
     fn reads_frames_from_a_blocking_reader() {
         let bytes = frame(&ClientMessage::AddOutput { path: "/o".into() });
-        let payload = read_frame(&mut &bytes[..], MAX_CLIENT_FRAME).unwrap();
-        assert_eq!(&payload[..], &bytes[HEADER_LEN..]);
-        let err = read_frame(&mut &bytes[..3], MAX_CLIENT_FRAME).unwrap_err();
+        let mut reader = FrameReader::default();
+        let payload = reader
+            .read_frame(&mut &bytes[..], MAX_CLIENT_FRAME)
+            .unwrap();
+        assert_eq!(payload, &bytes[HEADER_LEN..]);
+        let err = FrameReader::default()
+            .read_frame(&mut &bytes[..3], MAX_CLIENT_FRAME)
+            .unwrap_err();
         assert!(matches!(err, FrameError::Truncated { got: 3, .. }));
     }
 }

@@ -133,7 +133,7 @@ impl Server {
         let handle = runtime::handle();
         let listener = {
             let _entered = handle.enter();
-            Listener::bind(&random_token()?)?
+            Listener::bind()?
         };
         let socket_path = PathBuf::from(listener.address());
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);

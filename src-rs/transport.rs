@@ -13,10 +13,20 @@ use std::path::PathBuf;
 pub enum EndpointError {
     /// The private socket directory could not be created.
     #[error("cannot create the socket directory under {dir}: {source}")]
-    SocketDir { dir: PathBuf, source: io::Error },
+    SocketDir {
+        /// The directory it was to be created in.
+        dir: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// The socket or pipe could not be bound.
     #[error("cannot listen on {address}: {source}")]
-    Bind { address: String, source: io::Error },
+    Bind {
+        /// The socket path or pipe name.
+        address: String,
+        /// What the OS said.
+        source: io::Error,
+    },
 }
 
 #[cfg(unix)]
@@ -49,7 +59,7 @@ mod unix {
 
     impl Listener {
         /// Creates the directory and listens in it. Call inside a runtime.
-        pub fn bind(_random: &str) -> Result<Self, EndpointError> {
+        pub fn bind() -> Result<Self, EndpointError> {
             let dir = socket_dir()?;
             let path = dir.path().join("s");
             let address = path.to_string_lossy().into_owned();
@@ -152,8 +162,14 @@ mod windows {
 
     impl Listener {
         /// Creates the first pipe instance under a random name. Call inside a runtime.
-        pub fn bind(random: &str) -> Result<Self, EndpointError> {
-            let address = format!(r"\\.\pipe\runner-aware-{random}");
+        pub fn bind() -> Result<Self, EndpointError> {
+            let mut random = [0u8; 16];
+            getrandom::fill(&mut random).map_err(|err| EndpointError::Bind {
+                address: r"\\.\pipe\runner-aware-…".to_owned(),
+                source: std::io::Error::other(err.to_string()),
+            })?;
+            let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let address = format!(r"\\.\pipe\runner-aware-{suffix}");
             let waiting = ServerOptions::new()
                 .first_pipe_instance(true)
                 .reject_remote_clients(true)

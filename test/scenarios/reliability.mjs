@@ -3,7 +3,7 @@
 // server and returns the figures it measured.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,6 +29,15 @@ export function run(command, args, options = {}) {
 
 function node(code, env, extra = []) {
   return run(process.execPath, [...extra, '-e', code], { env: { ...process.env, ...env } });
+}
+
+/** Waits until `done()` holds, polling; throws after `ms` naming what it waited for. */
+async function until(done, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Runs `count` jobs with at most `limit` at a time. */
@@ -129,47 +138,61 @@ export async function hostile({ idle, closeTimeoutMs }) {
   });
   let peerOut = '';
   peer.stdout.on('data', (chunk) => (peerOut += chunk));
-  while (!peerOut.includes('ready')) {
+  try {
+    await until(() => peerOut.includes('ready') || peer.exitCode !== null, 30_000, 'the hostile peer');
     if (peer.exitCode !== null) throw new Error(`hostile peer exited ${peer.exitCode}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const leakedSecret = peerOut.includes('hunter2');
+    // A real tool, served while the hostile peers are connected.
+    const tool = await node(`const ra = require('runner-aware'); ra.ignoreInput('/real'); console.log(ra.getEnv('SECRET'))`, server.env);
+    const rssPeak = rssMiB();
+    const closeStarted = performance.now();
+    const result = await server.close();
+    const closeMs = Math.round(performance.now() - closeStarted);
+    return {
+      toolServed: tool.stdout.trim() === 'hunter2' && result.ignoredInputs.includes('/real'),
+      leakedSecret,
+      closeMs,
+      rssGrowthMiB: Math.max(0, rssPeak - rssBefore),
+      errors: result.errors.map((e) => e.message),
+      realClients: result.clients,
+    };
+  } finally {
+    peer.kill('SIGKILL');
   }
-  const leakedSecret = peerOut.includes('hunter2');
-  // A real tool, served while the hostile peers are connected.
-  const tool = await node(`const ra = require('runner-aware'); ra.ignoreInput('/real'); console.log(ra.getEnv('SECRET'))`, server.env);
-  const rssPeak = rssMiB();
-  const closeStarted = performance.now();
-  const result = await server.close();
-  const closeMs = Math.round(performance.now() - closeStarted);
-  peer.kill('SIGKILL');
-  const messages = result.errors.map((e) => e.message);
-  return {
-    toolServed: tool.stdout.trim() === 'hunter2' && result.ignoredInputs.includes('/real'),
-    leakedSecret,
-    closeMs,
-    rssGrowthMiB: Math.max(0, rssPeak - rssBefore),
-    errors: messages,
-    realClients: result.clients,
-  };
 }
 
 /** The runner is SIGKILLed mid-task; the tool then makes `calls` calls. */
 export async function deadRunner({ calls }) {
-  const flag = join(mkdtempSync(join(tmpdir(), 'ra-dead-')), 'runner-dead');
+  const dir = mkdtempSync(join(tmpdir(), 'ra-dead-'));
+  const flag = join(dir, 'runner-dead');
   const runner = spawn(process.execPath, [join(root, 'test', 'fixtures', 'runner-then-hang.mjs'), join(root, 'test', 'fixtures', 'tool-outlives-runner.mjs'), flag, String(calls)], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   runner.stdout.on('data', (chunk) => (out += chunk));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('ready') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  runner.kill('SIGKILL');
-  await new Promise((resolve) => runner.on('exit', resolve));
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(flag, '');
-  const resultFile = `${flag}.json`;
-  while (!existsSync(resultFile) && Date.now() < deadline + 15_000) await new Promise((resolve) => setTimeout(resolve, 20));
-  return JSON.parse(readFileSync(resultFile, 'utf8'));
+  let toolPid;
+  try {
+    await until(() => /ready \d+/.test(out) || runner.exitCode !== null, 15_000, 'the tool to connect');
+    toolPid = Number(/ready (\d+)/.exec(out)?.[1]);
+    runner.kill('SIGKILL');
+    await new Promise((resolve) => (runner.exitCode !== null ? resolve() : runner.on('exit', resolve)));
+    writeFileSync(flag, '');
+    const resultFile = `${flag}.json`;
+    await until(() => existsSync(resultFile), 15_000, 'the tool to finish its calls');
+    return JSON.parse(readFileSync(resultFile, 'utf8'));
+  } finally {
+    runner.kill('SIGKILL');
+    // The tool is detached from the runner; never leave it behind.
+    if (toolPid) {
+      try {
+        process.kill(toolPid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A tool killed while writing a frame: earlier reports kept, the partial frame noted. */
@@ -234,7 +257,7 @@ export async function leftoversAfterKill() {
   });
   let out = '';
   runner.stdout.on('data', (chunk) => (out += chunk));
-  while (!out.includes('\n')) await new Promise((resolve) => setTimeout(resolve, 20));
+  await until(() => out.includes('\n') || runner.exitCode !== null, 15_000, 'the runner to print its socket');
   runner.kill('SIGKILL');
   await new Promise((resolve) => runner.on('exit', resolve));
   const leftover = out.trim();
