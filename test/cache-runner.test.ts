@@ -14,8 +14,10 @@ const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
 const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
 
 // Writes out/a.txt (archived) and out/.tmp/scratch (ignored), declares
-// config.json as an input, asks for MODE, and misbehaves on request.
+// config.json as an input, asks for MODE, and on request reports setting.txt
+// as a value (never as an input), leaves a daemon connected, or misbehaves.
 const tool = `
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 const ra = await import(${JSON.stringify(api)});
@@ -30,6 +32,14 @@ ra.ignoreOutput('out/.tmp');
 console.log('tool ran', JSON.stringify({ other: process.env.OTHER ?? null, extra: process.env.EXTRA ?? null }));
 console.error('tool warning');
 if (args.includes('watch')) ra.disableCache('watch mode');
+if (args.includes('value')) ra.addValue('config-hash', readFileSync('setting.txt', 'utf8'));
+if (args.includes('daemon')) {
+  const daemon = spawn(process.execPath, ['daemon.mjs'], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  await new Promise((resolve) => daemon.once('message', resolve));
+  writeFileSync('daemon.pid', String(daemon.pid));
+  daemon.disconnect();
+  daemon.unref();
+}
 if (args.includes('bad-frame')) {
   await new Promise((resolve) => {
     const socket = connect(process.env.RUNNER_AWARE_SOCKET, () => socket.end(Buffer.from([0xff, 0xff, 0xff, 0xff])));
@@ -38,6 +48,15 @@ if (args.includes('bad-frame')) {
   });
 }
 if (args.includes('fail')) process.exit(3);
+`;
+
+// A daemon that inherited the task's env: it reports, says it is up, and stays
+// connected well past the runner's close grace period.
+const daemon = `
+const ra = await import(${JSON.stringify(api)});
+ra.addOutput('out');
+process.send('up');
+setTimeout(() => {}, 30_000);
 `;
 
 let work = '';
@@ -69,6 +88,7 @@ describe('reference caching runner', () => {
     cacheDir = join(work, 'cache');
     mkdirSync(app);
     writeFileSync(join(app, 'tool.mjs'), tool);
+    writeFileSync(join(app, 'daemon.mjs'), daemon);
     writeFileSync(join(app, 'config.json'), '{"v":1}\n');
   });
   afterEach(() => rmSync(work, { recursive: true, force: true }));
@@ -113,8 +133,50 @@ describe('reference caching runner', () => {
     expect(status(failed)).toBe('cache skipped: command exited with code 3');
     const bad = await cacheRun(['bad-frame']);
     expect(bad.code).toBe(0);
-    expect(status(bad)).toMatch(/^cache skipped: runner-aware protocol errors: .*1 MiB/);
+    expect(status(bad)).toMatch(/^cache skipped: runner-aware protocol errors: frame of 4294967295 bytes exceeds /);
     expect(entryCount()).toBe(0);
     expect(status(await cacheRun(['watch']))).toMatch(/^cache skipped: /);
+  });
+
+  it('never stores a run with a client still connected at close', async () => {
+    const result = await cacheRun(['daemon']);
+    try {
+      expect(result.code, result.stderr).toBe(0);
+      expect(status(result)).toBe('cache skipped: 1 client(s) still connected at close');
+      expect(entryCount()).toBe(0);
+    } finally {
+      const pid = Number(readFileSync(join(app, 'daemon.pid'), 'utf8'));
+      try {
+        process.kill(pid);
+      } catch {
+        // Already gone.
+      }
+    }
+  });
+
+  it('checks addValue values on every run it makes, since a look-up cannot', async () => {
+    writeFileSync(join(app, 'setting.txt'), 'a');
+    expect(status(await cacheRun(['value']))).toBe('cache miss: no entry');
+
+    // The value changes with inputs and env unchanged: nothing before the run can see it.
+    writeFileSync(join(app, 'setting.txt'), 'b');
+    expect(status(await cacheRun(['value']))).toBe('cache hit');
+
+    // A run with the same inputs and env and another value shows the key is incomplete.
+    const forced = await cacheRun(['value'], {}, ['--force']);
+    expect(forced.code).toBe(0);
+    expect(status(forced)).toBe(
+      'cache skipped: value config-hash changed with the same inputs and env, so the key misses what it depends on (stored entry dropped)',
+    );
+    expect(entryCount()).toBe(0);
+    expect(status(await cacheRun(['value']))).toBe('cache miss: no entry');
+    expect(status(await cacheRun(['value'], {}, ['--force']))).toBe('cache miss: forced');
+    expect(entryCount()).toBe(1);
+
+    // A miss for another reason names the values that changed too, once the run told them.
+    writeFileSync(join(app, 'config.json'), '{"v":2}\n');
+    writeFileSync(join(app, 'setting.txt'), 'c');
+    expect(status(await cacheRun(['value']))).toBe('cache miss: input config.json changed, value config-hash changed');
+    expect(status(await cacheRun(['value']))).toBe('cache hit');
   });
 });

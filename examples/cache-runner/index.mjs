@@ -1,22 +1,39 @@
 #!/usr/bin/env node
 // A reference caching runner on runner-aware's public API.
 //
-//   node examples/cache-runner/index.mjs [--cache-dir DIR] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>
+//   node examples/cache-runner/index.mjs [--cache-dir DIR] [--force] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>
 //
 // 1. Look up: entries of this task (command + flags) are tried newest first;
 //    one whose env fingerprint and input hashes still hold is a hit: restore
 //    its outputs, replay its stdout/stderr, exit 0. A miss is explained by
-//    the closest entry.
+//    the closest entry. `--force` skips the look-up and always runs.
 // 2. Otherwise run the command in a strict env (a base set, the `--env`
 //    names and the runner-aware server env; a tool asks for anything else
 //    through runner-aware, which is what puts it in the key).
-// 3. Store the run, unless it failed, a tool disabled caching, or the channel
-//    saw protocol errors. An entry is keyed by the command, the input file
-//    hashes (`--input` plus `addInput`, minus ignored inputs) and the env
-//    fingerprint; it archives `--output` plus `addOutput`, minus ignored outputs.
+// 3. Store the run, unless it failed, a tool disabled caching, the channel
+//    saw protocol errors, a client was still connected at close, or its
+//    `addValue` values contradict the entry already stored for the same key.
+//    An entry is keyed by the command, the input file hashes (`--input` plus
+//    `addInput`, minus ignored inputs) and the env fingerprint; it archives
+//    `--output` plus `addOutput`, minus ignored outputs.
 //
 // Exactly one status line goes to stderr: `cache hit`, `cache miss: <reasons>`
 // or `cache skipped: <reasons>`.
+//
+// What `addValue` can and cannot do for a runner that decides before running:
+// a value is reported by the tool while it runs, so a look-up cannot compare
+// it, and a value that changes while inputs and env stay the same still hits.
+// A value is therefore not part of an entry's key here; the entry stores it,
+// and every run that happens anyway checks it:
+// - a miss names the values that differ from the closest entry
+//   (`cache miss: input config.json changed, value config-hash changed`);
+// - a run whose inputs and env match a stored entry (a `--force` run, or two
+//   runners racing) but whose values differ proves the key misses something
+//   the output depends on: that run is not stored, and the stored entry is
+//   dropped, since neither can be told apart by a look-up.
+// A tool that wants a change to cause a miss must make its source visible
+// before the run: `addInput` the file a config hash is computed from, or read
+// the env var through `getEnv`.
 
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -50,13 +67,14 @@ const { values: flags, positionals: command } = parseArgs({
   allowPositionals: true,
   options: {
     'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
+    force: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     input: { type: 'string', multiple: true, default: [] },
     output: { type: 'string', multiple: true, default: [] },
   },
 });
 if (command.length === 0) {
-  process.stderr.write('usage: cache-runner [--cache-dir DIR] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>\n');
+  process.stderr.write('usage: cache-runner [--cache-dir DIR] [--force] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>\n');
   process.exit(2);
 }
 
@@ -135,6 +153,11 @@ function staleReasons(entry) {
   ];
 }
 
+/** The `addValue` values of a finished run that differ from `fingerprint`'s, by name only. */
+function valueReasons(fingerprint, values) {
+  return validateFingerprint(fingerprint, process.env, { values }).reasons.filter((reason) => reason.startsWith('value '));
+}
+
 function restore(entry) {
   // Outputs left by another build (assets with other hashed names) would mix with the restored ones.
   for (const file of collectOutputs(entry.reports)) fs.rmSync(path.resolve(cwd, file), { force: true });
@@ -154,14 +177,34 @@ function collectOutputs(reports) {
   return [...new Set(files.map(portable))].sort();
 }
 
-function store(reports, inputs, files, stdout, stderr) {
-  // `--env` names reach the child directly, so they are keyed like tracked env.
+/**
+ * The run's env fingerprint and its entry id. `--env` names reach the child
+ * directly, so they are keyed like tracked env. The id leaves the values out:
+ * it is what a look-up can check, so one entry stands for one set of inputs and env.
+ */
+function entryKey(reports, inputs) {
   const envs = { ...reports.envs };
   for (const name of flags.env) envs[name] = { value: process.env[name] ?? null, tracked: true };
   const fingerprint = envFingerprint({ ...reports, envs });
+  const lookup = envFingerprint({ ...reports, envs, values: {} });
+  return { fingerprint, id: sha256(JSON.stringify([taskKey, inputs, lookup.digest])) };
+}
 
+/**
+ * The values that contradict the entry already stored under `id`, if any. A
+ * contradiction means something the output depends on is in neither the inputs
+ * nor the env, so that entry cannot be trusted either: it is dropped.
+ */
+function dropConflictingEntry(id, reports) {
+  const file = path.join(taskDir, id, 'fingerprint.json');
+  if (!fs.existsSync(file)) return [];
+  const reasons = valueReasons(parseFingerprint(fs.readFileSync(file, 'utf8')), reports.values);
+  if (reasons.length > 0) fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
+  return reasons;
+}
+
+function store(id, fingerprint, reports, inputs, files, stdout, stderr) {
   // Written aside and renamed into place, so a reader never sees half an entry.
-  const id = sha256(JSON.stringify([taskKey, inputs, fingerprint.digest]));
   const staging = path.join(taskDir, `.${randomUUID()}`);
   fs.mkdirSync(staging, { recursive: true });
   for (const file of files) {
@@ -209,15 +252,21 @@ async function runCommand() {
 }
 
 // A miss is explained by the closest entry: the one with the fewest reasons, newest on a tie.
-let missReasons = null;
-for (const entry of readEntries()) {
-  const reasons = staleReasons(entry);
-  if (reasons.length === 0) {
-    restore(entry);
-    process.stderr.write('cache hit\n');
-    process.exit(0);
+let closest = null;
+let missReasons = flags.force ? ['forced'] : null;
+if (!flags.force) {
+  for (const entry of readEntries()) {
+    const reasons = staleReasons(entry);
+    if (reasons.length === 0) {
+      restore(entry);
+      process.stderr.write('cache hit\n');
+      process.exit(0);
+    }
+    if (!missReasons || reasons.length < missReasons.length) {
+      closest = entry;
+      missReasons = reasons;
+    }
   }
-  if (!missReasons || reasons.length < missReasons.length) missReasons = reasons;
 }
 
 // Hashed before the run, so a file changed while the command ran cannot pass as what it read.
@@ -230,14 +279,24 @@ if (reports.cacheDisabled) {
 }
 if (failure) skipReasons.push(failure.reason);
 if (reports.errors.length > 0) skipReasons.push(`runner-aware protocol errors: ${reports.errors.map((e) => e.message).join('; ')}`);
+// A daemon still connected when the grace period ran out may have sent more after the cut-off.
+if (reports.clientsStillConnected > 0) skipReasons.push(`${reports.clientsStillConnected} client(s) still connected at close`);
 const outputs = collectOutputs(reports);
 const outside = outputs.filter((file) => file.startsWith('../'));
 if (outside.length > 0) skipReasons.push(`outputs outside the working directory: ${outside.join(', ')}`);
 
-if (skipReasons.length > 0) {
-  process.stderr.write(`cache skipped: ${skipReasons.join('; ')}\n`);
-} else {
-  store(reports, hashInputs(reports, preRunHashes), outputs, stdout, stderr);
-  process.stderr.write(`cache miss: ${missReasons?.join(', ') ?? 'no entry'}\n`);
+if (skipReasons.length === 0) {
+  const inputs = hashInputs(reports, preRunHashes);
+  const { fingerprint, id } = entryKey(reports, inputs);
+  const conflicts = dropConflictingEntry(id, reports);
+  if (conflicts.length > 0) {
+    skipReasons.push(`${conflicts.join(', ')} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`);
+  } else {
+    store(id, fingerprint, reports, inputs, outputs, stdout, stderr);
+    // Values are known only now: they add to the explanation, never to the decision to run.
+    if (closest) missReasons.push(...valueReasons(closest.fingerprint, reports.values));
+    process.stderr.write(`cache miss: ${missReasons?.join(', ') ?? 'no entry'}\n`);
+  }
 }
+if (skipReasons.length > 0) process.stderr.write(`cache skipped: ${skipReasons.join('; ')}\n`);
 process.exit(failure?.code ?? 0);
