@@ -274,6 +274,25 @@ describe('tool API through a spawned process', () => {
     expect(reports.envQueries).toEqual([{ prefix: 'VITE_', tracked: true, matches: { VITE_API: 'https://api' } }]);
   });
 
+  it('shares one connection with @voidzero-dev/vite-task-client in the same process, in either load order', async () => {
+    for (const [first, second] of [
+      ['runner-aware', '@voidzero-dev/vite-task-client'],
+      ['@voidzero-dev/vite-task-client', 'runner-aware'],
+    ]) {
+      const { reports, tool } = await underRunner(
+        `const a = await import('${first}'); a.ignoreInput('/first'); const x = a.getEnv('A');
+         const b = await import('${second}'); b.ignoreInput('/second'); const y = b.getEnv('A');
+         console.log(JSON.stringify([x, y]));`,
+        { server: { env: { A: 'a' } } },
+      );
+      expect(lastJson(tool)).toEqual(['a', 'a']);
+      expect(reports.ignoredInputs).toEqual(['/first', '/second']);
+      // One process, one connection, and the second getEnv answered from the shared cache.
+      expect(reports.clients).toBe(1);
+      expect(reports.envRequests).toBe(1);
+    }
+  });
+
   it('uses a foreign runner addon for the methods it has and no-ops the rest', async () => {
     const { run } = await import('./helpers.js');
     const tool = await run(
