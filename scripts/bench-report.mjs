@@ -6,6 +6,7 @@
 export const PATHS = [
   { key: 'ours', label: 'runner-aware getEnv', note: 'sync, through the addon’s load()', color: '#d9480f' },
   { key: 'raw', label: 'the limit: raw Rust', note: 'two processes, blocking Unix socket', color: '#495057' },
+  { key: 'tokio', label: 'raw Rust, tokio peer', note: 'the limit with an async answering side', color: '#868e96' },
   { key: 'net', label: 'Node net socket', note: 'two Node processes, same framing', color: '#1c7ed6' },
   { key: 'ipc', label: 'Node child_process IPC', note: 'fork + process.send', color: '#2f9e44' },
   { key: 'vp', label: 'upstream: vite-plus 1.5.1', note: 'its addon under vp run --cache', color: '#7048e8' },
@@ -148,6 +149,7 @@ export function summarize(results) {
   });
 
   return {
+    syscalls: results.syscalls ?? null,
     meta: {
       command: results.smoke ? 'node scripts/bench.mjs --smoke' : 'npm run bench',
       smoke: results.smoke,
@@ -191,6 +193,21 @@ export function renderMarkdown(summary, { tableOnly = false } = {}) {
       lines.push(`| ${label} | ${us(p.median)} | ${us(p.p99)} | ${us(p.p999)} | ${fmt(paths.ours.median / p.median, 2)}× |`);
     }
     lines.push('');
+    const sys = summary.syscalls;
+    if (sys) {
+      const names = [...new Set([...Object.keys(sys.ours), ...Object.keys(sys.raw ?? {})])].sort(
+        (a, b) => (sys.ours[b] ?? 0) - (sys.ours[a] ?? 0) || a.localeCompare(b),
+      );
+      const total = (counts) => Object.values(counts ?? {}).reduce((x, y) => x + y, 0);
+      lines.push(
+        `Syscalls per round trip, both processes together (\`strace -f -c\`, ${sys.iterations.toLocaleString('en-US')} round trips minus a run of none):`,
+        '',
+        '| syscall | runner-aware | the limit (raw Rust) |',
+        '| --- | ---: | ---: |',
+      );
+      for (const name of names) lines.push(`| ${name} | ${sys.ours[name] ?? 0} | ${sys.raw ? (sys.raw[name] ?? 0) : 'n/a'} |`);
+      lines.push(`| **all** | **${fmt(total(sys.ours), 2)}** | **${sys.raw ? fmt(total(sys.raw), 2) : 'n/a'}** |`, '');
+    }
   };
   if (tableOnly) {
     table();
@@ -222,7 +239,7 @@ const METHOD = [
   '## How each figure is taken',
   '',
   '- **Round trips** (`bench/tool-loop.cjs getenv`): a tool process calls `require(VP_RUN_NODE_CLIENT_PATH).load().getEnv(name)` with a new name each call, the contract stock Vite uses, timing each call with `performance.now()`. Under runner-aware the runner is `createServer()` in the bench process; under vite-plus it is `vp run --cache` (vp on Node 22 from the npm registry, the tool loop on the same Node as ours).',
-  '- **The limit** (`bench/raw-pingpong`): a Rust program and a child of it exchange the same frame sizes over a Unix socket with one blocking write and one read per side per round trip.',
+  '- **The limit** (`bench/raw-pingpong`): a Rust program and a child of it exchange the same frame sizes over a Unix socket with one blocking write and one read per side per round trip. With `--tokio` the child answers from a task on a current-thread tokio runtime on a background thread, the shape of runner-aware\'s server doing none of its work: what the async design itself costs.',
   '- **Node baselines** (`bench/node-ipc.mjs`, `bench/node-net.mjs`): `fork` + `process.send` with the same JSON objects; a `net` Unix-socket server and client with the same framing.',
   '- **Dedupe** (`tool-loop.cjs dedupe`): the same name again after its first answer, timed over batches of 1,000 calls; once through the addon’s `load()` object and once through the `runner-aware` tool API.',
   '- **Reports** (`tool-loop.cjs report`): `ignoreInput` with a new absolute path each call, each call timed; throughput is calls ÷ the loop’s wall time, server work included (it shares the CPU).',

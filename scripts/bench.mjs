@@ -44,8 +44,8 @@ function log(line) {
 /** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
 function sizes() {
   return smoke
-    ? { roundTrips: 2000, warmup: 200, dedupeBatches: 200, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
-    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 200 };
+    ? { roundTrips: 2000, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
+    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 200 };
 }
 
 function readSamples(file) {
@@ -88,8 +88,8 @@ async function main() {
   results.frames = { request, answer };
 
   // Our path: the tool loop through the addon's `load()`, under our server.
-  const underServer = async (argv, serverEnv = {}) => {
-    const server = await createServer({ env: serverEnv });
+  const underServer = async (argv) => {
+    const server = await createServer({ env: {} });
     try {
       return run(process.execPath, [join(root, 'bench', 'tool-loop.cjs'), ...argv], {
         env: { ...process.env, ...server.env, RA_BENCH_API: join(root, 'dist', 'index.cjs') },
@@ -107,9 +107,17 @@ async function main() {
   if (raw) {
     run(raw, [n.roundTrips, n.warmup, request, answer, samplesFile('raw')]);
     results.paths.raw = readSamples(samplesFile('raw'));
+    // The same with the answering peer on a current-thread tokio runtime, the
+    // runner's shape with none of its work: the floor of an async server.
+    run(raw, ['--tokio', n.roundTrips, n.warmup, request, answer, samplesFile('tokio')]);
+    results.paths.tokio = readSamples(samplesFile('tokio'));
   } else {
     results.notes.push('cargo is not available: the raw Rust ping-pong was not measured.');
   }
+
+  log('syscalls per round trip (strace -c)');
+  results.syscalls = countSyscalls(n, apiUrl, raw, request, answer);
+  if (!results.syscalls) results.notes.push('strace is not available: syscalls per round trip were not counted.');
 
   log('Node child_process IPC');
   run(process.execPath, [join(root, 'bench', 'node-ipc.mjs'), n.roundTrips, n.warmup, samplesFile('ipc')]);
@@ -185,6 +193,44 @@ function machineLine() {
     // Reported as missing.
   }
   return `${cpu}, ${cpus().length} CPUs, Linux ${release()}, Node ${process.version}, ${rustc}`;
+}
+
+/**
+ * Syscalls per getEnv round trip, runner and tool together, for our path and
+ * the raw baseline: `strace -f -c` of a run of N round trips minus a run of 0,
+ * divided by N. `null` without strace.
+ */
+function countSyscalls(n, apiUrl, raw, request, answer) {
+  if (spawnSync('strace', ['-V'], { stdio: 'ignore' }).status !== 0) return null;
+  const iterations = n.syscallRoundTrips;
+  const dir = mkdtempSync(join(tmpdir(), 'ra-bench-strace-'));
+  const count = (argv, label) => {
+    const out = join(dir, `${label}.txt`);
+    run('strace', ['-f', '-c', '-o', out, '--', ...argv]);
+    const calls = {};
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
+      const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
+      if (m && m[2] !== 'total') calls[m[2]] = Number(m[1]);
+    }
+    return calls;
+  };
+  const perRoundTrip = (argvFor) => {
+    const base = count(argvFor(0), 'base');
+    const full = count(argvFor(iterations), 'full');
+    const per = {};
+    for (const [name, calls] of Object.entries(full)) {
+      const extra = (calls - (base[name] ?? 0)) / iterations;
+      if (extra >= 0.05) per[name] = Math.round(extra * 100) / 100;
+    }
+    return per;
+  };
+  try {
+    const ours = perRoundTrip((k) => [process.execPath, join(root, 'bench', 'syscalls.mjs'), apiUrl, k]);
+    const limit = raw ? perRoundTrip((k) => [raw, k, 0, request, answer, join(dir, 'raw.bin')]) : null;
+    return { iterations, ours, raw: limit };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Builds the raw ping-pong baseline in its own target dir; `null` without cargo. */

@@ -4,10 +4,13 @@
 //! read per side per round trip.
 //!
 //! ```text
-//! raw-pingpong <iterations> <warmup> <request-bytes> <answer-bytes> <out-file>
+//! raw-pingpong [--tokio] <iterations> <warmup> <request-bytes> <answer-bytes> <out-file>
 //! ```
 //!
 //! Writes one sample per round trip (µs, f64 little-endian) to `out-file`.
+//! With `--tokio` the answering peer is a task on a current-thread tokio
+//! runtime on a background thread, the shape of runner-aware's server with
+//! none of its work: the floor of that design.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -18,7 +21,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("--serve") => serve(&args[2..]),
-        _ => measure(&args[1..]),
+        Some("--serve-tokio") => serve_tokio(&args[2..]),
+        Some("--tokio") => measure(&args[2..], "--serve-tokio"),
+        _ => measure(&args[1..], "--serve"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,7 +62,46 @@ fn serve(args: &[String]) -> Result<()> {
     }
 }
 
-fn measure(args: &[String]) -> Result<()> {
+/// The same peer as a tokio task: woken by epoll, reading and writing
+/// through tokio's non-blocking I/O.
+fn serve_tokio(args: &[String]) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let path = args.first().ok_or("missing socket path")?;
+    let request = number(args, 1, "request size")?;
+    let answer = vec![b'a'; number(args, 2, "answer size")?];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+    let stream = UnixStream::connect(path)?;
+    stream.set_nonblocking(true)?;
+    let (done, finished) = std::sync::mpsc::channel();
+    let _guard = handle.enter();
+    let mut stream = tokio::net::UnixStream::from_std(stream)?;
+    handle.spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut pending = 0;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => pending += n,
+            }
+            while pending >= request {
+                pending -= request;
+                if stream.write_all(&answer).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = done.send(());
+    });
+    let _ = finished.recv();
+    Ok(())
+}
+
+fn measure(args: &[String], peer_mode: &str) -> Result<()> {
     let iterations = number(args, 0, "iterations")?;
     let warmup = number(args, 1, "warmup")?;
     let request = vec![b'r'; number(args, 2, "request size")?];
@@ -69,7 +113,7 @@ fn measure(args: &[String]) -> Result<()> {
     let path = dir.join("s");
     let listener = UnixListener::bind(&path)?;
     let mut peer = Command::new(std::env::current_exe()?)
-        .arg("--serve")
+        .arg(peer_mode)
         .arg(&path)
         .arg(request.len().to_string())
         .arg(answer_len.to_string())
