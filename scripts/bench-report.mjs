@@ -142,7 +142,7 @@ export function summarize(results) {
   const growth = (m.after.rss - m.before.rss) / m.before.rss;
   const mib = (bytes) => `${fmt(bytes / (1 << 20), 1)} MiB`;
   rows.push({
-    figure: `runner memory: ${m.cycles.toLocaleString('en-US')} createServer/close cycles`,
+    figure: `runner memory: ${m.cycles.toLocaleString('en-US')} createServer/close cycles (after ${m.warmup.toLocaleString('en-US')} to warm up)`,
     value: `RSS ${mib(m.before.rss)} → ${mib(m.after.rss)} (**${growth >= 0 ? '+' : ''}${fmt(growth * 100, 1)}%**), fds ${m.before.fds} → ${m.after.fds}, leftover directories ${m.leftoverDirs}`,
     target: 'RSS within 5%, no leaked fds or directories',
     met: Math.abs(growth) <= 0.05 && m.after.fds <= m.before.fds && m.leftoverDirs === 0,
@@ -313,7 +313,7 @@ const METHOD = [
   '- **Reports** (`tool-loop.cjs report`): `ignoreInput` with a new absolute path each call, each call timed; throughput is calls ÷ the loop’s wall time, server work included (it shares the CPU).',
   '- **Concurrency** (`bench/concurrent.cjs`): 8 worker threads of one process and 8 child processes, each asking for its own names (which the runner holds), released together after each connected; every answer is checked. Throughput is all calls ÷ the time from the first start to the last finish, against one child process alone.',
   '- **Start-up** (`bench/startup.mjs`): inside a fresh tool process, `await import(\'runner-aware\')` and the first `getEnv` (addon load, connect, handshake, round trip); again in a process that already imported Node\'s common builtins and one module of its own, as a tool has by the time it reaches its config. Outside a runner: the same import, then 1,000 calls across the API (200 rounds of getEnv, getEnvs, ignoreInput, addValue, disableCache) with no runner env and `process.dlopen` counted; the same loop into `bench/noop-api.mjs` (empty functions of the same names) shows what V8 charges any 1,000 first calls.',
-  '- **Runner** (`bench/server-cycles.mjs`): `createServer()` then `await close()` with no clients, its default env a snapshot of `process.env`, in a child whose `TMPDIR` is a fresh directory under the system temp dir (and again under /dev/shm, to show what the temp dir\'s filesystem costs); memory after a warm-up against the end of the cycles, fds from `/proc/self/fd`, leftovers in that `TMPDIR`.',
+  '- **Runner** (`bench/server-cycles.mjs`): `createServer()` then `await close()` with no clients, its default env a snapshot of `process.env`, in a child whose `TMPDIR` is a fresh directory under the system temp dir (and again under /dev/shm, to show what the temp dir\'s filesystem costs); memory after a warm-up against the end of the cycles (the warm-up covers V8 optimizing the loop, a one-off ~4 MB of RSS around the 500th–1,000th cycle that does not appear with `--no-opt --no-maglev`), fds from `/proc/self/fd`, leftovers in that `TMPDIR`.',
   '',
 ];
 

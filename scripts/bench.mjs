@@ -45,7 +45,7 @@ function log(line) {
 function sizes() {
   return smoke
     ? { roundTrips: 2000, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
-    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 200 };
+    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000 };
 }
 
 function readSamples(file) {
