@@ -13,7 +13,7 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::client::Client;
-use crate::env::EnvQuery;
+use crate::env::{EnvMatcher, EnvQuery};
 use crate::server::{Server, ServerOptions};
 
 /// Options of an env fetch.
@@ -130,6 +130,35 @@ pub fn load(env: &Env) -> Result<Object<'_>> {
         client.set_named_property(name, function)?;
     }
     Ok(client)
+}
+
+/// An env query compiled by the core, so a runner matches names exactly as
+/// its server does (the cache helpers use it to re-evaluate queries).
+#[napi]
+pub struct EnvNameMatcher {
+    matcher: EnvMatcher,
+}
+
+#[napi]
+impl EnvNameMatcher {
+    /// Compiles a glob (`VITE_*`) or `{ prefix }`; throws with the reason for a
+    /// glob that does not parse.
+    #[napi(constructor)]
+    pub fn new(query: Either<String, PrefixQuery>) -> Result<Self> {
+        let query = match query {
+            Either::A(glob) => EnvQuery::Glob(glob),
+            Either::B(prefix) => EnvQuery::Prefix(prefix.prefix),
+        };
+        EnvMatcher::new(&query)
+            .map(|matcher| Self { matcher })
+            .map_err(|err| Error::new(Status::InvalidArg, err.reason()))
+    }
+
+    /// Whether `name` matches.
+    #[napi]
+    pub fn is_match(&self, name: String) -> bool {
+        self.matcher.is_match(&name)
+    }
 }
 
 /// How a server is set up.

@@ -28,10 +28,17 @@ impl fmt::Display for EnvQuery {
 
 /// An env query that is not valid.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid env glob {glob:?}: {source}")]
+#[error("invalid env glob {glob:?}: {}", source.kind())]
 pub struct InvalidGlob {
     glob: String,
     source: globset::Error,
+}
+
+impl InvalidGlob {
+    /// What is wrong with the glob, without the glob itself.
+    pub fn reason(&self) -> String {
+        self.source.kind().to_string()
+    }
 }
 
 fn env_glob(pattern: &str) -> Result<Glob, InvalidGlob> {

@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
+import { loadBinding } from './native.js';
 import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
 
 // ---------------------------------------------------------------------------
@@ -81,36 +82,8 @@ export function declaredOutputs(reports: Pick<Reports, 'outputs' | 'ignoredOutpu
 }
 
 // ---------------------------------------------------------------------------
-// Env name globs, with the Rust core's semantics (globset without a literal
-// separator): `*` any run of characters including `/`, `?` one, `[...]` a
-// class (`[!...]`/`[^...]` negated, POSIX `[[:alpha:]]`), `{a,b}`
-// alternatives, `\` escapes. Case-sensitive. Matching runs on the UTF-8 bytes
-// of a name, as in Rust, so `?` is one byte.
-
-type GlobToken =
-  | { kind: 'literal'; char: string }
-  | { kind: 'any' }
-  | { kind: 'zeroOrMore' }
-  | { kind: 'recursivePrefix' }
-  | { kind: 'recursiveSuffix' }
-  | { kind: 'recursiveZeroOrMore' }
-  | { kind: 'class'; negated: boolean; ranges: Array<[string, string]> }
-  | { kind: 'alternates'; branches: GlobToken[][] };
-
-const POSIX_CLASSES: Record<string, Array<[string, string]>> = {
-  alnum: [['0', '9'], ['A', 'Z'], ['a', 'z']],
-  alpha: [['A', 'Z'], ['a', 'z']],
-  blank: [['\t', '\t'], [' ', ' ']],
-  cntrl: [['\x00', '\x1f'], ['\x7f', '\x7f']],
-  digit: [['0', '9']],
-  graph: [['!', '~']],
-  lower: [['a', 'z']],
-  print: [[' ', '~']],
-  punct: [['!', '/'], [':', '@'], ['[', '`'], ['{', '~']],
-  space: [['\t', '\r'], [' ', ' ']],
-  upper: [['A', 'Z']],
-  xdigit: [['0', '9'], ['A', 'F'], ['a', 'f']],
-};
+// Env name globs: compiled by the Rust core, so a runner matches names exactly
+// as its server does.
 
 /** An env glob that does not parse. */
 export class InvalidEnvGlobError extends Error {
@@ -123,260 +96,30 @@ export class InvalidEnvGlobError extends Error {
   }
 }
 
-class GlobParser {
-  private readonly chars: string[];
-  private index = 0;
-  private prev: string | undefined;
-  private cur: string | undefined;
-  private readonly alternatesStack: number[] = [];
-  readonly branches: GlobToken[][] = [[]];
-
-  constructor(private readonly glob: string) {
-    this.chars = Array.from(glob);
-  }
-
-  private fail(reason: string): never {
-    throw new InvalidEnvGlobError(this.glob, reason);
-  }
-
-  private bump(): string | undefined {
-    this.prev = this.cur;
-    this.cur = this.chars[this.index];
-    if (this.index < this.chars.length) this.index += 1;
-    return this.cur;
-  }
-
-  private peek(): string | undefined {
-    return this.chars[this.index];
-  }
-
-  private last(): GlobToken[] {
-    const branch = this.branches[this.branches.length - 1];
-    if (!branch) this.fail("unopened alternate group; missing '{'");
-    return branch;
-  }
-
-  private push(token: GlobToken): void {
-    this.last().push(token);
-  }
-
-  parse(): GlobToken[] {
-    for (let c = this.bump(); c !== undefined; c = this.bump()) {
-      if (c === '?') this.push({ kind: 'any' });
-      else if (c === '*') this.parseStar();
-      else if (c === '[') this.parseClass();
-      else if (c === '{') this.pushAlternate();
-      else if (c === '}') this.popAlternate();
-      else if (c === ',' && this.alternatesStack.length > 0) this.branches.push([]);
-      else if (c === '\\') {
-        const escaped = this.bump();
-        if (escaped === undefined) this.fail("dangling '\\'");
-        this.push({ kind: 'literal', char: escaped });
-      } else this.push({ kind: 'literal', char: c });
-    }
-    if (this.branches.length > 1) this.fail("unclosed alternate group; missing '}'");
-    return this.last();
-  }
-
-  private pushAlternate(): void {
-    if (this.alternatesStack.length >= 100) this.fail('alternate groups nested too deeply');
-    this.alternatesStack.push(this.branches.length);
-    this.branches.push([]);
-  }
-
-  private popAlternate(): void {
-    const start = this.alternatesStack.pop();
-    if (start === undefined) this.fail("unopened alternate group; missing '{'");
-    const branches = this.branches.splice(start);
-    this.push({ kind: 'alternates', branches });
-  }
-
-  // `**` is special only as a whole path component, exactly as in globset.
-  private parseStar(): void {
-    const prev = this.prev;
-    if (this.peek() !== '*') {
-      this.push({ kind: 'zeroOrMore' });
-      return;
-    }
-    this.bump();
-    const twoStars = (): void => {
-      this.push({ kind: 'zeroOrMore' });
-      this.push({ kind: 'zeroOrMore' });
-    };
-    if (this.last().length === 0) {
-      const next = this.peek();
-      if (next !== undefined && next !== '/') {
-        twoStars();
-      } else {
-        this.push({ kind: 'recursivePrefix' });
-        this.bump();
-      }
-      return;
-    }
-    if (prev !== '/' && (this.branches.length <= 1 || (prev !== ',' && prev !== '{'))) {
-      twoStars();
-      return;
-    }
-    const next = this.peek();
-    let isSuffix: boolean;
-    if (next === undefined) {
-      this.bump();
-      isSuffix = true;
-    } else if ((next === ',' || next === '}') && this.branches.length >= 2) {
-      isSuffix = true;
-    } else if (next === '/') {
-      this.bump();
-      isSuffix = false;
-    } else {
-      twoStars();
-      return;
-    }
-    const popped = this.last().pop();
-    if (popped?.kind === 'recursivePrefix' || popped?.kind === 'recursiveSuffix') this.push(popped);
-    else this.push({ kind: isSuffix ? 'recursiveSuffix' : 'recursiveZeroOrMore' });
-  }
-
-  private parseClass(): void {
-    const ranges: Array<[string, string]> = [];
-    let negated = false;
-    const first = this.peek();
-    if (first === '!' || first === '^') {
-      this.bump();
-      negated = true;
-    }
-    const extendLast = (to: string): void => {
-      const range = ranges[ranges.length - 1];
-      if (!range) return;
-      range[1] = to;
-      if ((range[1].codePointAt(0) ?? 0) < (range[0].codePointAt(0) ?? 0)) {
-        this.fail(`invalid range; '${range[0]}' > '${range[1]}'`);
-      }
-    };
-    let isFirst = true;
-    let inRange = false;
-    for (;;) {
-      const c = this.bump();
-      if (c === undefined) this.fail("unclosed character class; missing ']'");
-      if (c === ']') {
-        if (!isFirst) break;
-        ranges.push([']', ']']);
-      } else if (c === '-') {
-        if (isFirst) ranges.push(['-', '-']);
-        else if (inRange) {
-          extendLast('-');
-          inRange = false;
-        } else inRange = true;
-      } else if (c === '[' && !inRange && this.peek() === ':') {
-        const posix = this.parsePosixClass();
-        if (posix) ranges.push(...posix.map(([a, b]): [string, string] => [a, b]));
-        else ranges.push(['[', '[']);
-        inRange = false;
-      } else {
-        if (inRange) extendLast(c);
-        else ranges.push([c, c]);
-        inRange = false;
-      }
-      isFirst = false;
-    }
-    if (inRange) ranges.push(['-', '-']);
-    this.push({ kind: 'class', negated, ranges });
-  }
-
-  // `[:name:]` inside a class. Like globset, a well-formed but unknown name is
-  // consumed and leaves a literal `[`; anything else rewinds.
-  private parsePosixClass(): Array<[string, string]> | undefined {
-    const { index, prev, cur } = this;
-    this.bump();
-    let name = '';
-    for (;;) {
-      const c = this.bump();
-      if (c === ':' && this.peek() === ']') {
-        this.bump();
-        return POSIX_CLASSES[name];
-      }
-      if (c !== undefined && c >= 'a' && c <= 'z' && name.length < 8) {
-        name += c;
-        continue;
-      }
-      this.index = index;
-      this.prev = prev;
-      this.cur = cur;
-      return undefined;
-    }
-  }
-}
-
-// Every byte as `\xHH` except word characters, so the pattern means the same
-// to JavaScript and to Rust's byte-oriented regex.
-function escapeBytes(char: string): string {
-  let out = '';
-  for (const byte of Buffer.from(char, 'utf8')) {
-    const ch = String.fromCharCode(byte);
-    out += /[A-Za-z0-9_]/.test(ch) ? ch : `\\x${byte.toString(16).padStart(2, '0')}`;
-  }
-  return out;
-}
-
-function tokensToRegex(tokens: GlobToken[]): string {
-  let re = '';
-  for (const token of tokens) {
-    switch (token.kind) {
-      case 'literal':
-        re += escapeBytes(token.char);
-        break;
-      case 'any':
-        re += '.';
-        break;
-      case 'zeroOrMore':
-        re += '.*';
-        break;
-      case 'recursivePrefix':
-        re += '(?:/?|.*/)';
-        break;
-      case 'recursiveSuffix':
-        re += '/.*';
-        break;
-      case 'recursiveZeroOrMore':
-        re += '(?:/|/.*/)';
-        break;
-      case 'class':
-        re += `[${token.negated ? '^' : ''}${token.ranges
-          .map(([from, to]) => (from === to ? escapeBytes(from) : `${escapeBytes(from)}-${escapeBytes(to)}`))
-          .join('')}]`;
-        break;
-      case 'alternates': {
-        const parts = token.branches.map(tokensToRegex).filter((part) => part !== '');
-        if (parts.length > 0) re += `(?:${parts.join('|')})`;
-        break;
-      }
-    }
-  }
-  return re;
-}
-
-function compileGlob(glob: string): RegExp {
-  const tokens = new GlobParser(glob).parse();
-  const body = tokens.length === 1 && tokens[0]?.kind === 'recursivePrefix' ? '.*' : tokensToRegex(tokens);
-  // `s`: as in globset, `.` matches a newline too.
-  return new RegExp(`^${body}$`, 's');
-}
-
 /** An env query as a tool passes it (`'VITE_*'`, `{ prefix }`) or as `Reports` records it (`{ glob }`). */
 export type AnyEnvQuery = EnvQuery | { glob: string };
 
 /**
- * A predicate for env names matching `query`, with the Rust core's semantics:
- * a glob (`*` any characters including `/`, `?` one, `[...]` a class, `{a,b}`,
- * `\` escapes; case-sensitive) or a literal `{ prefix }`. Throws
- * `InvalidEnvGlobError` for a glob the core would reject.
+ * A predicate for env names matching `query`, with the server's semantics
+ * (the core's own matcher): a glob (`*` any characters including `/`, `?` one,
+ * `[...]` a class, `{a,b}`, `\` escapes; case-sensitive) or a literal
+ * `{ prefix }`. Throws `InvalidEnvGlobError` for a glob the core rejects.
+ * Loads the native addon, like `createServer`.
  */
 export function envMatcher(query: AnyEnvQuery): (name: string) => boolean {
   if (typeof query === 'object' && 'prefix' in query) {
     const prefix = query.prefix;
     return (name) => name.startsWith(prefix);
   }
-  const re = compileGlob(typeof query === 'string' ? query : query.glob);
-  return (name) => re.test(Buffer.from(name, 'utf8').toString('latin1'));
+  const glob = typeof query === 'string' ? query : query.glob;
+  let matcher: InstanceType<ReturnType<typeof loadBinding>['binding']['EnvNameMatcher']>;
+  try {
+    matcher = new (loadBinding().binding.EnvNameMatcher)(glob);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'InvalidArg') throw new InvalidEnvGlobError(glob, (err as Error).message);
+    throw err;
+  }
+  return (name) => matcher.isMatch(name);
 }
 
 function untrackedMatcher(globs: readonly string[]): (name: string) => boolean {
