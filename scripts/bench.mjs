@@ -44,8 +44,8 @@ function log(line) {
 /** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
 function sizes() {
   return smoke
-    ? { roundTrips: 2000, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
-    : { roundTrips: 50000, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000 };
+    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
+    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000 };
 }
 
 function readSamples(file) {
@@ -98,43 +98,53 @@ async function main() {
       await server.close();
     }
   };
-  log('runner-aware getEnv round trips');
-  await underServer(['getenv', n.roundTrips, n.warmup, samplesFile('ours')]);
-  results.paths.ours = readSamples(samplesFile('ours'));
-
-  log('the limit: raw Rust Unix-socket ping-pong');
   const raw = buildRawPingPong();
-  if (raw) {
-    run(raw, [n.roundTrips, n.warmup, request, answer, samplesFile('raw')]);
-    results.paths.raw = readSamples(samplesFile('raw'));
-    // The same with the answering peer on a current-thread tokio runtime, the
-    // runner's shape with none of its work: the floor of an async server.
-    run(raw, ['--tokio', n.roundTrips, n.warmup, request, answer, samplesFile('tokio')]);
-    results.paths.tokio = readSamples(samplesFile('tokio'));
+  if (!raw) results.notes.push('cargo is not available: the raw Rust ping-pong was not measured.');
+  let peer = null;
+  if (withPeer) {
+    peer = preparePeer();
+    if (!peer.ok) {
+      results.notes.push(`The upstream peer was not measured: ${peer.reason}`);
+      peer = null;
+    }
   } else {
-    results.notes.push('cargo is not available: the raw Rust ping-pong was not measured.');
+    results.notes.push('The upstream peer (vite-plus under vp run) is skipped in this mode.');
+  }
+  const script = (name) => join(root, 'bench', name);
+  const paths = {
+    ours: (k, file) => underServer(['getenv', k, n.warmup, file]),
+    raw: raw && ((k, file) => run(raw, [k, n.warmup, request, answer, file])),
+    // The answering peer on a current-thread tokio runtime: the runner's
+    // shape with none of its work, the floor of an async server.
+    tokio: raw && ((k, file) => run(raw, ['--tokio', k, n.warmup, request, answer, file])),
+    ipc: (k, file) => run(process.execPath, [script('node-ipc.mjs'), k, n.warmup, file]),
+    net: (k, file) => run(process.execPath, [script('node-net.mjs'), k, n.warmup, file]),
+    vp: peer && ((k, file) => runPeer(peer, k, n.warmup, file)),
+  };
+  // The paths take turns, a round each, so a change in the machine's load
+  // during the run lands on all of them alike.
+  const perRound = n.roundTrips / n.rounds;
+  log(`round trips: ${n.rounds} round(s) of ${perRound} per path, taking turns`);
+  for (let round = 0; round < n.rounds; round++) {
+    for (const [key, measure] of Object.entries(paths)) {
+      if (!measure) continue;
+      const file = samplesFile(`${key}-${round}`);
+      try {
+        await measure(perRound, file);
+      } catch (err) {
+        if (key !== 'vp') throw err;
+        results.notes.push(`The upstream peer stopped working mid-run and is left out: ${err.message.split('\n')[0]}`);
+        paths.vp = null;
+        delete results.paths.vp;
+        continue;
+      }
+      (results.paths[key] ??= []).push(...readSamples(file));
+    }
   }
 
   log('syscalls per round trip (strace -c)');
   results.syscalls = countSyscalls(n, apiUrl, raw, request, answer);
   if (!results.syscalls) results.notes.push('strace is not available: syscalls per round trip were not counted.');
-
-  log('Node child_process IPC');
-  run(process.execPath, [join(root, 'bench', 'node-ipc.mjs'), n.roundTrips, n.warmup, samplesFile('ipc')]);
-  results.paths.ipc = readSamples(samplesFile('ipc'));
-
-  log('Node net Unix socket');
-  run(process.execPath, [join(root, 'bench', 'node-net.mjs'), n.roundTrips, n.warmup, samplesFile('net')]);
-  results.paths.net = readSamples(samplesFile('net'));
-
-  if (withPeer) {
-    log('vite-plus 1.5.1 under vp run');
-    const peer = measurePeer(n, samplesFile('vp'));
-    if (peer.ok) results.paths.vp = readSamples(samplesFile('vp'));
-    else results.notes.push(`The upstream peer was not measured: ${peer.reason}`);
-  } else {
-    results.notes.push('The upstream peer (vite-plus under vp run) is skipped in this mode.');
-  }
 
   log('dedupe: a name already answered');
   await underServer(['dedupe', n.dedupeBatches, 100, samplesFile('dedupe')]);
@@ -147,7 +157,7 @@ async function main() {
   results.figures.report = { samples: readSamples(samplesFile('report')), ...reportRun };
 
   log('8 worker threads + 8 child processes at once');
-  results.figures.concurrent = await measureConcurrent(createServer, n.concurrentCalls);
+  results.figures.concurrent = await measureConcurrent(createServer, n.concurrentCalls, n.rounds);
 
   log('tool start-up through a runner, and outside any runner');
   results.figures.startup = await measureStartups(createServer, apiUrl, n.startups);
@@ -249,7 +259,7 @@ function buildRawPingPong() {
  * same tool loop with its own addon in VP_RUN_NODE_CLIENT_PATH. vp needs
  * Node >= 22.18, installed from the npm registry into a cache directory.
  */
-function measurePeer(n, outFile) {
+function preparePeer() {
   const cache = join(root, 'node_modules', '.cache', 'runner-aware-bench');
   const nodePackage = `node-${process.platform}-${process.arch}`;
   const node22 = join(cache, 'node_modules', nodePackage, 'bin', 'node');
@@ -262,26 +272,32 @@ function measurePeer(n, outFile) {
       encoding: 'utf8',
     });
     if (npm.status !== 0 || !existsSync(node22) || !existsSync(vp)) {
-      return { ok: false, reason: `npm install of vite-plus@1.5.1 and ${nodePackage}@22 failed: ${(npm.stderr || npm.error?.message || '').trim().split('\n').pop()}` };
+      const why = (npm.stderr || npm.error?.message || '').trim().split('\n').pop();
+      return { ok: false, reason: `npm install of vite-plus@1.5.1 and ${nodePackage}@22 failed: ${why}` };
     }
   }
-  const project = mkdtempSync(join(tmpdir(), 'ra-bench-vp-'));
-  // vp runs on Node 22; the tool loop runs on this Node, as ours does.
-  const script = [process.execPath, join(root, 'bench', 'tool-loop.cjs'), 'getenv', n.roundTrips, n.warmup, outFile]
-    .map((a) => JSON.stringify(String(a)))
-    .join(' ');
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'ra-bench-vp', private: true, scripts: { bench: script } }));
-  const env = { ...process.env, PATH: `${dirname(node22)}:${process.env.PATH}` };
-  delete env.VP_RUN_NODE_CLIENT_PATH;
-  const result = spawnSync(node22, [vp, 'run', '--cache', 'bench'], { cwd: project, env, encoding: 'utf8' });
-  rmSync(project, { recursive: true, force: true });
-  if (result.status !== 0 || !existsSync(outFile)) {
-    return { ok: false, reason: `vp run exited ${result.status ?? result.signal}: ${(result.stderr || result.stdout || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}` };
-  }
-  return { ok: true };
+  return { ok: true, node22, vp };
 }
 
-async function measureConcurrent(createServer, calls) {
+/** One `vp run --cache` of the tool loop; throws when vp fails. */
+function runPeer({ node22, vp }, iterations, warmup, outFile) {
+  const project = mkdtempSync(join(tmpdir(), 'ra-bench-vp-'));
+  try {
+    // vp runs on Node 22; the tool loop runs on this Node, as ours does.
+    const script = [process.execPath, join(root, 'bench', 'tool-loop.cjs'), 'getenv', iterations, warmup, outFile]
+      .map((a) => JSON.stringify(String(a)))
+      .join(' ');
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'ra-bench-vp', private: true, scripts: { bench: script } }));
+    const env = { ...process.env, PATH: `${dirname(node22)}:${process.env.PATH}` };
+    delete env.VP_RUN_NODE_CLIENT_PATH;
+    run(node22, [vp, 'run', '--cache', 'bench'], { cwd: project, env });
+    if (!existsSync(outFile)) throw new Error('vp run wrote no samples');
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
+}
+
+async function measureConcurrent(createServer, calls, rounds) {
   const clients = 16;
   const env = { RA_BENCH_CONNECT: 'yes' };
   for (let c = 0; c < clients; c++) for (let i = 0; i < calls; i++) env[`RA_BENCH_C${c}_${i}`] = `v${c}.${i}`;
@@ -291,9 +307,19 @@ async function measureConcurrent(createServer, calls) {
     const reports = await server.close();
     return { ...out, envRequests: reports.envRequests, connections: reports.clients, errors: reports.errors.length };
   };
-  const single = await measure(0, 1);
-  const many = await measure(8, 8);
-  return { single, many };
+  // Taking turns, as the round trips do; each side's median round counts.
+  const singles = [];
+  const manys = [];
+  for (let round = 0; round < rounds; round++) {
+    singles.push(await measure(0, 1));
+    manys.push(await measure(8, 8));
+  }
+  const median = (runs) => [...runs].sort((a, b) => a.perSecond - b.perSecond)[runs.length >> 1];
+  const many = median(manys);
+  // Every call of every round must have been answered.
+  const wrong = manys.reduce((total, r) => total + r.wrong, 0);
+  const errors = manys.reduce((total, r) => total + r.errors, 0);
+  return { single: median(singles), many: { ...many, wrong, errors }, rounds };
 }
 
 async function measureStartups(createServer, apiUrl, count) {
