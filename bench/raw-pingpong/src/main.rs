@@ -62,10 +62,15 @@ fn serve(args: &[String]) -> Result<()> {
     }
 }
 
-/// The same peer as a tokio task: woken by epoll, reading and writing
-/// through tokio's non-blocking I/O.
+/// The same peer as a tokio task on a current-thread runtime, registered for
+/// reads only and writing straight away, as runner-aware's connections are.
+#[allow(
+    deprecated,
+    reason = "AsyncFd owns the stream, so with_interest is sound"
+)]
 fn serve_tokio(args: &[String]) -> Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
 
     let path = args.first().ok_or("missing socket path")?;
     let request = number(args, 1, "request size")?;
@@ -79,19 +84,29 @@ fn serve_tokio(args: &[String]) -> Result<()> {
     stream.set_nonblocking(true)?;
     let (done, finished) = std::sync::mpsc::channel();
     let _guard = handle.enter();
-    let mut stream = tokio::net::UnixStream::from_std(stream)?;
+    let socket = AsyncFd::with_interest(stream, Interest::READABLE)?;
     handle.spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         let mut pending = 0;
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => pending += n,
+        'serve: loop {
+            let Ok(mut guard) = socket.readable().await else {
+                break;
+            };
+            match guard.try_io(|s| s.get_ref().read(&mut buf)) {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => {
+                    if n < buf.len() {
+                        guard.clear_ready();
+                    }
+                    pending += n;
+                }
+                Err(_would_block) => continue,
             }
             while pending >= request {
                 pending -= request;
-                if stream.write_all(&answer).await.is_err() {
-                    break;
+                // Answers are tiny and the client reads each before asking again.
+                if socket.get_ref().write_all(&answer).is_err() {
+                    break 'serve;
                 }
             }
         }
