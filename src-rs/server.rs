@@ -329,7 +329,7 @@ where
                 // The server was dropped without `close()`: nobody will read the reports.
                 Err(_) => return,
             },
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+            () = sleep_until(deadline), if deadline.is_some() => {
                 if running {
                     connection.handshake_timed_out(&shared);
                 } else {
@@ -391,6 +391,16 @@ enum Written {
 
 /// Writes `bytes`, giving up when the close grace period ends: a peer that
 /// stops reading its answers must not hold `close()` open.
+/// Sleeps until `deadline`; never ends without one. `select!` builds every
+/// branch's future on each pass, and a `Sleep` built for a disabled branch
+/// still read the clock: once per request on the hot path.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn write_bounded<S>(
     stream: &mut S,
     bytes: &[u8],
@@ -416,7 +426,7 @@ where
                     return Written::PeerGone;
                 }
             }
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+            () = sleep_until(deadline), if deadline.is_some() => {
                 return Written::CutOff;
             }
         }
