@@ -158,6 +158,7 @@ export function summarize(results) {
       date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       load: [results.loadBefore, results.loadAfter],
       frames: results.frames,
+      rounds: results.rounds,
       notes: results.notes,
       histogram: HIST,
     },
@@ -224,7 +225,7 @@ export function renderMarkdown(summary, { tableOnly = false } = {}) {
   );
   lines.push(
     `Every round trip moves the same bytes: a ${meta.frames.request}-byte getEnv request frame for a name the runner does not have and its ${meta.frames.answer}-byte answer (4-byte length + JSON). ` +
-      `Samples: ${paths.ours?.count.toLocaleString('en-US')} round trips per path after a warm-up, each timed on its own.`,
+      `Samples: ${paths.ours?.count.toLocaleString('en-US')} round trips per path, each timed on its own, in ${meta.rounds} round(s) per path taking turns, each round a fresh process pair after a warm-up.`,
     '',
   );
   for (const note of meta.notes) lines.push(`> ${note}`, '');

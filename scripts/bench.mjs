@@ -83,9 +83,10 @@ async function main() {
   const samplesFile = (name) => join(work, `${name}.bin`);
 
   // The exact frames of one getEnv round trip, so every baseline moves the same bytes.
-  const request = Buffer.byteLength(JSON.stringify({ op: 'getEnv', names: [`RA_BENCH_${n.roundTrips >> 1}`], tracked: true })) + 4;
+  const request = Buffer.byteLength(JSON.stringify({ op: 'getEnv', names: [`RA_BENCH_${(n.roundTrips / n.rounds) >> 1}`], tracked: true })) + 4;
   const answer = Buffer.byteLength(JSON.stringify({ op: 'env', values: [null] })) + 4;
   results.frames = { request, answer };
+  results.rounds = n.rounds;
 
   // Our path: the tool loop through the addon's `load()`, under our server.
   const underServer = async (argv) => {
