@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -111,7 +111,7 @@ describe('close', () => {
       const took = Date.now() - started;
       expect(took).toBeGreaterThanOrEqual(250);
       expect(took).toBeLessThan(2000);
-      expect(reports.ignoredInputs).toEqual(['/daemon']);
+      expect(reports.ignoredInputs).toEqual([resolve('/daemon')]);
       expect(reports.clientsStillConnected).toBe(1);
     } finally {
       daemon.kill('SIGKILL');
@@ -216,6 +216,8 @@ describe('inspect CLI', () => {
       cwd: root,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
+      // npx is a .cmd script on Windows.
+      shell: process.platform === 'win32',
     });
     expect(text).toBe('');
   });

@@ -1,6 +1,6 @@
 import { mkdtempSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -33,10 +33,10 @@ describe('tool API through a spawned process', () => {
       vite: { VITE_A: '1', VITE_AB: '2', VITE_B: '3' },
       prefix: { VITE_A: '1', VITE_AB: '2' },
     });
-    expect(reports.ignoredInputs).toEqual(['/abs/cache']);
-    expect(reports.ignoredOutputs).toEqual(['/abs/out/tmp']);
-    expect(reports.inputs).toEqual(['/abs/config.json']);
-    expect(reports.outputs).toEqual(['/abs/dist']);
+    expect(reports.ignoredInputs).toEqual([resolve('/abs/cache')]);
+    expect(reports.ignoredOutputs).toEqual([resolve('/abs/out/tmp')]);
+    expect(reports.inputs).toEqual([resolve('/abs/config.json')]);
+    expect(reports.outputs).toEqual([resolve('/abs/dist')]);
     expect(reports.values).toEqual({ 'config-hash': 'abc123' });
     expect(reports.cacheDisabled).toBe(true);
     expect(reports.cacheDisabledReasons).toEqual(['watch mode']);
@@ -60,7 +60,7 @@ describe('tool API through a spawned process', () => {
       { cjs: true, server: { env: { X: 'from-runner' } } },
     );
     expect(lastJson(tool)).toBe('from-runner');
-    expect(reports.ignoredInputs).toEqual(['/c/j/s']);
+    expect(reports.ignoredInputs).toEqual([resolve('/c/j/s')]);
   });
 
   it('resolves relative paths against the cwd at call time', async () => {
@@ -218,7 +218,7 @@ describe('tool API through a spawned process', () => {
        if (child.status !== 0) process.exit(1);`,
       { server: { env: { W: 'w' } } },
     );
-    expect(reports.ignoredInputs).toEqual(['/from/child', '/from/main', '/from/worker']);
+    expect(reports.ignoredInputs).toEqual([resolve('/from/child'), resolve('/from/main'), resolve('/from/worker')]);
     expect(reports.values).toEqual({ child: 'yes' });
     expect(reports.envs['W']).toEqual({ value: 'w', tracked: true });
     // One connection for the main process (shared with its worker), one for the child.
@@ -267,8 +267,8 @@ describe('tool API through a spawned process', () => {
       { server: { env: { NODE_ENV: 'production', VITE_API: 'https://api' } } },
     );
     expect(lastJson(tool)).toEqual({ nodeEnv: 'production', missing: 'undefined', vite: { VITE_API: 'https://api' } });
-    expect(reports.ignoredInputs).toEqual(['/vite/deps-cache']);
-    expect(reports.ignoredOutputs).toEqual(['/vite/tmp']);
+    expect(reports.ignoredInputs).toEqual([resolve('/vite/deps-cache')]);
+    expect(reports.ignoredOutputs).toEqual([resolve('/vite/tmp')]);
     expect(reports.cacheDisabled).toBe(true);
     expect(reports.envs['NODE_ENV']).toEqual({ value: 'production', tracked: true });
     expect(reports.envQueries).toEqual([{ prefix: 'VITE_', tracked: true, matches: { VITE_API: 'https://api' } }]);
@@ -286,7 +286,7 @@ describe('tool API through a spawned process', () => {
         { server: { env: { A: 'a' } } },
       );
       expect(lastJson(tool)).toEqual(['a', 'a']);
-      expect(reports.ignoredInputs).toEqual(['/first', '/second']);
+      expect(reports.ignoredInputs).toEqual([resolve('/first'), resolve('/second')]);
       // One process, one connection, and the second getEnv answered from the shared cache.
       expect(reports.clients).toBe(1);
       expect(reports.envRequests).toBe(1);
