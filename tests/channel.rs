@@ -178,3 +178,26 @@ fn close_removes_the_socket_directory() {
     server.close_blocking();
     assert!(!dir.exists());
 }
+
+#[test]
+fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
+    // Connections wait for writability only when a write finds the socket
+    // full; 8 MiB of matches fills it many times over.
+    let value = "v".repeat(64 * 1024);
+    let names: Vec<String> = (0..128).map(|i| format!("BIG_{i:03}")).collect();
+    let env: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), value.as_str())).collect();
+    let server = server(&env);
+    let client = client_of(&server);
+    let matches = client
+        .get_envs(&EnvQuery::Prefix("BIG_".into()), false)
+        .unwrap();
+    assert_eq!(matches.len(), 128);
+    assert!(matches.values().all(|v| *v == value));
+    assert_eq!(
+        client.get_env("BIG_007", false).as_deref(),
+        Some(value.as_str())
+    );
+    drop(client);
+    let reports = server.close_blocking();
+    assert!(reports.errors.is_empty(), "{:?}", reports.errors);
+}
