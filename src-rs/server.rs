@@ -293,9 +293,17 @@ struct Connection {
 
 /// What to do with a connection after its latest bytes.
 enum Next {
+    /// Every complete frame was handled; read more.
     Continue,
+    /// Answers reached [`MAX_PENDING_ANSWERS`]: write them, then handle the rest.
+    Flush,
+    /// A protocol violation ended the connection.
     Close,
 }
+
+/// Answers buffered before they are written: a peer that sends many requests
+/// at once cannot make the runner hold all their answers in memory.
+const MAX_PENDING_ANSWERS: usize = 1 << 20;
 
 async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
 where
@@ -345,27 +353,31 @@ where
             }
             Ok(n) => {
                 connection.decoder.extend(&buf[..n]);
-                let next = connection.process(&shared);
-                if !connection.responses.is_empty() {
-                    let written =
-                        write_bounded(&mut stream, &connection.responses, &mut phase).await;
-                    connection.responses.clear();
-                    match written {
-                        Written::All => {}
-                        Written::PeerGone => {
-                            // What the peer sent is already recorded, but a
-                            // frame it was part-way through must be noted.
-                            connection.finish(&shared);
-                            return;
-                        }
-                        Written::CutOff => {
-                            connection.cut_off(&shared);
-                            return;
+                loop {
+                    let next = connection.process(&shared);
+                    if !connection.responses.is_empty() {
+                        let written =
+                            write_bounded(&mut stream, &connection.responses, &mut phase).await;
+                        connection.responses.clear();
+                        match written {
+                            Written::All => {}
+                            Written::PeerGone => {
+                                // What the peer sent is already recorded, but a
+                                // frame it was part-way through must be noted.
+                                connection.finish(&shared);
+                                return;
+                            }
+                            Written::CutOff => {
+                                connection.cut_off(&shared);
+                                return;
+                            }
                         }
                     }
-                }
-                if let Next::Close = next {
-                    return;
+                    match next {
+                        Next::Continue => break,
+                        Next::Flush => {}
+                        Next::Close => return,
+                    }
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -438,6 +450,9 @@ impl Connection {
     fn process(&mut self, shared: &Shared) -> Next {
         let mut recorder = shared.recorder();
         loop {
+            if self.responses.len() >= MAX_PENDING_ANSWERS {
+                return Next::Flush;
+            }
             let frame = match self.decoder.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Next::Continue,
