@@ -49,7 +49,7 @@ await row(
 );
 await row(
   'Hostile input',
-  'a 0xFFFFFFFF length, random bytes, a frame cut off then EOF, valid JSON of the wrong shape, a wrong token, a wrong version, a NUL in a path, 300 connections that never send a byte; a real tool at the same time; `closeTimeoutMs` 1000',
+  'a 0xFFFFFFFF length before and after the handshake, random bytes, a frame cut off then EOF, valid JSON of the wrong shape, a wrong token, a wrong version, a NUL in a path, 100 token-less peers stalled in a 1 MiB hello, a peer that sends 200 requests and never reads the answers, 300 connections that never send a byte; a real tool at the same time; `closeTimeoutMs` 1000',
   () => scenario.hostile({ idle: 300, closeTimeoutMs: 1000 }),
   (r) => ({
     ok: r.toolServed && !r.leakedSecret && r.closeMs < 2500 && r.rssGrowthMiB < 64,
@@ -149,7 +149,12 @@ ${rows.join('\n')}
 
 - **A frame over 1 MiB, or one that does not decode**, ends that connection
   only; everything the peer sent before it is kept, and the violation is listed
-  in \`reports.errors\`. At most 256 errors are listed, then a count.
+  in \`reports.errors\`. At most 256 errors are listed, then a count. Before
+  its handshake a connection may send at most 4 KiB in a frame, so a peer
+  without the token cannot make the runner buffer more than that.
+- **A peer that stops reading its answers** cannot hold \`close()\` past
+  \`closeTimeoutMs\`, and the runner writes answers out once 1 MiB of them
+  piles up rather than buffering every answer to a long pipeline.
 - **A peer without the token** gets a \`refused\` answer and nothing else; env
   values are only served after a valid handshake. A connection that sends no
   handshake within 10 s is closed and noted.
