@@ -101,6 +101,8 @@ pub struct Client {
     state: AtomicU8,
     channel: Mutex<Channel>,
     cache: RwLock<AnswerCache>,
+    /// Names threads are waiting for the channel to ask for, with `tracked`.
+    waiting: Mutex<Vec<(String, bool)>>,
 }
 
 impl Client {
@@ -113,6 +115,7 @@ impl Client {
             state: AtomicU8::new(state),
             channel: Mutex::new(Channel::default()),
             cache: RwLock::new(AnswerCache::default()),
+            waiting: Mutex::new(Vec::new()),
         }
     }
 
@@ -214,13 +217,30 @@ impl Client {
             missing
         };
         if !missing.is_empty() && !self.is_offline() {
+            // Threads sharing the connection share round trips too: each says
+            // what it is about to ask for, and whoever holds the channel next
+            // asks for every waiting name of the same `tracked` with its own,
+            // so threads calling at once wait for one round trip, not one each.
+            self.waiting()
+                .extend(missing.iter().map(|name| (name.clone(), tracked)));
             let mut channel = self.channel();
             let missing: Vec<String> = {
                 let cache = self.read_cache();
-                missing
+                let mut waiting = self.waiting();
+                let (same, other): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiting)
                     .into_iter()
+                    .partition(|(_, wanted)| *wanted == tracked);
+                *waiting = other;
+                drop(waiting);
+                let mut asked: Vec<String> = same
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .chain(missing)
                     .filter(|name| !cache.names.get(name).is_some_and(|a| a.tracked >= tracked))
-                    .collect()
+                    .collect();
+                asked.sort_unstable();
+                asked.dedup();
+                asked
             };
             let request = ClientMessage::GetEnv {
                 names: missing.clone(),
@@ -452,6 +472,10 @@ impl Client {
 
     fn channel(&self) -> MutexGuard<'_, Channel> {
         self.channel.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, Vec<(String, bool)>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, AnswerCache> {
