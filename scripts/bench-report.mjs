@@ -268,7 +268,7 @@ function analysis(summary) {
   }
   if (missed('8 worker threads')) {
     out.push(
-      '**Many callers at once.** Child processes each have their own connection and the runner answers them in batches; worker threads of one process share its one connection (the design: one connection per process, one answer cache), so a thread waits on the channel lock while another thread\'s request is out, and on one CPU every hand-over of that lock is a futex wake and a context switch.',
+      '**Many callers at once.** Worker threads of one process share its one connection (the design: one connection per process, one answer cache); a thread that finds the channel busy leaves its names for the holder, so threads calling at once share a round trip, but every hand-over of the channel lock is still a futex wake and a context switch on one CPU. Child processes each make their own round trips, and with seventeen runnable tasks on one CPU each round trip waits its turn behind the others\' switches. The single client measured here is already at the round-trip figure above, so the ratio is against the fastest case.',
       '',
     );
   }
