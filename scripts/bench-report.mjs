@@ -253,7 +253,7 @@ function analysis(summary) {
       `**getEnv round trip against the limit.** The blocking ping-pong is two processes each blocked in \`read\`, woken straight into it: ${fmt(rawSys, 0)} syscalls and two context switches per round trip. ` +
         `The design puts the runner's side on a shared background runtime (a server costs a socket, not a thread), so the runner's thread waits in \`epoll_wait\` and then reads: ${fmt(sys, 2)} syscalls per round trip in this run (table above; the extra one is \`epoll_wait\`, one per request: connections are registered for reads only, so the tool's read of an answer no longer wakes the runner for write space). ` +
         `The same ping-pong with only that change, a tokio task answering with the same read-only registration, costs **${fmt(floor, 2)}×** the limit in this run (\`raw Rust, tokio peer\`): that is the floor of this design on this VM, where a syscall and a wake-up are dear. ` +
-        `runner-aware's remaining ${fmt(ours.median - (paths.tokio?.median ?? NaN), 1)} µs above that floor is the work a real request needs, with no single hot spot in a perf profile of a build with symbols: JSON encode and decode on both sides (the tagged-enum decode that buffered whole frames is gone), recording the name in the run's sorted env map and in the client's answer cache, and tokio's task wake. ` +
+        `runner-aware's remaining ${fmt(ours.median - (paths.tokio?.median ?? NaN), 1)} µs above that floor is the work a real request needs, with no single hot spot in a perf profile of a build with symbols: JSON encode and decode on both sides, recording the name in the run's sorted env map and in the client's answer cache, and tokio's task wake. Closing the gap to the limit itself would take a runner thread blocked in `read` on each connection, which the design rules out (a server costs a socket, not a thread). ` +
         'The Node side costs nothing measurable: a Rust client calling `Client::get_env` in a loop measured the same medians as the Node tool through `load()`.',
       '',
     );
@@ -278,7 +278,7 @@ function analysis(summary) {
       `**Tool start-up.** In a fresh process: import ${fmt(s.import.median, 2)} ms, first call ${fmt(s.firstCall.median, 2)} ms. ` +
         'Importing any ES module file costs a fresh Node 20 process about 0.35–0.6 ms before its code runs (an empty module measured so), and the package is one bundle with the runner side and the cache helpers, whose parsing is most of the rest (the tool side alone bundles to 3 KB and imports in ~0.55 ms). ' +
         'The first call opens the 2.2 MB addon (`process.dlopen` ~0.45–0.5 ms: mapping, relocations, napi registration), connects, handshakes and makes one round trip (~0.3 ms). ' +
-        'Already out of the way: the import loads neither `node:crypto` (3.5 ms of OpenSSL start-up; loaded at the first hash) nor the `node:fs` ES facade (1.3 ms); the addon is opened with `process.dlopen`, not a first `require` from ESM (0.7 ms more); and the addon starts no thread while it loads. ' +
+        'Not in these figures: the import loads neither `node:crypto` (3.5 ms of OpenSSL start-up; loaded at the first hash) nor the `node:fs` ES facade (1.3 ms); the addon is opened with `process.dlopen`, not a first `require` from ESM (0.7 ms more); and the addon starts no thread while it loads. ' +
         `In a tool that has started (its loader warm, Node's builtins loaded) the total is ${fmt(s.warm.median, 2)} ms.`,
       '',
     );
