@@ -220,7 +220,8 @@ export function renderMarkdown(summary, { tableOnly = false } = {}) {
       (meta.pinned
         ? 'The whole suite ran as one process tree pinned to CPU 0 (`taskset -c 0`), so every process of a round trip shares one CPU and every ratio compares paths measured in the same run. '
         : 'taskset was not available: the suite ran **unpinned**. ') +
-      `Load average ${fmt(meta.load[0], 2)} before, ${fmt(meta.load[1], 2)} after.`,
+      `Load average ${fmt(meta.load[0], 2)} before, ${fmt(meta.load[1], 2)} after. ` +
+      'On a shared VM like this one, back-to-back runs move medians by up to about 10%, so a figure within that distance of its target can land on either side of it from one run to the next.',
     '',
   );
   lines.push(
