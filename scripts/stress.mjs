@@ -70,7 +70,7 @@ await row(
 );
 await row(
   'Daemon holds its connection',
-  'covered by `test/channel.test.ts` (`closeTimeoutMs` 300)',
+  'a tool that stays alive and keeps its connection open, like a daemon that inherited the env; `closeTimeoutMs` 1000',
   async () => {
     const { createServer } = await import('../dist/index.mjs');
     const { spawn } = await import('node:child_process');
