@@ -389,17 +389,7 @@ impl Client {
         if encode_frame(message, MAX_CLIENT_FRAME, frame).is_err() {
             // The runner cannot be asked, so the run must not be cached on
             // an answer it never gave.
-            let reason = Some("an env request exceeds the frame limit".to_owned());
-            frame.clear();
-            if encode_frame(
-                &ClientMessage::DisableCache { reason },
-                MAX_CLIENT_FRAME,
-                frame,
-            )
-            .is_ok()
-            {
-                let _ = stream.write_all(frame);
-            }
+            send_disable_cache(stream, frame, "an env request exceeds the frame limit");
             return None;
         }
         let answer = stream
@@ -417,17 +407,7 @@ impl Client {
         if let Err(why) = &answer {
             // Timed out or broken: tell a runner that may still be alive that
             // this run saw an incomplete answer, then stop talking to it.
-            frame.clear();
-            let reason = Some("a tool gave up waiting for the runner".to_owned());
-            if encode_frame(
-                &ClientMessage::DisableCache { reason },
-                MAX_CLIENT_FRAME,
-                frame,
-            )
-            .is_ok()
-            {
-                let _ = stream.write_all(frame);
-            }
+            send_disable_cache(stream, frame, "a tool gave up waiting for the runner");
             self.go_offline(channel, why);
         }
         answer.ok()
@@ -484,6 +464,18 @@ impl Client {
 
     fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, AnswerCache> {
         self.cache.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Best effort: tells a runner that may still be listening not to cache this
+/// run, because a request of it went unanswered.
+fn send_disable_cache(stream: &mut Stream, frame: &mut Vec<u8>, reason: &str) {
+    frame.clear();
+    let message = ClientMessage::DisableCache {
+        reason: Some(reason.to_owned()),
+    };
+    if encode_frame(&message, MAX_CLIENT_FRAME, frame).is_ok() {
+        let _ = stream.write_all(frame);
     }
 }
 

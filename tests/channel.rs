@@ -1,4 +1,5 @@
 //! The server and client talking over a real socket, in one process.
+#![cfg(unix)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -200,4 +201,65 @@ fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
     drop(client);
     let reports = server.close_blocking();
     assert!(reports.errors.is_empty(), "{:?}", reports.errors);
+}
+
+/// A peer that answers the handshake and then never answers a request: the
+/// client gives up after its timeout, says so to the runner, and goes offline.
+#[test]
+fn a_runner_that_stops_answering_is_given_up_on_and_told() {
+    use runner_aware::protocol::{
+        encode_frame, ClientMessage, FrameDecoder, ServerMessage, MAX_CLIENT_FRAME,
+        MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let runner = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+        let mut messages = Vec::new();
+        let mut buf = [0u8; 4096];
+        while messages.len() < 3 {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            decoder.extend(&buf[..n]);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                let message: ClientMessage = serde_json::from_slice(frame).unwrap();
+                if matches!(message, ClientMessage::Hello { .. }) {
+                    let mut welcome = Vec::new();
+                    let answer = ServerMessage::Welcome {
+                        version: PROTOCOL_VERSION,
+                    };
+                    encode_frame(&answer, MAX_SERVER_FRAME, &mut welcome).unwrap();
+                    stream.write_all(&welcome).unwrap();
+                }
+                messages.push(message);
+            }
+        }
+        messages
+    });
+    let client = Client::new(Some(ClientConfig {
+        socket: path.to_string_lossy().into_owned(),
+        token: "t".into(),
+        timeout: Duration::from_millis(200),
+    }));
+    let started = Instant::now();
+    assert_eq!(client.get_env("A", true), None);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!client.is_connected());
+    let messages = runner.join().unwrap();
+    assert!(matches!(messages[1], ClientMessage::GetEnv { .. }));
+    assert_eq!(
+        messages[2],
+        ClientMessage::DisableCache {
+            reason: Some("a tool gave up waiting for the runner".into())
+        }
+    );
 }
