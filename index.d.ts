@@ -82,7 +82,8 @@ export interface NativeServerOptions {
   env?: Record<string, string>
   /**
    * Name globs served but never tracked. Default: shell noise such as
-   * `OLDPWD`, `PWD`, `SHLVL`, `_`.
+   * `OLDPWD`, `PWD`, `SHLVL`, `_`. The channel's own variables are added
+   * to any list.
    */
   untrackedEnv?: Array<string>
   /** How long `close()` waits for connections still open. Default 1000. */

@@ -167,7 +167,8 @@ pub struct NativeServerOptions {
     /// The variables tools may fetch. Default: this process's env.
     pub env: Option<HashMap<String, String>>,
     /// Name globs served but never tracked. Default: shell noise such as
-    /// `OLDPWD`, `PWD`, `SHLVL`, `_`.
+    /// `OLDPWD`, `PWD`, `SHLVL`, `_`. The channel's own variables are added
+    /// to any list.
     pub untracked_env: Option<Vec<String>>,
     /// How long `close()` waits for connections still open. Default 1000.
     pub close_timeout_ms: Option<u32>,

@@ -29,6 +29,9 @@ use crate::reports::{Recorder, Reports};
 use crate::runtime;
 use crate::transport::{EndpointError, Listener};
 
+/// Env name globs of the channel itself, never tracked.
+const CHANNEL_ENV: &[&str] = &["RUNNER_AWARE_*", ENV_CLIENT_PATH];
+
 /// How long [`Server::close`] waits for connections still open by default.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -46,6 +49,8 @@ pub struct ServerOptions {
     /// (bytes that are not UTF-8 become U+FFFD).
     pub env: Option<HashMap<String, String>>,
     /// Name globs served but never tracked; `None` uses [`DEFAULT_UNTRACKED_ENV`].
+    /// The channel's own variables (`RUNNER_AWARE_*`, `VP_RUN_NODE_CLIENT_PATH`)
+    /// are added to any list.
     pub untracked_env: Option<Vec<String>>,
     /// Grace for connections still open at close; `None` uses [`DEFAULT_CLOSE_TIMEOUT`].
     pub close_timeout: Option<Duration>,
@@ -122,12 +127,19 @@ impl Server {
     /// Starts a server on the shared background runtime.
     pub fn start(options: ServerOptions) -> Result<Self, ServerError> {
         let env = options.env.unwrap_or_else(snapshot_env);
-        let untracked = options.untracked_env.unwrap_or_else(|| {
+        let mut untracked = options.untracked_env.unwrap_or_else(|| {
             DEFAULT_UNTRACKED_ENV
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect()
         });
+        // A runner's own channel variables differ on every run (an outer
+        // runner's, when runners nest): never tracked, whatever the list says.
+        for own in CHANNEL_ENV {
+            if !untracked.iter().any(|pattern| pattern == own) {
+                untracked.push((*own).to_owned());
+            }
+        }
         let table = EnvTable::new(env, untracked.clone())?;
         let token = random_token()?;
         let handle = runtime::handle();

@@ -12,6 +12,8 @@ export interface ServerOptions {
   /**
    * Name globs that are served but never tracked, so a broad query stays
    * cacheable. Default: shell noise such as `OLDPWD`, `PWD`, `SHLVL`, `_`.
+   * The channel's own variables (`RUNNER_AWARE_*`, `VP_RUN_NODE_CLIENT_PATH`)
+   * are added to any list: they differ on every run.
    */
   untrackedEnv?: string[];
   /** How long `close()` waits for connections still open (a daemon). Default 1000. */

@@ -123,15 +123,17 @@ describe('tool API through a spawned process', () => {
   it('serves untracked names without tracking them', async () => {
     const { reports } = await underRunner(
       `import { getEnv, getEnvs } from 'runner-aware';
-       getEnv('PWD'); getEnv('NOISE_LEVEL'); getEnv('REAL'); getEnvs('*');`,
-      { server: { env: { PWD: '/x', NOISE_LEVEL: '3', REAL: 'r' }, untrackedEnv: ['PWD', 'NOISE_*'] } },
+       getEnv('PWD'); getEnv('NOISE_LEVEL'); getEnv('REAL'); getEnv('RUNNER_AWARE_TOKEN'); getEnvs('*');`,
+      { server: { env: { PWD: '/x', NOISE_LEVEL: '3', REAL: 'r', RUNNER_AWARE_TOKEN: 'outer' }, untrackedEnv: ['PWD', 'NOISE_*'] } },
     );
     expect(reports.envs).toEqual({
       NOISE_LEVEL: { value: '3', tracked: false },
       PWD: { value: '/x', tracked: false },
       REAL: { value: 'r', tracked: true },
+      RUNNER_AWARE_TOKEN: { value: 'outer', tracked: false },
     });
-    expect(reports.untrackedEnv).toEqual(['PWD', 'NOISE_*']);
+    // The channel's own variables (an outer runner's, here) stay untracked with any list.
+    expect(reports.untrackedEnv).toEqual(['PWD', 'NOISE_*', 'RUNNER_AWARE_*', 'VP_RUN_NODE_CLIENT_PATH']);
   });
 
   it('fetchEnv fills only unset process.env entries; getEnv never touches it', async () => {
