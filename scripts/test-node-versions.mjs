@@ -1,16 +1,8 @@
-// Runs vitest suites under other Node majors, taken from the npm registry's
-// `node` package and cached under node_modules/.cache/.
+// Runs the vitest suites under other Node majors, taken from the npm
+// registry's `node` package and cached under node_modules/.cache/.
 //
-//   node scripts/test-node-versions.mjs                 Node 22 and 24, the Node-sensitive suites
+//   node scripts/test-node-versions.mjs                 Node 22 and 24, every suite
 //   node scripts/test-node-versions.mjs --node 24 test/install.test.ts
-//
-// `npm test` runs every suite under the machine's Node (20). Under 22 and 24
-// only the suites whose outcome can depend on the Node version run: loading
-// the addon (process.dlopen, createRequire), worker threads sharing it, ESM
-// and CommonJS entry points and the installed package, child processes and
-// the channel's edge cases, and the cache helpers and runner. The Vite
-// end to end, the benchmark smoke run and the Rust example exercise Vite,
-// the benchmarks and cargo more than Node, and would double CI time.
 //
 // The chosen Node is first on PATH, so the processes the tests spawn (tools,
 // npm) run on it too. The addon is Node-API, so the one build serves every
@@ -28,16 +20,8 @@ const { values, positionals: files } = parseArgs({
   allowPositionals: true,
 });
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-const NODE_SENSITIVE_SUITES = [
-  'test/tool-api.test.ts',
-  'test/channel.test.ts',
-  'test/hardening.test.ts',
-  'test/loader.test.ts',
-  'test/install.test.ts',
-  'test/cache.test.ts',
-  'test/cache-runner.test.ts',
-];
-const suites = files.length > 0 ? files : NODE_SENSITIVE_SUITES;
+// No files: vitest runs every suite, as `npm test` does under Node 20.
+const suites = files;
 
 function version(bin) {
   return existsSync(bin) ? execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim() : '';
