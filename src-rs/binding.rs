@@ -418,35 +418,23 @@ mod fast {
         }
     }
 
-    /// `ignoreInput(path)`.
-    pub unsafe extern "C" fn ignore_input(
-        env: sys::napi_env,
-        info: sys::napi_callback_info,
-    ) -> sys::napi_value {
-        report(env, info, "ignoreInput", Client::ignore_input)
+    /// One callback per path report: napi takes plain function pointers.
+    macro_rules! path_reports {
+        ($($name:ident: $js:literal => $send:path;)*) => {$(
+            #[doc = concat!("`", $js, "(path)`.")]
+            pub unsafe extern "C" fn $name(
+                env: sys::napi_env,
+                info: sys::napi_callback_info,
+            ) -> sys::napi_value {
+                report(env, info, $js, $send)
+            }
+        )*};
     }
 
-    /// `ignoreOutput(path)`.
-    pub unsafe extern "C" fn ignore_output(
-        env: sys::napi_env,
-        info: sys::napi_callback_info,
-    ) -> sys::napi_value {
-        report(env, info, "ignoreOutput", Client::ignore_output)
-    }
-
-    /// `addInput(path)`.
-    pub unsafe extern "C" fn add_input(
-        env: sys::napi_env,
-        info: sys::napi_callback_info,
-    ) -> sys::napi_value {
-        report(env, info, "addInput", Client::add_input)
-    }
-
-    /// `addOutput(path)`.
-    pub unsafe extern "C" fn add_output(
-        env: sys::napi_env,
-        info: sys::napi_callback_info,
-    ) -> sys::napi_value {
-        report(env, info, "addOutput", Client::add_output)
+    path_reports! {
+        ignore_input: "ignoreInput" => Client::ignore_input;
+        ignore_output: "ignoreOutput" => Client::ignore_output;
+        add_input: "addInput" => Client::add_input;
+        add_output: "addOutput" => Client::add_output;
     }
 }

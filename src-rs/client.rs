@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
@@ -23,9 +23,9 @@ use interprocess::ConnectWaitMode;
 use rustc_hash::FxHashMap;
 
 use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
-use crate::paths::{absolutize, clean, is_clean_absolute};
+use crate::paths::absolutize;
 use crate::protocol::{
-    encode_frame, ClientMessage, EncodeError, FrameReader, ServerMessage, ENV_DEBUG, ENV_SOCKET,
+    encode_frame, ClientMessage, EncodeError, FrameDecoder, ServerMessage, ENV_DEBUG, ENV_SOCKET,
     ENV_TIMEOUT_MS, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 
@@ -87,11 +87,21 @@ struct AnswerCache {
 }
 
 /// The connection and its scratch buffers; one caller at a time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Channel {
     stream: Option<Stream>,
     frame: Vec<u8>,
-    answers: FrameReader,
+    answers: FrameDecoder,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self {
+            stream: None,
+            frame: Vec::new(),
+            answers: FrameDecoder::new(MAX_SERVER_FRAME),
+        }
+    }
 }
 
 /// A client of one runner.
@@ -324,16 +334,9 @@ impl Client {
         if self.is_offline() || path.is_empty() || path.contains('\0') {
             return;
         }
-        let path = if is_clean_absolute(path) {
-            path.to_owned()
-        } else if Path::new(path).is_absolute() {
-            clean(Path::new(path)).to_string_lossy().into_owned()
-        } else {
-            let cwd = std::env::current_dir();
-            // No cwd (it was deleted): resolve against the root rather than drop it.
-            let cwd = cwd.as_deref().unwrap_or(Path::new("/"));
-            absolutize(path, cwd).to_string_lossy().into_owned()
-        };
+        // No cwd (it was deleted): resolve against the root rather than drop it.
+        let cwd = || std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let path = absolutize(path, cwd).to_string_lossy().into_owned();
         self.report(message(path));
     }
 
@@ -397,7 +400,7 @@ impl Client {
             .map_err(|err| format!("cannot send a request: {err}"))
             .and_then(|()| {
                 answers
-                    .read_frame(stream, MAX_SERVER_FRAME)
+                    .read_frame(stream)
                     .map_err(|err| format!("no answer from the runner: {err}"))
             })
             .and_then(|payload| {
@@ -480,7 +483,7 @@ fn send_disable_cache(stream: &mut Stream, frame: &mut Vec<u8>, reason: &str) {
 }
 
 /// Opens a connection and completes the handshake.
-fn connect(config: &ClientConfig, answers: &mut FrameReader) -> Result<Stream, String> {
+fn connect(config: &ClientConfig, answers: &mut FrameDecoder) -> Result<Stream, String> {
     let name = config
         .socket
         .as_str()
@@ -506,9 +509,9 @@ fn connect(config: &ClientConfig, answers: &mut FrameReader) -> Result<Stream, S
         .write_all(&frame)
         .map_err(|err| format!("cannot send the handshake: {err}"))?;
     let payload = answers
-        .read_frame(&mut stream, MAX_SERVER_FRAME)
+        .read_frame(&mut stream)
         .map_err(|err| format!("no handshake answer: {err}"))?;
-    match serde_json::from_slice(payload) {
+    match ServerMessage::decode(payload) {
         Ok(ServerMessage::Welcome { .. }) => Ok(stream),
         Ok(ServerMessage::Refused { reason }) => Err(format!("the runner refused: {reason}")),
         _ => Err("an unexpected handshake answer".to_owned()),

@@ -1,6 +1,7 @@
 //! Path rules shared by the client (which makes paths absolute) and the server
 //! (which only accepts absolute, clean paths).
 
+use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 
 /// A reported path the server will not record.
@@ -17,19 +18,25 @@ pub enum PathError {
     Relative(String),
 }
 
-/// Makes `path` absolute against `cwd` and removes `.` and `..` components
-/// lexically (symlinks are not resolved: the tool's view of the path is kept).
-pub fn absolutize(path: &str, cwd: &Path) -> PathBuf {
+/// Makes `path` absolute against the directory `cwd` returns (asked only for
+/// a relative path) and removes `.` and `..` components lexically (symlinks
+/// are not resolved: the tool's view of the path is kept).
+pub fn absolutize(path: &str, cwd: impl FnOnce() -> PathBuf) -> Cow<'_, Path> {
     let path = Path::new(path);
     if path.is_absolute() {
         clean(path)
     } else {
-        clean(&cwd.join(path))
+        Cow::Owned(clean(&cwd().join(path)).into_owned())
     }
 }
 
 /// Removes `.` and `..` components and trailing separators lexically.
-pub fn clean(path: &Path) -> PathBuf {
+/// Reported paths almost always are clean already: those are borrowed, not
+/// rebuilt.
+pub fn clean(path: &Path) -> Cow<'_, Path> {
+    if is_clean_absolute(path) {
+        return Cow::Borrowed(path);
+    }
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
@@ -46,18 +53,18 @@ pub fn clean(path: &Path) -> PathBuf {
             other => out.push(other.as_os_str()),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Whether [`clean`] would return `path` as it is: absolute, with no empty,
-/// `.` or `..` component and no trailing separator. Reported paths almost
-/// always are, and checking is far cheaper than rebuilding them.
-pub fn is_clean_absolute(path: &str) -> bool {
+/// `.` or `..` component and no trailing separator; checking is far cheaper
+/// than rebuilding.
+fn is_clean_absolute(path: &Path) -> bool {
     // Other platforms' roots and separators take the general path.
     if !cfg!(unix) {
         return false;
     }
-    match path.strip_prefix('/') {
+    match path.to_str().and_then(|p| p.strip_prefix('/')) {
         Some("") => true,
         Some(rest) => rest
             .split('/')
@@ -66,22 +73,22 @@ pub fn is_clean_absolute(path: &str) -> bool {
     }
 }
 
-/// Checks a path received from a peer and returns its clean form.
-pub fn validate_reported(path: &str) -> Result<String, PathError> {
+/// Checks a path received from a peer and returns its clean form (the same
+/// string when it is clean already).
+pub fn validate_reported(path: String) -> Result<String, PathError> {
     if path.is_empty() {
         return Err(PathError::Empty);
     }
     if path.contains('\0') {
-        return Err(PathError::Nul(path.to_owned()));
+        return Err(PathError::Nul(path));
     }
-    let as_path = Path::new(path);
-    if !as_path.is_absolute() {
-        return Err(PathError::Relative(path.to_owned()));
+    if !Path::new(&path).is_absolute() {
+        return Err(PathError::Relative(path));
     }
-    if is_clean_absolute(path) {
-        return Ok(path.to_owned());
-    }
-    Ok(clean(as_path).to_string_lossy().into_owned())
+    Ok(match clean(Path::new(&path)) {
+        Cow::Borrowed(_) => path,
+        Cow::Owned(cleaned) => cleaned.to_string_lossy().into_owned(),
+    })
 }
 
 /// Whether `path` is `dir` or lies beneath it, compared component by component
@@ -102,13 +109,13 @@ mod tests {
         ] {
             let rebuilt = clean(Path::new(path));
             let unchanged = Path::new(path).is_absolute() && rebuilt.as_os_str() == path;
-            assert_eq!(is_clean_absolute(path), unchanged, "{path:?}");
+            assert_eq!(is_clean_absolute(Path::new(path)), unchanged, "{path:?}");
         }
     }
 
     #[test]
     fn absolutizes_against_cwd() {
-        let cwd = Path::new("/home/dev/app");
+        let cwd = || PathBuf::from("/home/dev/app");
         assert_eq!(absolutize("dist", cwd), Path::new("/home/dev/app/dist"));
         assert_eq!(absolutize("./dist/", cwd), Path::new("/home/dev/app/dist"));
         assert_eq!(absolutize("../lib/x", cwd), Path::new("/home/dev/lib/x"));
@@ -118,13 +125,11 @@ mod tests {
 
     #[test]
     fn validates_reported_paths() {
-        assert_eq!(validate_reported("/a/b/../c/").unwrap(), "/a/c");
-        assert_eq!(validate_reported(""), Err(PathError::Empty));
-        assert!(matches!(validate_reported("/a\0b"), Err(PathError::Nul(_))));
-        assert!(matches!(
-            validate_reported("rel"),
-            Err(PathError::Relative(_))
-        ));
+        let validate = |path: &str| validate_reported(path.to_owned());
+        assert_eq!(validate("/a/b/../c/").unwrap(), "/a/c");
+        assert_eq!(validate(""), Err(PathError::Empty));
+        assert!(matches!(validate("/a\0b"), Err(PathError::Nul(_))));
+        assert!(matches!(validate("rel"), Err(PathError::Relative(_))));
     }
 
     #[test]

@@ -169,14 +169,6 @@ impl ClientMessage {
             _ => serde_json::from_slice(payload),
         }
     }
-
-    /// Whether the server answers this message.
-    pub fn expects_response(&self) -> bool {
-        matches!(
-            self,
-            Self::Hello { .. } | Self::GetEnv { .. } | Self::GetEnvs { .. }
-        )
-    }
 }
 
 /// A message sent by a runner to a tool.
@@ -299,25 +291,39 @@ fn frame_len(bytes: &[u8]) -> Option<usize> {
     Some(u32::from_le_bytes(header) as usize)
 }
 
-/// Splits frames off the front of a byte buffer that grows as data arrives.
+/// Splits frames off the front of a buffer that peers' bytes are read into.
 ///
-/// The server feeds it whatever a read returned; it yields every complete
-/// frame and keeps the remainder for the next read. A length over the limit is
-/// reported as soon as the header is in, before any payload is buffered, so a
-/// peer cannot make the server allocate what the header claims.
+/// Both sides use it: the server reads whatever arrived into [`spare`] and
+/// takes every complete frame; the client waits for one answer with
+/// [`read_frame`]. Reads go straight into the buffer, so an answer usually
+/// costs one `read` call and no copy. A length over the limit is reported as
+/// soon as the header is in, before any payload is buffered, so a peer cannot
+/// make its reader allocate what the header claims.
+///
+/// [`spare`]: FrameDecoder::spare
+/// [`read_frame`]: FrameDecoder::read_frame
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Storage; `start..end` holds bytes read but not yet returned as frames.
     buffer: Vec<u8>,
-    consumed: usize,
+    start: usize,
+    end: usize,
     limit: usize,
 }
 
 impl FrameDecoder {
+    /// Room offered to each read: any answer to a single-name request fits.
+    const READ_SIZE: usize = 8 * 1024;
+
+    /// A buffer grown past this for one big frame is dropped once it empties.
+    const KEEP_AT_MOST: usize = 16 * Self::READ_SIZE;
+
     /// A decoder that rejects payloads over `limit` bytes.
     pub fn new(limit: usize) -> Self {
         Self {
-            buffer: Vec::with_capacity(8 * 1024),
-            consumed: 0,
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
             limit,
         }
     }
@@ -327,15 +333,86 @@ impl FrameDecoder {
         self.limit = limit;
     }
 
-    /// Appends bytes read from the peer.
-    pub fn extend(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.buffer.extend_from_slice(bytes);
+    /// Where the next read goes: room for the rest of a frame whose header is
+    /// in (up to the limit), and at least a few KiB. Follow a read with
+    /// [`FrameDecoder::filled`].
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // A huge answer (a glob over the whole env) need not stay allocated.
+            if self.buffer.len() > Self::KEEP_AT_MOST {
+                self.buffer = Vec::new();
+            }
+        }
+        let pending = self.end - self.start;
+        let frame = frame_len(&self.buffer[self.start..self.end])
+            .map_or(HEADER_LEN, |len| HEADER_LEN + len.min(self.limit));
+        let room = frame.saturating_sub(pending).max(Self::READ_SIZE);
+        if self.buffer.len() - self.end < room && self.start > 0 {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+        }
+        if self.buffer.len() - self.end < room {
+            self.buffer.resize(self.end + room, 0);
+        }
+        &mut self.buffer[self.end..]
+    }
+
+    /// Counts `n` bytes just read into [`FrameDecoder::spare`].
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buffer.len());
+    }
+
+    /// Appends bytes received some other way.
+    pub fn extend(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let spare = self.spare();
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.filled(n);
+            bytes = &bytes[n..];
+        }
     }
 
     /// The next complete frame's payload, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let pending = &self.buffer[self.consumed..];
+        Ok(self.complete_frame()?.map(|len| self.take(len)))
+    }
+
+    /// Reads from a blocking `reader` until a whole frame is in, and returns it.
+    pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<&[u8], FrameError> {
+        loop {
+            if let Some(len) = self.complete_frame()? {
+                return Ok(self.take(len));
+            }
+            match reader.read(self.spare()) {
+                Ok(0) => return Err(self.truncated()),
+                Ok(n) => self.filled(n),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Checks that the peer did not stop part-way through a frame; call at EOF.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if self.pending() == 0 {
+            Ok(())
+        } else {
+            Err(self.truncated())
+        }
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn pending(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The payload length of the frame at the front, once all of it is in.
+    fn complete_frame(&self) -> Result<Option<usize>, FrameError> {
+        let pending = &self.buffer[self.start..self.end];
         let Some(len) = frame_len(pending) else {
             return Ok(None);
         };
@@ -345,100 +422,22 @@ impl FrameDecoder {
                 limit: self.limit,
             });
         }
-        if pending.len() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let start = self.consumed + HEADER_LEN;
-        self.consumed = start + len;
-        Ok(Some(&self.buffer[start..start + len]))
+        Ok((pending.len() >= HEADER_LEN + len).then_some(len))
     }
 
-    /// Checks that the peer did not stop part-way through a frame; call at EOF.
-    pub fn finish(&self) -> Result<(), FrameError> {
-        let pending = &self.buffer[self.consumed..];
-        if pending.is_empty() {
-            return Ok(());
-        }
+    /// Returns the front frame's payload of `len` bytes and moves past it.
+    fn take(&mut self, len: usize) -> &[u8] {
+        let payload = self.start + HEADER_LEN;
+        self.start = payload + len;
+        &self.buffer[payload..payload + len]
+    }
+
+    fn truncated(&self) -> FrameError {
+        let pending = &self.buffer[self.start..self.end];
         let expected = frame_len(pending).map_or(HEADER_LEN, |len| HEADER_LEN + len);
-        Err(FrameError::Truncated {
+        FrameError::Truncated {
             got: pending.len(),
             expected,
-        })
-    }
-
-    /// Bytes received but not yet returned as frames.
-    pub fn pending(&self) -> usize {
-        self.buffer.len() - self.consumed
-    }
-
-    fn compact(&mut self) {
-        if self.consumed > 0 {
-            self.buffer.drain(..self.consumed);
-            self.consumed = 0;
-        }
-    }
-}
-
-/// Reads frames from a blocking reader into a buffer it keeps, so an answer
-/// usually costs one `read` call instead of one for the header and one for the
-/// payload (the client side's request/response hot path).
-#[derive(Debug, Default)]
-pub struct FrameReader {
-    buffer: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl FrameReader {
-    /// Room asked of each read: any answer to a single-name request fits.
-    const READ_SIZE: usize = 4 * 1024;
-
-    /// The next frame's payload, reading as much as is available each time.
-    pub fn read_frame<R: Read>(
-        &mut self,
-        reader: &mut R,
-        limit: usize,
-    ) -> Result<&[u8], FrameError> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            // A huge answer (a glob over the whole env) need not stay allocated.
-            if self.buffer.len() > 16 * Self::READ_SIZE {
-                self.buffer = Vec::new();
-            }
-        }
-        loop {
-            let pending = &self.buffer[self.start..self.end];
-            let needed = match frame_len(pending) {
-                Some(len) if len > limit => return Err(FrameError::TooLarge { len, limit }),
-                Some(len) if pending.len() >= HEADER_LEN + len => {
-                    let payload = self.start + HEADER_LEN;
-                    self.start = payload + len;
-                    return Ok(&self.buffer[payload..payload + len]);
-                }
-                Some(len) => HEADER_LEN + len,
-                None => HEADER_LEN,
-            };
-            if self.start > 0 {
-                self.buffer.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let room = needed.max(Self::READ_SIZE);
-            if self.buffer.len() < room {
-                self.buffer.resize(room, 0);
-            }
-            match reader.read(&mut self.buffer[self.end..]) {
-                Ok(0) => {
-                    return Err(FrameError::Truncated {
-                        got: self.end,
-                        expected: needed,
-                    })
-                }
-                Ok(n) => self.end += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err.into()),
-            }
         }
     }
 }
@@ -613,32 +612,27 @@ mod tests {
     }
 
     #[test]
-    fn frame_reader_splits_coalesced_and_partial_frames() {
+    fn read_frame_splits_coalesced_and_partial_frames() {
         let mut bytes = frame(&ClientMessage::AddOutput { path: "/o".into() });
         bytes.extend(frame(&ClientMessage::AddInput {
             path: "/i".repeat(5000),
         }));
         // A reader that hands out at most 3 bytes a call, then one that hands out all.
         for chunk in [3, usize::MAX] {
-            let mut reader = FrameReader::default();
+            let mut reader = FrameDecoder::new(MAX_CLIENT_FRAME);
             let mut source = Chunked {
                 bytes: &bytes,
                 chunk,
             };
-            let first = reader
-                .read_frame(&mut source, MAX_CLIENT_FRAME)
-                .unwrap()
-                .to_vec();
+            let first = reader.read_frame(&mut source).unwrap().to_vec();
             assert_eq!(first, br#"{"op":"addOutput","path":"/o"}"#);
-            let second = reader.read_frame(&mut source, MAX_CLIENT_FRAME).unwrap();
+            let second = reader.read_frame(&mut source).unwrap();
             assert_eq!(second.len(), bytes.len() - first.len() - 2 * HEADER_LEN);
-            let err = reader
-                .read_frame(&mut source, MAX_CLIENT_FRAME)
-                .unwrap_err();
+            let err = reader.read_frame(&mut source).unwrap_err();
             assert!(matches!(err, FrameError::Truncated { got: 0, .. }), "{err}");
         }
-        let err = FrameReader::default()
-            .read_frame(&mut &[0xff, 0xff, 0xff, 0xff][..], MAX_CLIENT_FRAME)
+        let err = FrameDecoder::new(MAX_CLIENT_FRAME)
+            .read_frame(&mut &[0xff, 0xff, 0xff, 0xff][..])
             .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }));
     }
@@ -660,13 +654,11 @@ mod tests {
     #[test]
     fn reads_frames_from_a_blocking_reader() {
         let bytes = frame(&ClientMessage::AddOutput { path: "/o".into() });
-        let mut reader = FrameReader::default();
-        let payload = reader
-            .read_frame(&mut &bytes[..], MAX_CLIENT_FRAME)
-            .unwrap();
+        let mut reader = FrameDecoder::new(MAX_CLIENT_FRAME);
+        let payload = reader.read_frame(&mut &bytes[..]).unwrap();
         assert_eq!(payload, &bytes[HEADER_LEN..]);
-        let err = FrameReader::default()
-            .read_frame(&mut &bytes[..3], MAX_CLIENT_FRAME)
+        let err = FrameDecoder::new(MAX_CLIENT_FRAME)
+            .read_frame(&mut &bytes[..3])
             .unwrap_err();
         assert!(matches!(err, FrameError::Truncated { got: 3, .. }));
     }

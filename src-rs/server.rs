@@ -330,8 +330,6 @@ where
         authenticated: false,
         pid: None,
     };
-    // Small per connection: hundreds may sit idle; a busy one reads in a loop.
-    let mut buf = vec![0u8; 16 * 1024];
     let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
         let current = *phase.borrow_and_update();
@@ -343,7 +341,7 @@ where
         let running = current == Phase::Running;
         let read = tokio::select! {
             biased;
-            read = stream.read(&mut buf) => read,
+            read = stream.read(connection.decoder.spare()) => read,
             changed = phase.changed(), if running => match changed {
                 Ok(()) => continue,
                 // The server was dropped without `close()`: nobody will read the reports.
@@ -364,7 +362,7 @@ where
                 return;
             }
             Ok(n) => {
-                connection.decoder.extend(&buf[..n]);
+                connection.decoder.filled(n);
                 loop {
                     let next = connection.process(&shared);
                     if !connection.responses.is_empty() {
@@ -542,7 +540,7 @@ impl Connection {
         shared: &Shared,
         recorder: &mut Recorder,
     ) -> Result<(), String> {
-        let path = |path: String| validate_reported(&path).map_err(|err| err.to_string());
+        let path = |path: String| validate_reported(path).map_err(|err| err.to_string());
         match message {
             ClientMessage::Hello { .. } => return Err("unexpected second hello".to_owned()),
             ClientMessage::IgnoreInput { path: p } => recorder.ignore_input(path(p)?),

@@ -82,9 +82,10 @@ export function loadBinding(): LoadedBinding {
   if (loaded) return loaded;
   const triple = platformTriple();
   const packageName = `runner-aware-${triple}`;
-  const root = dirname(dirname(thisFile()));
+  const file = thisFile();
+  const root = dirname(dirname(file));
   const localBuild = join(root, `runner-aware.${triple}.node`);
-  const require = createRequire(thisFile());
+  const require = createRequire(file);
   let path: string;
   if (fs().existsSync(localBuild)) {
     path = localBuild;

@@ -47,7 +47,6 @@ function runner(): RunnerAddon | null {
       addon = loaded.load?.() ?? null;
     } catch (err) {
       // No usable runner addon: every call stays a no-op.
-      addon = null;
       if (process.env['RUNNER_AWARE_DEBUG']) {
         process.stderr.write(`runner-aware: cannot load the runner's addon ${addonPath}: ${(err as Error).message}\n`);
       }
