@@ -80,7 +80,7 @@ pub struct Reports {
 }
 
 /// Builds [`Reports`] as messages arrive; the server holds one per run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Recorder {
     reports: Reports,
     queries: BTreeMap<EnvQuery, EnvQueryRecord>,
@@ -204,9 +204,14 @@ impl Recorder {
 
     /// The reports so far, as they would be returned now.
     pub fn snapshot(&self) -> Reports {
-        let mut reports = self.reports.clone();
-        reports.env_queries = self.queries.values().cloned().collect();
-        reports.cache_disabled_reasons = self.reasons.iter().cloned().collect();
+        self.clone().into_reports()
+    }
+
+    /// The finished reports, moved out rather than copied.
+    pub fn into_reports(self) -> Reports {
+        let mut reports = self.reports;
+        reports.env_queries = self.queries.into_values().collect();
+        reports.cache_disabled_reasons = self.reasons.into_iter().collect();
         if self.unlisted_errors > 0 {
             reports.errors.push(ReportedError {
                 message: format!("{} more errors not listed", self.unlisted_errors),

@@ -250,7 +250,8 @@ impl Server {
                 let _ = task.await;
             }
         }
-        let reports = self.shared.recorder().snapshot();
+        // Every connection has ended: nothing records any more.
+        let reports = std::mem::take(&mut *self.shared.recorder()).into_reports();
         if let Some(endpoint) = endpoint {
             endpoint.remove();
         }
