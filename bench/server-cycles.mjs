@@ -1,10 +1,10 @@
 // The runner's server life cycle, in its own process so TMPDIR can be chosen
 // (leftovers are then this process's own):
 //
-//   node server-cycles.mjs memory <api-url> <warmup> <cycles>
+//   node server-cycles.mjs memory <runner-url> <warmup> <cycles>
 //     RSS, open file descriptors and leftover socket directories before and
 //     after the cycles
-//   node server-cycles.mjs times <api-url> <warmup> <cycles>
+//   node server-cycles.mjs times <runner-url> <warmup> <cycles>
 //     each createServer + close() timed, µs
 //
 // Prints one JSON line.
@@ -13,8 +13,8 @@ import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
-const [mode, apiUrl, warmupArg, cyclesArg] = process.argv.slice(2);
-const { createServer } = await import(apiUrl);
+const [mode, runnerUrl, warmupArg, cyclesArg] = process.argv.slice(2);
+const { createServer } = await import(runnerUrl);
 const fds = () => readdirSync('/proc/self/fd').length;
 const cycle = async () => (await createServer()).close();
 

@@ -1,7 +1,7 @@
 // A runner and one tool doing <iterations> getEnv round trips, for counting
 // syscalls under `strace -f -c` (scripts/bench.mjs subtracts a run with 0).
 //
-//   node syscalls.mjs <api-url> <iterations>
+//   node syscalls.mjs <runner-url> <iterations>
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const [apiUrl, iterations] = process.argv.slice(2);
-const { createServer } = await import(apiUrl);
+const [runnerUrl, iterations] = process.argv.slice(2);
+const { createServer } = await import(runnerUrl);
 const dir = mkdtempSync(join(tmpdir(), 'ra-bench-sys-'));
 const server = await createServer({ env: {} });
 const tool = spawnSync(

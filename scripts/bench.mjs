@@ -69,8 +69,10 @@ function lastJson(stdout) {
 async function main() {
   const n = sizes();
   const work = mkdtempSync(join(tmpdir(), 'ra-bench-'));
+  // Tools import the tool-only entry; the runner side comes from its own.
   const apiUrl = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
-  const { createServer } = await import(apiUrl);
+  const runnerUrl = pathToFileURL(join(root, 'dist', 'runner.mjs')).href;
+  const { createServer } = await import(runnerUrl);
   const results = {
     smoke,
     pinned: process.env[PINNED] === '1',
@@ -144,7 +146,7 @@ async function main() {
   }
 
   log('syscalls per round trip (strace -c)');
-  results.syscalls = countSyscalls(n, apiUrl, raw, request, answer);
+  results.syscalls = countSyscalls(n, runnerUrl, raw, request, answer);
   if (!results.syscalls) results.notes.push('strace is not available: syscalls per round trip were not counted.');
 
   log('dedupe: a name already answered');
@@ -170,7 +172,7 @@ async function main() {
     const dir = mkdtempSync(join(base, 'ra-bench-cycles-'));
     try {
       const env = { ...process.env, TMPDIR: dir };
-      const argv = ['--expose-gc', join(root, 'bench', 'server-cycles.mjs'), mode, apiUrl, warmup, count];
+      const argv = ['--expose-gc', join(root, 'bench', 'server-cycles.mjs'), mode, runnerUrl, warmup, count];
       return { dir: base, ...lastJson(run(process.execPath, argv, { env })) };
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -211,7 +213,7 @@ function machineLine() {
  * the raw baseline: `strace -f -c` of a run of N round trips minus a run of 0,
  * divided by N. `null` without strace.
  */
-function countSyscalls(n, apiUrl, raw, request, answer) {
+function countSyscalls(n, runnerUrl, raw, request, answer) {
   if (spawnSync('strace', ['-V'], { stdio: 'ignore' }).status !== 0) return null;
   const iterations = n.syscallRoundTrips;
   const dir = mkdtempSync(join(tmpdir(), 'ra-bench-strace-'));
@@ -236,7 +238,7 @@ function countSyscalls(n, apiUrl, raw, request, answer) {
     return per;
   };
   try {
-    const ours = perRoundTrip((k) => [process.execPath, join(root, 'bench', 'syscalls.mjs'), apiUrl, k]);
+    const ours = perRoundTrip((k) => [process.execPath, join(root, 'bench', 'syscalls.mjs'), runnerUrl, k]);
     const limit = raw ? perRoundTrip((k) => [raw, k, 0, request, answer, join(dir, 'raw.bin')]) : null;
     return { iterations, ours, raw: limit };
   } finally {

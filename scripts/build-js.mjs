@@ -1,5 +1,7 @@
-// Bundles the TypeScript API as ESM and CommonJS, the CLI as CommonJS, and
-// writes the declaration files for both entry points.
+// Bundles each entry point of the TypeScript API (`runner-aware`, the tool
+// side; `runner-aware/runner`, the runner side and cache helpers) as ESM and
+// CommonJS, the CLI as CommonJS, and writes the declaration files for both
+// formats.
 
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,9 +25,14 @@ const common = {
   legalComments: 'none',
 };
 
+const entries = ['index', 'runner'];
+
 await Promise.all([
-  build({ ...common, entryPoints: ['src-ts/index.ts'], format: 'esm', outfile: 'dist/index.mjs' }),
-  build({ ...common, entryPoints: ['src-ts/index.ts'], format: 'cjs', outfile: 'dist/index.cjs' }),
+  ...entries.flatMap((entry) =>
+    ['esm', 'cjs'].map((format) =>
+      build({ ...common, entryPoints: [`src-ts/${entry}.ts`], format, outfile: `dist/${entry}.${format === 'esm' ? 'mjs' : 'cjs'}` }),
+    ),
+  ),
   build({
     ...common,
     entryPoints: ['src-ts/cli.ts'],

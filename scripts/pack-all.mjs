@@ -30,7 +30,10 @@ function fail(message) {
   process.exit(1);
 }
 
-if (!existsSync(join(root, 'dist', 'index.mjs'))) fail('dist/ is missing: run npm run build');
+for (const entry of ['index', 'runner', 'cli']) {
+  const file = entry === 'cli' ? 'cli.cjs' : `${entry}.mjs`;
+  if (!existsSync(join(root, 'dist', file))) fail(`dist/${file} is missing: run npm run build`);
+}
 let triples;
 if (args.all) {
   triples = readdirSync(join(root, 'npm')).sort();

@@ -72,7 +72,7 @@ await row(
   'Daemon holds its connection',
   'a tool that stays alive and keeps its connection open, like a daemon that inherited the env; `closeTimeoutMs` 1000',
   async () => {
-    const { createServer } = await import('../dist/index.mjs');
+    const { createServer } = await import('../dist/runner.mjs');
     const { spawn } = await import('node:child_process');
     const server = await createServer({ closeTimeoutMs: 1000 });
     const daemon = spawn(process.execPath, ['-e', "require('runner-aware').ignoreInput('/daemon'); setInterval(() => {}, 1000)"], { cwd: root, env: { ...process.env, ...server.env }, stdio: 'ignore' });

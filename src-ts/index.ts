@@ -1,3 +1,7 @@
+// `runner-aware`: the tool API, and nothing else. Every tool process imports
+// this bundle, so the runner side and the cache helpers live in
+// `runner-aware/runner` and cost a tool nothing.
+
 export {
   addInput,
   addOutput,
@@ -11,42 +15,4 @@ export {
   ignoreOutput,
   isConnected,
 } from './tool.js';
-export { createServer } from './runner.js';
-export type { Server, ServerOptions } from './runner.js';
-export type {
-  EnvOptions,
-  EnvQuery,
-  EnvQueryRecord,
-  EnvRecord,
-  ReportedError,
-  Reports,
-} from './types.js';
-export {
-  absolutizeReports,
-  declaredInputs,
-  declaredOutputs,
-  describeQuery,
-  envFingerprint,
-  envMatcher,
-  filterInputs,
-  filterOutputs,
-  InvalidEnvGlobError,
-  isIgnoredInput,
-  isIgnoredOutput,
-  isWithin,
-  normalizePath,
-  parseFingerprint,
-  parseReports,
-  relativizeReports,
-  serializeFingerprint,
-  serializeReports,
-  validateFingerprint,
-} from './cache.js';
-export type {
-  AnyEnvQuery,
-  EnvFingerprint,
-  FingerprintQuery,
-  FingerprintValidation,
-  PathOptions,
-  ValidateOptions,
-} from './cache.js';
+export type { EnvOptions, EnvQuery } from './types.js';

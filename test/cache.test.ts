@@ -19,7 +19,7 @@ import {
   serializeReports,
   validateFingerprint,
   type Reports,
-} from '../dist/index.mjs';
+} from '../dist/runner.mjs';
 import { lastJson, underRunner } from './helpers.js';
 
 function reports(partial: Partial<Reports> = {}): Reports {

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { createServer } from '../dist/index.mjs';
+import { createServer } from '../dist/runner.mjs';
 import { fixtures, lastJson, root, run, underRunner } from './helpers.js';
 
 function frame(payload: Buffer | string): Buffer {

@@ -2,7 +2,7 @@ import { spawn, type SpawnOptions } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { createServer, type Reports, type ServerOptions } from '../dist/index.mjs';
+import { createServer, type Reports, type ServerOptions } from '../dist/runner.mjs';
 
 /** The repository root: `runner-aware` resolves to this package from here. */
 export const root = dirname(dirname(fileURLToPath(import.meta.url)));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Reports } from '../dist/index.mjs';
+import type { Reports } from '../dist/runner.mjs';
 import { root, run } from './helpers.js';
 
 const windows = process.platform === 'win32';
@@ -32,7 +32,7 @@ getEnv('FROM_RUNNER');
 
 const runner = {
   mjs: `import { spawn } from 'node:child_process';
-import { createServer } from 'runner-aware';
+import { createServer } from 'runner-aware/runner';
 const server = await createServer({ env: { ...process.env, FROM_RUNNER: 'yes' } });
 const child = spawn(process.execPath, ['tool.mjs'], { stdio: 'inherit', env: { ...process.env, ...server.env } });
 const code = await new Promise((resolve) => child.on('exit', resolve));
@@ -40,7 +40,7 @@ const reports = await server.close();
 console.log(JSON.stringify({ code, addon: server.env.VP_RUN_NODE_CLIENT_PATH, reports }));
 `,
   cjs: `const { spawn } = require('node:child_process');
-const { createServer } = require('runner-aware');
+const { createServer } = require('runner-aware/runner');
 (async () => {
   const server = await createServer({ env: { ...process.env, FROM_RUNNER: 'yes' } });
   const child = spawn(process.execPath, ['tool.cjs'], { stdio: 'inherit', env: { ...process.env, ...server.env } });

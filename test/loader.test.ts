@@ -35,8 +35,8 @@ function copyPackage(dir: string, edit: (pkg: Record<string, unknown>) => Record
 async function createServerFrom(dir: string, format: 'esm' | 'cjs'): Promise<string> {
   const code =
     format === 'esm'
-      ? `import(${JSON.stringify(pathToFileURL(join(dir, 'dist', 'index.mjs')).href)})`
-      : `Promise.resolve(require(${JSON.stringify(join(dir, 'dist', 'index.cjs'))}))`;
+      ? `import(${JSON.stringify(pathToFileURL(join(dir, 'dist', 'runner.mjs')).href)})`
+      : `Promise.resolve(require(${JSON.stringify(join(dir, 'dist', 'runner.cjs'))}))`;
   const result = await run(process.execPath, [
     '-e',
     `${code}.then((m) => m.createServer()).then(async (s) => { console.log('addon ' + s.env.VP_RUN_NODE_CLIENT_PATH); await s.close(); }, (e) => console.log('error ' + e.message))`,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import type { Reports } from '../dist/index.mjs';
+import type { Reports } from '../dist/runner.mjs';
 import { root, run } from './helpers.js';
 
 // The same target `npm run test:rust` builds for, so its example build is reused.

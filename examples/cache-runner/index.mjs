@@ -54,7 +54,7 @@ import {
   serializeFingerprint,
   serializeReports,
   validateFingerprint,
-} from 'runner-aware';
+} from 'runner-aware/runner';
 
 // What every child gets, like Turborepo's strict mode: enough to run programs,
 // never enough to change what they build.

@@ -3,7 +3,8 @@
 // server's reports.
 import { spawnSync } from 'node:child_process';
 
-import { createServer, ignoreInput } from 'runner-aware';
+import { ignoreInput } from 'runner-aware';
+import { createServer } from 'runner-aware/runner';
 
 ignoreInput('/inner-runner/own-cache');
 const server = await createServer();

@@ -9,7 +9,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { createServer } from '../../dist/index.mjs';
+import { createServer } from '../../dist/runner.mjs';
 
 export const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const here = dirname(fileURLToPath(import.meta.url));
@@ -251,7 +251,7 @@ export async function accessControl() {
 
 /** A runner killed with SIGKILL leaves its directory; the next server starts anyway. */
 export async function leftoversAfterKill() {
-  const runner = spawn(process.execPath, ['--input-type=module', '-e', `import { createServer } from 'runner-aware'; const s = await createServer(); console.log(s.socketPath); setInterval(() => {}, 1000);`], {
+  const runner = spawn(process.execPath, ['--input-type=module', '-e', `import { createServer } from 'runner-aware/runner'; const s = await createServer(); console.log(s.socketPath); setInterval(() => {}, 1000);`], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -272,7 +272,7 @@ export async function encodingEdges() {
   // A runner whose own env holds bytes that are not UTF-8; it serves its
   // default snapshot of process.env.
   const runner = await run('/bin/sh', ['-c', `BAD_BYTES="$(printf 'a\\377b')" exec "${process.execPath}" --input-type=module -e "
-    import { createServer } from 'runner-aware';
+    import { createServer } from 'runner-aware/runner';
     import { spawnSync } from 'node:child_process';
     const server = await createServer();
     const tool = spawnSync(process.execPath, ['-e', \\"process.stdout.write(JSON.stringify(require('runner-aware').getEnv('BAD_BYTES')))\\"], { env: { ...process.env, ...server.env }, encoding: 'utf8' });
