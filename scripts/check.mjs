@@ -19,7 +19,7 @@ function step(title, command, args) {
 }
 
 step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
-step('cargo clippy', 'cargo', ['clippy', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings']);
+step('cargo clippy', 'cargo', ['clippy', '--workspace', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings']);
 step('tsc', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json']);
 step('npm/ platform packages match napi.targets', process.execPath, [join(root, 'scripts', 'platform-packages.mjs')]);
 if (existsSync(join(root, '.git'))) {

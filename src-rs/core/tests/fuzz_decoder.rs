@@ -175,3 +175,42 @@ fn an_oversized_header_is_rejected_without_buffering() {
         })
         .unwrap();
 }
+
+/// The hand-written fast path of [`ClientMessage::decode`] accepts exactly
+/// what serde's derived decoder accepts, and decodes it the same, on valid
+/// frames mutated byte by byte (flips, insertions, deletions, truncations).
+#[test]
+fn the_fast_decoder_agrees_with_serde_on_mutated_frames() {
+    let path = "[/a-z\"\\\\{}:,\u{e9}]{0,12}";
+    let message = prop_oneof![
+        path.prop_map(|path| ClientMessage::IgnoreInput { path }),
+        path.prop_map(|path| ClientMessage::IgnoreOutput { path }),
+        path.prop_map(|path| ClientMessage::AddInput { path }),
+        path.prop_map(|path| ClientMessage::AddOutput { path }),
+        (prop::collection::vec(path, 0..3), any::<bool>())
+            .prop_map(|(names, tracked)| ClientMessage::GetEnv { names, tracked }),
+        (path, path).prop_map(|(name, value)| ClientMessage::AddValue { name, value }),
+    ];
+    let mutation = (0usize..4, any::<usize>(), any::<u8>());
+    let strategy = (message, prop::collection::vec(mutation, 0..4));
+    runner()
+        .run(&strategy, |(message, mutations)| {
+            let mut payload = serde_json::to_vec(&message).unwrap();
+            for (kind, at, byte) in mutations {
+                let at = at % (payload.len() + 1);
+                match kind {
+                    0 if at < payload.len() => payload[at] = byte,
+                    1 => payload.insert(at, byte),
+                    2 if at < payload.len() => {
+                        payload.remove(at);
+                    }
+                    _ => payload.truncate(at),
+                }
+            }
+            let generic = serde_json::from_slice::<ClientMessage>(&payload).ok();
+            let fast = ClientMessage::decode(&payload).ok();
+            prop_assert_eq!(fast, generic, "{}", String::from_utf8_lossy(&payload));
+            Ok(())
+        })
+        .unwrap();
+}

@@ -26,7 +26,7 @@ fn client_of(server: &Server) -> Client {
     Client::new(Some(ClientConfig {
         socket: server.env()[ENV_SOCKET].clone(),
         token: server.env()[ENV_TOKEN].clone(),
-        timeout: Duration::from_secs(5),
+        timeout: Some(Duration::from_secs(5)),
     }))
 }
 
@@ -166,8 +166,10 @@ fn oversized_reports_disable_the_cache_instead_of_vanishing() {
     client.add_value("huge", &"x".repeat(2 << 20));
     client.add_value("small", "ok");
     let reports = server.close_blocking();
-    assert!(reports.cache_disabled);
-    assert!(reports.cache_disabled_reasons[0].contains("exceeds the 1 MiB frame limit"));
+    assert!(!reports.cacheable);
+    assert!(reports.not_cacheable[0]
+        .message
+        .contains("exceeds the 1 MiB frame limit"));
     assert_eq!(reports.values.get("small").map(String::as_str), Some("ok"));
 }
 
@@ -235,6 +237,7 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
                     let mut welcome = Vec::new();
                     let answer = ServerMessage::Welcome {
                         version: PROTOCOL_VERSION,
+                        features: Vec::new(),
                     };
                     encode_frame(&answer, MAX_SERVER_FRAME, &mut welcome).unwrap();
                     stream.write_all(&welcome).unwrap();
@@ -247,7 +250,7 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     let client = Client::new(Some(ClientConfig {
         socket: path.to_string_lossy().into_owned(),
         token: "t".into(),
-        timeout: Duration::from_millis(200),
+        timeout: Some(Duration::from_millis(200)),
     }));
     let started = Instant::now();
     assert_eq!(client.get_env("A", true), None);
@@ -256,10 +259,20 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     assert!(!client.is_connected());
     let messages = runner.join().unwrap();
     assert!(matches!(messages[1], ClientMessage::GetEnv { .. }));
-    assert_eq!(
-        messages[2],
-        ClientMessage::DisableCache {
-            reason: Some("a tool gave up waiting for the runner".into())
-        }
+    assert!(
+        matches!(&messages[2], ClientMessage::DisableCache { reason: Some(reason) }
+            if reason.starts_with("a tool gave up on the runner: no answer from the runner")),
+        "{:?}",
+        messages[2]
     );
+    // The runner is also told through a marker in its directory, which it
+    // reads even when the connection is what failed.
+    let markers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("lost-"))
+        .collect();
+    assert_eq!(markers.len(), 1);
+    let body = std::fs::read_to_string(markers[0].path()).unwrap();
+    assert!(body.contains("no answer from the runner"), "{body}");
 }

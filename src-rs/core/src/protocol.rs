@@ -1,11 +1,17 @@
-//! The wire protocol between a tool (client) and a runner (server).
+//! The wire protocol between a tool (client) and a runner (server): the
+//! contract a tool in any language implements (docs/protocol.md).
 //!
 //! Every message is one frame: a 4-byte little-endian payload length followed by
 //! that many bytes of JSON. The first frame of every connection is a
-//! [`ClientMessage::Hello`] carrying the protocol version and the per-server
-//! token; the server answers [`ServerMessage::Welcome`] or
+//! [`ClientMessage::Hello`] carrying the range of protocol versions the client
+//! speaks and the per-server token; the server answers
+//! [`ServerMessage::Welcome`] with the version chosen and its features, or
 //! [`ServerMessage::Refused`]. After that, reports are fire-and-forget and env
 //! queries are answered in order, one response per request.
+//!
+//! Evolution: unknown fields are ignored on both sides; an op the server does
+//! not know is skipped (and answered with [`ServerMessage::Unsupported`] when
+//! the frame says `"reply": true`), never a reason to drop the connection.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -14,11 +20,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::EnvQuery;
 
-/// The protocol version this build speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest protocol version this build still speaks: version 1 is version 2
+/// without the version range, the features list and unknown-op tolerance.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// What a version-2 server offers, named in its welcome: a client may use an
+/// optional feature only when the welcome lists it.
+pub const FEATURES: &[&str] = &["reports", "values", "env", "envs", "lostMarkers"];
 
 /// Largest frame payload a server accepts from a client (1 MiB).
 pub const MAX_CLIENT_FRAME: usize = 1 << 20;
+
+/// Largest frame payload a server accepts before the handshake: a hello is
+/// about 100 bytes, and a peer without the token must not make the runner
+/// buffer a 1 MiB frame.
+pub const MAX_HELLO_FRAME: usize = 4 * 1024;
 
 /// Largest frame payload a client accepts from a server (64 MiB): a glob query
 /// may match the runner's whole environment.
@@ -33,7 +52,8 @@ pub const ENV_SOCKET: &str = "RUNNER_AWARE_SOCKET";
 /// Environment variable holding the per-server handshake token.
 pub const ENV_TOKEN: &str = "RUNNER_AWARE_TOKEN";
 
-/// Environment variable holding the client's response timeout in milliseconds.
+/// Environment variable holding the client's response timeout in milliseconds
+/// (`0`: wait as long as the runner takes).
 pub const ENV_TIMEOUT_MS: &str = "RUNNER_AWARE_TIMEOUT_MS";
 
 /// Environment variable that, when set, makes the client say on stderr why it
@@ -44,14 +64,25 @@ pub const ENV_DEBUG: &str = "RUNNER_AWARE_DEBUG";
 /// runner's addon; set to ours so tools written against it report to us.
 pub const ENV_CLIENT_PATH: &str = "VP_RUN_NODE_CLIENT_PATH";
 
+/// Prefix of the marker files a client leaves in the server's private
+/// directory when it could not deliver something (see docs/protocol.md).
+pub const LOST_MARKER_PREFIX: &str = "lost-";
+
 /// A message sent by a tool to its runner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ClientMessage {
     /// Opens every connection.
     Hello {
-        /// The protocol version the client speaks.
-        version: u32,
+        /// The oldest protocol version the client speaks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_version: Option<u32>,
+        /// The newest protocol version the client speaks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_version: Option<u32>,
+        /// Version 1's single version, in place of the range.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
         /// The token from [`ENV_TOKEN`].
         token: String,
         /// The client's process id, for error messages.
@@ -106,6 +137,26 @@ pub enum ClientMessage {
     },
 }
 
+impl ClientMessage {
+    /// A hello for this build: every version it speaks.
+    pub fn hello(token: String, pid: u32) -> Self {
+        Self::Hello {
+            min_version: Some(MIN_PROTOCOL_VERSION),
+            max_version: Some(PROTOCOL_VERSION),
+            version: None,
+            token,
+            pid,
+        }
+    }
+}
+
+/// The version a server speaking `ours` picks for a client speaking
+/// `theirs` (both inclusive ranges): the newest both speak.
+pub fn negotiate(theirs: (u32, u32), ours: (u32, u32)) -> Option<u32> {
+    let newest = theirs.1.min(ours.1);
+    (newest >= theirs.0.max(ours.0)).then_some(newest)
+}
+
 /// The op a frame names, when the frame starts with it the way every frame
 /// this crate writes does (`{"op":"…"`, no whitespace, no escapes).
 fn leading_op(payload: &[u8]) -> Option<&[u8]> {
@@ -120,7 +171,6 @@ mod fields {
     use serde::Deserialize;
 
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Path {
         // Read only so that a second `op` is rejected; its value was matched.
         #[serde(rename = "op")]
@@ -129,7 +179,6 @@ mod fields {
     }
 
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct GetEnv {
         // Read only so that a second `op` is rejected; its value was matched.
         #[serde(rename = "op")]
@@ -139,7 +188,6 @@ mod fields {
     }
 
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Env {
         // Read only so that a second `op` is rejected; its value was matched.
         #[serde(rename = "op")]
@@ -148,12 +196,59 @@ mod fields {
     }
 }
 
+/// Why a client frame was not turned into a [`ClientMessage`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload is not a message of this protocol.
+    #[error("frame does not decode: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// A well-formed message with an op this build does not know: a newer
+    /// client's. Skipped, not fatal.
+    #[error("unknown op {op:?}")]
+    UnknownOp {
+        /// The op named.
+        op: String,
+        /// Whether the sender waits for an answer (`"reply": true`).
+        reply: bool,
+    },
+}
+
+/// The ops this build knows, as they appear on the wire.
+const CLIENT_OPS: &[&str] = &[
+    "hello",
+    "ignoreInput",
+    "ignoreOutput",
+    "addInput",
+    "addOutput",
+    "addValue",
+    "disableCache",
+    "getEnv",
+    "getEnvs",
+];
+
 impl ClientMessage {
     /// Decodes one frame's payload. A frame that starts with its `op` is read
     /// straight into that op's fields: serde's path for a tagged enum buffers
     /// the whole object first, which cost about as much as the rest of
     /// serving a report. Either way the same frames are accepted.
-    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_known(payload).map_err(|err| {
+            #[derive(Deserialize)]
+            struct Op {
+                op: String,
+                #[serde(default)]
+                reply: bool,
+            }
+            match serde_json::from_slice::<Op>(payload) {
+                Ok(Op { op, reply }) if !CLIENT_OPS.contains(&op.as_str()) => {
+                    DecodeError::UnknownOp { op, reply }
+                }
+                _ => DecodeError::Malformed(err),
+            }
+        })
+    }
+
+    fn decode_known(payload: &[u8]) -> Result<Self, serde_json::Error> {
         let path = |payload| serde_json::from_slice::<fields::Path>(payload).map(|f| f.path);
         match leading_op(payload) {
             Some(b"ignoreInput") => path(payload).map(|path| Self::IgnoreInput { path }),
@@ -169,16 +264,38 @@ impl ClientMessage {
             _ => serde_json::from_slice(payload),
         }
     }
+
+    /// The range of versions a hello offers; `None` for any other message or
+    /// a hello that names no version.
+    pub fn hello_versions(&self) -> Option<(u32, u32)> {
+        match self {
+            Self::Hello {
+                min_version,
+                max_version,
+                version,
+                ..
+            } => match (min_version, max_version, version) {
+                (Some(min), Some(max), _) => Some((*min, *max)),
+                (None, None, Some(version)) => Some((*version, *version)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// A message sent by a runner to a tool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "camelCase")]
 pub enum ServerMessage {
     /// The handshake was accepted.
     Welcome {
-        /// The protocol version the server speaks.
+        /// The protocol version chosen for this connection.
         version: u32,
+        /// The optional features the server offers (version 2 on; absent, and
+        /// empty, for a version-1 client).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
     },
     /// The handshake was refused; the server closes the connection.
     Refused {
@@ -194,6 +311,11 @@ pub enum ServerMessage {
     Envs {
         /// Name → value of every match.
         matches: BTreeMap<String, String>,
+    },
+    /// The answer to a request whose op this server does not know.
+    Unsupported {
+        /// The op that was asked for.
+        request: String,
     },
 }
 
@@ -254,9 +376,9 @@ pub enum EncodeError {
 
 /// Formats a byte count the way error messages show limits ("1 MiB").
 pub fn format_size(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} bytes")
@@ -455,11 +577,7 @@ mod tests {
     #[test]
     fn round_trips_every_client_message() {
         let messages = vec![
-            ClientMessage::Hello {
-                version: PROTOCOL_VERSION,
-                token: "t".into(),
-                pid: 7,
-            },
+            ClientMessage::hello("t".into(), 7),
             ClientMessage::IgnoreInput { path: "/a".into() },
             ClientMessage::IgnoreOutput { path: "/b".into() },
             ClientMessage::AddInput { path: "/c".into() },
@@ -585,11 +703,21 @@ mod tests {
             &br#"{"op":"ignoreInput"}"#[..],
             br#"{"op":"launchMissiles"}"#,
             br#"[1,2,3]"#,
-            br#"{"op":"ignoreInput","path":"/a","extra":1}"#,
+            br#"{"op":"ignoreInput","path":"/a","path":"/b"}"#,
             b"\xff\xfe not json",
         ] {
             assert!(serde_json::from_slice::<ClientMessage>(payload).is_err());
+            assert!(ClientMessage::decode(payload).is_err());
         }
+        // Evolution: unknown fields are ignored, an unknown op is told apart.
+        assert_eq!(
+            ClientMessage::decode(br#"{"op":"ignoreInput","path":"/a","extra":1}"#).unwrap(),
+            ClientMessage::IgnoreInput { path: "/a".into() }
+        );
+        assert!(matches!(
+            ClientMessage::decode(br#"{"op":"launchMissiles","reply":true}"#),
+            Err(DecodeError::UnknownOp { op, reply: true }) if op == "launchMissiles"
+        ));
     }
 
     #[test]

@@ -17,12 +17,11 @@ pub mod protocol;
 pub mod reports;
 pub(crate) mod runtime;
 pub mod server;
-pub mod transport;
-
-#[cfg(feature = "node")]
-pub mod binding;
+pub mod session;
+pub(crate) mod transport;
 
 pub use client::{Client, ClientConfig};
-pub use env::{EnvQuery, DEFAULT_UNTRACKED_ENV};
+pub use env::{EnvMatcher, EnvQuery, InvalidGlob, DEFAULT_UNTRACKED_ENV};
 pub use reports::{EnvQueryRecord, EnvRecord, ReportedError, Reports};
 pub use server::{Server, ServerError, ServerOptions};
+pub use transport::EndpointError;

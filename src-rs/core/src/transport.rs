@@ -29,10 +29,68 @@ pub enum EndpointError {
     },
 }
 
+/// A marker a tool left because it could not deliver something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostMarker {
+    /// The tool's process.
+    pub pid: Option<u32>,
+    /// What it gave up on.
+    pub reason: String,
+}
+
+/// Largest marker read; a marker is a short JSON object.
 #[cfg(unix)]
-pub use unix::{Connection, Endpoint, Listener};
+const MAX_MARKER: u64 = 4096;
+
+/// Reads every marker in `dir` (see docs/protocol.md). A marker that does not
+/// parse still counts: something was lost.
+#[cfg(unix)]
+pub fn read_markers(dir: &std::path::Path) -> Vec<LostMarker> {
+    use std::io::Read;
+
+    #[derive(serde::Deserialize)]
+    struct Body {
+        pid: Option<u32>,
+        reason: Option<String>,
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut markers: Vec<LostMarker> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(crate::protocol::LOST_MARKER_PREFIX))
+        })
+        .map(|entry| {
+            let mut text = String::new();
+            let _ = std::fs::File::open(entry.path())
+                .and_then(|file| file.take(MAX_MARKER).read_to_string(&mut text));
+            match serde_json::from_str::<Body>(&text) {
+                Ok(body) => LostMarker {
+                    pid: body.pid,
+                    reason: body.reason.unwrap_or_else(|| "no reason given".to_owned()),
+                },
+                Err(_) => LostMarker {
+                    pid: None,
+                    reason: format!(
+                        "an unreadable marker {}",
+                        entry.file_name().to_string_lossy()
+                    ),
+                },
+            }
+        })
+        .collect();
+    markers.sort_by(|a, b| (&a.reason, a.pid).cmp(&(&b.reason, b.pid)));
+    markers
+}
+
+#[cfg(unix)]
+pub use unix::{connect, ClientStream, Connection, Listener};
 #[cfg(windows)]
-pub use windows::{Connection, Endpoint, Listener};
+pub use windows::{connect, ClientStream, Connection, Listener};
 
 #[cfg(unix)]
 mod unix {
@@ -43,6 +101,11 @@ mod unix {
     use std::os::unix::net::UnixStream;
     use std::pin::Pin;
     use std::task::{ready, Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use socket2::{Domain, SockAddr, Socket, Type};
+
+    use std::os::fd::AsFd;
 
     use tokio::io::unix::AsyncFd;
     use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -50,8 +113,73 @@ mod unix {
 
     use super::EndpointError;
 
-    /// Unix socket paths longer than this do not fit in `sockaddr_un`.
-    const MAX_SOCKET_PATH: usize = 107;
+    /// Unix socket paths longer than this do not fit in `sockaddr_un`
+    /// (`sun_path` is 108 bytes on Linux, 104 on macOS and the BSDs, with
+    /// room for the terminating NUL).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub const MAX_SOCKET_PATH: usize = 107;
+    /// Unix socket paths longer than this do not fit in `sockaddr_un`
+    /// (`sun_path` is 108 bytes on Linux, 104 on macOS and the BSDs, with
+    /// room for the terminating NUL).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub const MAX_SOCKET_PATH: usize = 103;
+
+    /// A tool's connection to its runner: a blocking socket whose reads and
+    /// writes time out.
+    pub type ClientStream = UnixStream;
+
+    /// Connects to the socket at `path` within `timeout` (`None`: no limit),
+    /// and sets the same timeout on every later read and write.
+    ///
+    /// A runner whose listen backlog is full makes a non-blocking connect
+    /// fail with `EAGAIN` (Linux) or `ECONNREFUSED` (macOS) at once; a tool
+    /// must not go silently offline for that, so such a connect is retried
+    /// with backoff until the timeout. A blocking connect on Linux waits
+    /// for room in the backlog by itself, bounded by the send timeout.
+    pub fn connect(path: &str, timeout: Option<Duration>) -> io::Result<UnixStream> {
+        let address = SockAddr::unix(path)?;
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // A dead runner leaves its socket behind, refusing connections: on
+        // macOS, where a full backlog refuses too, that is retried only
+        // briefly, so a tool of a dead runner does not wait the whole timeout.
+        let refused_until = Instant::now() + Duration::from_secs(1);
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the runner's listen backlog stayed full until the timeout",
+                ));
+            }
+            socket.set_write_timeout(remaining)?;
+            match socket.connect(&address) {
+                Ok(()) => {
+                    let stream = UnixStream::from(std::os::fd::OwnedFd::from(socket));
+                    stream.set_read_timeout(timeout)?;
+                    stream.set_write_timeout(timeout)?;
+                    return Ok(stream);
+                }
+                Err(err) => {
+                    let full = err.kind() == io::ErrorKind::WouldBlock
+                        || err.kind() == io::ErrorKind::Interrupted
+                        || (cfg!(not(target_os = "linux"))
+                            && err.kind() == io::ErrorKind::ConnectionRefused
+                            && Instant::now() < refused_until);
+                    if !full {
+                        return Err(err);
+                    }
+                }
+            }
+            let mut pause = backoff;
+            if let Some(deadline) = deadline {
+                pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            std::thread::sleep(pause);
+            backoff = (backoff * 2).min(Duration::from_millis(50));
+        }
+    }
 
     /// An accepted connection, registered with the reactor for reads only.
     ///
@@ -155,6 +283,10 @@ mod unix {
     #[derive(Debug)]
     pub struct Listener {
         socket: UnixListener,
+        /// The same socket, for `accept` calls made without waiting for the
+        /// reactor's readiness: what the kernel queued is taken even when
+        /// its event has not been processed yet.
+        raw: std::os::unix::net::UnixListener,
         address: String,
         dir: tempfile::TempDir,
     }
@@ -165,12 +297,19 @@ mod unix {
             let dir = socket_dir()?;
             let path = dir.path().join("s");
             let address = path.to_string_lossy().into_owned();
-            let socket = UnixListener::bind(&path).map_err(|source| EndpointError::Bind {
+            let bind_error = |source| EndpointError::Bind {
                 address: address.clone(),
                 source,
-            })?;
+            };
+            let socket = UnixListener::bind(&path).map_err(bind_error)?;
+            let raw = socket
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::os::unix::net::UnixListener::from)
+                .map_err(bind_error)?;
             Ok(Self {
                 socket,
+                raw,
                 address,
                 dir,
             })
@@ -187,22 +326,23 @@ mod unix {
             Connection::new(stream.into_std()?)
         }
 
-        /// Stops listening and returns every connection the kernel already
-        /// queued: each is a process that connected before the close, and its
-        /// bytes must not be lost. Taken with non-blocking `accept` calls on the
-        /// socket itself, so no readiness event can be missed.
-        pub async fn into_queued(self) -> (Vec<Connection>, Endpoint) {
+        /// Every connection the kernel has queued right now, taken with
+        /// non-blocking `accept` calls on the socket itself, so no readiness
+        /// event can be missed. Call inside a runtime.
+        pub async fn take_queued(&mut self) -> Vec<Connection> {
             let mut queued = Vec::new();
-            if let Ok(listener) = self.socket.into_std() {
-                if listener.set_nonblocking(true).is_ok() {
-                    while let Ok((stream, _)) = listener.accept() {
-                        if let Ok(connection) = Connection::new(stream) {
-                            queued.push(connection);
-                        }
-                    }
+            // The descriptor is shared with the tokio listener: non-blocking.
+            while let Ok((stream, _)) = self.raw.accept() {
+                if let Ok(connection) = Connection::new(stream) {
+                    queued.push(connection);
                 }
             }
-            (queued, Endpoint { dir: self.dir })
+            queued
+        }
+
+        /// Stops listening; what is left is the directory.
+        pub fn stop(self) -> Endpoint {
+            Endpoint { dir: self.dir }
         }
     }
 
@@ -213,22 +353,32 @@ mod unix {
     }
 
     impl Endpoint {
+        /// The markers tools left in the directory.
+        pub fn lost_markers(&self) -> Vec<super::LostMarker> {
+            super::read_markers(self.dir.path())
+        }
+
         /// Removes the directory and the socket in it.
         pub fn remove(self) {
             let _ = self.dir.close();
         }
     }
 
+    /// Where the private directory goes: the temp dir, unless its path is
+    /// too long for a socket or not UTF-8 (the path travels to tools in an
+    /// env variable, which must be text); then `/tmp`.
+    pub fn socket_base(preferred: PathBuf) -> PathBuf {
+        let fits = preferred.as_os_str().len() + "/runner-aware-XXXXXX/s".len() <= MAX_SOCKET_PATH;
+        if fits && preferred.to_str().is_some() {
+            preferred
+        } else {
+            PathBuf::from("/tmp")
+        }
+    }
+
     /// A fresh directory only this user can enter, short enough for a socket path.
     fn socket_dir() -> Result<tempfile::TempDir, EndpointError> {
-        let preferred = std::env::temp_dir();
-        // "<dir>/runner-aware-XXXXXX/s" must fit in sockaddr_un.
-        let base =
-            if preferred.as_os_str().len() + "/runner-aware-XXXXXX/s".len() <= MAX_SOCKET_PATH {
-                preferred
-            } else {
-                PathBuf::from("/tmp")
-            };
+        let base = socket_base(std::env::temp_dir());
         let dir = tempfile::Builder::new()
             .prefix("runner-aware-")
             .tempdir_in(&base)
@@ -244,7 +394,12 @@ mod unix {
 
 #[cfg(windows)]
 mod windows {
+    use std::io;
     use std::time::Duration;
+
+    use interprocess::local_socket::prelude::*;
+    use interprocess::local_socket::{ConnectOptions, GenericFilePath, Stream};
+    use interprocess::ConnectWaitMode;
 
     use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
 
@@ -252,6 +407,23 @@ mod windows {
 
     /// An accepted connection.
     pub type Connection = NamedPipeServer;
+
+    /// A tool's connection to its runner.
+    pub type ClientStream = Stream;
+
+    /// Connects to the named pipe `name` within `timeout`, and sets the same
+    /// timeout on every later read and write.
+    pub fn connect(name: &str, timeout: Option<Duration>) -> io::Result<Stream> {
+        let name = name.to_fs_name::<GenericFilePath>()?;
+        let wait = timeout.map_or(ConnectWaitMode::Deferred, ConnectWaitMode::Timeout);
+        let stream = ConnectOptions::new()
+            .name(name)
+            .wait_mode(wait)
+            .connect_sync()?;
+        stream.set_recv_timeout(timeout)?;
+        stream.set_send_timeout(timeout)?;
+        Ok(stream)
+    }
 
     /// A named pipe; one instance always waits for the next client.
     #[derive(Debug)]
@@ -306,9 +478,8 @@ mod windows {
             }
         }
 
-        /// Stops listening and returns the connections clients already made to
-        /// waiting instances.
-        pub async fn into_queued(mut self) -> (Vec<Connection>, Endpoint) {
+        /// The connections clients already made to waiting instances.
+        pub async fn take_queued(&mut self) -> Vec<Connection> {
             let mut queued = Vec::new();
             // A client already connected completes `connect` on its first poll.
             while let Ok(Ok(())) =
@@ -319,7 +490,12 @@ mod windows {
                     Err(_) => break,
                 }
             }
-            (queued, Endpoint)
+            queued
+        }
+
+        /// Stops listening.
+        pub fn stop(self) -> Endpoint {
+            Endpoint
         }
     }
 
@@ -328,6 +504,11 @@ mod windows {
     pub struct Endpoint;
 
     impl Endpoint {
+        /// Markers need a directory; a pipe has none.
+        pub fn lost_markers(&self) -> Vec<super::LostMarker> {
+            Vec::new()
+        }
+
         /// Nothing to do on Windows.
         pub fn remove(self) {}
     }

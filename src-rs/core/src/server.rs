@@ -19,24 +19,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::env::{EnvMatcher, EnvQuery, EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
-use crate::paths::validate_reported;
-use crate::protocol::{
-    encode_frame, ClientMessage, FrameDecoder, FrameError, ServerMessage, ENV_CLIENT_PATH,
-    ENV_SOCKET, ENV_TOKEN, MAX_CLIENT_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
-};
-use crate::reports::{Recorder, Reports};
+use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
+use crate::protocol::{ENV_CLIENT_PATH, ENV_SOCKET, ENV_TOKEN};
+use crate::reports::{Recorder, Reports, UncacheableKind};
 use crate::runtime;
-use crate::transport::{EndpointError, Listener};
+use crate::session::{Next, Session, SessionContext, SessionState};
+use crate::transport::{Connection, EndpointError, Listener};
 
 /// Env name globs of the channel itself, never tracked.
 const CHANNEL_ENV: &[&str] = &["RUNNER_AWARE_*", ENV_CLIENT_PATH];
 
 /// How long [`Server::close`] waits for connections still open by default.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(1000);
-
-/// Largest frame accepted before the handshake: a hello is about 100 bytes.
-pub const MAX_HELLO_FRAME: usize = 4 * 1024;
 
 /// How long a new connection may take to send its hello. Real clients send
 /// it right after connecting; this only bounds peers that never do.
@@ -96,12 +90,19 @@ impl Shared {
         self.recorder.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn spawn_connection<S>(self: &Arc<Self>, stream: S)
+    fn context(&self) -> SessionContext<'_> {
+        SessionContext {
+            env: &self.env,
+            token: &self.token,
+        }
+    }
+
+    fn spawn_connection<S>(self: &Arc<Self>, stream: S, late: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let shared = Arc::clone(self);
-        let task = tokio::spawn(async move { serve_connection(stream, shared).await });
+        let task = tokio::spawn(async move { serve_connection(stream, shared, late).await });
         let mut connections = self
             .connections
             .lock()
@@ -211,6 +212,14 @@ impl Server {
         }
     }
 
+    /// [`Server::close`] handing the reports to `then` on the background
+    /// runtime: for callers with an event loop of their own (the Node binding
+    /// resolves a promise from it).
+    pub fn close_then(self, then: impl FnOnce(Reports) + Send + 'static) {
+        let close = self.close();
+        runtime::handle().spawn(async move { then(close.await) });
+    }
+
     /// [`Server::close`] for callers outside any async runtime.
     pub fn close_blocking(self) -> Reports {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -225,16 +234,14 @@ impl Server {
         let deadline = Instant::now() + self.close_timeout;
         // Nobody may be watching (no connection yet); that is fine.
         let _ = self.phase.send(Phase::Draining { deadline });
-        let endpoint = match self.accept_task.await {
-            Ok(Some(listener)) => {
-                let (queued, endpoint) = listener.into_queued().await;
-                for connection in queued {
-                    self.shared.spawn_connection(connection);
-                }
-                Some(endpoint)
+        let mut listener = self.accept_task.await.ok().flatten();
+        // Connections the kernel queued before the close are the task's
+        // processes that connected in time: their bytes must not be lost.
+        if let Some(listener) = &mut listener {
+            for connection in listener.take_queued().await {
+                self.shared.spawn_connection(connection, false);
             }
-            _ => None,
-        };
+        }
         loop {
             let tasks = std::mem::take(
                 &mut *self
@@ -244,18 +251,58 @@ impl Server {
                     .unwrap_or_else(PoisonError::into_inner),
             );
             if tasks.is_empty() {
-                break;
+                // One last look: a process that connected meanwhile outlived
+                // the task's command; it is served, and marks the run.
+                let late = match &mut listener {
+                    Some(listener) => listener.take_queued().await,
+                    None => Vec::new(),
+                };
+                if late.is_empty() {
+                    break;
+                }
+                for connection in late {
+                    self.shared.spawn_connection(connection, true);
+                }
+                continue;
             }
-            for task in tasks {
-                let _ = task.await;
+            for mut task in tasks {
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut task => break,
+                        accepted = accept_some(&mut listener) => match accepted {
+                            Ok(connection) => self.shared.spawn_connection(connection, true),
+                            // Out of descriptors: stop accepting; what is
+                            // queued is looked at once more at the end.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                        },
+                    }
+                }
             }
         }
-        // Every connection has ended: nothing records any more.
-        let reports = std::mem::take(&mut *self.shared.recorder()).into_reports();
+        let endpoint = listener.map(Listener::stop);
+        let mut recorder = std::mem::take(&mut *self.shared.recorder());
         if let Some(endpoint) = endpoint {
+            // Word from tools that could not use the channel (see
+            // docs/protocol.md): read after every connection has ended.
+            for marker in endpoint.lost_markers() {
+                recorder.not_cacheable(
+                    UncacheableKind::Lost,
+                    format!("a tool could not deliver what it said: {}", marker.reason),
+                    marker.pid,
+                );
+            }
             endpoint.remove();
         }
-        reports
+        recorder.into_reports()
+    }
+}
+
+/// The next connection of `listener`; never ends without one.
+async fn accept_some(listener: &mut Option<Listener>) -> std::io::Result<Connection> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -287,7 +334,7 @@ async fn accept_loop(mut listener: Listener, shared: Arc<Shared>) -> Option<List
             biased;
             _ = phase.changed() => return Some(listener),
             accepted = listener.accept() => match accepted {
-                Ok(connection) => shared.spawn_connection(connection),
+                Ok(connection) => shared.spawn_connection(connection, false),
                 // Out of file descriptors or similar: back off instead of spinning;
                 // queued peers stay in the backlog until there is room.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -296,90 +343,67 @@ async fn accept_loop(mut listener: Listener, shared: Arc<Shared>) -> Option<List
     }
 }
 
-/// Per-connection protocol state.
-struct Connection {
-    decoder: FrameDecoder,
-    responses: Vec<u8>,
-    authenticated: bool,
-    pid: Option<u32>,
-}
-
-/// What to do with a connection after its latest bytes.
-enum Next {
-    /// Every complete frame was handled; read more.
-    Continue,
-    /// Answers reached [`MAX_PENDING_ANSWERS`]: write them, then handle the rest.
-    Flush,
-    /// A protocol violation ended the connection.
-    Close,
-}
-
-/// Answers buffered before they are written: a peer that sends many requests
-/// at once cannot make the runner hold all their answers in memory.
-const MAX_PENDING_ANSWERS: usize = 1 << 20;
-
-async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
+async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>, late: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut phase = shared.phase.clone();
-    let mut connection = Connection {
-        // Until the hello is accepted a frame may only be hello-sized, so a
-        // peer without the token cannot make the runner buffer a 1 MiB frame.
-        decoder: FrameDecoder::new(MAX_HELLO_FRAME),
-        responses: Vec::new(),
-        authenticated: false,
-        pid: None,
+    let mut session = if late {
+        Session::late()
+    } else {
+        Session::new()
     };
     let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
         let current = *phase.borrow_and_update();
+        let awaiting_hello = session.state() == SessionState::AwaitingHello;
         let deadline = match current {
             Phase::Draining { deadline } => Some(deadline),
-            Phase::Running if !connection.authenticated => Some(handshake_deadline),
+            Phase::Running if awaiting_hello => Some(handshake_deadline),
             Phase::Running => None,
         };
         let running = current == Phase::Running;
         let read = tokio::select! {
             biased;
-            read = stream.read(connection.decoder.spare()) => read,
+            read = stream.read(session.spare()) => read,
             changed = phase.changed(), if running => match changed {
                 Ok(()) => continue,
                 // The server was dropped without `close()`: nobody will read the reports.
                 Err(_) => return,
             },
             () = sleep_until(deadline), if deadline.is_some() => {
+                let mut recorder = shared.recorder();
                 if running {
-                    connection.handshake_timed_out(&shared);
+                    session.handshake_timed_out(HANDSHAKE_TIMEOUT.as_secs(), &mut recorder);
                 } else {
-                    connection.cut_off(&shared);
+                    session.cut_off(&mut recorder);
                 }
                 return;
             }
         };
         match read {
             Ok(0) => {
-                connection.finish(&shared);
+                session.finish(&mut shared.recorder());
                 return;
             }
             Ok(n) => {
-                connection.decoder.filled(n);
+                session.filled(n);
                 loop {
-                    let next = connection.process(&shared);
-                    if !connection.responses.is_empty() {
+                    let next = session.process(&shared.context(), &mut shared.recorder());
+                    if !session.answers().is_empty() {
                         let written =
-                            write_bounded(&mut stream, &connection.responses, &mut phase).await;
-                        connection.responses.clear();
+                            write_bounded(&mut stream, session.answers(), &mut phase).await;
+                        session.answers_written();
                         match written {
                             Written::All => {}
                             Written::PeerGone => {
                                 // What the peer sent is already recorded, but a
                                 // frame it was part-way through must be noted.
-                                connection.finish(&shared);
+                                session.finish(&mut shared.recorder());
                                 return;
                             }
                             Written::CutOff => {
-                                connection.cut_off(&shared);
+                                session.cut_off(&mut shared.recorder());
                                 return;
                             }
                         }
@@ -396,7 +420,7 @@ where
                 // A peer that dies with unread data in its socket shows up as a
                 // reset rather than EOF; the kernel has delivered everything
                 // it sent by then, so this ends the connection like EOF does.
-                connection.finish(&shared);
+                session.finish(&mut shared.recorder());
                 return;
             }
         }
@@ -412,8 +436,6 @@ enum Written {
     CutOff,
 }
 
-/// Writes `bytes`, giving up when the close grace period ends: a peer that
-/// stops reading its answers must not hold `close()` open.
 /// Sleeps until `deadline`; never ends without one. `select!` builds every
 /// branch's future on each pass, and a `Sleep` built for a disabled branch
 /// still read the clock: once per request on the hot path.
@@ -424,6 +446,8 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Writes `bytes`, giving up when the close grace period ends: a peer that
+/// stops reading its answers must not hold `close()` open.
 async fn write_bounded<S>(
     stream: &mut S,
     bytes: &[u8],
@@ -454,207 +478,4 @@ where
             }
         }
     }
-}
-
-impl Connection {
-    /// Handles every complete frame received so far.
-    fn process(&mut self, shared: &Shared) -> Next {
-        let mut recorder = shared.recorder();
-        loop {
-            if self.responses.len() >= MAX_PENDING_ANSWERS {
-                return Next::Flush;
-            }
-            let frame = match self.decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Next::Continue,
-                Err(err) => {
-                    recorder.record_error(err.to_string(), self.pid);
-                    return Next::Close;
-                }
-            };
-            let message = match ClientMessage::decode(frame) {
-                Ok(message) => message,
-                Err(err) => {
-                    recorder.record_error(FrameError::Malformed(err).to_string(), self.pid);
-                    return Next::Close;
-                }
-            };
-            if !self.authenticated {
-                match self.handshake(message, shared) {
-                    Ok(()) => {
-                        recorder.count_client();
-                        continue;
-                    }
-                    Err(reason) => {
-                        recorder.record_error(format!("handshake refused: {reason}"), self.pid);
-                        let _ = encode_frame(
-                            &ServerMessage::Refused { reason },
-                            MAX_SERVER_FRAME,
-                            &mut self.responses,
-                        );
-                        return Next::Close;
-                    }
-                }
-            }
-            if let Err(message) = self.handle(message, shared, &mut recorder) {
-                recorder.record_error(message, self.pid);
-                return Next::Close;
-            }
-        }
-    }
-
-    fn handshake(&mut self, message: ClientMessage, shared: &Shared) -> Result<(), String> {
-        let ClientMessage::Hello {
-            version,
-            token,
-            pid,
-        } = message
-        else {
-            return Err("the first frame must be a hello".to_owned());
-        };
-        self.pid = Some(pid);
-        if version != PROTOCOL_VERSION {
-            return Err(format!(
-                "protocol version {version} is not supported (this runner speaks {PROTOCOL_VERSION})"
-            ));
-        }
-        if !constant_time_eq(token.as_bytes(), shared.token.as_bytes()) {
-            return Err("wrong token".to_owned());
-        }
-        self.authenticated = true;
-        self.decoder.set_limit(MAX_CLIENT_FRAME);
-        let _ = encode_frame(
-            &ServerMessage::Welcome {
-                version: PROTOCOL_VERSION,
-            },
-            MAX_SERVER_FRAME,
-            &mut self.responses,
-        );
-        Ok(())
-    }
-
-    /// Applies one message of an authenticated peer; `Err` is a protocol
-    /// violation that ends the connection.
-    fn handle(
-        &mut self,
-        message: ClientMessage,
-        shared: &Shared,
-        recorder: &mut Recorder,
-    ) -> Result<(), String> {
-        let path = |path: String| validate_reported(path).map_err(|err| err.to_string());
-        match message {
-            ClientMessage::Hello { .. } => return Err("unexpected second hello".to_owned()),
-            ClientMessage::IgnoreInput { path: p } => recorder.ignore_input(path(p)?),
-            ClientMessage::IgnoreOutput { path: p } => recorder.ignore_output(path(p)?),
-            ClientMessage::AddInput { path: p } => recorder.add_input(path(p)?),
-            ClientMessage::AddOutput { path: p } => recorder.add_output(path(p)?),
-            ClientMessage::AddValue { name, value } => {
-                if name.is_empty() {
-                    return Err("addValue with an empty name".to_owned());
-                }
-                recorder.add_value(name, value);
-            }
-            ClientMessage::DisableCache { reason } => recorder.disable_cache(reason),
-            ClientMessage::GetEnv { names, tracked } => {
-                recorder.count_env_request();
-                let values = names
-                    .iter()
-                    .map(|name| {
-                        let value = shared.env.get(name);
-                        let tracked = tracked && !shared.env.is_untracked(name);
-                        recorder.record_env(name, value, tracked);
-                        value.map(str::to_owned)
-                    })
-                    .collect();
-                self.respond(&ServerMessage::Env { values }, recorder);
-            }
-            ClientMessage::GetEnvs { query, tracked } => {
-                recorder.count_env_request();
-                let matches = serve_query(&query, tracked, shared, recorder, self.pid);
-                self.respond(&ServerMessage::Envs { matches }, recorder);
-            }
-        }
-        Ok(())
-    }
-
-    fn respond(&mut self, message: &ServerMessage, recorder: &mut Recorder) {
-        if let Err(err) = encode_frame(message, MAX_SERVER_FRAME, &mut self.responses) {
-            recorder.record_error(format!("cannot answer: {err}"), self.pid);
-            // The client still needs an answer to stay in step: an empty one.
-            let empty = match message {
-                ServerMessage::Env { values } => ServerMessage::Env {
-                    values: vec![None; values.len()],
-                },
-                _ => ServerMessage::Envs {
-                    matches: BTreeMap::new(),
-                },
-            };
-            let _ = encode_frame(&empty, MAX_SERVER_FRAME, &mut self.responses);
-            recorder.disable_cache(Some("an env answer exceeded the frame limit".to_owned()));
-        }
-    }
-
-    /// The peer closed its end: everything it sent has been read.
-    fn finish(&self, shared: &Shared) {
-        if let Err(err) = self.decoder.finish() {
-            shared.recorder().record_error(err.to_string(), self.pid);
-        }
-    }
-
-    /// The peer connected but sent no valid hello in time.
-    fn handshake_timed_out(&self, shared: &Shared) {
-        shared.recorder().record_error(
-            format!(
-                "no handshake within {} s; connection closed",
-                HANDSHAKE_TIMEOUT.as_secs()
-            ),
-            self.pid,
-        );
-    }
-
-    /// The close grace period ran out while the peer kept its end open.
-    fn cut_off(&self, shared: &Shared) {
-        let mut recorder = shared.recorder();
-        if self.authenticated {
-            recorder.count_still_connected();
-        } else {
-            recorder.record_error(
-                "connection closed by the runner before it completed the handshake".to_owned(),
-                self.pid,
-            );
-        }
-        if self.decoder.pending() > 0 {
-            recorder.record_error(
-                format!(
-                    "{} bytes of an unfinished frame dropped at close",
-                    self.decoder.pending()
-                ),
-                self.pid,
-            );
-        }
-    }
-}
-
-fn serve_query(
-    query: &EnvQuery,
-    tracked: bool,
-    shared: &Shared,
-    recorder: &mut Recorder,
-    pid: Option<u32>,
-) -> BTreeMap<String, String> {
-    match EnvMatcher::new(query) {
-        Ok(matcher) => {
-            let matches = shared.env.matching(&matcher);
-            recorder.record_query(query, tracked, &matches);
-            matches
-        }
-        Err(err) => {
-            recorder.record_error(err.to_string(), pid);
-            BTreeMap::new()
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

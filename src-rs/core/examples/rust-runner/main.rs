@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! npm install                          # builds the addon Node tools talk through
-//! cargo run --example rust-runner      # runs examples/rust-runner/tool.mjs
+//! cargo run --example rust-runner      # runs tool.mjs beside this file
 //! cargo run --example rust-runner -- node -e "require('runner-aware').disableCache('demo')"
 //! ```
 //!
@@ -38,14 +38,15 @@ fn local_addon(root: &Path) -> Result<PathBuf, Box<dyn Error>> {
 }
 
 fn main() -> Result<ExitCode, Box<dyn Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The checkout: the crate lives in src-rs/core.
+    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let addon = match std::env::var_os("RUNNER_AWARE_ADDON") {
         Some(path) => PathBuf::from(path),
         None => local_addon(root)?,
     };
     let mut command: Vec<String> = std::env::args().skip(1).collect();
     if command.is_empty() {
-        let tool = root.join("examples").join("rust-runner").join("tool.mjs");
+        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rust-runner/tool.mjs");
         command = vec!["node".into(), tool.to_string_lossy().into_owned()];
     }
 
@@ -72,10 +73,10 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
         "rust-runner: {} exited with {status}, {} client(s), {}",
         command[0],
         reports.clients,
-        if reports.cache_disabled {
-            "not cacheable"
-        } else {
+        if reports.cacheable {
             "cacheable"
+        } else {
+            "not cacheable"
         }
     );
     Ok(if status.success() {

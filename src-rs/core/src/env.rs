@@ -26,31 +26,69 @@ impl fmt::Display for EnvQuery {
     }
 }
 
+/// Longest env glob accepted, in bytes. Env names are short; a longer glob
+/// is a bug, and compiling a huge one can exhaust the matcher's limits.
+pub const MAX_GLOB_LEN: usize = 4096;
+
 /// An env query that is not valid.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid env glob {glob:?}: {}", source.kind())]
+#[error("invalid env glob {}: {reason}", shown(.glob))]
 pub struct InvalidGlob {
     glob: String,
-    source: globset::Error,
+    reason: String,
+}
+
+/// The glob as an error shows it: a long one cut short.
+fn shown(glob: &str) -> String {
+    if glob.len() <= 64 {
+        format!("{glob:?}")
+    } else {
+        let cut = (0..=64)
+            .rev()
+            .find(|&i| glob.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{:?}…", &glob[..cut])
+    }
 }
 
 impl InvalidGlob {
+    fn new(glob: &str, reason: impl Into<String>) -> Self {
+        Self {
+            glob: glob.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// What is wrong with the glob, without the glob itself.
     pub fn reason(&self) -> String {
-        self.source.kind().to_string()
+        self.reason.clone()
     }
 }
 
 fn env_glob(pattern: &str) -> Result<Glob, InvalidGlob> {
+    if pattern.len() > MAX_GLOB_LEN {
+        return Err(InvalidGlob::new(
+            pattern,
+            format!(
+                "glob of {} bytes exceeds the {MAX_GLOB_LEN}-byte limit",
+                pattern.len()
+            ),
+        ));
+    }
     // Env names have no path separators: `*` must match any character.
     GlobBuilder::new(pattern)
         .literal_separator(false)
         .backslash_escape(true)
         .build()
-        .map_err(|source| InvalidGlob {
-            glob: pattern.to_owned(),
-            source,
-        })
+        .map_err(|source| InvalidGlob::new(pattern, source.kind().to_string()))
+}
+
+/// Runs a glob compilation that the glob library may panic in (it does on
+/// some pathological patterns): the panic becomes an invalid glob, never an
+/// abort of the runner's or the tool's process.
+fn compile_guarded<T>(pattern: &str, compile: impl FnOnce() -> T) -> Result<T, InvalidGlob> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
+        .map_err(|_| InvalidGlob::new(pattern, "the glob is too complex to compile"))
 }
 
 /// A compiled [`EnvQuery`].
@@ -66,7 +104,10 @@ impl EnvMatcher {
     /// Compiles `query`.
     pub fn new(query: &EnvQuery) -> Result<Self, InvalidGlob> {
         Ok(match query {
-            EnvQuery::Glob(glob) => Self::Glob(env_glob(glob)?.compile_matcher()),
+            EnvQuery::Glob(glob) => {
+                let compiled = env_glob(glob)?;
+                Self::Glob(compile_guarded(glob, || compiled.compile_matcher())?)
+            }
             EnvQuery::Prefix(prefix) => Self::Prefix(prefix.clone()),
         })
     }
@@ -154,10 +195,10 @@ fn untracked_set(patterns: &[String]) -> Result<Arc<GlobSet>, InvalidGlob> {
     for pattern in patterns {
         builder.add(env_glob(pattern)?);
     }
-    let set = Arc::new(builder.build().map_err(|source| InvalidGlob {
-        glob: patterns.join(","),
-        source,
-    })?);
+    let joined = patterns.join(",");
+    let set = compile_guarded(&joined, || builder.build())?
+        .map_err(|source| InvalidGlob::new(&joined, source.kind().to_string()))?;
+    let set = Arc::new(set);
     *last = Some((patterns.to_vec(), Arc::clone(&set)));
     Ok(set)
 }
@@ -187,6 +228,29 @@ mod tests {
         assert!(!prefix.is_match("AB"));
         let glob = matcher(EnvQuery::Glob("A*".into()));
         assert!(glob.is_match("AB"));
+    }
+
+    #[test]
+    fn a_huge_or_pathological_glob_is_an_error_not_a_panic() {
+        let long = "*a".repeat(100_000);
+        let err = EnvMatcher::new(&EnvQuery::Glob(long)).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            "glob of 200000 bytes exceeds the 4096-byte limit"
+        );
+        assert!(err
+            .to_string()
+            .ends_with("…: glob of 200000 bytes exceeds the 4096-byte limit"));
+        // Under the cap, but enough for the glob library to give up.
+        let dense = "*a".repeat(MAX_GLOB_LEN / 2);
+        match EnvMatcher::new(&EnvQuery::Glob(dense)) {
+            Ok(matcher) => assert!(!matcher.is_match("b")),
+            Err(err) => assert_eq!(err.reason(), "the glob is too complex to compile"),
+        }
+        let names: Vec<String> = (0..50_000).map(|i| format!("N{i}")).collect();
+        let set = format!("{{{}}}", names.join(","));
+        assert!(EnvMatcher::new(&EnvQuery::Glob(set.clone())).is_err());
+        assert!(EnvTable::new(HashMap::new(), vec![set]).is_err());
     }
 
     #[test]

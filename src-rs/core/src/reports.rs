@@ -1,0 +1,489 @@
+//! What the tools of one task run said, merged over all their connections.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::EnvQuery;
+
+/// At most this many protocol errors (and reasons not to cache) are listed;
+/// the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 256;
+
+/// At most this many paths, values, env names and queries are recorded per
+/// run; past it the run is not cacheable and recording stops.
+pub const MAX_RECORDED_ENTRIES: usize = 2_000_000;
+
+/// At most this many bytes of paths, names and values are recorded per run;
+/// past it the run is not cacheable and recording stops.
+pub const MAX_RECORDED_BYTES: usize = 256 << 20;
+
+/// One env variable a tool asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvRecord {
+    /// The value served; `None` (JSON `null`) when the runner's env lacks it.
+    pub value: Option<String>,
+    /// Whether the value belongs in the cache key.
+    pub tracked: bool,
+}
+
+/// One env query a tool made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvQueryRecord {
+    /// The query: `{ "glob": … }` or `{ "prefix": … }`.
+    #[serde(flatten)]
+    pub query: EnvQuery,
+    /// Whether the match set belongs in the cache key.
+    pub tracked: bool,
+    /// Every variable that matched, with its value.
+    pub matches: BTreeMap<String, String>,
+}
+
+/// A protocol violation seen on one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedError {
+    /// What went wrong, in words a runner can show.
+    pub message: String,
+    /// The peer's process id, when its handshake told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// Why a run may not be cached: the kind of cause, for a runner to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UncacheableKind {
+    /// A tool called `disableCache`.
+    DisableCache,
+    /// A tool reported one name with two different values.
+    ConflictingValue,
+    /// A peer that presented the token broke the protocol: what it said after
+    /// that point was not recorded.
+    ChannelError,
+    /// A peer that presented the token speaks no protocol version this runner
+    /// speaks: nothing it said was recorded.
+    Version,
+    /// A tool said something this runner does not understand (a newer op).
+    Unsupported,
+    /// A tool could not deliver a report or get an answer (it left a marker).
+    Lost,
+    /// The run's reports exceeded a cap and recording stopped.
+    Cap,
+    /// The runner failed internally while handling a tool.
+    Panic,
+    /// A tool was still connected when the close grace period ended.
+    StillConnected,
+    /// A process of the task connected after `close()` began.
+    LateClient,
+}
+
+/// One reason a run may not be cached.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UncacheableReason {
+    /// The kind of cause.
+    pub kind: UncacheableKind,
+    /// What happened, in words a runner can show.
+    pub message: String,
+    /// The process it concerns, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// Everything the tools of one run reported. Plain data: sorted, deduped and
+/// JSON-serialisable, so a runner can store it next to a cache entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reports {
+    /// Reads under these absolute paths are not inputs.
+    pub ignored_inputs: BTreeSet<String>,
+    /// Writes under these absolute paths are not outputs.
+    pub ignored_outputs: BTreeSet<String>,
+    /// Paths the tools declared as inputs.
+    pub inputs: BTreeSet<String>,
+    /// Paths the tools declared as outputs.
+    pub outputs: BTreeSet<String>,
+    /// Named values that belong in the cache key.
+    pub values: BTreeMap<String, String>,
+    /// Every env variable asked for by name.
+    pub envs: BTreeMap<String, EnvRecord>,
+    /// Every env query, sorted by query.
+    pub env_queries: Vec<EnvQueryRecord>,
+    /// The runner's never-tracked name patterns, so a fingerprint can leave
+    /// their matches out.
+    pub untracked_env: Vec<String>,
+    /// The verdict: whether a runner may cache this run. `false` exactly when
+    /// `not_cacheable` has an entry; every way a tool's words can be lost
+    /// lands there, so a runner checks this one field.
+    pub cacheable: bool,
+    /// Every reason the run may not be cached, sorted by kind and message and
+    /// deduped by both (the first process to give one is named).
+    pub not_cacheable: Vec<UncacheableReason>,
+    /// Protocol violations; each ended its connection. A peer without the
+    /// token lands here only: it is not part of the task.
+    pub errors: Vec<ReportedError>,
+    /// Connections that completed the handshake.
+    pub clients: u64,
+    /// Connections still open when the close grace period ran out.
+    pub clients_still_connected: u64,
+    /// Env requests served (`getEnv` and `getEnvs` round trips).
+    pub env_requests: u64,
+}
+
+/// Builds [`Reports`] as messages arrive; the server holds one per run.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    reports: Reports,
+    queries: BTreeMap<EnvQuery, EnvQueryRecord>,
+    reasons: BTreeMap<(UncacheableKind, String), Option<u32>>,
+    unlisted_errors: u64,
+    entries: usize,
+    bytes: usize,
+    over_cap: bool,
+}
+
+impl Recorder {
+    /// A recorder for a run whose runner never tracks `untracked_env`.
+    pub fn new(untracked_env: Vec<String>) -> Self {
+        let mut recorder = Self::default();
+        recorder.reports.untracked_env = untracked_env;
+        recorder
+    }
+
+    /// Counts an entry of `bytes` against the run's caps; `false` (and the
+    /// run not cacheable, once) when it does not fit.
+    fn admit(&mut self, bytes: usize, pid: Option<u32>) -> bool {
+        if self.over_cap {
+            return false;
+        }
+        if self.entries < MAX_RECORDED_ENTRIES && self.bytes + bytes <= MAX_RECORDED_BYTES {
+            self.entries += 1;
+            self.bytes += bytes;
+            return true;
+        }
+        self.over_cap = true;
+        self.not_cacheable(
+            UncacheableKind::Cap,
+            format!(
+                "the run's reports exceeded the cap of {MAX_RECORDED_ENTRIES} entries or {} MiB; later reports were not recorded",
+                MAX_RECORDED_BYTES >> 20
+            ),
+            pid,
+        );
+        false
+    }
+
+    fn insert_path(
+        set: fn(&mut Reports) -> &mut BTreeSet<String>,
+        this: &mut Self,
+        path: String,
+        pid: Option<u32>,
+    ) {
+        if set(&mut this.reports).contains(&path) || !this.admit(path.len(), pid) {
+            return;
+        }
+        set(&mut this.reports).insert(path);
+    }
+
+    /// Reads under `path` are not inputs.
+    pub fn ignore_input(&mut self, path: String, pid: Option<u32>) {
+        Self::insert_path(|r| &mut r.ignored_inputs, self, path, pid);
+    }
+
+    /// Writes under `path` are not outputs.
+    pub fn ignore_output(&mut self, path: String, pid: Option<u32>) {
+        Self::insert_path(|r| &mut r.ignored_outputs, self, path, pid);
+    }
+
+    /// `path` is an input.
+    pub fn add_input(&mut self, path: String, pid: Option<u32>) {
+        Self::insert_path(|r| &mut r.inputs, self, path, pid);
+    }
+
+    /// `path` is an output.
+    pub fn add_output(&mut self, path: String, pid: Option<u32>) {
+        Self::insert_path(|r| &mut r.outputs, self, path, pid);
+    }
+
+    /// A named key value. Two different values for one name make the key
+    /// ambiguous, so the run is marked not cacheable.
+    pub fn add_value(&mut self, name: String, value: String, pid: Option<u32>) {
+        match self.reports.values.get(&name) {
+            Some(existing) if *existing != value => {
+                self.not_cacheable(
+                    UncacheableKind::ConflictingValue,
+                    format!("value {name:?} was reported with conflicting values"),
+                    pid,
+                );
+            }
+            Some(_) => {}
+            None => {
+                if self.admit(name.len() + value.len(), pid) {
+                    self.reports.values.insert(name, value);
+                }
+            }
+        }
+    }
+
+    /// A tool asked not to cache the run.
+    pub fn disable_cache(&mut self, reason: Option<String>, pid: Option<u32>) {
+        let message = reason.unwrap_or_else(|| "disableCache() with no reason".to_owned());
+        self.not_cacheable(UncacheableKind::DisableCache, message, pid);
+    }
+
+    /// The run must not be cached, for `message`. Reasons past
+    /// [`MAX_LISTED_ERRORS`] are counted, not listed.
+    pub fn not_cacheable(&mut self, kind: UncacheableKind, message: String, pid: Option<u32>) {
+        let key = (kind, message);
+        if self.reasons.len() < MAX_LISTED_ERRORS || self.reasons.contains_key(&key) {
+            self.reasons.entry(key).or_insert(pid);
+        } else {
+            self.reasons
+                .entry((kind, "more reasons of this kind not listed".to_owned()))
+                .or_insert(None);
+        }
+    }
+
+    /// Whether any reason not to cache was recorded so far.
+    pub fn is_cacheable(&self) -> bool {
+        self.reasons.is_empty()
+    }
+
+    /// A variable was served; `tracked` is sticky once any caller sets it.
+    pub fn record_env(&mut self, name: &str, value: Option<&str>, tracked: bool, pid: Option<u32>) {
+        match self.reports.envs.get_mut(name) {
+            Some(record) => record.tracked |= tracked,
+            None => {
+                if !self.admit(name.len() + value.map_or(0, str::len), pid) {
+                    return;
+                }
+                self.reports.envs.insert(
+                    name.to_owned(),
+                    EnvRecord {
+                        value: value.map(str::to_owned),
+                        tracked,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A query was served; `tracked` is sticky.
+    pub fn record_query(
+        &mut self,
+        query: &EnvQuery,
+        tracked: bool,
+        matches: &BTreeMap<String, String>,
+        pid: Option<u32>,
+    ) {
+        match self.queries.get_mut(query) {
+            Some(record) => record.tracked |= tracked,
+            None => {
+                let bytes = matches
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>();
+                if !self.admit(bytes, pid) {
+                    return;
+                }
+                self.queries.insert(
+                    query.clone(),
+                    EnvQueryRecord {
+                        query: query.clone(),
+                        tracked,
+                        matches: matches.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Counts one served env request.
+    pub fn count_env_request(&mut self) {
+        self.reports.env_requests += 1;
+    }
+
+    /// Counts one connection that completed its handshake.
+    pub fn count_client(&mut self) {
+        self.reports.clients += 1;
+    }
+
+    /// Counts one connection cut off at the end of the close grace period.
+    pub fn count_still_connected(&mut self) {
+        self.reports.clients_still_connected += 1;
+    }
+
+    /// Records a protocol violation.
+    pub fn record_error(&mut self, message: String, pid: Option<u32>) {
+        if self.reports.errors.len() < MAX_LISTED_ERRORS {
+            self.reports.errors.push(ReportedError { message, pid });
+        } else {
+            self.unlisted_errors += 1;
+        }
+    }
+
+    /// The reports so far, as they would be returned now.
+    pub fn snapshot(&self) -> Reports {
+        self.clone().into_reports()
+    }
+
+    /// The finished reports, moved out rather than copied.
+    pub fn into_reports(self) -> Reports {
+        let mut reports = self.reports;
+        reports.env_queries = self.queries.into_values().collect();
+        reports.cacheable = self.reasons.is_empty();
+        reports.not_cacheable = self
+            .reasons
+            .into_iter()
+            .map(|((kind, message), pid)| UncacheableReason { kind, message, pid })
+            .collect();
+        if self.unlisted_errors > 0 {
+            reports.errors.push(ReportedError {
+                message: format!("{} more errors not listed", self.unlisted_errors),
+                pid: None,
+            });
+        }
+        reports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_sorted_and_deduped() {
+        let mut recorder = Recorder::default();
+        for path in ["/b", "/a", "/b"] {
+            recorder.ignore_input(path.into(), None);
+            recorder.add_output(path.into(), None);
+        }
+        let reports = recorder.snapshot();
+        assert_eq!(
+            reports.ignored_inputs.iter().collect::<Vec<_>>(),
+            ["/a", "/b"]
+        );
+        assert_eq!(reports.outputs.len(), 2);
+    }
+
+    #[test]
+    fn tracked_is_sticky_and_absent_is_kept() {
+        let mut recorder = Recorder::default();
+        recorder.record_env("A", Some("1"), false, None);
+        recorder.record_env("A", Some("1"), true, None);
+        recorder.record_env("A", Some("1"), false, None);
+        recorder.record_env("MISSING", None, true, None);
+        let reports = recorder.snapshot();
+        assert!(reports.envs["A"].tracked);
+        assert_eq!(reports.envs["MISSING"].value, None);
+        let json = serde_json::to_value(&reports).unwrap();
+        assert_eq!(json["envs"]["MISSING"]["value"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn queries_merge_and_serialise_flat() {
+        let mut recorder = Recorder::default();
+        let matches = BTreeMap::from([("VITE_A".to_owned(), "1".to_owned())]);
+        let glob = EnvQuery::Glob("VITE_*".into());
+        recorder.record_query(&glob, false, &matches, None);
+        recorder.record_query(&glob, true, &matches, None);
+        recorder.record_query(&EnvQuery::Prefix("VITE_".into()), false, &matches, None);
+        let reports = recorder.snapshot();
+        assert_eq!(reports.env_queries.len(), 2);
+        let json = serde_json::to_value(&reports.env_queries).unwrap();
+        assert_eq!(
+            json[0],
+            serde_json::json!({ "glob": "VITE_*", "tracked": true, "matches": { "VITE_A": "1" } })
+        );
+        assert_eq!(json[1]["prefix"], "VITE_");
+        let back: Vec<EnvQueryRecord> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, reports.env_queries);
+    }
+
+    #[test]
+    fn disable_cache_collects_reasons() {
+        let mut recorder = Recorder::default();
+        assert!(recorder.snapshot().cacheable);
+        recorder.disable_cache(None, Some(1));
+        recorder.disable_cache(Some("dev server".into()), Some(2));
+        recorder.disable_cache(Some("dev server".into()), Some(3));
+        let reports = recorder.snapshot();
+        assert!(!reports.cacheable);
+        let messages: Vec<_> = reports
+            .not_cacheable
+            .iter()
+            .map(|r| (r.message.as_str(), r.pid))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ("dev server", Some(2)),
+                ("disableCache() with no reason", Some(1))
+            ]
+        );
+        let json = serde_json::to_value(&reports.not_cacheable[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "kind": "disable-cache", "message": "dev server", "pid": 2 })
+        );
+    }
+
+    #[test]
+    fn reasons_are_capped_per_kind() {
+        let mut recorder = Recorder::default();
+        for i in 0..MAX_LISTED_ERRORS + 5 {
+            recorder.not_cacheable(UncacheableKind::Lost, format!("lost {i}"), None);
+        }
+        let reports = recorder.snapshot();
+        assert_eq!(reports.not_cacheable.len(), MAX_LISTED_ERRORS + 1);
+        assert!(reports
+            .not_cacheable
+            .iter()
+            .any(|r| r.message == "more reasons of this kind not listed"));
+    }
+
+    #[test]
+    fn conflicting_values_disable_the_cache() {
+        let mut recorder = Recorder::default();
+        recorder.add_value("hash".into(), "1".into(), None);
+        recorder.add_value("hash".into(), "1".into(), None);
+        assert!(recorder.snapshot().cacheable);
+        recorder.add_value("hash".into(), "2".into(), None);
+        let reports = recorder.snapshot();
+        assert_eq!(reports.values["hash"], "1");
+        assert!(!reports.cacheable);
+        assert_eq!(
+            reports.not_cacheable[0].kind,
+            UncacheableKind::ConflictingValue
+        );
+    }
+
+    #[test]
+    fn errors_are_capped() {
+        let mut recorder = Recorder::default();
+        for i in 0..MAX_LISTED_ERRORS + 5 {
+            recorder.record_error(format!("e{i}"), None);
+        }
+        let reports = recorder.snapshot();
+        assert_eq!(reports.errors.len(), MAX_LISTED_ERRORS + 1);
+        assert_eq!(
+            reports.errors.last().unwrap().message,
+            "5 more errors not listed"
+        );
+    }
+
+    #[test]
+    fn reports_round_trip_through_json() {
+        let mut recorder = Recorder::new(vec!["PWD".into()]);
+        recorder.ignore_output("/o".into(), None);
+        recorder.add_value("v".into(), "1".into(), None);
+        recorder.record_env("A", None, true, None);
+        recorder.record_error("bad".into(), Some(3));
+        let reports = recorder.snapshot();
+        let text = serde_json::to_string(&reports).unwrap();
+        assert_eq!(serde_json::from_str::<Reports>(&text).unwrap(), reports);
+    }
+}
