@@ -133,6 +133,102 @@ pub struct Reports {
     pub env_requests: u64,
 }
 
+/// Bytes of JSON a chunk of [`Reports::into_json_chunks`] aims at: parsing
+/// one takes a JavaScript runner a few milliseconds, so handing reports over
+/// a chunk per event-loop turn never stalls it long.
+pub const REPORT_CHUNK_BYTES: usize = 256 << 10;
+
+impl Reports {
+    /// The reports as JSON text in chunks of about `chunk_bytes`, so a runner
+    /// can take in huge reports a piece at a time. The first chunk is the
+    /// whole object with its path lists, values, env records and queries
+    /// empty; each further chunk is `{"field": F, "items": [...]}` (the path
+    /// lists and `envQueries`) or `{"field": F, "entries": [[name, value],
+    /// ...]}` (`values` and `envs`), to be appended to field `F` in order.
+    pub fn into_json_chunks(
+        mut self,
+        chunk_bytes: usize,
+    ) -> Result<Vec<String>, serde_json::Error> {
+        let lists = [
+            ("ignoredInputs", std::mem::take(&mut self.ignored_inputs)),
+            ("ignoredOutputs", std::mem::take(&mut self.ignored_outputs)),
+            ("inputs", std::mem::take(&mut self.inputs)),
+            ("outputs", std::mem::take(&mut self.outputs)),
+        ];
+        let values = std::mem::take(&mut self.values);
+        let envs = std::mem::take(&mut self.envs);
+        let queries = std::mem::take(&mut self.env_queries);
+        let mut chunks = vec![serde_json::to_string(&self)?];
+        let mut writer = ChunkWriter::new(chunk_bytes, &mut chunks);
+        for (field, items) in lists {
+            for item in items {
+                writer.push(field, "items", &item)?;
+            }
+        }
+        for entry in values {
+            writer.push("values", "entries", &entry)?;
+        }
+        for entry in envs {
+            writer.push("envs", "entries", &entry)?;
+        }
+        for query in queries {
+            writer.push("envQueries", "items", &query)?;
+        }
+        writer.finish();
+        Ok(chunks)
+    }
+}
+
+/// Packs items of one field after another into chunks of about a budget.
+struct ChunkWriter<'a> {
+    budget: usize,
+    chunks: &'a mut Vec<String>,
+    open: Option<(&'static str, Vec<u8>)>,
+}
+
+impl<'a> ChunkWriter<'a> {
+    fn new(budget: usize, chunks: &'a mut Vec<String>) -> Self {
+        Self {
+            budget,
+            chunks,
+            open: None,
+        }
+    }
+
+    fn push<T: Serialize>(
+        &mut self,
+        field: &'static str,
+        kind: &str,
+        item: &T,
+    ) -> Result<(), serde_json::Error> {
+        let full = self
+            .open
+            .as_ref()
+            .is_some_and(|(open, bytes)| *open != field || bytes.len() >= self.budget);
+        if full {
+            self.finish();
+        }
+        let (_, bytes) = self.open.get_or_insert_with(|| {
+            let mut bytes = Vec::with_capacity(self.budget + 4096);
+            bytes.extend_from_slice(format!(r#"{{"field":"{field}","{kind}":["#).as_bytes());
+            (field, bytes)
+        });
+        if bytes.last() != Some(&b'[') {
+            bytes.push(b',');
+        }
+        serde_json::to_writer(&mut *bytes, item)
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, mut bytes)) = self.open.take() {
+            bytes.extend_from_slice(b"]}");
+            // Only serde_json and ASCII went in: valid UTF-8.
+            self.chunks
+                .push(String::from_utf8(bytes).unwrap_or_default());
+        }
+    }
+}
+
 /// Builds [`Reports`] as messages arrive; the server holds one per run.
 #[derive(Debug, Default, Clone)]
 pub struct Recorder {
@@ -473,6 +569,50 @@ mod tests {
             reports.errors.last().unwrap().message,
             "5 more errors not listed"
         );
+    }
+
+    #[test]
+    fn chunks_put_together_give_the_same_reports() {
+        let mut recorder = Recorder::new(vec!["PWD".into()]);
+        for i in 0..2000 {
+            recorder.add_input(format!("/in/{i:05}"), None);
+            recorder.ignore_output(format!("/out/{i}"), None);
+        }
+        recorder.add_value("__proto__".into(), "v".into(), None);
+        recorder.record_env("A", None, true, None);
+        recorder.record_env("B", Some("b"), false, None);
+        let glob = EnvQuery::Glob("*".into());
+        recorder.record_query(
+            &glob,
+            true,
+            &BTreeMap::from([("X".into(), "1".into())]),
+            None,
+        );
+        recorder.disable_cache(Some("dev".into()), Some(3));
+        let reports = recorder.snapshot();
+        let chunks = reports.clone().into_json_chunks(4096).unwrap();
+        assert!(chunks.len() > 10, "{}", chunks.len());
+        assert!(chunks.iter().skip(1).all(|c| c.len() < 4096 + 64));
+        let mut rebuilt: serde_json::Value = serde_json::from_str(&chunks[0]).unwrap();
+        for chunk in &chunks[1..] {
+            let chunk: serde_json::Value = serde_json::from_str(chunk).unwrap();
+            let field = chunk["field"].as_str().unwrap();
+            if let Some(items) = chunk["items"].as_array() {
+                rebuilt[field]
+                    .as_array_mut()
+                    .unwrap()
+                    .extend(items.iter().cloned());
+            } else {
+                for entry in chunk["entries"].as_array().unwrap() {
+                    let name = entry[0].as_str().unwrap().to_owned();
+                    rebuilt[field]
+                        .as_object_mut()
+                        .unwrap()
+                        .insert(name, entry[1].clone());
+                }
+            }
+        }
+        assert_eq!(serde_json::from_value::<Reports>(rebuilt).unwrap(), reports);
     }
 
     #[test]

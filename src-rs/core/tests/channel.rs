@@ -276,3 +276,120 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     let body = std::fs::read_to_string(markers[0].path()).unwrap();
     assert!(body.contains("no answer from the runner"), "{body}");
 }
+
+/// A tool that forks without exec after connecting: parent and child share
+/// the socket, and answers to one would reach whichever reads first. The
+/// child must notice and reconnect on a connection (and cache) of its own.
+#[test]
+fn a_forked_child_uses_its_own_connection() {
+    const CALLS: usize = 2000;
+    let mut env: Vec<(String, String)> = Vec::new();
+    for i in 0..CALLS {
+        env.push((format!("P{i}"), format!("parent-{i}")));
+        env.push((format!("C{i}"), format!("child-{i}")));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = server(&env);
+    let client = client_of(&server);
+    assert!(client.is_connected());
+    // SAFETY: the child only uses the client (its own copy), then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    let (prefix, expected) = if pid == 0 {
+        ("C", "child")
+    } else {
+        ("P", "parent")
+    };
+    let wrong = (0..CALLS)
+        .filter(|i| {
+            client.get_env(&format!("{prefix}{i}"), true) != Some(format!("{expected}-{i}"))
+        })
+        .count();
+    if pid == 0 {
+        // SAFETY: ends the forked child without running the parent's atexit
+        // handlers or test harness.
+        unsafe { libc::_exit(i32::from(wrong != 0)) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(wrong, 0, "the parent got answers meant for the child");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child got wrong answers (status {status})"
+    );
+    drop(client);
+    let reports = server.close_blocking();
+    assert_eq!(reports.clients, 2, "the child connected on its own");
+    assert!(reports.cacheable, "{:?}", reports.not_cacheable);
+    assert_eq!(reports.envs.len(), 2 * CALLS);
+}
+
+/// Tools connecting at once to a runner whose listen backlog is full: a
+/// non-blocking connect fails with EAGAIN, and a client that took that for
+/// "no runner" went silently offline. Run in a fresh network namespace
+/// (`unshare --net`, root) with `net.core.somaxconn` at 8, so 200 clients
+/// overflow the backlog many times over.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_listen_backlog_loses_no_tool() {
+    const CHILD: &str = "RUNNER_AWARE_TEST_BACKLOG_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let output = std::process::Command::new("unshare")
+            .args(["--net", "sh", "-c"])
+            .arg(r#"sysctl -qw net.core.somaxconn=8 && exec "$0" --exact a_full_listen_backlog_loses_no_tool --nocapture"#)
+            .arg(exe)
+            .env(CHILD, "1")
+            .output()
+            .expect("unshare runs (util-linux)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "the namespaced run failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim(),
+        "8"
+    );
+    const TOOLS: usize = 200;
+    let server = server(&[("A", "1")]);
+    let (socket, token) = (
+        server.env()[ENV_SOCKET].clone(),
+        server.env()[ENV_TOKEN].clone(),
+    );
+    let start = std::sync::Arc::new(std::sync::Barrier::new(TOOLS));
+    let tools: Vec<_> = (0..TOOLS)
+        .map(|i| {
+            let (socket, token, start) = (socket.clone(), token.clone(), start.clone());
+            std::thread::spawn(move || {
+                let client = Client::new(Some(ClientConfig {
+                    socket,
+                    token,
+                    timeout: Some(Duration::from_secs(20)),
+                }));
+                start.wait();
+                client.add_input(&format!("/in/{i}"));
+                let answer = client.get_env("A", true);
+                // Keep every connection open until all have connected.
+                std::thread::sleep(Duration::from_millis(300));
+                answer
+            })
+        })
+        .collect();
+    let answered = tools
+        .into_iter()
+        .map(|tool| tool.join().unwrap())
+        .filter(|answer| answer.as_deref() == Some("1"))
+        .count();
+    assert_eq!(answered, TOOLS, "every tool got its answer");
+    let reports = server.close_blocking();
+    assert_eq!(reports.clients, TOOLS as u64, "{:?}", reports.not_cacheable);
+    assert_eq!(reports.inputs.len(), TOOLS);
+    assert!(reports.cacheable, "{:?}", reports.not_cacheable);
+}

@@ -4,14 +4,15 @@
 //! `@voidzero-dev/vite-task-client` calls through `VP_RUN_NODE_CLIENT_PATH`.
 //! The runner half is [`create_server`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use napi::bindgen_prelude::{Either, JavaScriptClassExt, JsObjectValue, Object, Undefined};
-use napi::{Env, Error, Result, Status};
+use napi::{Env, Error, Property, PropertyAttributes, Result, Status};
 use napi_derive::napi;
 
+use runner_aware::reports::REPORT_CHUNK_BYTES;
 use runner_aware::{Client, EnvMatcher, EnvQuery, Reports, Server, ServerOptions};
 
 mod raw;
@@ -89,19 +90,21 @@ impl RunnerClient {
 
     /// Every runner variable matching a glob (`VITE_*`) or `{ prefix }`.
     /// Throws for a glob that does not parse.
-    #[napi(catch_unwind)]
-    pub fn get_envs(
+    #[napi(catch_unwind, ts_return_type = "Record<string, string>")]
+    pub fn get_envs<'env>(
         &self,
+        env: &'env Env,
         query: Either<String, PrefixQuery>,
         options: Option<EnvOptions>,
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<Object<'env>> {
         let query = match query {
             Either::A(glob) => EnvQuery::Glob(glob),
             Either::B(prefix) => EnvQuery::Prefix(prefix.prefix),
         };
-        Client::global()
+        let matches = Client::global()
             .get_envs(&query, tracked(options))
-            .map_err(|err| Error::new(Status::InvalidArg, err.to_string()))
+            .map_err(|err| Error::new(Status::InvalidArg, err.to_string()))?;
+        own_properties(env, &matches)
     }
 
     /// Whether a runner accepted this process's connection.
@@ -109,6 +112,27 @@ impl RunnerClient {
     pub fn is_connected(&self) -> bool {
         Client::global().is_connected()
     }
+}
+
+/// A plain object with one own property per entry. Defined, not assigned:
+/// assigning `__proto__` would set the prototype and lose the variable.
+fn own_properties<'env>(env: &'env Env, map: &BTreeMap<String, String>) -> Result<Object<'env>> {
+    let mut object = Object::new(env)?;
+    let properties = map
+        .iter()
+        .map(|(name, value)| {
+            Ok(Property::new()
+                .with_utf8_name(name)?
+                .with_value(&env.create_string(value)?)
+                .with_property_attributes(
+                    PropertyAttributes::Writable
+                        | PropertyAttributes::Enumerable
+                        | PropertyAttributes::Configurable,
+                ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    object.define_properties(&properties)?;
+    Ok(object)
 }
 
 /// The `@voidzero-dev/vite-task-client` entry point: the client of this
@@ -206,13 +230,40 @@ impl NativeServer {
     }
 
     /// Stops accepting, drains every connection and resolves with the run's
-    /// reports as JSON text. Never blocks the event loop.
-    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
+    /// reports as chunks of JSON text, serialised off the main thread: a
+    /// runner takes them in one per event-loop turn, so even huge reports
+    /// never block it for long.
+    #[napi(ts_return_type = "Promise<ReportChunks>", catch_unwind)]
     pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
         let server = self.server.take().ok_or_else(closed)?;
         let (deferred, promise) = env.create_deferred()?;
-        server.close_then(move |reports| deferred.resolve(move |_| to_json(&reports)));
+        server.close_then(move |reports| {
+            let chunks = reports.into_json_chunks(REPORT_CHUNK_BYTES);
+            deferred.resolve(move |_| match chunks {
+                Ok(chunks) => Ok(ReportChunks {
+                    chunks: chunks.into(),
+                }),
+                Err(err) => Err(Error::from_reason(err.to_string())),
+            });
+        });
         Ok(promise)
+    }
+}
+
+/// A run's reports as chunks of JSON text (see `Reports::into_json_chunks`
+/// in the core crate for their shape).
+#[napi]
+pub struct ReportChunks {
+    chunks: VecDeque<String>,
+}
+
+#[napi]
+impl ReportChunks {
+    /// The next chunk; `null` once all were taken. The first is the reports
+    /// object with its big fields empty.
+    #[napi(catch_unwind)]
+    pub fn next(&mut self) -> Option<String> {
+        self.chunks.pop_front()
     }
 }
 
