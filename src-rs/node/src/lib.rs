@@ -262,7 +262,7 @@ impl ReportChunks {
     /// The next chunk; `null` once all were taken. The first is the reports
     /// object with its big fields empty.
     #[napi(catch_unwind)]
-    pub fn next(&mut self) -> Option<String> {
+    pub fn take_next(&mut self) -> Option<String> {
         self.chunks.pop_front()
     }
 }
