@@ -1,13 +1,4 @@
-//! runner-aware: a two-way channel between a task runner and the tools it
-//! spawns.
-//!
-//! A runner starts a [`Server`] per task, hands [`Server::env`] to the child,
-//! and after the child exits calls [`Server::close`] for the [`Reports`]:
-//! which reads and writes the tools said to ignore, which inputs, outputs and
-//! key values they declared, which env variables they fetched (tracked or
-//! not), and whether they asked not to be cached. Tools talk through
-//! [`Client`], one connection per process.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod client;
