@@ -224,7 +224,13 @@ impl Session {
         // The token proves the peer is one of the task's processes.
         self.trusted = true;
         let Some(theirs) = versions else {
-            return Err(self.refuse("the hello names no protocol version".to_owned(), recorder));
+            let reason = "the hello names no protocol version".to_owned();
+            recorder.not_cacheable(
+                UncacheableKind::Version,
+                format!("a tool was refused, so nothing it said was recorded: {reason}"),
+                self.pid,
+            );
+            return Err(self.refuse(reason, recorder));
         };
         let Some(version) = negotiate(theirs, (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION)) else {
             let reason = format!(
