@@ -2,9 +2,7 @@
 // an addon path in `VP_RUN_NODE_CLIENT_PATH`, and then it talks through that
 // addon, so client and server always come from the same binary.
 
-import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
-
+import { globError, MAX_GLOB_BYTES } from './env-glob.js';
 import type { EnvOptions, EnvQuery } from './types.js';
 
 /**
@@ -25,13 +23,22 @@ interface RunnerAddon {
 
 let addon: RunnerAddon | null | undefined;
 
+// Node's builtins as ES modules cost a fresh tool ~0.1 ms each to import, and
+// a tool outside a runner needs none: they load on first use, from Node's own
+// registry (`process.getBuiltinModule`, Node 20.16 and 22.3).
+function nodePath(): typeof import('node:path') {
+  return process.getBuiltinModule('node:path');
+}
+
 /**
  * The runner's addon module. A `.node` file is opened with `process.dlopen`:
  * the first `require` from an ES module costs a fresh tool ~0.7 ms more
  * (`createRequire` and the CommonJS resolver warming up) than the dlopen itself.
  */
 function loadAddon(addonPath: string): { load?: () => RunnerAddon } {
-  if (!addonPath.endsWith('.node')) return createRequire(addonPath)(addonPath) as { load?: () => RunnerAddon };
+  if (!addonPath.endsWith('.node')) {
+    return process.getBuiltinModule('node:module').createRequire(addonPath)(addonPath) as { load?: () => RunnerAddon };
+  }
   const module = { exports: {} as { load?: () => RunnerAddon } };
   process.dlopen(module, addonPath);
   return module.exports;
@@ -47,12 +54,14 @@ function runner(): RunnerAddon | null {
       addon = loaded.load?.() ?? null;
     } catch (err) {
       // No usable runner addon: every call stays a no-op.
-      if (process.env['RUNNER_AWARE_DEBUG']) {
-        process.stderr.write(`runner-aware: cannot load the runner's addon ${addonPath}: ${(err as Error).message}\n`);
-      }
+      if (process.env['RUNNER_AWARE_DEBUG']) debugLoadFailure(addonPath, err);
     }
   }
   return addon;
+}
+
+function debugLoadFailure(addonPath: string, err: unknown): void {
+  process.stderr.write(`runner-aware: cannot load the runner's addon ${addonPath}: ${(err as Error).message}\n`);
 }
 
 function checkString(value: unknown, what: string, fn: string): asserts value is string {
@@ -73,12 +82,48 @@ function checkPath(value: unknown, fn: string): asserts value is string {
   if (value.includes('\0')) throw new TypeError(`runner-aware ${fn}: path must not contain a NUL byte`);
 }
 
+// The last glob that passed the check: a tool asking the same query again
+// skips it. It starts as the empty glob, which is valid, so that no argument
+// (`undefined` included) skips the check unseen.
+let checkedGlob = '';
+
 function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
-  if (typeof query === 'string') return;
-  if (query !== null && typeof query === 'object' && typeof (query as { prefix?: unknown }).prefix === 'string') {
+  if (typeof query !== 'string') {
+    if (query === null || typeof query !== 'object' || typeof (query as { prefix?: unknown }).prefix !== 'string') {
+      throw new TypeError(`runner-aware ${fn}: query must be a glob string or { prefix: string }`);
+    }
     return;
   }
-  throw new TypeError(`runner-aware ${fn}: query must be a glob string or { prefix: string }`);
+  // Only `[`, `{`, `}` and `\` can make a glob invalid, or its length: most
+  // globs (`VITE_*`) skip the parser, which a fresh tool would otherwise
+  // compile (~40 µs) on its first getEnvs.
+  if (query.length > MAX_GLOB_BYTES / 3 || query.includes('[') || query.includes('{') || query.includes('}') || query.includes('\\')) {
+    checkGlob(query, fn);
+  }
+  checkedGlob = query;
+}
+
+/** Rejects a glob the runner's addon would reject, with the same reason, runner or not. */
+function checkGlob(glob: string, fn: string): void {
+  const reason = globError(glob);
+  if (reason === undefined) return;
+  // The glob itself is left out of a message about its length.
+  if (reason.startsWith('glob of ')) throw new TypeError(`runner-aware ${fn}: ${reason}`);
+  throw new TypeError(`runner-aware ${fn}: invalid env glob ${JSON.stringify(glob)}: ${reason}`);
+}
+
+/**
+ * `options` checked as the addon checks them (`undefined`, `null`, or an
+ * object whose `tracked` is a boolean, `undefined` or `null`), and passed on
+ * only when they say something: `undefined` when `tracked` is unset.
+ */
+function envOptions(options: unknown, fn: string): EnvOptions | undefined {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object') throw new TypeError(`runner-aware ${fn}: options must be an object`);
+  const tracked = (options as { tracked?: unknown }).tracked;
+  if (tracked === undefined || tracked === null) return undefined;
+  if (typeof tracked !== 'boolean') throw new TypeError(`runner-aware ${fn}: options.tracked must be a boolean`);
+  return options as EnvOptions;
 }
 
 // The exported calls check their arguments inline and read `addon` directly:
@@ -90,7 +135,7 @@ function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOu
   const client = addon === undefined ? runner() : addon;
   if (client === null) return;
   const target = client[method];
-  if (target) target.call(client, resolve(path));
+  if (target) target.call(client, nodePath().resolve(path));
 }
 
 /** Reads under `path` (a file or directory, relative to the cwd) are not inputs of this run. */
@@ -137,6 +182,7 @@ export function disableCache(reason?: string): void {
  */
 export function getEnv(name: string, options?: EnvOptions): string | undefined {
   if (typeof name !== 'string' || name === '') checkName(name, 'getEnv');
+  if (options !== undefined) options = envOptions(options, 'getEnv');
   const client = addon === undefined ? runner() : addon;
   if (client === null) return undefined;
   return client.getEnv(name, options) ?? undefined;
@@ -148,17 +194,11 @@ export function getEnv(name: string, options?: EnvOptions): string | undefined {
  * Does not touch `process.env`.
  */
 export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
-  if (typeof query !== 'string') checkQuery(query, 'getEnvs');
+  if (query !== checkedGlob) checkQuery(query, 'getEnvs');
+  if (options !== undefined) options = envOptions(options, 'getEnvs');
   const client = addon === undefined ? runner() : addon;
   if (client === null) return {};
-  let matches: Record<string, string>;
-  try {
-    matches = client.getEnvs(query, options);
-  } catch (err) {
-    // The addon refuses a glob that does not parse; that is the caller's bug.
-    throw new TypeError(`runner-aware getEnvs: ${(err as Error).message}`);
-  }
-  return { ...matches };
+  return { ...client.getEnvs(query, options) };
 }
 
 /** `getEnv`, then sets `process.env[name]` to the runner's value where it is not already set. */

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { fixtures, lastJson, root, underRunner } from './helpers.js';
+import { fixtures, lastJson, root, run, underRunner } from './helpers.js';
 
 describe('tool API through a spawned process', () => {
   it('reports every verb', async () => {
@@ -248,6 +248,56 @@ describe('tool API through a spawned process', () => {
     ]);
   });
 
+  it('rejects the same env options and globs with and without a runner', async () => {
+    const code = `import * as ra from 'runner-aware';
+       const fn = () => {};
+       const rejected = [
+         () => ra.getEnv('X', true), () => ra.getEnv('X', 'yes'), () => ra.getEnv('X', fn), () => ra.getEnv('X', { tracked: 'yes' }),
+         () => ra.fetchEnv('X', 0), () => ra.getEnvs('X*', true), () => ra.getEnvs({ prefix: 'X' }, { tracked: 1 }),
+         () => ra.fetchEnvs('X*', { tracked: 'no' }), () => ra.getEnvs('['), () => ra.getEnvs('VITE_[z-a]'), () => ra.getEnvs('{a'),
+         () => ra.getEnvs('a}'), () => ra.getEnvs('a\\\\'), () => ra.fetchEnvs('[[:alpha:]'), () => ra.getEnvs('X'.repeat(4097)),
+       ];
+       const accepted = [
+         () => ra.getEnv('X', null), () => ra.getEnv('X', {}), () => ra.getEnv('X', { tracked: null }), () => ra.getEnvs('X*', null),
+         () => ra.getEnvs('X*', { tracked: undefined }), () => ra.getEnvs({ prefix: 'X' }, { tracked: null }), () => ra.getEnvs('X'.repeat(4096)),
+         () => ra.fetchEnvs('{X,Y}[0-9]', { tracked: false }),
+       ];
+       const outcome = (call) => { try { call(); return 'ok'; } catch (e) { return e.constructor.name + ': ' + e.message; } };
+       console.log(JSON.stringify({ rejected: rejected.map(outcome), accepted: accepted.map(outcome) }));`;
+    const bare = { ...process.env };
+    for (const name of ['RUNNER_AWARE_SOCKET', 'RUNNER_AWARE_TOKEN', 'VP_RUN_NODE_CLIENT_PATH']) delete bare[name];
+    const outside = await run(process.execPath, ['--input-type=module', '-e', code], { env: bare });
+    expect(outside.code, outside.stderr).toBe(0);
+    const { reports, tool } = await underRunner(code, { server: { env: { X: '1', X1: '2' } } });
+
+    const expected = {
+      rejected: [
+        'TypeError: runner-aware getEnv: options must be an object',
+        'TypeError: runner-aware getEnv: options must be an object',
+        'TypeError: runner-aware getEnv: options must be an object',
+        'TypeError: runner-aware getEnv: options.tracked must be a boolean',
+        'TypeError: runner-aware getEnv: options must be an object',
+        'TypeError: runner-aware getEnvs: options must be an object',
+        'TypeError: runner-aware getEnvs: options.tracked must be a boolean',
+        'TypeError: runner-aware getEnvs: options.tracked must be a boolean',
+        `TypeError: runner-aware getEnvs: invalid env glob "[": unclosed character class; missing ']'`,
+        `TypeError: runner-aware getEnvs: invalid env glob "VITE_[z-a]": invalid range; 'z' > 'a'`,
+        `TypeError: runner-aware getEnvs: invalid env glob "{a": unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)`,
+        `TypeError: runner-aware getEnvs: invalid env glob "a}": unopened alternate group; missing '{' (maybe escape '}' with '[}]'?)`,
+        `TypeError: runner-aware getEnvs: invalid env glob "a\\\\": dangling '\\'`,
+        `TypeError: runner-aware getEnvs: invalid env glob "[[:alpha:]": unclosed character class; missing ']'`,
+        'TypeError: runner-aware getEnvs: glob of 4097 bytes exceeds the 4096-byte limit',
+      ],
+      accepted: Array(8).fill('ok'),
+    };
+    expect(lastJson(outside)).toEqual(expected);
+    expect(lastJson(tool)).toEqual(expected);
+    // A rejected call never reached the runner; the accepted ones did.
+    expect(reports.errors).toEqual([]);
+    expect(Object.keys(reports.envs)).toEqual(['X']);
+    expect(reports.envQueries.map((q) => ('glob' in q ? q.glob : `prefix ${q.prefix}`)).sort()).toEqual(['X'.repeat(4096), 'X*', '{X,Y}[0-9]', 'prefix X'].sort());
+  });
+
   it('throws for an env glob that does not parse, and records nothing', async () => {
     const { reports, tool } = await underRunner(
       `import { getEnvs } from 'runner-aware';
@@ -296,7 +346,6 @@ describe('tool API through a spawned process', () => {
   });
 
   it('uses a foreign runner addon for the methods it has and no-ops the rest', async () => {
-    const { run } = await import('./helpers.js');
     const tool = await run(
       process.execPath,
       [
