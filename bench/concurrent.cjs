@@ -9,7 +9,7 @@ const { fork } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
 
-/** The value the runner holds for a client's i-th name (see scripts/bench.mjs). */
+/** The value the runner holds for a client's i-th name (see bench/run.mjs). */
 const nameOf = (client, i) => `RA_BENCH_C${client}_${i}`;
 const valueOf = (client, i) => `v${client}.${i}`;
 

@@ -1,5 +1,5 @@
 // A runner and one tool doing <iterations> getEnv round trips, for counting
-// syscalls under `strace -f -c` (scripts/bench.mjs subtracts a run with 0).
+// syscalls under `strace -f -c` (bench/run.mjs subtracts a run with 0).
 //
 //   node syscalls.mjs <runner-url> <iterations>
 

@@ -36,7 +36,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 // The benchmarks count fds in /proc/self/fd and use /dev/shm: Linux only.
 describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
   it('measures every figure and writes the table and the picture', { timeout: 180_000 }, async () => {
-    const bench = await run(process.execPath, [join(root, 'scripts', 'bench.mjs'), '--smoke', '--out', out]);
+    const bench = await run(process.execPath, [join(root, 'bench', 'run.mjs'), '--smoke', '--out', out]);
     expect(bench.code, bench.stderr).toBe(0);
     const summary = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Summary;
     expect(summary.meta.smoke).toBe(true);

@@ -1,4 +1,4 @@
-// Turns the measurements of scripts/bench.mjs into the summary, the Markdown
+// Turns the measurements of bench/run.mjs into the summary, the Markdown
 // table of figures against targets, and the latency picture (hand-written
 // SVG: a log-scale density ridge per path).
 
@@ -151,7 +151,7 @@ export function summarize(results) {
   return {
     syscalls: results.syscalls ?? null,
     meta: {
-      command: results.smoke ? 'node scripts/bench.mjs --smoke' : 'npm run bench',
+      command: results.smoke ? 'node bench/run.mjs --smoke' : 'npm run bench',
       smoke: results.smoke,
       pinned: results.pinned,
       machine: results.machine,

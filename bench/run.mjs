@@ -3,11 +3,11 @@
 // than the round trips being measured), and every ratio is against a baseline
 // measured in the same run. Writes docs/benchmarks.md and docs/benchmarks.svg.
 //
-//   node scripts/bench.mjs            the full suite
-//   node scripts/bench.mjs --smoke    a few thousand iterations, no vp peer;
-//                                     writes to --out DIR (default: a temp dir)
-//   --no-peer                         skip the vite-plus peer
-//   --out DIR                         write the report files there instead of docs/
+//   node bench/run.mjs            the full suite
+//   node bench/run.mjs --smoke    a few thousand iterations, no vp peer;
+//                                 writes to --out DIR (default: a temp dir)
+//   --no-peer                     skip the vite-plus peer
+//   --out DIR                     write the report files there instead of docs/
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { renderMarkdown, renderSvg, summarize } from './bench-report.mjs';
+import { renderMarkdown, renderSvg, summarize } from './report.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const args = process.argv.slice(2);
