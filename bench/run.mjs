@@ -10,7 +10,7 @@
 //   --out DIR                     write the report files there instead of docs/
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -77,6 +77,7 @@ async function main() {
     smoke,
     pinned: process.env[PINNED] === '1',
     machine: machineLine(),
+    files: fileSizes(),
     loadBefore: loadavg()[0],
     paths: {},
     figures: {},
@@ -195,6 +196,13 @@ async function main() {
   if (!smoke && outArg < 0) rmSync(join(outDir, 'benchmarks.json'));
   process.stdout.write(renderMarkdown(summary, { tableOnly: true }));
   log(`wrote ${join(outDir, 'benchmarks.md')} and benchmarks.svg`);
+}
+
+/** The bytes a tool loads: the tool bundle it imports and the addon a runner hands it. */
+function fileSizes() {
+  const size = (file) => (existsSync(file) ? statSync(file).size : null);
+  const addon = readdirSync(root).find((file) => /^runner-aware\.[\w-]+\.node$/.test(file));
+  return { toolBundle: size(join(root, 'dist', 'index.mjs')), addon: addon ? size(join(root, addon)) : null };
 }
 
 function machineLine() {

@@ -1,11 +1,13 @@
-// One tool process's start-up, timed from inside it.
+// One tool process's start-up, timed from inside it. <api-url> is the tool
+// entry point, `runner-aware` (dist/index.mjs).
 //
-//   node startup.mjs runner <api-url>   import + the first getEnv through a runner
+//   node startup.mjs runner <api-url>   import + the first getEnv through a runner,
+//                                       the addon's process.dlopen timed apart
 //   node startup.mjs warm <api-url>     the same in a tool that has started: the
 //                                       module loader warm, Node's common builtins loaded
 //   node startup.mjs outside <api-url>  import, then 1,000 calls with no runner;
 //                                       counts native modules loaded (with
-//                                       bench/noop-api.mjs as <api-url>: V8's floor)
+//                                       bench/noop-api.mjs as <api-url>: the floor)
 //
 // Prints one JSON line with the times in milliseconds.
 
@@ -13,10 +15,16 @@ import { performance } from 'node:perf_hooks';
 
 const [mode, apiUrl] = process.argv.slice(2);
 let nativeLoads = 0;
+let dlopenMs = 0;
 const dlopen = process.dlopen;
 process.dlopen = (...args) => {
   nativeLoads++;
-  return dlopen.apply(process, args);
+  const started = performance.now();
+  try {
+    return dlopen.apply(process, args);
+  } finally {
+    dlopenMs += performance.now() - started;
+  }
 };
 
 if (mode === 'warm') {
@@ -30,7 +38,7 @@ const t1 = performance.now();
 if (mode === 'runner' || mode === 'warm') {
   const home = api.getEnv('RA_BENCH_STARTUP');
   const t2 = performance.now();
-  console.log(JSON.stringify({ importMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, answered: home === 'yes', nativeLoads }));
+  console.log(JSON.stringify({ importMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, dlopenMs, answered: home === 'yes', nativeLoads }));
 } else {
   for (let i = 0; i < 200; i++) {
     api.getEnv('NODE_ENV');
