@@ -87,6 +87,7 @@ function checkPath(value: unknown, fn: string): asserts value is string {
 // (`undefined` included) skips the check unseen.
 let checkedGlob = '';
 
+/** A `{ prefix }` query, or a glob the runner's addon compiles; the same `TypeError` as the addon's otherwise. */
 function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
   if (typeof query !== 'string') {
     if (query === null || typeof query !== 'object' || typeof (query as { prefix?: unknown }).prefix !== 'string') {
@@ -94,22 +95,14 @@ function checkQuery(query: unknown, fn: string): asserts query is EnvQuery {
     }
     return;
   }
-  // Only `[`, `{`, `}` and `\` can make a glob invalid, or its length: most
-  // globs (`VITE_*`) skip the parser, which a fresh tool would otherwise
-  // compile (~40 µs) on its first getEnvs.
-  if (query.length > MAX_GLOB_BYTES / 3 || query.includes('[') || query.includes('{') || query.includes('}') || query.includes('\\')) {
-    checkGlob(query, fn);
+  const reason = globError(query);
+  if (reason === undefined) {
+    checkedGlob = query;
+    return;
   }
-  checkedGlob = query;
-}
-
-/** Rejects a glob the runner's addon would reject, with the same reason, runner or not. */
-function checkGlob(glob: string, fn: string): void {
-  const reason = globError(glob);
-  if (reason === undefined) return;
   // The glob itself is left out of a message about its length.
   if (reason.startsWith('glob of ')) throw new TypeError(`runner-aware ${fn}: ${reason}`);
-  throw new TypeError(`runner-aware ${fn}: invalid env glob ${JSON.stringify(glob)}: ${reason}`);
+  throw new TypeError(`runner-aware ${fn}: invalid env glob ${JSON.stringify(query)}: ${reason}`);
 }
 
 /**
@@ -194,7 +187,20 @@ export function getEnv(name: string, options?: EnvOptions): string | undefined {
  * Does not touch `process.env`.
  */
 export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
-  if (query !== checkedGlob) checkQuery(query, 'getEnvs');
+  if (query !== checkedGlob) {
+    // Only `[`, `{`, `}` and `\` can make a glob invalid, or its length: most
+    // globs (`VITE_*`) pass here, without the parser, which a fresh tool
+    // would otherwise compile (~40 µs) on its first getEnvs.
+    const plain =
+      typeof query === 'string' &&
+      query.length <= MAX_GLOB_BYTES / 3 &&
+      !query.includes('[') &&
+      !query.includes('{') &&
+      !query.includes('}') &&
+      !query.includes('\\');
+    if (plain) checkedGlob = query;
+    else checkQuery(query, 'getEnvs');
+  }
   if (options !== undefined) options = envOptions(options, 'getEnvs');
   const client = addon === undefined ? runner() : addon;
   if (client === null) return {};
