@@ -25,9 +25,23 @@ export declare class NativeServer {
   snapshot(): string
   /**
    * Stops accepting, drains every connection and resolves with the run's
-   * reports as JSON text. Never blocks the event loop.
+   * reports as chunks of JSON text, serialised off the main thread: a
+   * runner takes them in one per event-loop turn, so even huge reports
+   * never block it for long.
    */
-  close(): Promise<string>
+  close(): Promise<ReportChunks>
+}
+
+/**
+ * A run's reports as chunks of JSON text (see `Reports::into_json_chunks`
+ * in the core crate for their shape).
+ */
+export declare class ReportChunks {
+  /**
+   * The next chunk; `null` once all were taken. The first is the reports
+   * object with its big fields empty.
+   */
+  takeNext(): string | null
 }
 
 /**

@@ -374,7 +374,7 @@ export function parseReports(json: string, options: PathOptions = {}): Reports {
   const what = 'Reports';
   const value: unknown = JSON.parse(json);
   if (!isRecord(value)) fail(what, 'expected an object');
-  for (const field of [...PATH_FIELDS, 'untrackedEnv', 'cacheDisabledReasons'] as const) checkStrings(value[field], what, field);
+  for (const field of [...PATH_FIELDS, 'untrackedEnv'] as const) checkStrings(value[field], what, field);
   checkStringRecord(value['values'], what, 'values');
   const envs = value['envs'];
   if (!isRecord(envs)) fail(what, 'envs must be an object');
@@ -389,7 +389,12 @@ export function parseReports(json: string, options: PathOptions = {}): Reports {
     checkQuery(query, what, `envQueries[${i}]`);
     if (typeof (query as Record<string, unknown>)['tracked'] !== 'boolean') fail(what, `envQueries[${i}].tracked must be a boolean`);
   });
-  if (typeof value['cacheDisabled'] !== 'boolean') fail(what, 'cacheDisabled must be a boolean');
+  if (typeof value['cacheable'] !== 'boolean') fail(what, 'cacheable must be a boolean');
+  const reasons = value['notCacheable'];
+  if (!Array.isArray(reasons) || !reasons.every((r: unknown) => isRecord(r) && typeof r['kind'] === 'string' && typeof r['message'] === 'string')) {
+    fail(what, 'notCacheable must be an array of { kind, message }');
+  }
+  if (value['cacheable'] !== (reasons.length === 0)) fail(what, 'cacheable must be true exactly when notCacheable is empty');
   const errors = value['errors'];
   if (!Array.isArray(errors) || !errors.every((e: unknown) => isRecord(e) && typeof e['message'] === 'string')) {
     fail(what, 'errors must be an array of { message }');

@@ -2,19 +2,20 @@
 // under a server and shows what its tools reported.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { createServer } from './server.js';
+import { createServer, verdict, type CommandOutcome } from './server.js';
 import type { Reports } from './types.js';
 
 const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] -- <command> [args…]
 
 Runs <command> under a runner-aware server with your environment, passes its
 stdio through, exits with its exit code, and prints what its tools reported:
-a summary on stderr, or the Reports JSON with --json (on stderr, or to FILE
-with --out), so the command's own stdout stays clean.`;
+a summary on stderr (with the verdict: cacheable, or every reason it is
+not), or the Reports JSON with its verdict: with --json on stderr, with
+--out in FILE. The command's own stdout stays clean.`;
 
 function fail(message: string): never {
   process.stderr.write(`runner-aware: ${message}\n\n${USAGE}\n`);
@@ -27,7 +28,7 @@ function list(title: string, items: string[]): string[] {
 }
 
 /** A human-readable summary of `reports`; env values are never printed. */
-export function summarize(reports: Reports, exitCode: number): string {
+export function summarize(reports: Reports, exitCode: number, outcome: CommandOutcome = { exitCode }): string {
   const envLines = Object.entries(reports.envs).map(
     ([name, record]) => `${name}  ${record.tracked ? 'tracked' : 'untracked'}  ${record.value === null ? 'absent' : 'set'}`,
   );
@@ -36,11 +37,13 @@ export function summarize(reports: Reports, exitCode: number): string {
     const names = Object.keys(q.matches);
     return `${label}  ${q.tracked ? 'tracked' : 'untracked'}  ${names.length} match${names.length === 1 ? '' : 'es'}${names.length ? `: ${names.join(', ')}` : ''}`;
   });
-  const cache = reports.cacheDisabled
-    ? `disabled${reports.cacheDisabledReasons.length ? ` (${reports.cacheDisabledReasons.join('; ')})` : ''}`
-    : 'allowed';
+  const { cacheable, reasons } = verdict(reports, outcome);
   const lines = [
-    `runner-aware: exit ${exitCode}, ${reports.clients} client${reports.clients === 1 ? '' : 's'}, caching ${cache}`,
+    `runner-aware: exit ${exitCode}, ${reports.clients} client${reports.clients === 1 ? '' : 's'}, ${cacheable ? 'cacheable' : 'not cacheable'}`,
+    ...list(
+      'not cacheable because',
+      reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`),
+    ),
     ...list('ignored inputs', reports.ignoredInputs),
     ...list('ignored outputs', reports.ignoredOutputs),
     ...list('inputs', reports.inputs),
@@ -82,33 +85,61 @@ async function inspect(argv: string[]): Promise<number> {
   const closeTimeoutMs = closeTimeout === undefined ? undefined : Number(closeTimeout);
   if (closeTimeoutMs !== undefined && !Number.isInteger(closeTimeoutMs)) fail(`--close-timeout ${closeTimeout} is not a number of milliseconds`);
 
+  // The out file is opened before the command runs: a bad path is found
+  // before the work, not after it.
+  let out: number | undefined;
+  if (parsed.values.out !== undefined) {
+    try {
+      out = openSync(parsed.values.out, 'w');
+    } catch (err) {
+      fail(`cannot write --out ${parsed.values.out}: ${(err as Error).message}`);
+    }
+  }
+
   const server = await createServer(closeTimeoutMs === undefined ? {} : { closeTimeoutMs });
+  // Without a terminal the command gets a process group of its own, so a
+  // signal to inspect reaches every process of it once. With one, the
+  // terminal already sends Ctrl-C to the whole foreground group: forwarding
+  // SIGINT too would deliver it twice.
+  const ownGroup = process.platform !== 'win32' && !process.stdin.isTTY;
   const child = spawn(command, args, {
     stdio: 'inherit',
     env: { ...process.env, ...server.env },
     shell: process.platform === 'win32',
+    detached: ownGroup,
   });
-  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  const exitCode = await new Promise<number>((resolve) => {
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (signal === 'SIGINT' && !ownGroup) return;
+    try {
+      if (ownGroup && child.pid !== undefined) process.kill(-child.pid, signal);
+      else child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, forward(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  const outcome = await new Promise<CommandOutcome & { exitCode: number }>((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`runner-aware: cannot run ${command}: ${err.message}\n`);
-      resolve(127);
+      resolve({ exitCode: 127 });
     });
     child.on('exit', (code, signal) => {
-      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
+      resolve({ exitCode: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0), signal });
     });
   });
-  process.off('SIGINT', onInt);
-  process.off('SIGTERM', onTerm);
+  for (const [signal, handler] of handlers) process.off(signal, handler);
   const reports = await server.close();
-  const text = parsed.values.json ? `${JSON.stringify(reports, null, 2)}\n` : summarize(reports, exitCode);
-  if (parsed.values.out) writeFileSync(parsed.values.out, text);
-  else process.stderr.write(text);
-  return exitCode;
+  if (out !== undefined) {
+    // A file is for programs: always the JSON, with the verdict.
+    writeSync(out, `${JSON.stringify({ ...reports, verdict: verdict(reports, outcome) }, null, 2)}\n`);
+    closeSync(out);
+  } else if (parsed.values.json) {
+    process.stderr.write(`${JSON.stringify({ ...reports, verdict: verdict(reports, outcome) }, null, 2)}\n`);
+  } else {
+    process.stderr.write(summarize(reports, outcome.exitCode, outcome));
+  }
+  return outcome.exitCode;
 }
 
 async function main(argv: string[]): Promise<number> {

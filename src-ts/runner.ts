@@ -2,8 +2,8 @@
 // cache needs (path-aware ignore matching, the tracked-env fingerprint and its
 // validation, reports as stored data). Loads the native addon on first use.
 
-export { createServer } from './server.js';
-export type { Server, ServerOptions } from './server.js';
+export { createServer, verdict } from './server.js';
+export type { CommandOutcome, Server, ServerOptions, Verdict } from './server.js';
 export type {
   EnvOptions,
   EnvQuery,
@@ -11,6 +11,8 @@ export type {
   EnvRecord,
   ReportedError,
   Reports,
+  UncacheableKind,
+  UncacheableReason,
 } from './types.js';
 export {
   absolutizeReports,

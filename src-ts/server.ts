@@ -1,9 +1,11 @@
 // The runner side: one server per task run. Loads the addon on first use.
 
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 
+import type { ReportChunks } from '../index.js';
 import { loadBinding } from './native.js';
-import type { Reports } from './types.js';
+import type { Reports, UncacheableReason } from './types.js';
 
 /** How a server is set up. */
 export interface ServerOptions {
@@ -31,6 +33,8 @@ export interface Server {
   /**
    * Stops accepting, reads everything the tools sent, waits at most
    * `closeTimeoutMs` for connections still open, and resolves with the reports.
+   * Huge reports are taken in a piece per event-loop turn: the loop is never
+   * blocked for long, whatever their size.
    */
   close(): Promise<Reports>;
 }
@@ -46,12 +50,142 @@ function isMainThread(): boolean {
   return mainThread;
 }
 
+/** A record with no prototype: a key such as `__proto__` is a plain key. */
+export function nullRecord<T>(entries?: Iterable<readonly [string, T]>): Record<string, T> {
+  const record = Object.create(null) as Record<string, T>;
+  if (entries) for (const [name, value] of entries) record[name] = value;
+  return record;
+}
+
 function definedEntries(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = nullRecord<string>();
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) out[name] = value;
   }
   return out;
+}
+
+/** Reports as parsed from JSON, with every keyed record made prototype-free. */
+function withNullRecords(reports: Reports): Reports {
+  reports.values = nullRecord(Object.entries(reports.values));
+  reports.envs = nullRecord(Object.entries(reports.envs));
+  for (const query of reports.envQueries) query.matches = nullRecord(Object.entries(query.matches));
+  return reports;
+}
+
+type ListField = 'ignoredInputs' | 'ignoredOutputs' | 'inputs' | 'outputs' | 'envQueries';
+type MapField = 'values' | 'envs';
+type Chunk =
+  | { field: ListField; items: unknown[] }
+  | { field: MapField; entries: [string, unknown][] };
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Puts the reports together from their chunks, one chunk per event-loop
+ * turn: each is a few hundred KiB of JSON, parsed in a few milliseconds.
+ */
+async function readChunks(chunks: ReportChunks): Promise<Reports> {
+  const head = chunks.takeNext();
+  if (head === null) throw new Error('runner-aware: the server returned no reports');
+  const reports = withNullRecords(JSON.parse(head) as Reports);
+  for (let chunk = chunks.takeNext(); chunk !== null; chunk = chunks.takeNext()) {
+    await nextTurn();
+    const part = JSON.parse(chunk) as Chunk;
+    if ('items' in part) {
+      const list = reports[part.field] as unknown[];
+      for (const item of part.items) list.push(item);
+      if (part.field === 'envQueries') {
+        for (const query of part.items as Reports['envQueries']) query.matches = nullRecord(Object.entries(query.matches));
+      }
+    } else {
+      const record = reports[part.field] as Record<string, unknown>;
+      for (const [name, value] of part.entries) record[name] = value;
+    }
+  }
+  return reports;
+}
+
+/**
+ * The private directories of this process's open servers, removed if the
+ * process ends before their `close()`: on exit (including an uncaught
+ * exception), and on SIGINT, SIGTERM or SIGHUP when nothing else handles the
+ * signal (which is then re-raised, so the process still ends by it). A
+ * SIGKILL leaves them behind: nothing can run then.
+ */
+const openDirs = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function removeOpenDirs(): void {
+  const { rmSync } = createRequire(process.execPath)('node:fs') as typeof import('node:fs');
+  for (const dir of openDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Best effort while the process ends.
+    }
+  }
+  openDirs.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  // Another handler means the runner decides what the signal does; its
+  // exit, if any, cleans up through the exit hook.
+  if (process.listenerCount(signal) > 1) return;
+  removeOpenDirs();
+  unwatchExit();
+  process.kill(process.pid, signal);
+}
+
+function watchExit(): void {
+  if (openDirs.size > 0) return;
+  process.on('exit', removeOpenDirs);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
+}
+
+function unwatchExit(): void {
+  process.off('exit', removeOpenDirs);
+  for (const signal of SIGNALS) process.off(signal, onSignal);
+}
+
+function track(dir: string): () => void {
+  watchExit();
+  openDirs.add(dir);
+  return () => {
+    openDirs.delete(dir);
+    if (openDirs.size === 0) unwatchExit();
+  };
+}
+
+/** How the task's command ended, for {@link verdict}. */
+export interface CommandOutcome {
+  /** Its exit code; `null` when a signal ended it. */
+  exitCode?: number | null;
+  /** The signal that ended it. */
+  signal?: NodeJS.Signals | null;
+}
+
+/** Whether to cache a run, and why not: the reports' verdict and the command's exit. */
+export interface Verdict {
+  /** Whether the run may be cached. */
+  cacheable: boolean;
+  /** Every reason it may not, the reports' first. */
+  reasons: UncacheableReason[];
+}
+
+/**
+ * The one verdict a runner acts on: the reports' `cacheable` with their
+ * reasons, plus the command's exit (a failed or killed command is never
+ * cached). `runner-aware inspect` and the reference runner print this.
+ */
+export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: CommandOutcome = {}): Verdict {
+  const reasons = [...reports.notCacheable];
+  if (outcome.signal) {
+    reasons.push({ kind: 'exit', message: `the command was killed by ${outcome.signal}` });
+  } else if (outcome.exitCode !== undefined && outcome.exitCode !== null && outcome.exitCode !== 0) {
+    reasons.push({ kind: 'exit', message: `the command exited with code ${outcome.exitCode}` });
+  }
+  return { cacheable: reasons.length === 0, reasons };
 }
 
 function checkOptions(options: ServerOptions): void {
@@ -79,10 +213,17 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   });
   const env = Object.freeze(native.env);
   const socketPath = native.socketPath;
+  const untrack = track(dirname(socketPath));
   return {
     env,
     socketPath,
-    snapshot: () => JSON.parse(native.snapshot()) as Reports,
-    close: async () => JSON.parse(await native.close()) as Reports,
+    snapshot: () => withNullRecords(JSON.parse(native.snapshot()) as Reports),
+    close: async () => {
+      try {
+        return await readChunks(await native.close());
+      } finally {
+        untrack();
+      }
+    },
   };
 }

@@ -26,6 +26,44 @@ export type EnvQueryRecord = ({ glob: string } | { prefix: string }) & {
   matches: Record<string, string>;
 };
 
+/**
+ * The kind of cause that makes a run not cacheable:
+ * - `disable-cache`: a tool called `disableCache`;
+ * - `conflicting-value`: one `addValue` name reported with two values;
+ * - `channel-error`: a tool (it had the token) broke the protocol, so what it
+ *   sent after that was lost;
+ * - `version`: a tool speaks no protocol version this runner speaks;
+ * - `unsupported`: a tool said something this runner does not know;
+ * - `lost`: a tool could not deliver a report or get an answer;
+ * - `cap`: the run's reports exceeded a cap and recording stopped;
+ * - `panic`: the runner failed internally while handling a tool;
+ * - `still-connected`: a tool was still connected when the close grace period ended;
+ * - `late-client`: a process of the task connected after its command exited;
+ * - `exit`: the command failed or was killed (added by `verdict()`, never by the server).
+ */
+export type UncacheableKind =
+  | 'disable-cache'
+  | 'conflicting-value'
+  | 'channel-error'
+  | 'version'
+  | 'unsupported'
+  | 'lost'
+  | 'cap'
+  | 'panic'
+  | 'still-connected'
+  | 'late-client'
+  | 'exit';
+
+/** One reason a run may not be cached. */
+export interface UncacheableReason {
+  /** The kind of cause. */
+  kind: UncacheableKind;
+  /** What happened, in words a runner can show. */
+  message: string;
+  /** The process it concerns, when known. */
+  pid?: number;
+}
+
 /** A protocol violation seen on one connection; it ended that connection. */
 export interface ReportedError {
   /** What went wrong. */
@@ -55,11 +93,19 @@ export interface Reports {
   envQueries: EnvQueryRecord[];
   /** The runner's never-tracked name globs. */
   untrackedEnv: string[];
-  /** Whether any tool asked not to cache this run. */
-  cacheDisabled: boolean;
-  /** The reasons given, sorted and deduped. */
-  cacheDisabledReasons: string[];
-  /** Protocol violations, each with a message. */
+  /**
+   * The verdict: whether a runner may cache this run. `false` exactly when
+   * `notCacheable` has an entry; every way a tool's words can be lost lands
+   * there, so a runner checks this one field (or `verdict()`, which also
+   * weighs the command's exit).
+   */
+  cacheable: boolean;
+  /** Every reason the run may not be cached, sorted by kind and message. */
+  notCacheable: UncacheableReason[];
+  /**
+   * Protocol violations, each with a message. A peer without the token lands
+   * here only: it is not one of the task's processes.
+   */
   errors: ReportedError[];
   /** Connections that completed the handshake. */
   clients: number;

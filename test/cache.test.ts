@@ -32,8 +32,8 @@ function reports(partial: Partial<Reports> = {}): Reports {
     envs: {},
     envQueries: [],
     untrackedEnv: [],
-    cacheDisabled: false,
-    cacheDisabledReasons: [],
+    cacheable: true,
+    notCacheable: [],
     errors: [],
     clients: 1,
     clientsStillConnected: 0,
@@ -298,8 +298,8 @@ describe('serialisation', () => {
     envs: { A: { value: null, tracked: true } },
     envQueries: [{ prefix: 'VITE_', tracked: true, matches: { VITE_A: '1' } }],
     untrackedEnv: ['PWD'],
-    cacheDisabled: true,
-    cacheDisabledReasons: ['dev server'],
+    cacheable: false,
+    notCacheable: [{ kind: 'disable-cache', message: 'dev server', pid: 7 }],
     errors: [{ message: 'bad frame', pid: 7 }, { message: 'no pid' }],
   });
 

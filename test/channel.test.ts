@@ -152,6 +152,7 @@ describe('bad peers', () => {
     expect(wrongToken.toString()).toContain('refused');
     await rawPeer(socketPath, Buffer.from([0xff, 0xff, 0xff, 0xff]));
     await rawPeer(socketPath, frame('{"op":"nonsense"}'));
+    await rawPeer(socketPath, frame('{"op":"ignoreInput"}'));
     await rawPeer(socketPath, frame(JSON.stringify({ op: 'hello', version: 99, token: server.env['RUNNER_AWARE_TOKEN'], pid: 2 })));
     const { tool } = await (async () => {
       const t = await run(process.execPath, ['-e', `console.log(JSON.stringify(require('runner-aware').getEnv('SECRET')))`], {
@@ -165,7 +166,11 @@ describe('bad peers', () => {
     expect(messages).toContain('handshake refused: wrong token');
     expect(messages).toContain('frame of 4294967295 bytes exceeds the 4 KiB limit');
     expect(messages.some((m) => m.startsWith('frame does not decode'))).toBe(true);
-    expect(messages).toContain('handshake refused: protocol version 99 is not supported (this runner speaks 1)');
+    expect(messages).toContain('handshake refused: protocol version 99 is not supported (this runner speaks 1-2)');
+    expect(messages).toContain('unknown op "nonsense"');
+    // The refused version came with the token: what that tool said is lost.
+    expect(reports.cacheable).toBe(false);
+    expect(reports.notCacheable.map((r) => [r.kind, r.pid])).toEqual([['version', 2]]);
     expect(reports.envs['SECRET']).toEqual({ value: 's3cret', tracked: true });
     expect(reports.clients).toBe(1);
   });
@@ -178,7 +183,7 @@ describe('inspect CLI', () => {
     const result = await run(process.execPath, [cli, 'inspect', '--', process.execPath, '-e', "require('runner-aware').getEnv('HOME'); process.exit(7)"]);
     expect(result.code).toBe(7);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain('runner-aware: exit 7, 1 client, caching allowed');
+    expect(result.stderr).toContain('runner-aware: exit 7, 1 client, not cacheable\n  not cacheable because:\n    exit: the command exited with code 7\n');
     expect(result.stderr).toMatch(/^ {4}HOME {2}tracked {2}set$/m);
   });
 
@@ -198,7 +203,7 @@ describe('inspect CLI', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('hello\n');
     const reports = JSON.parse(readFileSync(out, 'utf8'));
-    expect(reports.cacheDisabledReasons).toEqual(['dev server']);
+    expect(reports.notCacheable.map((r: { message: string }) => r.message)).toEqual(["dev server"]);
     expect(reports.envQueries[0].glob).toBe('PATH');
   });
 

@@ -44,6 +44,7 @@ const runnerApi = [
   'serializeFingerprint',
   'serializeReports',
   'validateFingerprint',
+  'verdict',
 ];
 
 /** The sorted export names of `specifier`, imported (ESM) or required (CJS) by a fresh process. */

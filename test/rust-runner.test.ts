@@ -32,6 +32,6 @@ describe('examples/rust-runner', () => {
     ]);
     expect(result.code, result.stderr).toBe(0);
     const reports = JSON.parse(result.stdout) as Reports;
-    expect(reports.cacheDisabledReasons).toEqual(['demo']);
+    expect(reports.notCacheable.map((r) => r.message)).toEqual(['demo']);
   }, 600_000);
 });

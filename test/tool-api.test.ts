@@ -38,8 +38,8 @@ describe('tool API through a spawned process', () => {
     expect(reports.inputs).toEqual([resolve('/abs/config.json')]);
     expect(reports.outputs).toEqual([resolve('/abs/dist')]);
     expect(reports.values).toEqual({ 'config-hash': 'abc123' });
-    expect(reports.cacheDisabled).toBe(true);
-    expect(reports.cacheDisabledReasons).toEqual(['watch mode']);
+    expect(reports.cacheable).toBe(false);
+    expect(reports.notCacheable.map((r) => [r.kind, r.message])).toEqual([['disable-cache', 'watch mode']]);
     expect(reports.envs).toEqual({
       HOME: { value: '/home/u', tracked: true },
       MODE: { value: 'dev', tracked: false },
@@ -321,7 +321,7 @@ describe('tool API through a spawned process', () => {
     expect(lastJson(tool)).toEqual({ nodeEnv: 'production', missing: 'undefined', vite: { VITE_API: 'https://api' } });
     expect(reports.ignoredInputs).toEqual([resolve('/vite/deps-cache')]);
     expect(reports.ignoredOutputs).toEqual([resolve('/vite/tmp')]);
-    expect(reports.cacheDisabled).toBe(true);
+    expect(reports.cacheable).toBe(false);
     expect(reports.envs['NODE_ENV']).toEqual({ value: 'production', tracked: true });
     expect(reports.envQueries).toEqual([{ prefix: 'VITE_', tracked: true, matches: { VITE_API: 'https://api' } }]);
   });

@@ -54,6 +54,7 @@ import {
   serializeFingerprint,
   serializeReports,
   validateFingerprint,
+  verdict,
 } from 'runner-aware/runner';
 
 // What every child gets, like Turborepo's strict mode: enough to run programs,
@@ -240,15 +241,13 @@ async function runCommand() {
   const forward = (signal) => child.kill(signal);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
-  const failure = await new Promise((resolve) => {
-    child.on('error', (err) => resolve({ code: 127, reason: `cannot run ${file}: ${err.message}` }));
-    child.on('close', (code, signal) => resolve(
-      code === 0 ? null
-        : signal ? { code: 128 + (constants.signals[signal] ?? 0), reason: `command killed by ${signal}` }
-        : { code, reason: `command exited with code ${code}` }));
+  const outcome = await new Promise((resolve) => {
+    child.on('error', (err) => resolve({ exitCode: 127, error: `cannot run ${file}: ${err.message}` }));
+    child.on('close', (exitCode, signal) => resolve({ exitCode, signal }));
   });
   const reports = await server.close();
-  return { reports, failure, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
+  const code = outcome.signal ? 128 + (constants.signals[outcome.signal] ?? 0) : outcome.exitCode;
+  return { reports, outcome, code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
 }
 
 // A miss is explained by the closest entry: the one with the fewest reasons, newest on a tie.
@@ -271,16 +270,11 @@ if (!flags.force) {
 
 // Hashed before the run, so a file changed while the command ran cannot pass as what it read.
 const preRunHashes = hashInputs({ ignoredInputs: [], inputs: [] });
-const { reports, failure, stdout, stderr } = await runCommand();
-const skipReasons = [];
-if (reports.cacheDisabled) {
-  const why = reports.cacheDisabledReasons.join('; ');
-  skipReasons.push(`tool disabled caching${why ? ` (${why})` : ''}`);
-}
-if (failure) skipReasons.push(failure.reason);
-if (reports.errors.length > 0) skipReasons.push(`runner-aware protocol errors: ${reports.errors.map((e) => e.message).join('; ')}`);
-// A daemon still connected when the grace period ran out may have sent more after the cut-off.
-if (reports.clientsStillConnected > 0) skipReasons.push(`${reports.clientsStillConnected} client(s) still connected at close`);
+const { reports, outcome, code, stdout, stderr } = await runCommand();
+// One verdict, the same `runner-aware inspect` prints: every way a tool's
+// words can be lost, a tool's disableCache, and the command's exit.
+const skipReasons = verdict(reports, outcome).reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`);
+if (outcome.error) skipReasons.push(outcome.error);
 const outputs = collectOutputs(reports);
 const outside = outputs.filter((file) => file.startsWith('../'));
 if (outside.length > 0) skipReasons.push(`outputs outside the working directory: ${outside.join(', ')}`);
@@ -299,4 +293,4 @@ if (skipReasons.length === 0) {
   }
 }
 if (skipReasons.length > 0) process.stderr.write(`cache skipped: ${skipReasons.join('; ')}\n`);
-process.exit(failure?.code ?? 0);
+process.exit(code ?? 0);

@@ -36,7 +36,7 @@ const answers = await Promise.all([
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'ignoreInput', path: '/cut' })).subarray(0, 10)])),
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'getEnv', names: 'SECRET', tracked: true }))])),
   once(Buffer.concat([hello({ token: 'f'.repeat(32) }), frame(JSON.stringify({ op: 'getEnv', names: ['SECRET'], tracked: true }))])),
-  once(Buffer.concat([hello({ version: 2 }), frame(JSON.stringify({ op: 'getEnv', names: ['SECRET'], tracked: true }))])),
+  once(Buffer.concat([hello({ version: 99 }), frame(JSON.stringify({ op: 'getEnv', names: ['SECRET'], tracked: true }))])),
   once(Buffer.concat([hello(), frame(JSON.stringify({ op: 'addInput', path: '/a\u0000b' }))])),
 ]);
 const sockets = [];

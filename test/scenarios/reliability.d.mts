@@ -65,7 +65,7 @@ export declare function encodingEdges(): Promise<{
   overValueKept: boolean;
   overPathKept: boolean;
   afterKept: boolean;
-  cacheDisabled: boolean;
+  cacheable: boolean;
   reasons: string[];
   errors: number;
 }>;

@@ -301,8 +301,8 @@ export async function encodingEdges() {
     overValueKept: 'over' in result.values,
     overPathKept: result.outputs.length > 0,
     afterKept: result.values.after === 'still delivered',
-    cacheDisabled: result.cacheDisabled,
-    reasons: result.cacheDisabledReasons,
+    cacheable: result.cacheable,
+    reasons: result.notCacheable.map((r) => r.message),
     errors: result.errors.length,
   };
 }
