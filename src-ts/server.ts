@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
 import { loadBinding } from './native.js';
+import { addInput, addOutput, addValue, disableCache, getEnv, getEnvs, ignoreInput, ignoreOutput, isConnected } from './tool.js';
 import type { Reports, UncacheableReason } from './types.js';
 
 /** How a server is set up. */
@@ -20,6 +21,15 @@ export interface ServerOptions {
   untrackedEnv?: string[];
   /** How long `close()` waits for connections still open (a daemon). Default 1000. */
   closeTimeoutMs?: number;
+  /**
+   * Whether a runner that is itself a task of another runner forwards what
+   * its tools said upstream at `close()`, so the outer run's reports are a
+   * superset of this one's. Default `true`; it does nothing when no runner
+   * listens to this process. Turn it off for a runner that deliberately
+   * isolates its tasks (its own cache key covers them, and the outer runner
+   * caches the inner runner's process on its own inputs).
+   */
+  forward?: boolean;
 }
 
 /** A server for one task run. */
@@ -157,6 +167,51 @@ function track(dir: string): () => void {
   };
 }
 
+/**
+ * While a nested run is open, a marker in the outer runner's directory says
+ * so: if this runner dies before it forwarded what its tools said, the outer
+ * run finds the marker at its close and is not cacheable. Removed once the
+ * reports went upstream. Only an outer runner-aware runner has such a
+ * directory; under another runner (`vp run`) this is a no-op.
+ */
+function openNestedMarker(): () => void {
+  const dir = process.env['RUNNER_AWARE_DIR'] || (process.env['RUNNER_AWARE_SOCKET'] ? dirname(process.env['RUNNER_AWARE_SOCKET']) : '');
+  if (!dir) return () => {};
+  const fs = createRequire(process.execPath)('node:fs') as typeof import('node:fs');
+  const { join } = createRequire(process.execPath)('node:path') as typeof import('node:path');
+  const marker = join(dir, `lost-${process.pid}-nested-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  try {
+    fs.writeFileSync(marker, JSON.stringify({ pid: process.pid, reason: 'a nested runner ended before it forwarded what its tools said' }), { flag: 'wx', mode: 0o600 });
+  } catch {
+    return () => {};
+  }
+  return () => fs.rmSync(marker, { force: true });
+}
+
+/**
+ * Tells the runner this process is a task of what this run's tools said,
+ * through the tool API (so it works under any runner whose addon the tool API can use):
+ * tracked env names and queries are asked again, tracked, so the outer run
+ * records them with the values it serves; paths, values and the verdict are
+ * reported as they are. Untracked reads stay untracked.
+ */
+function forwardUpstream(reports: Reports): void {
+  const tracked = { tracked: true };
+  for (const [name, record] of Object.entries(reports.envs)) if (record.tracked) getEnv(name, tracked);
+  for (const query of reports.envQueries) {
+    if (!query.tracked) continue;
+    getEnvs('glob' in query ? query.glob : { prefix: query.prefix }, tracked);
+  }
+  for (const path of reports.ignoredInputs) ignoreInput(path);
+  for (const path of reports.ignoredOutputs) ignoreOutput(path);
+  for (const path of reports.inputs) addInput(path);
+  for (const path of reports.outputs) addOutput(path);
+  for (const [name, value] of Object.entries(reports.values)) addValue(name, value);
+  for (const reason of reports.notCacheable) {
+    disableCache(`a nested run (pid ${process.pid}) is not cacheable: ${reason.kind}: ${reason.message}`);
+  }
+}
+
 /** How the task's command ended, for {@link verdict}. */
 export interface CommandOutcome {
   /** Its exit code; `null` when a signal ended it. */
@@ -189,7 +244,10 @@ export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: Command
 }
 
 function checkOptions(options: ServerOptions): void {
-  const { closeTimeoutMs, untrackedEnv, env } = options;
+  const { closeTimeoutMs, untrackedEnv, env, forward } = options;
+  if (forward !== undefined && typeof forward !== 'boolean') {
+    throw new TypeError('runner-aware createServer: forward must be a boolean');
+  }
   if (closeTimeoutMs !== undefined && !(Number.isInteger(closeTimeoutMs) && closeTimeoutMs >= 0 && closeTimeoutMs <= 0xffffffff)) {
     throw new TypeError(`runner-aware createServer: closeTimeoutMs must be a whole number of milliseconds, got ${closeTimeoutMs}`);
   }
@@ -214,13 +272,21 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   const env = Object.freeze(native.env);
   const socketPath = native.socketPath;
   const untrack = track(dirname(socketPath));
+  // A runner that is a task of another forwards upstream; it connects now,
+  // so the outer runner knows of it from the start.
+  const nested = options.forward !== false && isConnected() ? openNestedMarker() : undefined;
   return {
     env,
     socketPath,
     snapshot: () => withNullRecords(JSON.parse(native.snapshot()) as Reports),
     close: async () => {
       try {
-        return await readChunks(await native.close());
+        const reports = await readChunks(await native.close());
+        if (nested) {
+          forwardUpstream(reports);
+          nested();
+        }
+        return reports;
       } finally {
         untrack();
       }

@@ -105,10 +105,10 @@ describe.runIf(unix)('encoding edges', () => {
 });
 
 describe.runIf(unix)('nesting', () => {
-  it('sends every report to the nearest runner only', async () => {
+  it('sends every report to the nearest runner, which forwards it upstream', async () => {
     const result = await scenario.nesting();
     expect(result.exit, result.stderr).toBe(0);
-    expect(result.outerInputs).toEqual(['/inner-runner/own-cache']);
+    expect(result.outerInputs).toEqual(['/inner-runner/own-cache', '/tool/cache', '/tool/grandchild']);
     expect(result.innerInputs).toEqual(['/tool/cache', '/tool/grandchild']);
     expect(result.outerClients).toBe(1);
     expect(result.innerClients).toBe(2);

@@ -307,7 +307,7 @@ export async function encodingEdges() {
   };
 }
 
-/** A runner-aware runner inside a task of another: reports go to the nearest runner only. */
+/** A runner-aware runner inside a task of another: reports go to the nearest runner, which forwards them upstream at close. */
 export async function nesting() {
   const outer = await createServer();
   const inner = await run(process.execPath, [join(here, 'inner-runner.mjs')], { env: { ...process.env, ...outer.env } });
