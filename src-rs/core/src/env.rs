@@ -1,5 +1,6 @@
 //! Env queries and the runner's env table they are answered from.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,7 +66,52 @@ impl InvalidGlob {
     }
 }
 
-fn env_glob(pattern: &str) -> Result<Glob, InvalidGlob> {
+/// How env names compare: byte for byte on Unix; ignoring case on Windows,
+/// where `Path` and `PATH` name one variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameCase {
+    /// Names are equal when their bytes are (Unix).
+    Exact,
+    /// Names are equal when their [`NameCase::fold`]s are (Windows).
+    Insensitive,
+}
+
+impl NameCase {
+    /// This platform's rule.
+    pub const NATIVE: Self = if cfg!(windows) {
+        Self::Insensitive
+    } else {
+        Self::Exact
+    };
+
+    /// The form a name is compared in: the name itself, or, ignoring case,
+    /// its upper case as Windows' own table makes it: each UTF-16 unit that
+    /// has a one-character upper case is replaced by it (`path` → `PATH`),
+    /// anything else is kept (`ß` stays `ß`, never `SS`).
+    pub fn fold(self, name: &str) -> Cow<'_, str> {
+        match self {
+            Self::Exact => Cow::Borrowed(name),
+            Self::Insensitive if name.chars().all(|c| upcase(c) == c) => Cow::Borrowed(name),
+            Self::Insensitive => Cow::Owned(name.chars().map(upcase).collect()),
+        }
+    }
+}
+
+/// One character's upper case where Windows has one: a single character in
+/// the Basic Multilingual Plane (Windows upcases UTF-16 units one by one, so
+/// nothing outside it changes).
+fn upcase(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) if u32::from(c) <= 0xFFFF && u32::from(u) <= 0xFFFF => u,
+        _ => c,
+    }
+}
+
+fn env_glob(pattern: &str, case: NameCase) -> Result<Glob, InvalidGlob> {
     if pattern.len() > MAX_GLOB_LEN {
         return Err(InvalidGlob::new(
             pattern,
@@ -79,6 +125,7 @@ fn env_glob(pattern: &str) -> Result<Glob, InvalidGlob> {
     GlobBuilder::new(pattern)
         .literal_separator(false)
         .backslash_escape(true)
+        .case_insensitive(case == NameCase::Insensitive)
         .build()
         .map_err(|source| InvalidGlob::new(pattern, source.kind().to_string()))
 }
@@ -93,30 +140,41 @@ fn compile_guarded<T>(pattern: &str, compile: impl FnOnce() -> T) -> Result<T, I
 
 /// A compiled [`EnvQuery`].
 #[derive(Debug, Clone)]
-pub enum EnvMatcher {
-    /// A compiled glob.
+pub struct EnvMatcher {
+    rule: MatchRule,
+    case: NameCase,
+}
+
+#[derive(Debug, Clone)]
+enum MatchRule {
     Glob(GlobMatcher),
-    /// A literal prefix.
+    /// The prefix, folded by the matcher's [`NameCase`].
     Prefix(String),
 }
 
 impl EnvMatcher {
-    /// Compiles `query`.
+    /// Compiles `query` for this platform's names ([`NameCase::NATIVE`]).
     pub fn new(query: &EnvQuery) -> Result<Self, InvalidGlob> {
-        Ok(match query {
+        Self::with_case(query, NameCase::NATIVE)
+    }
+
+    /// Compiles `query` for names compared by `case`.
+    pub fn with_case(query: &EnvQuery, case: NameCase) -> Result<Self, InvalidGlob> {
+        let rule = match query {
             EnvQuery::Glob(glob) => {
-                let compiled = env_glob(glob)?;
-                Self::Glob(compile_guarded(glob, || compiled.compile_matcher())?)
+                let compiled = env_glob(glob, case)?;
+                MatchRule::Glob(compile_guarded(glob, || compiled.compile_matcher())?)
             }
-            EnvQuery::Prefix(prefix) => Self::Prefix(prefix.clone()),
-        })
+            EnvQuery::Prefix(prefix) => MatchRule::Prefix(case.fold(prefix).into_owned()),
+        };
+        Ok(Self { rule, case })
     }
 
     /// Whether `name` matches.
     pub fn is_match(&self, name: &str) -> bool {
-        match self {
-            Self::Glob(glob) => glob.is_match(name),
-            Self::Prefix(prefix) => name.starts_with(prefix.as_str()),
+        match &self.rule {
+            MatchRule::Glob(glob) => glob.is_match(name),
+            MatchRule::Prefix(prefix) => self.case.fold(name).starts_with(prefix.as_str()),
         }
     }
 }
@@ -140,32 +198,87 @@ pub const DEFAULT_UNTRACKED_ENV: &[&str] = &[
 #[derive(Debug)]
 pub struct EnvTable {
     vars: HashMap<String, String>,
+    case: NameCase,
+    /// Ignoring case: each folded name and the spelling the runner's map has
+    /// (of two spellings of one name, the one that sorts first).
+    spellings: HashMap<String, String>,
     untracked: Arc<GlobSet>,
     untracked_patterns: Vec<String>,
 }
 
 impl EnvTable {
     /// A table over `vars` in which names matching any of `untracked` are
-    /// served but never tracked.
+    /// served but never tracked; names compare by this platform's rule
+    /// ([`NameCase::NATIVE`]).
     pub fn new(vars: HashMap<String, String>, untracked: Vec<String>) -> Result<Self, InvalidGlob> {
+        Self::with_case(vars, untracked, NameCase::NATIVE)
+    }
+
+    /// [`EnvTable::new`] with names compared by `case`.
+    pub fn with_case(
+        vars: HashMap<String, String>,
+        untracked: Vec<String>,
+        case: NameCase,
+    ) -> Result<Self, InvalidGlob> {
+        let mut spellings: HashMap<String, String> = HashMap::new();
+        if case == NameCase::Insensitive {
+            for name in vars.keys() {
+                let folded = case.fold(name).into_owned();
+                match spellings.get_mut(&folded) {
+                    Some(kept) if *kept <= *name => {}
+                    Some(kept) => name.clone_into(kept),
+                    None => {
+                        spellings.insert(folded, name.clone());
+                    }
+                }
+            }
+        }
         Ok(Self {
             vars,
-            untracked: untracked_set(&untracked)?,
+            case,
+            spellings,
+            untracked: untracked_set(&untracked, case)?,
             untracked_patterns: untracked,
         })
     }
 
     /// The value of `name`, if the runner has it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
+        match self.case {
+            NameCase::Exact => self.vars.get(name),
+            NameCase::Insensitive => self
+                .spellings
+                .get(self.case.fold(name).as_ref())
+                .and_then(|spelling| self.vars.get(spelling)),
+        }
+        .map(String::as_str)
     }
 
-    /// Every variable matching `matcher`.
+    /// The one spelling under which `name` is recorded: the runner's, when
+    /// its map has the name in any case; otherwise the folded name, so that
+    /// `Foo` and `FOO` asked for and absent are one record.
+    pub fn spelling<'a>(&'a self, name: &'a str) -> Cow<'a, str> {
+        match self.case {
+            NameCase::Exact => Cow::Borrowed(name),
+            NameCase::Insensitive => {
+                let folded = self.case.fold(name);
+                match self.spellings.get(folded.as_ref()) {
+                    Some(spelling) => Cow::Borrowed(spelling),
+                    None => folded,
+                }
+            }
+        }
+    }
+
+    /// Every variable matching `matcher`, under the runner's spellings.
     pub fn matching(&self, matcher: &EnvMatcher) -> BTreeMap<String, String> {
-        self.vars
-            .iter()
-            .filter(|(name, _)| matcher.is_match(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
+        let names: Box<dyn Iterator<Item = &String>> = match self.case {
+            NameCase::Exact => Box::new(self.vars.keys()),
+            NameCase::Insensitive => Box::new(self.spellings.values()),
+        };
+        names
+            .filter(|name| matcher.is_match(name))
+            .filter_map(|name| Some((name.clone(), self.vars.get(name)?.clone())))
             .collect()
     }
 
@@ -183,23 +296,24 @@ impl EnvTable {
 /// The compiled set for `patterns`, shared with the previous server when its
 /// list was the same (a runner passes one list to every server): compiling a
 /// `GlobSet` was a seventh of a server's start and stop.
-fn untracked_set(patterns: &[String]) -> Result<Arc<GlobSet>, InvalidGlob> {
-    static LAST: Mutex<Option<(Vec<String>, Arc<GlobSet>)>> = Mutex::new(None);
+fn untracked_set(patterns: &[String], case: NameCase) -> Result<Arc<GlobSet>, InvalidGlob> {
+    type Compiled = (Vec<String>, NameCase, Arc<GlobSet>);
+    static LAST: Mutex<Option<Compiled>> = Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((cached, set)) = &*last {
-        if cached.as_slice() == patterns {
+    if let Some((cached, cached_case, set)) = &*last {
+        if cached.as_slice() == patterns && *cached_case == case {
             return Ok(Arc::clone(set));
         }
     }
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        builder.add(env_glob(pattern)?);
+        builder.add(env_glob(pattern, case)?);
     }
     let joined = patterns.join(",");
     let set = compile_guarded(&joined, || builder.build())?
         .map_err(|source| InvalidGlob::new(&joined, source.kind().to_string()))?;
     let set = Arc::new(set);
-    *last = Some((patterns.to_vec(), Arc::clone(&set)));
+    *last = Some((patterns.to_vec(), case, Arc::clone(&set)));
     Ok(set)
 }
 
@@ -208,7 +322,128 @@ mod tests {
     use super::*;
 
     fn matcher(query: EnvQuery) -> EnvMatcher {
-        EnvMatcher::new(&query).unwrap()
+        EnvMatcher::with_case(&query, NameCase::Exact).unwrap()
+    }
+
+    fn insensitive(query: EnvQuery) -> EnvMatcher {
+        EnvMatcher::with_case(&query, NameCase::Insensitive).unwrap()
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_native_rule_is_the_platforms() {
+        let expected = if cfg!(windows) {
+            NameCase::Insensitive
+        } else {
+            NameCase::Exact
+        };
+        assert_eq!(NameCase::NATIVE, expected);
+        let table = EnvTable::new(vars(&[("Path", "p")]), Vec::new()).unwrap();
+        assert_eq!(table.get("PATH").is_some(), cfg!(windows));
+        assert_eq!(
+            EnvMatcher::new(&EnvQuery::Glob("PA*".into()))
+                .unwrap()
+                .is_match("Path"),
+            cfg!(windows)
+        );
+    }
+
+    #[test]
+    fn folding_is_windows_upper_case() {
+        let fold = |name| NameCase::Insensitive.fold(name).into_owned();
+        assert_eq!(fold("Path"), "PATH");
+        assert_eq!(fold("SystemRoot"), "SYSTEMROOT");
+        assert_eq!(fold("vite_x-1.2"), "VITE_X-1.2");
+        assert_eq!(fold("é"), "É");
+        // No one-to-many mappings, and nothing outside the BMP changes.
+        assert_eq!(fold("straße"), "STRAßE");
+        assert_eq!(fold("\u{10428}"), "\u{10428}");
+        assert!(matches!(
+            NameCase::Insensitive.fold("PATH"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(NameCase::Exact.fold("Path"), "Path");
+    }
+
+    #[test]
+    fn ignoring_case_a_name_is_found_in_any_spelling_and_recorded_in_one() {
+        let table = EnvTable::with_case(
+            vars(&[("Path", "C:\\bin"), ("SystemRoot", "C:\\Windows")]),
+            Vec::new(),
+            NameCase::Insensitive,
+        )
+        .unwrap();
+        for asked in ["PATH", "Path", "path"] {
+            assert_eq!(table.get(asked), Some("C:\\bin"));
+            assert_eq!(table.spelling(asked), "Path", "the runner's spelling");
+        }
+        assert_eq!(table.get("SYSTEMROOT"), Some("C:\\Windows"));
+        assert_eq!(table.get("NOPE"), None);
+        // Absent in every spelling: recorded once, folded.
+        assert_eq!(table.spelling("Nope"), "NOPE");
+        assert_eq!(table.spelling("nope"), "NOPE");
+    }
+
+    #[test]
+    fn ignoring_case_two_spellings_in_the_runners_map_are_one_variable() {
+        let table = EnvTable::with_case(
+            vars(&[("Path", "b"), ("PATH", "a"), ("path", "c")]),
+            Vec::new(),
+            NameCase::Insensitive,
+        )
+        .unwrap();
+        // The spelling that sorts first wins, whatever order the map has.
+        assert_eq!(table.get("path"), Some("a"));
+        assert_eq!(table.spelling("path"), "PATH");
+        let all = table.matching(&insensitive(EnvQuery::Glob("*".into())));
+        assert_eq!(all, BTreeMap::from([("PATH".to_owned(), "a".to_owned())]));
+    }
+
+    #[test]
+    fn ignoring_case_globs_and_prefixes_match_any_spelling() {
+        let table = EnvTable::with_case(
+            vars(&[
+                ("Vite_A", "1"),
+                ("VITE_B", "2"),
+                ("vitest", "3"),
+                ("NODE_ENV", "x"),
+            ]),
+            vec!["node_*".into()],
+            NameCase::Insensitive,
+        )
+        .unwrap();
+        let glob = table.matching(&insensitive(EnvQuery::Glob("VITE_*".into())));
+        assert_eq!(glob.keys().collect::<Vec<_>>(), ["VITE_B", "Vite_A"]);
+        let prefix = table.matching(&insensitive(EnvQuery::Prefix("vite".into())));
+        assert_eq!(prefix.len(), 3);
+        assert!(insensitive(EnvQuery::Glob("[a-c]*".into())).is_match("B"));
+        assert!(table.is_untracked("Node_Env"));
+        assert!(!table.is_untracked("VITE_B"));
+    }
+
+    #[test]
+    fn exact_case_keeps_spellings_apart() {
+        let table = EnvTable::with_case(
+            vars(&[("Path", "b"), ("PATH", "a")]),
+            vec!["node_*".into()],
+            NameCase::Exact,
+        )
+        .unwrap();
+        assert_eq!(table.get("Path"), Some("b"));
+        assert_eq!(table.get("path"), None);
+        assert_eq!(table.spelling("path"), "path");
+        assert_eq!(
+            table.matching(&matcher(EnvQuery::Prefix("P".into()))).len(),
+            2
+        );
+        assert!(!table.is_untracked("NODE_ENV"));
+        assert!(!matcher(EnvQuery::Prefix("p".into())).is_match("Path"));
     }
 
     #[test]
@@ -250,7 +485,8 @@ mod tests {
         let names: Vec<String> = (0..50_000).map(|i| format!("N{i}")).collect();
         let set = format!("{{{}}}", names.join(","));
         assert!(EnvMatcher::new(&EnvQuery::Glob(set.clone())).is_err());
-        assert!(EnvTable::new(HashMap::new(), vec![set]).is_err());
+        assert!(EnvTable::new(HashMap::new(), vec![set.clone()]).is_err());
+        assert!(EnvTable::with_case(HashMap::new(), vec![set], NameCase::Insensitive).is_err());
     }
 
     #[test]

@@ -113,33 +113,58 @@ mod tests {
         }
     }
 
+    /// A Unix-style absolute path written as this platform's: `/a/b` stays
+    /// as it is on Unix and is `C:\a\b` on Windows, where a path is only
+    /// absolute with a drive or a share.
+    fn native(path: &str) -> String {
+        if cfg!(windows) {
+            format!("C:{}", path.replace('/', "\\"))
+        } else {
+            path.to_owned()
+        }
+    }
+
     #[test]
     fn absolutizes_against_cwd() {
-        let cwd = || PathBuf::from("/home/dev/app");
-        assert_eq!(absolutize("dist", cwd), Path::new("/home/dev/app/dist"));
-        assert_eq!(absolutize("./dist/", cwd), Path::new("/home/dev/app/dist"));
-        assert_eq!(absolutize("../lib/x", cwd), Path::new("/home/dev/lib/x"));
-        assert_eq!(absolutize("/abs/./p/../q", cwd), Path::new("/abs/q"));
-        assert_eq!(absolutize("/../..", cwd), Path::new("/"));
+        let cwd = || PathBuf::from(native("/home/dev/app"));
+        let expect = |path: &str| PathBuf::from(native(path));
+        assert_eq!(absolutize("dist", cwd), expect("/home/dev/app/dist"));
+        assert_eq!(absolutize("./dist/", cwd), expect("/home/dev/app/dist"));
+        assert_eq!(absolutize("../lib/x", cwd), expect("/home/dev/lib/x"));
+        assert_eq!(absolutize(&native("/abs/./p/../q"), cwd), expect("/abs/q"));
+        assert_eq!(absolutize(&native("/../.."), cwd), expect("/"));
     }
 
     #[test]
     fn validates_reported_paths() {
         let validate = |path: &str| validate_reported(path.to_owned());
-        assert_eq!(validate("/a/b/../c/").unwrap(), "/a/c");
+        assert_eq!(validate(&native("/a/b/../c/")).unwrap(), native("/a/c"));
         assert_eq!(validate(""), Err(PathError::Empty));
-        assert!(matches!(validate("/a\0b"), Err(PathError::Nul(_))));
+        assert!(matches!(validate(&native("/a\0b")), Err(PathError::Nul(_))));
         assert!(matches!(validate("rel"), Err(PathError::Relative(_))));
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_windows_path_needs_a_drive_or_share_to_be_absolute() {
+        let validate = |path: &str| validate_reported(path.to_owned());
+        assert!(matches!(validate("/a/b"), Err(PathError::Relative(_))));
+        assert_eq!(validate("C:/a/./b").unwrap(), "C:\\a\\b");
+        assert_eq!(
+            validate(r"\\server\share\x\..\y").unwrap(),
+            r"\\server\share\y"
+        );
     }
 
     #[test]
     fn within_is_component_wise() {
-        let dist = Path::new("/p/dist");
-        assert!(is_within(Path::new("/p/dist"), dist));
-        assert!(is_within(Path::new("/p/dist/a/b"), dist));
-        assert!(is_within(Path::new("/p/dist/"), Path::new("/p/dist/")));
-        assert!(!is_within(Path::new("/p/dist2/a"), dist));
-        assert!(!is_within(Path::new("/p/distribution.txt"), dist));
-        assert!(is_within(Path::new("/p/x/../dist/a"), dist));
+        let path = |p: &str| PathBuf::from(native(p));
+        let dist = path("/p/dist");
+        assert!(is_within(&path("/p/dist"), &dist));
+        assert!(is_within(&path("/p/dist/a/b"), &dist));
+        assert!(is_within(&path("/p/dist/"), &path("/p/dist/")));
+        assert!(!is_within(&path("/p/dist2/a"), &dist));
+        assert!(!is_within(&path("/p/distribution.txt"), &dist));
+        assert!(is_within(&path("/p/x/../dist/a"), &dist));
     }
 }

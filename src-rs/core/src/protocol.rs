@@ -56,6 +56,12 @@ pub const ENV_TOKEN: &str = "RUNNER_AWARE_TOKEN";
 /// (`0`: wait as long as the runner takes).
 pub const ENV_TIMEOUT_MS: &str = "RUNNER_AWARE_TIMEOUT_MS";
 
+/// Environment variable holding the runner's private directory, where a client
+/// leaves lost markers. Set where the address is not a path whose parent is
+/// that directory (a Windows named pipe); without it, markers go in the
+/// directory holding the socket.
+pub const ENV_DIR: &str = "RUNNER_AWARE_DIR";
+
 /// Environment variable that, when set, makes the client say on stderr why it
 /// stopped talking to the runner (it is silent otherwise).
 pub const ENV_DEBUG: &str = "RUNNER_AWARE_DEBUG";

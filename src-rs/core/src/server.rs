@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
-use crate::protocol::{ENV_CLIENT_PATH, ENV_SOCKET, ENV_TOKEN};
+use crate::protocol::{ENV_CLIENT_PATH, ENV_DIR, ENV_SOCKET, ENV_TOKEN};
 use crate::reports::{Recorder, Reports, UncacheableKind};
 use crate::runtime;
 use crate::session::{Next, Session, SessionContext, SessionState};
@@ -149,6 +149,7 @@ impl Server {
             Listener::bind()?
         };
         let socket_path = PathBuf::from(listener.address());
+        let marker_dir = listener.marker_dir_env();
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             recorder: Mutex::new(Recorder::new(untracked)),
@@ -165,6 +166,9 @@ impl Server {
             ),
             (ENV_TOKEN.to_owned(), token),
         ]);
+        if let Some(dir) = marker_dir {
+            child_env.insert(ENV_DIR.to_owned(), dir);
+        }
         if let Some(client_path) = options.client_path {
             child_env.insert(
                 ENV_CLIENT_PATH.to_owned(),

@@ -325,7 +325,8 @@ impl Session {
                     .map(|name| {
                         let value = context.env.get(name);
                         let tracked = tracked && !context.env.is_untracked(name);
-                        recorder.record_env(name, value, tracked, pid);
+                        // One record per variable where names ignore case.
+                        recorder.record_env(&context.env.spelling(name), value, tracked, pid);
                         value.map(str::to_owned)
                     })
                     .collect();
@@ -506,6 +507,15 @@ mod tests {
         recorder.snapshot()
     }
 
+    /// An absolute path on this platform: `/a/b`, or `C:\a\b` on Windows.
+    fn native(path: &str) -> String {
+        if cfg!(windows) {
+            format!("C:{}", path.replace('/', "\\"))
+        } else {
+            path.to_owned()
+        }
+    }
+
     #[test]
     fn a_hello_with_the_token_opens_the_session() {
         let mut session = Session::new();
@@ -602,7 +612,7 @@ mod tests {
         let mut recorder = Recorder::default();
         let mut bytes = hello(TOKEN);
         bytes.extend(frame(&ClientMessage::IgnoreInput {
-            path: "/a/./b/".into(),
+            path: native("/a/./b/"),
         }));
         bytes.extend(frame(&ClientMessage::GetEnv {
             names: vec!["NODE_ENV".into(), "MISSING".into()],
@@ -623,7 +633,10 @@ mod tests {
         );
         assert!(matches!(&answers[2], ServerMessage::Envs { matches } if matches["VITE_A"] == "a"));
         let reports = reports(&recorder);
-        assert_eq!(reports.ignored_inputs.iter().collect::<Vec<_>>(), ["/a/b"]);
+        assert_eq!(
+            reports.ignored_inputs.iter().collect::<Vec<_>>(),
+            [&native("/a/b")]
+        );
         assert!(reports.envs["NODE_ENV"].tracked);
         assert_eq!(reports.envs["MISSING"].value, None);
         assert!(reports.cacheable);
@@ -634,13 +647,14 @@ mod tests {
         let mut session = Session::new();
         let mut recorder = Recorder::default();
         let mut bytes = hello(TOKEN);
+        let input = serde_json::to_string(&native("/in")).unwrap();
         for payload in [
-            &br#"{"op":"addTrace","path":"/x"}"#[..],
-            br#"{"op":"frobnicate","reply":true}"#,
-            br#"{"op":"addInput","path":"/in","since":"v3"}"#,
+            r#"{"op":"addTrace","path":"/x"}"#.to_owned(),
+            r#"{"op":"frobnicate","reply":true}"#.to_owned(),
+            format!(r#"{{"op":"addInput","path":{input},"since":"v3"}}"#),
         ] {
             bytes.extend((payload.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(payload);
+            bytes.extend_from_slice(payload.as_bytes());
         }
         let (next, answers) = exchange(&mut session, &bytes, &mut recorder);
         assert_eq!(next, Next::Continue);
@@ -651,7 +665,7 @@ mod tests {
             }
         );
         let reports = reports(&recorder);
-        assert_eq!(reports.inputs.iter().collect::<Vec<_>>(), ["/in"]);
+        assert_eq!(reports.inputs.iter().collect::<Vec<_>>(), [&native("/in")]);
         assert!(!reports.cacheable);
         assert!(reports
             .not_cacheable

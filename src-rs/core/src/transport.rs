@@ -39,12 +39,10 @@ pub struct LostMarker {
 }
 
 /// Largest marker read; a marker is a short JSON object.
-#[cfg(unix)]
 const MAX_MARKER: u64 = 4096;
 
 /// Reads every marker in `dir` (see docs/protocol.md). A marker that does not
 /// parse still counts: something was lost.
-#[cfg(unix)]
 pub fn read_markers(dir: &std::path::Path) -> Vec<LostMarker> {
     use std::io::Read;
 
@@ -320,6 +318,12 @@ mod unix {
             &self.address
         }
 
+        /// No marker directory to hand out: tools find it as the socket's
+        /// parent.
+        pub fn marker_dir_env(&self) -> Option<String> {
+            None
+        }
+
         /// The next connection.
         pub async fn accept(&mut self) -> std::io::Result<Connection> {
             let (stream, _) = self.socket.accept().await?;
@@ -390,51 +394,339 @@ mod unix {
             .map_err(|source| EndpointError::SocketDir { dir: base, source })?;
         Ok(dir)
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// `sun_path` of this platform's `sockaddr_un`, less the NUL.
+        fn sun_path_room() -> usize {
+            // SAFETY: all zeros is a valid sockaddr_un.
+            let address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            address.sun_path.len() - 1
+        }
+
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        #[test]
+        fn linux_socket_paths_fit_108_byte_sun_path() {
+            assert_eq!(MAX_SOCKET_PATH, 107);
+            assert_eq!(MAX_SOCKET_PATH, sun_path_room());
+        }
+
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        #[test]
+        fn macos_socket_paths_fit_104_byte_sun_path() {
+            assert_eq!(MAX_SOCKET_PATH, 103);
+            assert_eq!(MAX_SOCKET_PATH, sun_path_room());
+        }
+
+        #[cfg(any(
+            target_os = "freebsd",
+            target_os = "openbsd",
+            target_os = "netbsd",
+            target_os = "dragonfly"
+        ))]
+        #[test]
+        fn bsd_socket_paths_fit_104_byte_sun_path() {
+            assert_eq!(MAX_SOCKET_PATH, 103);
+            assert_eq!(MAX_SOCKET_PATH, sun_path_room());
+        }
+
+        #[test]
+        fn a_temp_dir_too_long_for_a_socket_falls_back_to_tmp() {
+            // The longest base that still fits, and one byte more.
+            let room = MAX_SOCKET_PATH - "/runner-aware-XXXXXX/s".len();
+            let fits = PathBuf::from(format!("/{}", "d".repeat(room - 1)));
+            assert_eq!(socket_base(fits.clone()), fits);
+            let too_long = PathBuf::from(format!("/{}", "d".repeat(room)));
+            assert_eq!(socket_base(too_long), PathBuf::from("/tmp"));
+            // The macOS temp dir, /var/folders/<2>/<30>/T, fits with room to spare.
+            let macos = PathBuf::from(format!("/var/folders/zz/{}/T", "x".repeat(30)));
+            assert_eq!(socket_base(macos.clone()), macos);
+        }
+
+        #[test]
+        fn sockets_are_bound_within_the_limit() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let listener = runtime.block_on(async { Listener::bind() }).unwrap();
+            assert!(listener.address().len() <= MAX_SOCKET_PATH);
+            listener.stop().remove();
+        }
+    }
 }
 
 #[cfg(windows)]
 mod windows {
-    use std::io;
-    use std::time::Duration;
-
-    use interprocess::local_socket::prelude::*;
-    use interprocess::local_socket::{ConnectOptions, GenericFilePath, Stream};
-    use interprocess::ConnectWaitMode;
+    use std::ffi::OsStr;
+    use std::io::{self, Read, Write};
+    use std::os::windows::ffi::OsStrExt;
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+    use std::time::{Duration, Instant};
 
     use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::Foundation::{
+        GetLastError, ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_BUSY,
+        ERROR_SEM_TIMEOUT, HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        ReadFile, WriteFile, FILE_FLAG_OVERLAPPED, SECURITY_IDENTIFICATION,
+    };
+    use windows_sys::Win32::System::Pipes::{WaitNamedPipeW, NMPWAIT_WAIT_FOREVER};
+    use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject, INFINITE};
+    use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
     use super::EndpointError;
 
     /// An accepted connection.
     pub type Connection = NamedPipeServer;
 
-    /// A tool's connection to its runner.
-    pub type ClientStream = Stream;
-
-    /// Connects to the named pipe `name` within `timeout`, and sets the same
-    /// timeout on every later read and write.
-    pub fn connect(name: &str, timeout: Option<Duration>) -> io::Result<Stream> {
-        let name = name.to_fs_name::<GenericFilePath>()?;
-        let wait = timeout.map_or(ConnectWaitMode::Deferred, ConnectWaitMode::Timeout);
-        let stream = ConnectOptions::new()
-            .name(name)
-            .wait_mode(wait)
-            .connect_sync()?;
-        stream.set_recv_timeout(timeout)?;
-        stream.set_send_timeout(timeout)?;
-        Ok(stream)
+    /// A tool's connection to its runner: the pipe opened for overlapped I/O,
+    /// so that connecting, every write and every read can be given up on
+    /// after the timeout, as a Unix socket's `SO_SNDTIMEO`/`SO_RCVTIMEO` do.
+    ///
+    /// Each read or write starts an overlapped operation, waits on its event
+    /// for at most the timeout, and on expiry cancels that one operation with
+    /// `CancelIoEx`. It then waits for the operation to end (cancelled, or
+    /// completed in the meantime, which counts as success) before returning,
+    /// so the kernel never touches a buffer the caller got back.
+    ///
+    /// The other design, a watchdog thread calling `CancelSynchronousIo` on a
+    /// blocking call, was rejected: that cancels whatever the watched thread
+    /// is blocked in at that instant, so a cancel that lands just before the
+    /// call starts cancels nothing and the call blocks for good (the watchdog
+    /// has to retry in a loop, handshaking with the thread it watches); and
+    /// it costs every tool process a thread. Overlapped I/O is exact, needs
+    /// no thread, and costs one event per connection and, only for an
+    /// operation that does not complete at once, one wait.
+    #[derive(Debug)]
+    pub struct ClientStream {
+        pipe: OwnedHandle,
+        /// Signalled when the pending operation ends; manual-reset, and reset
+        /// by `ReadFile`/`WriteFile` as each operation starts.
+        event: OwnedHandle,
+        timeout: Option<Duration>,
     }
 
-    /// A named pipe; one instance always waits for the next client.
+    /// `timeout` in whole milliseconds, rounded up so a wait never ends
+    /// early, and kept below `INFINITE` (`None`: `INFINITE`).
+    fn millis(timeout: Option<Duration>) -> u32 {
+        match timeout {
+            None => INFINITE,
+            Some(timeout) => {
+                let ms = timeout.as_nanos().div_ceil(1_000_000);
+                u32::try_from(ms).unwrap_or(INFINITE - 1).min(INFINITE - 1)
+            }
+        }
+    }
+
+    fn timed_out(timeout: Option<Duration>) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out after {} ms", millis(timeout)),
+        )
+    }
+
+    impl ClientStream {
+        fn new(pipe: OwnedHandle, timeout: Option<Duration>) -> io::Result<Self> {
+            // SAFETY: no name and no security attributes: a fresh, unnamed,
+            // non-inheritable event, manual-reset as overlapped I/O wants.
+            let event = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
+            if event.is_null() {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `event` is a handle this function just created and
+            // owns; `OwnedHandle` closes it once.
+            let event = unsafe { OwnedHandle::from_raw_handle(event) };
+            Ok(Self {
+                pipe,
+                event,
+                timeout,
+            })
+        }
+
+        /// Runs one overlapped operation that `start` begins (it must pass
+        /// the `OVERLAPPED` it is given) and returns the bytes it moved,
+        /// within the timeout.
+        fn transfer(
+            &mut self,
+            start: impl FnOnce(HANDLE, *mut OVERLAPPED) -> BOOL,
+        ) -> io::Result<u32> {
+            let pipe: HANDLE = self.pipe.as_raw_handle();
+            // SAFETY: all zeros is a valid OVERLAPPED: offset 0, no event.
+            let mut overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+            overlapped.hEvent = self.event.as_raw_handle();
+            if start(pipe, &mut overlapped) == 0 {
+                // SAFETY: reads this thread's last error, set by `start`.
+                let error = unsafe { GetLastError() };
+                if error != ERROR_IO_PENDING {
+                    // The operation never started: nothing to wait for.
+                    return Err(io::Error::from_raw_os_error(error as i32));
+                }
+                // SAFETY: the event handle is open for as long as `self` is.
+                let waited =
+                    unsafe { WaitForSingleObject(overlapped.hEvent, millis(self.timeout)) };
+                if waited != WAIT_OBJECT_0 {
+                    let why = if waited == WAIT_TIMEOUT {
+                        timed_out(self.timeout)
+                    } else {
+                        io::Error::last_os_error()
+                    };
+                    let mut moved = 0;
+                    // SAFETY: cancels this operation only, then waits until
+                    // it has ended, so `overlapped` and the buffer `start`
+                    // handed out outlive every use the kernel makes of them.
+                    let completed = unsafe {
+                        CancelIoEx(pipe, &overlapped);
+                        GetOverlappedResult(pipe, &overlapped, &mut moved, 1)
+                    };
+                    // Completed between the timeout and the cancel: done.
+                    return if completed != 0 { Ok(moved) } else { Err(why) };
+                }
+            }
+            let mut moved = 0;
+            // SAFETY: the operation has ended (its event is signalled, or it
+            // completed at once), so this returns without blocking.
+            if unsafe { GetOverlappedResult(pipe, &overlapped, &mut moved, 1) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(moved)
+        }
+    }
+
+    impl Read for ClientStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            let data = buf.as_mut_ptr();
+            // SAFETY: `data` is valid for `len` bytes for as long as
+            // `transfer` runs, and `transfer` waits for the operation to end.
+            let read = self.transfer(|pipe, overlapped| unsafe {
+                ReadFile(pipe, data, len, std::ptr::null_mut(), overlapped)
+            });
+            match read {
+                Ok(n) => Ok(n as usize),
+                // The runner closed its end: the end of the stream, as std
+                // reports it for pipes.
+                Err(err) if err.raw_os_error() == Some(ERROR_BROKEN_PIPE as i32) => Ok(0),
+                Err(err) => Err(err),
+            }
+        }
+    }
+
+    impl Write for ClientStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            let data = buf.as_ptr();
+            // SAFETY: as in `read`.
+            let written = self.transfer(|pipe, overlapped| unsafe {
+                WriteFile(pipe, data, len, std::ptr::null_mut(), overlapped)
+            })?;
+            Ok(written as usize)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Opens the pipe `name` for overlapped I/O. The handle is not
+    /// inheritable (std's default), and the runner may identify this process
+    /// but not impersonate it.
+    fn open_pipe(name: &str) -> io::Result<OwnedHandle> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(FILE_FLAG_OVERLAPPED)
+            .security_qos_flags(SECURITY_IDENTIFICATION)
+            .open(name)?;
+        Ok(OwnedHandle::from(file))
+    }
+
+    /// Connects to the named pipe `name` within `timeout` (`None`: no
+    /// limit); every later read and write has the same timeout.
+    ///
+    /// While every instance of the pipe is busy (the runner is between
+    /// accepting one client and offering the next instance) the open fails
+    /// with `ERROR_PIPE_BUSY`; that is waited out with `WaitNamedPipeW`
+    /// until the timeout, never taken for "no runner". A pipe that does not
+    /// exist (a dead runner) fails at once.
+    pub fn connect(name: &str, timeout: Option<Duration>) -> io::Result<ClientStream> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        let wide: Vec<u16> = OsStr::new(name)
+            .encode_wide()
+            .chain(std::iter::once(0))
+            .collect();
+        loop {
+            match open_pipe(name) {
+                Ok(pipe) => return ClientStream::new(pipe, timeout),
+                Err(err) if err.raw_os_error() != Some(ERROR_PIPE_BUSY as i32) => return Err(err),
+                Err(_busy) => {}
+            }
+            let wait = match deadline {
+                None => NMPWAIT_WAIT_FOREVER,
+                Some(deadline) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "every instance of the runner's pipe stayed busy until the timeout",
+                        ));
+                    }
+                    // At least 1 ms: 0 would mean the pipe's default wait.
+                    millis(Some(remaining)).max(1)
+                }
+            };
+            // SAFETY: `wide` is a NUL-terminated UTF-16 string.
+            if unsafe { WaitNamedPipeW(wide.as_ptr(), wait) } == 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(ERROR_SEM_TIMEOUT as i32) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// A client that connected, wrote and closed its end before the server
+    /// looked makes `ConnectNamedPipe` fail with `ERROR_NO_DATA`; what it
+    /// wrote is still in the pipe, to be read like any connection's.
+    fn connected(result: io::Result<()>) -> io::Result<()> {
+        match result {
+            Err(err) if err.raw_os_error() == Some(ERROR_NO_DATA as i32) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A named pipe; one instance always waits for the next client. Beside
+    /// it, a private directory for lost markers, which a pipe cannot hold.
     #[derive(Debug)]
     pub struct Listener {
         waiting: NamedPipeServer,
         address: String,
+        dir: tempfile::TempDir,
     }
 
     impl Listener {
-        /// Creates the first pipe instance under a random name. Call inside a runtime.
+        /// Creates the marker directory and the first pipe instance under a
+        /// random name. Call inside a runtime.
         pub fn bind() -> Result<Self, EndpointError> {
+            let base = std::env::temp_dir();
+            // Under the user's temp dir, which only that user (and the
+            // system and administrators) may enter; the directory inherits
+            // that ACL.
+            let dir = tempfile::Builder::new()
+                .prefix("runner-aware-")
+                .tempdir_in(&base)
+                .map_err(|source| EndpointError::SocketDir { dir: base, source })?;
             let mut random = [0u8; 16];
             getrandom::fill(&mut random).map_err(|err| EndpointError::Bind {
                 address: r"\\.\pipe\runner-aware-…".to_owned(),
@@ -450,12 +742,22 @@ mod windows {
                     address: address.clone(),
                     source,
                 })?;
-            Ok(Self { waiting, address })
+            Ok(Self {
+                waiting,
+                address,
+                dir,
+            })
         }
 
         /// What a client connects to.
         pub fn address(&self) -> &str {
             &self.address
+        }
+
+        /// The marker directory, which tools cannot derive from a pipe name:
+        /// handed to them in `RUNNER_AWARE_DIR`.
+        pub fn marker_dir_env(&self) -> Option<String> {
+            Some(self.dir.path().to_string_lossy().into_owned())
         }
 
         /// Swaps in a fresh waiting instance and returns the one a client used.
@@ -468,7 +770,7 @@ mod windows {
 
         /// The next connection.
         pub async fn accept(&mut self) -> std::io::Result<Connection> {
-            match self.waiting.connect().await {
+            match connected(self.waiting.connect().await) {
                 Ok(()) => self.rotate(),
                 Err(err) => {
                     // The client left before it was served; the instance is spent.
@@ -482,8 +784,9 @@ mod windows {
         pub async fn take_queued(&mut self) -> Vec<Connection> {
             let mut queued = Vec::new();
             // A client already connected completes `connect` on its first poll.
-            while let Ok(Ok(())) =
-                tokio::time::timeout(Duration::ZERO, self.waiting.connect()).await
+            while let Ok(Ok(())) = tokio::time::timeout(Duration::ZERO, self.waiting.connect())
+                .await
+                .map(connected)
             {
                 match self.rotate() {
                     Ok(connection) => queued.push(connection),
@@ -493,23 +796,145 @@ mod windows {
             queued
         }
 
-        /// Stops listening.
+        /// Stops listening (the pipe goes away with its last handle); what
+        /// is left is the marker directory.
         pub fn stop(self) -> Endpoint {
-            Endpoint
+            Endpoint { dir: self.dir }
         }
     }
 
-    /// Nothing to remove: a pipe goes away with its last handle.
+    /// What is left of a listener after it stopped: the marker directory.
     #[derive(Debug)]
-    pub struct Endpoint;
+    pub struct Endpoint {
+        dir: tempfile::TempDir,
+    }
 
     impl Endpoint {
-        /// Markers need a directory; a pipe has none.
+        /// The markers tools left in the directory.
         pub fn lost_markers(&self) -> Vec<super::LostMarker> {
-            Vec::new()
+            super::read_markers(self.dir.path())
         }
 
-        /// Nothing to do on Windows.
-        pub fn remove(self) {}
+        /// Removes the directory.
+        pub fn remove(self) {
+            let _ = self.dir.close();
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn millis_round_up_and_stay_finite() {
+            assert_eq!(millis(None), INFINITE);
+            assert_eq!(millis(Some(Duration::ZERO)), 0);
+            assert_eq!(millis(Some(Duration::from_nanos(1))), 1);
+            assert_eq!(millis(Some(Duration::from_millis(5000))), 5000);
+            assert_eq!(millis(Some(Duration::MAX)), INFINITE - 1);
+        }
+
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        }
+
+        fn pipe_name(test: &str) -> String {
+            format!(r"\\.\pipe\runner-aware-test-{test}-{}", std::process::id())
+        }
+
+        #[test]
+        fn a_read_gives_up_after_the_timeout_and_the_pipe_still_works() {
+            use tokio::io::AsyncWriteExt;
+
+            let name = pipe_name("read-timeout");
+            let runtime = runtime();
+            let mut server = runtime.block_on(async {
+                ServerOptions::new()
+                    .first_pipe_instance(true)
+                    .create(&name)
+                    .unwrap()
+            });
+            let mut client = connect(&name, Some(Duration::from_millis(300))).unwrap();
+            runtime.block_on(server.connect()).unwrap();
+            let started = Instant::now();
+            let mut buf = [0u8; 16];
+            let err = client.read(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            assert!(started.elapsed() < Duration::from_secs(5));
+            // The cancel ended that read only: the next one gets the bytes.
+            runtime.block_on(server.write_all(b"late")).unwrap();
+            assert_eq!(client.read(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"late");
+            // No limit: a read waits for as long as the runner takes.
+            client.timeout = None;
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(400));
+                runtime.block_on(server.write_all(b"slow")).unwrap();
+                (runtime, server)
+            });
+            assert_eq!(client.read(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"slow");
+            // The runner goes away: the end of the stream, not an error. (The
+            // pipe closes once the runtime has seen its own read cancelled.)
+            let (runtime, server) = writer.join().unwrap();
+            runtime.block_on(async {
+                drop(server);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            });
+            assert_eq!(client.read(&mut buf).unwrap(), 0);
+        }
+
+        #[test]
+        fn a_write_to_a_runner_that_stops_reading_gives_up_after_the_timeout() {
+            let name = pipe_name("write-timeout");
+            let runtime = runtime();
+            let server = runtime.block_on(async {
+                ServerOptions::new()
+                    .first_pipe_instance(true)
+                    .in_buffer_size(4096)
+                    .create(&name)
+                    .unwrap()
+            });
+            let mut client = connect(&name, Some(Duration::from_millis(300))).unwrap();
+            runtime.block_on(server.connect()).unwrap();
+            let started = Instant::now();
+            let err = client.write_all(&vec![7u8; 4 << 20]).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            assert!(started.elapsed() < Duration::from_secs(5));
+            drop(server);
+        }
+
+        #[test]
+        fn connecting_while_every_instance_is_busy_gives_up_after_the_timeout() {
+            let name = pipe_name("busy");
+            let runtime = runtime();
+            let server = runtime.block_on(async {
+                ServerOptions::new()
+                    .first_pipe_instance(true)
+                    .max_instances(1)
+                    .create(&name)
+                    .unwrap()
+            });
+            let _first = connect(&name, Some(Duration::from_secs(5))).unwrap();
+            let started = Instant::now();
+            let err = connect(&name, Some(Duration::from_millis(300))).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            assert!(started.elapsed() < Duration::from_secs(5));
+            drop(server);
+        }
+
+        #[test]
+        fn a_pipe_that_does_not_exist_fails_at_once() {
+            let started = Instant::now();
+            let name = r"\\.\pipe\runner-aware-test-missing-0123456789abcdef";
+            assert!(connect(name, Some(Duration::from_secs(30))).is_err());
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! The server and client talking over a real socket, in one process.
-#![cfg(unix)]
+//! The server and client talking over a real channel, in one process: a Unix
+//! socket, or a named pipe on Windows.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[cfg(windows)]
+use runner_aware::protocol::ENV_DIR;
 use runner_aware::protocol::{ENV_SOCKET, ENV_TOKEN};
+use runner_aware::reports::UncacheableKind;
 use runner_aware::{Client, ClientConfig, EnvQuery, Server, ServerOptions};
 
 fn server(env: &[(&str, &str)]) -> Server {
@@ -22,12 +25,45 @@ fn server(env: &[(&str, &str)]) -> Server {
     .expect("server starts")
 }
 
-fn client_of(server: &Server) -> Client {
-    Client::new(Some(ClientConfig {
+/// The client a tool of `server` would make from its environment.
+fn config_of(server: &Server) -> ClientConfig {
+    ClientConfig {
         socket: server.env()[ENV_SOCKET].clone(),
         token: server.env()[ENV_TOKEN].clone(),
         timeout: Some(Duration::from_secs(5)),
-    }))
+        dir: server.env().get("RUNNER_AWARE_DIR").map(PathBuf::from),
+    }
+}
+
+fn client_of(server: &Server) -> Client {
+    Client::new(Some(config_of(server)))
+}
+
+/// An absolute path on this platform, as the client reports it: `/a/b` on
+/// Unix, `C:\a\b` on Windows.
+fn abs(path: &str) -> String {
+    if cfg!(windows) {
+        format!("C:\\{}", path.replace('/', "\\"))
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// The runner's private directory, where markers go.
+fn private_dir(server: &Server) -> PathBuf {
+    config_of(server)
+        .marker_dir()
+        .expect("every server has a private directory")
+        .to_owned()
+}
+
+fn markers_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("lost-"))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[test]
@@ -35,8 +71,8 @@ fn reports_and_answers_round_trip() {
     let server = server(&[("A", "1"), ("VITE_X", "x"), ("VITE_Y", "y")]);
     let client = client_of(&server);
     assert!(client.is_connected());
-    client.ignore_input("/cache");
-    client.add_output("/dist/");
+    client.ignore_input(&abs("cache"));
+    client.add_output(&(abs("dist") + std::path::MAIN_SEPARATOR_STR));
     client.add_value("k", "v");
     assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
     assert_eq!(client.get_env("NOPE", true), None);
@@ -48,9 +84,9 @@ fn reports_and_answers_round_trip() {
     let reports = server.close_blocking();
     assert_eq!(
         reports.ignored_inputs.iter().collect::<Vec<_>>(),
-        ["/cache"]
+        [&abs("cache")]
     );
-    assert_eq!(reports.outputs.iter().collect::<Vec<_>>(), ["/dist"]);
+    assert_eq!(reports.outputs.iter().collect::<Vec<_>>(), [&abs("dist")]);
     assert_eq!(reports.values["k"], "v");
     assert!(reports.envs["NOPE"].value.is_none());
     assert!(!reports.env_queries[0].tracked);
@@ -84,7 +120,7 @@ fn a_closed_server_makes_the_client_a_quick_no_op() {
     server.close_blocking();
     let started = Instant::now();
     for i in 0..10_000 {
-        client.ignore_input(&format!("/x/{i}"));
+        client.ignore_input(&abs(&format!("x/{i}")));
         assert_eq!(client.get_env(&format!("N{i}"), true), None);
     }
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -95,7 +131,7 @@ fn a_closed_server_makes_the_client_a_quick_no_op() {
 fn no_config_means_no_op() {
     let client = Client::new(None);
     assert!(!client.is_connected());
-    client.ignore_input("/x");
+    client.ignore_input(&abs("x"));
     assert_eq!(client.get_env("HOME", true), None);
     assert!(client
         .get_envs(&EnvQuery::Prefix(String::new()), true)
@@ -104,8 +140,11 @@ fn no_config_means_no_op() {
     assert!(client.get_envs(&EnvQuery::Glob("[".into()), true).is_err());
 }
 
-fn raw(server: &Server, bytes: &[u8]) -> Vec<u8> {
-    let mut stream = UnixStream::connect(&server.env()[ENV_SOCKET]).unwrap();
+/// Sends `bytes` as a peer that speaks no more, and reads what the server
+/// answers until it ends the connection.
+#[cfg(unix)]
+fn raw_exchange(server: &Server, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = std::os::unix::net::UnixStream::connect(&server.env()[ENV_SOCKET]).unwrap();
     stream.write_all(bytes).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = Vec::new();
@@ -114,6 +153,54 @@ fn raw(server: &Server, bytes: &[u8]) -> Vec<u8> {
         .unwrap();
     let _ = stream.read_to_end(&mut answer);
     answer
+}
+
+/// Sends `bytes` and leaves.
+#[cfg(unix)]
+fn raw_send(server: &Server, bytes: &[u8]) {
+    raw_exchange(server, bytes);
+}
+
+/// Opens the server's pipe as a peer that knows nothing of the protocol,
+/// waiting while every instance is busy (the server is replacing the one the
+/// last peer took).
+#[cfg(windows)]
+fn raw_pipe(server: &Server) -> std::fs::File {
+    const ERROR_PIPE_BUSY: i32 = 231;
+    let started = Instant::now();
+    loop {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&server.env()[ENV_SOCKET])
+        {
+            Err(err)
+                if err.raw_os_error() == Some(ERROR_PIPE_BUSY)
+                    && started.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
+/// Sends `bytes` as a peer that speaks no more, and reads what the server
+/// answers until it ends the connection (a pipe has no half-close: only for
+/// exchanges the server ends).
+#[cfg(windows)]
+fn raw_exchange(server: &Server, bytes: &[u8]) -> Vec<u8> {
+    let mut pipe = raw_pipe(server);
+    pipe.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = pipe.read_to_end(&mut answer);
+    answer
+}
+
+/// Sends `bytes` and leaves.
+#[cfg(windows)]
+fn raw_send(server: &Server, bytes: &[u8]) {
+    raw_pipe(server).write_all(bytes).unwrap();
 }
 
 fn frame(payload: &str) -> Vec<u8> {
@@ -129,19 +216,20 @@ fn hostile_frames_end_only_their_connection() {
     let hello = frame(&format!(
         r#"{{"op":"hello","version":1,"token":"{token}","pid":9}}"#
     ));
-    let answer = raw(&server, &[0xff, 0xff, 0xff, 0xff]);
+    let answer = raw_exchange(&server, &[0xff, 0xff, 0xff, 0xff]);
     assert!(answer.is_empty());
     let mut huge = hello.clone();
     huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-    raw(&server, &huge);
+    raw_exchange(&server, &huge);
+    let kept = serde_json::to_string(&abs("kept")).unwrap();
     let mut cut = hello.clone();
-    cut.extend_from_slice(&frame(r#"{"op":"ignoreInput","path":"/kept"}"#));
+    cut.extend_from_slice(&frame(&format!(r#"{{"op":"ignoreInput","path":{kept}}}"#)));
     cut.extend_from_slice(&[20, 0, 0, 0, b'{']);
-    raw(&server, &cut);
+    raw_send(&server, &cut);
     let mut relative = hello.clone();
     relative.extend_from_slice(&frame(r#"{"op":"addInput","path":"relative/p"}"#));
-    raw(&server, &relative);
-    let wrong = raw(
+    raw_send(&server, &relative);
+    let wrong = raw_exchange(
         &server,
         &frame(r#"{"op":"hello","version":1,"token":"nope","pid":1}"#),
     );
@@ -155,7 +243,10 @@ fn hostile_frames_end_only_their_connection() {
     assert!(messages.contains(&"connection closed mid-frame after 5 of 24 bytes"));
     assert!(messages.contains(&"path \"relative/p\" is not absolute"));
     assert!(messages.contains(&"handshake refused: wrong token"));
-    assert_eq!(reports.ignored_inputs.iter().collect::<Vec<_>>(), ["/kept"]);
+    assert_eq!(
+        reports.ignored_inputs.iter().collect::<Vec<_>>(),
+        [&abs("kept")]
+    );
     assert_eq!(reports.clients, 4);
 }
 
@@ -174,12 +265,106 @@ fn oversized_reports_disable_the_cache_instead_of_vanishing() {
 }
 
 #[test]
-fn close_removes_the_socket_directory() {
+fn close_removes_the_private_directory() {
     let server = server(&[]);
-    let dir = server.socket_path().parent().unwrap().to_owned();
-    assert!(dir.exists());
+    let dir = private_dir(&server);
+    // Unix: the socket's parent, so tools need no variable to find it;
+    // Windows: a pipe has no parent, so the runner hands it out.
+    #[cfg(unix)]
+    {
+        assert_eq!(Some(dir.as_path()), server.socket_path().parent());
+        assert!(!server.env().contains_key("RUNNER_AWARE_DIR"));
+    }
+    #[cfg(windows)]
+    assert_eq!(server.env()[ENV_DIR], dir.to_string_lossy());
+    assert!(dir.is_dir());
     server.close_blocking();
     assert!(!dir.exists());
+}
+
+/// A tool that cannot reach its runner leaves a marker in the runner's
+/// private directory, and the runner reads it at close: the run is not
+/// cacheable though the channel never carried a word.
+#[test]
+fn a_tool_that_cannot_connect_makes_the_run_not_cacheable() {
+    let server = server(&[("A", "1")]);
+    let mut config = config_of(&server);
+    config.socket = if cfg!(windows) {
+        r"\\.\pipe\runner-aware-nobody-listens-here".to_owned()
+    } else {
+        private_dir(&server)
+            .join("gone")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let client = Client::new(Some(config));
+    assert_eq!(client.get_env("A", true), None);
+    assert!(!client.is_connected());
+    assert_eq!(markers_in(&private_dir(&server)).len(), 1);
+    let reports = server.close_blocking();
+    assert!(!reports.cacheable);
+    assert_eq!(reports.not_cacheable[0].kind, UncacheableKind::Lost);
+    assert!(
+        reports.not_cacheable[0]
+            .message
+            .starts_with("a tool could not deliver what it said: cannot connect to"),
+        "{:?}",
+        reports.not_cacheable
+    );
+}
+
+/// Env names follow the platform: Windows ignores their case, so a tool
+/// asking for `PATH` gets the runner's `Path`, recorded under the runner's
+/// spelling; Unix keeps them apart.
+#[test]
+fn env_names_compare_as_the_platform_does() {
+    let server = server(&[("Path", "p"), ("VITE_A", "a")]);
+    let client = client_of(&server);
+    let path = client.get_env("PATH", true);
+    let vite = client
+        .get_envs(&EnvQuery::Glob("vite_*".into()), true)
+        .unwrap();
+    drop(client);
+    let reports = server.close_blocking();
+    let names: Vec<_> = reports.envs.keys().map(String::as_str).collect();
+    if cfg!(windows) {
+        assert_eq!(path.as_deref(), Some("p"));
+        assert_eq!(names, ["Path"]);
+        assert_eq!(vite.keys().collect::<Vec<_>>(), ["VITE_A"]);
+    } else {
+        assert_eq!(path, None);
+        assert_eq!(names, ["PATH"]);
+        assert!(vite.is_empty());
+    }
+}
+
+/// Many tools connecting at once: on Windows each takes a pipe instance the
+/// runner must replace in time; a client that finds every instance busy
+/// waits for the next one instead of going offline.
+#[test]
+fn tools_connecting_at_once_all_get_through() {
+    const TOOLS: usize = 32;
+    let server = server(&[("A", "1")]);
+    let config = config_of(&server);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(TOOLS));
+    let tools: Vec<_> = (0..TOOLS)
+        .map(|i| {
+            let (config, start) = (config.clone(), start.clone());
+            std::thread::spawn(move || {
+                let client = Client::new(Some(config));
+                start.wait();
+                client.add_input(&abs(&format!("in/{i}")));
+                client.get_env("A", true)
+            })
+        })
+        .collect();
+    for tool in tools {
+        assert_eq!(tool.join().unwrap().as_deref(), Some("1"));
+    }
+    let reports = server.close_blocking();
+    assert_eq!(reports.clients, TOOLS as u64);
+    assert_eq!(reports.inputs.len(), TOOLS);
+    assert!(reports.cacheable, "{:?}", reports.not_cacheable);
 }
 
 #[test]
@@ -205,15 +390,19 @@ fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
     assert!(reports.errors.is_empty(), "{:?}", reports.errors);
 }
 
-/// A peer that answers the handshake and then never answers a request: the
-/// client gives up after its timeout, says so to the runner, and goes offline.
-#[test]
-fn a_runner_that_stops_answering_is_given_up_on_and_told() {
-    use runner_aware::protocol::{
-        encode_frame, ClientMessage, FrameDecoder, ServerMessage, MAX_CLIENT_FRAME,
-        MAX_SERVER_FRAME, PROTOCOL_VERSION,
-    };
+/// A hand-made runner's side of one connection: blocking reads (with a
+/// 10 s limit) and writes.
+trait Peer: Read + Write {}
+impl<T: Read + Write> Peer for T {}
 
+/// A hand-made runner that takes one connection and hands it to `serve` on a
+/// thread of its own; returns the config of a tool of it (timeout `timeout`,
+/// token `t`) and its private directory.
+#[cfg(unix)]
+fn fake_runner<T: Send + 'static>(
+    timeout: Duration,
+    serve: impl FnOnce(&mut dyn Peer) -> T + Send + 'static,
+) -> (ClientConfig, tempfile::TempDir, std::thread::JoinHandle<T>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
@@ -222,39 +411,131 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
-        let mut messages = Vec::new();
-        let mut buf = [0u8; 4096];
-        while messages.len() < 3 {
-            let n = stream.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            decoder.extend(&buf[..n]);
-            while let Some(frame) = decoder.next_frame().unwrap() {
-                let message: ClientMessage = serde_json::from_slice(frame).unwrap();
-                if matches!(message, ClientMessage::Hello { .. }) {
-                    let mut welcome = Vec::new();
-                    let answer = ServerMessage::Welcome {
-                        version: PROTOCOL_VERSION,
-                        features: Vec::new(),
-                    };
-                    encode_frame(&answer, MAX_SERVER_FRAME, &mut welcome).unwrap();
-                    stream.write_all(&welcome).unwrap();
-                }
-                messages.push(message);
-            }
-        }
-        messages
+        serve(&mut stream)
     });
-    let client = Client::new(Some(ClientConfig {
+    let config = ClientConfig {
         socket: path.to_string_lossy().into_owned(),
         token: "t".into(),
-        timeout: Some(Duration::from_millis(200)),
-    }));
+        timeout: Some(timeout),
+        dir: None,
+    };
+    (config, dir, runner)
+}
+
+/// A tokio named pipe driven by blocking calls.
+#[cfg(windows)]
+struct BlockingPipe {
+    runtime: tokio::runtime::Runtime,
+    pipe: tokio::net::windows::named_pipe::NamedPipeServer,
+}
+
+#[cfg(windows)]
+impl Read for BlockingPipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        let pipe = &mut self.pipe;
+        self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), pipe.read(buf))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        })
+    }
+}
+
+#[cfg(windows)]
+impl Write for BlockingPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        self.runtime.block_on(self.pipe.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+fn fake_runner<T: Send + 'static>(
+    timeout: Duration,
+    serve: impl FnOnce(&mut dyn Peer) -> T + Send + 'static,
+) -> (ClientConfig, tempfile::TempDir, std::thread::JoinHandle<T>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!(
+        r"\\.\pipe\runner-aware-fake-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pipe = runtime
+        .block_on(async {
+            tokio::net::windows::named_pipe::ServerOptions::new()
+                .first_pipe_instance(true)
+                .create(&name)
+        })
+        .unwrap();
+    let runner = std::thread::spawn(move || {
+        runtime.block_on(pipe.connect()).unwrap();
+        serve(&mut BlockingPipe { runtime, pipe })
+    });
+    let config = ClientConfig {
+        socket: name,
+        token: "t".into(),
+        timeout: Some(timeout),
+        dir: Some(dir.path().to_owned()),
+    };
+    (config, dir, runner)
+}
+
+/// Reads what the tool says until `enough` messages came (or it left),
+/// welcoming its hello.
+fn converse(stream: &mut dyn Peer, enough: usize) -> Vec<runner_aware::protocol::ClientMessage> {
+    use runner_aware::protocol::{
+        encode_frame, ClientMessage, FrameDecoder, ServerMessage, MAX_CLIENT_FRAME,
+        MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    };
+    let mut decoder = FrameDecoder::new(MAX_CLIENT_FRAME);
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while messages.len() < enough {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        decoder.extend(&buf[..n]);
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            let message: ClientMessage = serde_json::from_slice(frame).unwrap();
+            if matches!(message, ClientMessage::Hello { .. }) {
+                let mut welcome = Vec::new();
+                let answer = ServerMessage::Welcome {
+                    version: PROTOCOL_VERSION,
+                    features: Vec::new(),
+                };
+                encode_frame(&answer, MAX_SERVER_FRAME, &mut welcome).unwrap();
+                stream.write_all(&welcome).unwrap();
+            }
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+/// A peer that answers the handshake and then never answers a request: the
+/// client gives up after its timeout, says so to the runner, and goes offline.
+#[test]
+fn a_runner_that_stops_answering_is_given_up_on_and_told() {
+    use runner_aware::protocol::ClientMessage;
+
+    let timeout = Duration::from_millis(200);
+    let (config, dir, runner) = fake_runner(timeout, |stream| converse(stream, 3));
+    let client = Client::new(Some(config));
     let started = Instant::now();
     assert_eq!(client.get_env("A", true), None);
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(started.elapsed() >= timeout);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!client.is_connected());
     let messages = runner.join().unwrap();
@@ -267,19 +548,43 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     );
     // The runner is also told through a marker in its directory, which it
     // reads even when the connection is what failed.
-    let markers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("lost-"))
-        .collect();
+    let markers = markers_in(dir.path());
     assert_eq!(markers.len(), 1);
-    let body = std::fs::read_to_string(markers[0].path()).unwrap();
+    let body = std::fs::read_to_string(&markers[0]).unwrap();
     assert!(body.contains("no answer from the runner"), "{body}");
+}
+
+/// A peer that answers the handshake and then stops reading: a report that
+/// does not fit in the channel's buffer is given up on after the timeout,
+/// never blocking the tool for good.
+#[test]
+fn a_runner_that_stops_reading_is_given_up_on() {
+    let timeout = Duration::from_millis(300);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (config, dir, runner) = fake_runner(timeout, move |stream| {
+        converse(stream, 1);
+        let _ = released.recv_timeout(Duration::from_secs(30));
+    });
+    let client = Client::new(Some(config));
+    assert!(client.is_connected());
+    let started = Instant::now();
+    // Under the frame limit, over any socket or pipe buffer.
+    client.add_value("big", &"x".repeat(900 << 10));
+    assert!(started.elapsed() >= timeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!client.is_connected());
+    let markers = markers_in(dir.path());
+    assert_eq!(markers.len(), 1);
+    let body = std::fs::read_to_string(&markers[0]).unwrap();
+    assert!(body.contains("cannot send a report"), "{body}");
+    release.send(()).unwrap();
+    runner.join().unwrap();
 }
 
 /// A tool that forks without exec after connecting: parent and child share
 /// the socket, and answers to one would reach whichever reads first. The
 /// child must notice and reconnect on a connection (and cache) of its own.
+#[cfg(unix)]
 #[test]
 fn a_forked_child_uses_its_own_connection() {
     const CALLS: usize = 2000;
@@ -372,6 +677,7 @@ fn a_full_listen_backlog_loses_no_tool() {
                     socket,
                     token,
                     timeout: Some(Duration::from_secs(20)),
+                    dir: None,
                 }));
                 start.wait();
                 client.add_input(&format!("/in/{i}"));

@@ -6,8 +6,8 @@ use runner_aware::client::DEFAULT_TIMEOUT;
 use runner_aware::env::MAX_GLOB_LEN;
 use runner_aware::protocol::{
     encode_frame, format_size, ClientMessage, DecodeError, ServerMessage, ENV_CLIENT_PATH,
-    ENV_DEBUG, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, FEATURES, HEADER_LEN, LOST_MARKER_PREFIX,
-    MAX_CLIENT_FRAME, MAX_HELLO_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    ENV_DEBUG, ENV_DIR, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, FEATURES, HEADER_LEN,
+    LOST_MARKER_PREFIX, MAX_CLIENT_FRAME, MAX_HELLO_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 use runner_aware::reports::{MAX_LISTED_ERRORS, MAX_RECORDED_BYTES, MAX_RECORDED_ENTRIES};
 use runner_aware::server::{DEFAULT_CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
@@ -264,6 +264,7 @@ fn names_and_limits_match_the_crate() {
     for name in [
         ENV_SOCKET,
         ENV_TOKEN,
+        ENV_DIR,
         ENV_TIMEOUT_MS,
         ENV_DEBUG,
         ENV_CLIENT_PATH,

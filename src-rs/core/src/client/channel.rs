@@ -175,15 +175,13 @@ impl Channel {
     }
 }
 
-/// Leaves a marker in the runner's private directory (the socket's parent)
-/// saying this process gave up on something, so the run is not cacheable
-/// even though the channel itself failed. A runner reads markers at close.
-/// Returns whether a marker was written: there is none to write when the
-/// directory is gone (no runner to tell).
-pub fn leave_marker(address: &str, reason: &str) -> bool {
-    let Some(dir) = Path::new(address).parent() else {
-        return false;
-    };
+/// Leaves a marker in the runner's private directory `dir` (see
+/// [`ClientConfig::marker_dir`](super::ClientConfig::marker_dir)) saying this
+/// process gave up on something, so the run is not cacheable even though the
+/// channel itself failed. A runner reads markers at close. Returns whether a
+/// marker was written: there is none to write when the directory is gone (no
+/// runner to tell).
+pub fn leave_marker(dir: &Path, reason: &str) -> bool {
     let pid = std::process::id();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -14,7 +14,7 @@ mod answers;
 mod channel;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
 use crate::paths::absolutize;
 use crate::protocol::{
-    ClientMessage, ServerMessage, ENV_DEBUG, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN,
+    ClientMessage, ServerMessage, ENV_DEBUG, ENV_DIR, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN,
 };
 
 pub use answers::EnvAnswers;
@@ -46,6 +46,10 @@ pub struct ClientConfig {
     /// How long to wait for the runner on any one call; `None`: as long as
     /// it takes.
     pub timeout: Option<Duration>,
+    /// The runner's private directory, where lost markers go ([`ENV_DIR`]);
+    /// `None`: the directory holding the socket (Unix), or nowhere (a
+    /// Windows pipe has no directory).
+    pub dir: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -64,11 +68,24 @@ impl ClientConfig {
             Some(Ok(ms)) => Some(Duration::from_millis(ms)),
             _ => Some(DEFAULT_TIMEOUT),
         };
+        let dir = std::env::var_os(ENV_DIR)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from);
         Some(Self {
             socket,
             token,
             timeout,
+            dir,
         })
+    }
+
+    /// Where this client leaves lost markers, if anywhere.
+    pub fn marker_dir(&self) -> Option<&Path> {
+        match &self.dir {
+            Some(dir) => Some(dir),
+            None if cfg!(unix) => Path::new(&self.socket).parent(),
+            None => None,
+        }
     }
 }
 
@@ -314,8 +331,8 @@ impl Client {
         if channel.is_open() {
             channel.say_not_cacheable(&format!("a tool gave up on the runner: {why}"));
         }
-        if let Some(config) = &self.config {
-            leave_marker(&config.socket, why);
+        if let Some(dir) = self.config.as_ref().and_then(ClientConfig::marker_dir) {
+            leave_marker(dir, why);
         }
         self.go_offline(channel, why);
     }
