@@ -70,3 +70,51 @@ describe('nested runners', () => {
     expect(verdict(reports, { signal: 'SIGKILL' }).cacheable).toBe(false);
   });
 });
+
+/**
+ * vite-plus's `vp run --cache` as the outermost runner (vp needs Node ≥ 22.18,
+ * installed from the registry with vite-plus, as the bench does). Its cache
+ * is the observable: a nested runner-aware runner forwards its tool's tracked
+ * `getEnv('NODE_ENV')` through vp's own addon, so vp keys the task on
+ * NODE_ENV. Without forwarding, vp never hears of it and replays the task
+ * after NODE_ENV changed.
+ */
+describe('under a real vp run', () => {
+  it('keys the outer task on what the nested tool read', async () => {
+    const { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { dirname } = await import('node:path');
+    const cache = join(root, 'node_modules', '.cache', 'runner-aware-bench');
+    const nodePackage = `node-${process.platform}-${process.arch}`;
+    const node22 = join(cache, 'node_modules', nodePackage, 'bin', 'node');
+    const vp = join(cache, 'node_modules', 'vite-plus', 'bin', 'vp');
+    if (!existsSync(node22) || !existsSync(vp)) {
+      mkdirSync(cache, { recursive: true });
+      if (!existsSync(join(cache, 'package.json'))) writeFileSync(join(cache, 'package.json'), '{ "private": true }\n');
+      const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefix', cache, 'vite-plus@1.5.1', `${nodePackage}@22`]);
+      expect(install.code, install.stderr).toBe(0);
+    }
+    const project = mkdtempSync(join(tmpdir(), 'ra-vp-nested-'));
+    try {
+      const runs = join(project, 'runs.log');
+      // The nested runner's tool appends a line per real run.
+      const script = [process.execPath, join(root, 'test', 'scenarios', 'vp-nested.mjs'), runs].map((a) => JSON.stringify(a)).join(' ');
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'ra-vp-nested', private: true, scripts: { build: script } }));
+      const vpRun = (nodeEnv: string) => {
+        const env: Record<string, string | undefined> = { ...process.env, PATH: `${dirname(node22)}:${process.env['PATH']}`, NODE_ENV: nodeEnv };
+        delete env['VP_RUN_NODE_CLIENT_PATH'];
+        for (const name of Object.keys(env)) if (name.startsWith('RUNNER_AWARE_')) delete env[name];
+        return run(node22, [vp, 'run', '--cache', 'build'], { cwd: project, env });
+      };
+      const count = () => (existsSync(runs) ? readFileSync(runs, 'utf8').trim().split('\n').length : 0);
+      for (const [nodeEnv, expected] of [['production', 1], ['production', 1], ['development', 2]] as const) {
+        const result = await vpRun(nodeEnv);
+        expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+        expect(count(), `NODE_ENV=${nodeEnv}: ${result.stdout}`).toBe(expected);
+        if (nodeEnv === 'development') expect(result.stdout).toContain("cache miss: env 'NODE_ENV' changed");
+      }
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
