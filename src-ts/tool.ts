@@ -128,7 +128,21 @@ function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOu
   const client = addon === undefined ? runner() : addon;
   if (client === null) return;
   const target = client[method];
-  if (target) target.call(client, nodePath().resolve(path));
+  if (target) target.call(client, absolute(path));
+}
+
+/**
+ * `path` made absolute against the cwd. A deleted cwd makes `resolve` throw
+ * (ENOENT from `uv_cwd`); the path then resolves against the root, as the Rust
+ * client does, rather than throw into the tool. Only that case pays for the catch.
+ */
+function absolute(path: string): string {
+  const { resolve } = nodePath();
+  try {
+    return resolve(path);
+  } catch {
+    return resolve('/', path);
+  }
 }
 
 /** Reads under `path` (a file or directory, relative to the cwd) are not inputs of this run. */
