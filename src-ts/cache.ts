@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 import { loadBinding } from './native.js';
+import { nullRecord } from './server.js';
 import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
 
 // ---------------------------------------------------------------------------
@@ -85,12 +86,22 @@ export function declaredOutputs(reports: Pick<Reports, 'outputs' | 'ignoredOutpu
 // Env name globs: compiled by the Rust core, so a runner matches names exactly
 // as its server does.
 
+/**
+ * The glob as an error message shows it: whole, unless it was refused for its
+ * length, which can be any size; then cut short as the core's errors do.
+ */
+function shownGlob(glob: string, reason: string): string {
+  if (!reason.startsWith('glob of ') || glob.length <= 64) return JSON.stringify(glob);
+  const cut = /[\uD800-\uDBFF]/.test(glob.charAt(63)) ? 63 : 64;
+  return `${JSON.stringify(glob.slice(0, cut))}…`;
+}
+
 /** An env glob that does not parse. */
 export class InvalidEnvGlobError extends Error {
   /** The glob as given. */
   readonly glob: string;
   constructor(glob: string, reason: string) {
-    super(`invalid env glob ${JSON.stringify(glob)}: ${reason}`);
+    super(`invalid env glob ${shownGlob(glob, reason)}: ${reason}`);
     this.name = 'InvalidEnvGlobError';
     this.glob = glob;
   }
@@ -166,10 +177,14 @@ function sha256(text: string): string {
   return crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/** A key-sorted record with no prototype, so a name such as `__proto__` is a plain key. */
 function sortedRecord<T>(entries: Iterable<[string, T]>): Record<string, T> {
-  const out: Record<string, T> = {};
-  for (const [key, value] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[key] = value;
-  return out;
+  return nullRecord([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** `record[name]` when `record` has it as its own key, never an inherited one (`__proto__`). */
+function own<T>(record: Record<string, T>, name: string): T | undefined {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
 }
 
 function queryKind(query: { glob: string } | { prefix: string }): ['glob' | 'prefix', string] {
@@ -253,8 +268,8 @@ export interface ValidateOptions {
 function changes(stored: Record<string, string | null>, current: Record<string, string | null>, label: string): string[] {
   const reasons: string[] = [];
   for (const name of Object.keys(sortedRecord([...Object.entries(stored), ...Object.entries(current)]))) {
-    const before = stored[name] ?? null;
-    const after = current[name] ?? null;
+    const before = own(stored, name) ?? null;
+    const after = own(current, name) ?? null;
     if (before === after) continue;
     if (before === null) reasons.push(`${label} ${name} added`);
     else if (after === null) reasons.push(`${label} ${name} removed`);
@@ -276,7 +291,7 @@ export function validateFingerprint(
 ): FingerprintValidation {
   const storedNames = Object.keys(stored.envs);
   const currentEnvs = Object.fromEntries(storedNames.map((name): [string, string | null] => {
-    const value = env[name];
+    const value = own(env, name);
     return [name, value === undefined ? null : sha256(value)];
   }));
   const reasons = changes(stored.envs, currentEnvs, 'env');
