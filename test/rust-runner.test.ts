@@ -35,3 +35,28 @@ describe('examples/rust-runner', () => {
     expect(reports.notCacheable.map((r) => r.message)).toEqual(['demo']);
   }, 600_000);
 });
+
+describe('examples/rust-runner nested under a Node runner', () => {
+  it("forwards its tool's tracked env, paths, values and verdict upstream", async () => {
+    const { createServer } = await import('../dist/runner.mjs');
+    const outer = await createServer({ env: { ...process.env, NODE_ENV: 'test' } });
+    const result = await run(
+      'cargo',
+      [
+        'run', '--quiet', '--target', host, '--example', 'rust-runner', '--',
+        process.execPath, '-e',
+        "const ra = require('runner-aware'); ra.getEnv('NODE_ENV'); ra.getEnv('QUIET', { tracked: false }); ra.ignoreInput('/nested/cache'); ra.addValue('v', '1'); ra.disableCache('watch')",
+      ],
+      { env: { ...process.env, ...outer.env } },
+    );
+    const reports = await outer.close();
+    expect(result.code, result.stderr).toBe(0);
+    // The outer runner records the value it serves, not the inner runner's.
+    expect(reports.envs['NODE_ENV']).toEqual({ value: 'test', tracked: true });
+    expect(reports.envs['QUIET']).toBeUndefined();
+    expect(reports.ignoredInputs).toContain('/nested/cache');
+    expect(reports.values).toEqual({ v: '1' });
+    expect(reports.cacheable).toBe(false);
+    expect(reports.notCacheable.map((r) => r.message)).toContainEqual(expect.stringMatching(/^a nested run \(pid \d+\) is not cacheable: disable-cache: watch$/));
+  }, 600_000);
+});

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod env;
+pub mod nesting;
 pub mod paths;
 pub mod protocol;
 pub mod reports;

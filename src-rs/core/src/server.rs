@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::client::Client;
 use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
+use crate::nesting::NestedRun;
 use crate::protocol::{ENV_CLIENT_PATH, ENV_DIR, ENV_SOCKET, ENV_TOKEN};
 use crate::reports::{Recorder, Reports, UncacheableKind};
 use crate::runtime;
@@ -51,6 +53,10 @@ pub struct ServerOptions {
     /// The Node addon to hand out as `VP_RUN_NODE_CLIENT_PATH`, so tools using
     /// `@voidzero-dev/vite-task-client` report here.
     pub client_path: Option<PathBuf>,
+    /// Whether, when a runner listens to this process (this runner is a task
+    /// of another), the reports are forwarded upstream at close
+    /// ([`crate::nesting`]). `None` means yes.
+    pub forward: Option<bool>,
 }
 
 /// Why a server could not start.
@@ -122,6 +128,7 @@ pub struct Server {
     phase: watch::Sender<Phase>,
     accept_task: JoinHandle<Option<Listener>>,
     close_timeout: Duration,
+    nested: Option<NestedRun>,
 }
 
 impl Server {
@@ -182,6 +189,11 @@ impl Server {
             phase: phase_tx,
             accept_task,
             close_timeout: options.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
+            nested: if options.forward.unwrap_or(true) {
+                NestedRun::open(Client::global())
+            } else {
+                None
+            },
         })
     }
 
@@ -298,7 +310,13 @@ impl Server {
             }
             endpoint.remove();
         }
-        recorder.into_reports()
+        let reports = recorder.into_reports();
+        if let Some(nested) = self.nested {
+            // Round trips to the outer runner block: off the shared runtime.
+            let forwarded = reports.clone();
+            let _ = tokio::task::spawn_blocking(move || nested.forward(&forwarded)).await;
+        }
+        reports
     }
 }
 

@@ -525,7 +525,9 @@ fn converse(stream: &mut dyn Peer, enough: usize) -> Vec<runner_aware::protocol:
 }
 
 /// A peer that answers the handshake and then never answers a request: the
-/// client gives up after its timeout, says so to the runner, and goes offline.
+/// client gives up after one timeout (not two: it does not wait on the
+/// stalled connection again to say so), leaves a marker the runner reads at
+/// close, and goes offline.
 #[test]
 fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     use runner_aware::protocol::ClientMessage;
@@ -536,18 +538,11 @@ fn a_runner_that_stops_answering_is_given_up_on_and_told() {
     let started = Instant::now();
     assert_eq!(client.get_env("A", true), None);
     assert!(started.elapsed() >= timeout);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < 2 * timeout, "{:?}", started.elapsed());
     assert!(!client.is_connected());
     let messages = runner.join().unwrap();
     assert!(matches!(messages[1], ClientMessage::GetEnv { .. }));
-    assert!(
-        matches!(&messages[2], ClientMessage::DisableCache { reason: Some(reason) }
-            if reason.starts_with("a tool gave up on the runner: no answer from the runner")),
-        "{:?}",
-        messages[2]
-    );
-    // The runner is also told through a marker in its directory, which it
-    // reads even when the connection is what failed.
+    assert_eq!(messages.len(), 2, "the marker says it: {messages:?}");
     let markers = markers_in(dir.path());
     assert_eq!(markers.len(), 1);
     let body = std::fs::read_to_string(&markers[0]).unwrap();

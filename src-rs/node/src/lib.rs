@@ -291,6 +291,9 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
             .close_timeout_ms
             .map(|ms| Duration::from_millis(ms.into())),
         client_path: options.client_path.map(PathBuf::from),
+        // The JavaScript side forwards through the tool API, which also
+        // reaches runners whose addon is not this one.
+        forward: Some(false),
     })
     .map_err(|err| Error::from_reason(err.to_string()))?;
     Ok(NativeServer {

@@ -117,6 +117,12 @@ impl Client {
         GLOBAL.get_or_init(|| Client::new(ClientConfig::from_env()))
     }
 
+    /// The runner's private directory, where lost markers go; `None` without
+    /// a runner or where it has none.
+    pub fn marker_dir(&self) -> Option<&Path> {
+        self.config.as_ref()?.marker_dir()
+    }
+
     /// Whether a runner accepted this process's handshake. Connects if no call
     /// has yet.
     pub fn is_connected(&self) -> bool {
@@ -324,15 +330,20 @@ impl Client {
     }
 
     /// Gives up on the runner for the rest of the process, leaving it word
-    /// that this run is not cacheable: on the connection if it still takes
-    /// bytes, and as a marker file in its directory, which it reads at close
-    /// even when the connection is what failed.
+    /// that this run is not cacheable: a marker file in its directory, which
+    /// it reads at close even when the connection is what failed, or, where
+    /// no marker can be written, a `disableCache` on the connection.
     fn give_up(&self, channel: &mut Channel, why: &str) {
-        if channel.is_open() {
+        // The marker first: it costs no wait, and it survives this process
+        // being killed. Only without one is the connection tried, which may
+        // block for another timeout when the runner is what stalled.
+        let marked = self
+            .config
+            .as_ref()
+            .and_then(ClientConfig::marker_dir)
+            .is_some_and(|dir| leave_marker(dir, why));
+        if !marked && channel.is_open() {
             channel.say_not_cacheable(&format!("a tool gave up on the runner: {why}"));
-        }
-        if let Some(dir) = self.config.as_ref().and_then(ClientConfig::marker_dir) {
-            leave_marker(dir, why);
         }
         self.go_offline(channel, why);
     }
