@@ -21,6 +21,11 @@ export declare class NativeServer {
   get env(): Record<string, string>
   /** The socket the server listens on. */
   get socketPath(): string
+  /**
+   * The transports tools can reach this server by: `socket` and `fifo` on
+   * Unix (FIFOs only where a sandbox denies sockets), `pipe` on Windows.
+   */
+  get transports(): Array<string>
   /** The reports so far, as JSON text, without closing. */
   snapshot(): string
   /**

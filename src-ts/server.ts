@@ -36,8 +36,14 @@ export interface ServerOptions {
 export interface Server {
   /** Merge into the child's environment; every process that inherits it can report. */
   readonly env: Readonly<Record<string, string>>;
-  /** The socket the server listens on. */
+  /** The socket the server listens on (on Unix its directory also holds the FIFO rendezvous). */
   readonly socketPath: string;
+  /**
+   * The transports tools can reach this server by: `socket` and `fifo` on
+   * Unix (`fifo` only where a sandbox denies Unix sockets, or when
+   * `RUNNER_AWARE_TRANSPORT=fifo`), `pipe` on Windows.
+   */
+  readonly transports: readonly string[];
   /** The reports so far, without closing. */
   snapshot(): Reports;
   /**
@@ -278,6 +284,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   return {
     env,
     socketPath,
+    transports: Object.freeze(native.transports),
     snapshot: () => withNullRecords(JSON.parse(native.snapshot()) as Reports),
     close: async () => {
       try {

@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod env;
+#[cfg(unix)]
+pub(crate) mod fifo;
 pub mod nesting;
 pub mod paths;
 pub mod protocol;

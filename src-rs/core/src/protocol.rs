@@ -62,6 +62,11 @@ pub const ENV_TIMEOUT_MS: &str = "RUNNER_AWARE_TIMEOUT_MS";
 /// directory holding the socket.
 pub const ENV_DIR: &str = "RUNNER_AWARE_DIR";
 
+/// Environment variable choosing the transport on Unix, read by runners and
+/// tools alike: `socket`, `fifo`, or `auto` (the default: the runner serves
+/// both, a tool tries the socket and falls back to the FIFOs).
+pub const ENV_TRANSPORT: &str = "RUNNER_AWARE_TRANSPORT";
+
 /// Environment variable that, when set, makes the client say on stderr why it
 /// stopped talking to the runner (it is silent otherwise).
 pub const ENV_DEBUG: &str = "RUNNER_AWARE_DEBUG";

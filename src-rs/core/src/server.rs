@@ -129,6 +129,7 @@ pub struct Server {
     accept_task: JoinHandle<Option<Listener>>,
     close_timeout: Duration,
     nested: Option<NestedRun>,
+    transports: Vec<&'static str>,
 }
 
 impl Server {
@@ -156,6 +157,7 @@ impl Server {
             Listener::bind()?
         };
         let socket_path = PathBuf::from(listener.address());
+        let transports = listener.transports();
         let marker_dir = listener.marker_dir_env();
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
@@ -189,6 +191,7 @@ impl Server {
             phase: phase_tx,
             accept_task,
             close_timeout: options.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
+            transports,
             nested: if options.forward.unwrap_or(true) {
                 NestedRun::open(Client::global())
             } else {
@@ -205,6 +208,13 @@ impl Server {
     /// The socket the server listens on.
     pub fn socket_path(&self) -> &Path {
         &self.socket_path
+    }
+
+    /// The transports tools can reach this server by: `socket` and `fifo` on
+    /// Unix (FIFOs only where the sandbox denies sockets, or as
+    /// `RUNNER_AWARE_TRANSPORT` asks), `pipe` on Windows.
+    pub fn transports(&self) -> &[&'static str] {
+        &self.transports
     }
 
     /// The reports so far, without closing.

@@ -109,7 +109,11 @@ mod unix {
     use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
     use tokio::net::UnixListener;
 
+    use std::path::Path;
+
     use super::EndpointError;
+    use crate::fifo::{self, FifoConnection, FifoListener, FifoStream};
+    use crate::protocol::ENV_TRANSPORT;
 
     /// Unix socket paths longer than this do not fit in `sockaddr_un`
     /// (`sun_path` is 108 bytes on Linux, 104 on macOS and the BSDs, with
@@ -122,10 +126,6 @@ mod unix {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub const MAX_SOCKET_PATH: usize = 103;
 
-    /// A tool's connection to its runner: a blocking socket whose reads and
-    /// writes time out.
-    pub type ClientStream = UnixStream;
-
     /// Connects to the socket at `path` within `timeout` (`None`: no limit),
     /// and sets the same timeout on every later read and write.
     ///
@@ -134,7 +134,7 @@ mod unix {
     /// must not go silently offline for that, so such a connect is retried
     /// with backoff until the timeout. A blocking connect on Linux waits
     /// for room in the backlog by itself, bounded by the send timeout.
-    pub fn connect(path: &str, timeout: Option<Duration>) -> io::Result<UnixStream> {
+    fn connect_socket(path: &str, timeout: Option<Duration>) -> io::Result<UnixStream> {
         let address = SockAddr::unix(path)?;
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         // A dead runner leaves its socket behind, refusing connections: on
@@ -189,12 +189,12 @@ mod unix {
     /// full waits, on a duplicate of the descriptor registered for writability
     /// for as long as that wait lasts.
     #[derive(Debug)]
-    pub struct Connection {
+    pub struct SocketConnection {
         socket: AsyncFd<UnixStream>,
         write_wait: Option<AsyncFd<UnixStream>>,
     }
 
-    impl Connection {
+    impl SocketConnection {
         /// Takes over a stream. Call inside a runtime.
         fn new(stream: UnixStream) -> io::Result<Self> {
             stream.set_nonblocking(true)?;
@@ -214,7 +214,7 @@ mod unix {
         AsyncFd::with_interest(stream, interest)
     }
 
-    impl AsyncRead for Connection {
+    impl AsyncRead for SocketConnection {
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -242,7 +242,7 @@ mod unix {
         }
     }
 
-    impl AsyncWrite for Connection {
+    impl AsyncWrite for SocketConnection {
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -277,21 +277,159 @@ mod unix {
         }
     }
 
-    /// A Unix socket in a private directory.
+    /// An accepted connection: a socket, or a client's pair of FIFOs.
+    #[derive(Debug)]
+    pub enum Connection {
+        /// Over the Unix socket.
+        Socket(SocketConnection),
+        /// Over named FIFOs (where sockets are denied).
+        Fifo(FifoConnection),
+    }
+
+    impl AsyncRead for Connection {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                Self::Socket(socket) => Pin::new(socket).poll_read(cx, buf),
+                Self::Fifo(fifo) => Pin::new(fifo).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl AsyncWrite for Connection {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            match self.get_mut() {
+                Self::Socket(socket) => Pin::new(socket).poll_write(cx, buf),
+                Self::Fifo(fifo) => Pin::new(fifo).poll_write(cx, buf),
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                Self::Socket(socket) => Pin::new(socket).poll_flush(cx),
+                Self::Fifo(fifo) => Pin::new(fifo).poll_flush(cx),
+            }
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                Self::Socket(socket) => Pin::new(socket).poll_shutdown(cx),
+                Self::Fifo(fifo) => Pin::new(fifo).poll_shutdown(cx),
+            }
+        }
+    }
+
+    /// Which transports to use, from [`ENV_TRANSPORT`]: `socket`, `fifo`, or
+    /// `auto` (the default: the server serves both, the client tries the
+    /// socket and falls back to FIFOs).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TransportMode {
+        /// Both; each side uses what works.
+        Auto,
+        /// The Unix socket only.
+        Socket,
+        /// Named FIFOs only.
+        Fifo,
+    }
+
+    impl TransportMode {
+        /// The mode this process's env asks for; anything unknown is `auto`.
+        pub fn from_env() -> Self {
+            match std::env::var(ENV_TRANSPORT).as_deref() {
+                Ok("socket") => Self::Socket,
+                Ok("fifo") => Self::Fifo,
+                _ => Self::Auto,
+            }
+        }
+    }
+
+    /// A tool's connection to its runner, over whichever transport worked.
+    #[derive(Debug)]
+    pub enum ClientStream {
+        /// A Unix socket.
+        Socket(UnixStream),
+        /// A pair of named FIFOs.
+        Fifo(FifoStream),
+    }
+
+    impl Read for ClientStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self {
+                Self::Socket(socket) => socket.read(buf),
+                Self::Fifo(fifo) => fifo.read(buf),
+            }
+        }
+    }
+
+    impl Write for ClientStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            match self {
+                Self::Socket(socket) => socket.write(buf),
+                Self::Fifo(fifo) => fifo.write(buf),
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Connects to the runner whose socket is `path` (its private directory
+    /// is the socket's parent) within `timeout`. In `auto` mode a socket that
+    /// cannot be reached (denied by a sandbox, or never bound because the
+    /// runner's sandbox denied it) falls back to the FIFOs, when the runner
+    /// serves them.
+    pub fn connect(path: &str, timeout: Option<Duration>) -> io::Result<ClientStream> {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        match TransportMode::from_env() {
+            TransportMode::Socket => connect_socket(path, timeout).map(ClientStream::Socket),
+            TransportMode::Fifo => fifo::connect(dir, timeout).map(ClientStream::Fifo),
+            TransportMode::Auto => match connect_socket(path, timeout) {
+                Ok(socket) => Ok(ClientStream::Socket(socket)),
+                Err(err)
+                    if err.kind() != io::ErrorKind::TimedOut
+                        && dir.join(fifo::RENDEZVOUS).exists() =>
+                {
+                    fifo::connect(dir, timeout).map(ClientStream::Fifo)
+                }
+                Err(err) => Err(err),
+            },
+        }
+    }
+
+    /// The Unix socket and the FIFO rendezvous in a private directory: in
+    /// `auto` mode both are served, so a tool whose sandbox denies sockets
+    /// reaches the runner too; a runner whose sandbox denies binding a socket
+    /// serves FIFOs only.
     #[derive(Debug)]
     pub struct Listener {
+        socket: Option<SocketListener>,
+        fifo: Option<FifoListener>,
+        address: String,
+        dir: tempfile::TempDir,
+    }
+
+    /// The socket half of a [`Listener`].
+    #[derive(Debug)]
+    struct SocketListener {
         socket: UnixListener,
         /// The same socket, for `accept` calls made without waiting for the
         /// reactor's readiness: what the kernel queued is taken even when
         /// its event has not been processed yet.
         raw: std::os::unix::net::UnixListener,
-        address: String,
-        dir: tempfile::TempDir,
     }
 
     impl Listener {
         /// Creates the directory and listens in it. Call inside a runtime.
         pub fn bind() -> Result<Self, EndpointError> {
+            let mode = TransportMode::from_env();
             let dir = socket_dir()?;
             let path = dir.path().join("s");
             let address = path.to_string_lossy().into_owned();
@@ -299,18 +437,59 @@ mod unix {
                 address: address.clone(),
                 source,
             };
-            let socket = UnixListener::bind(&path).map_err(bind_error)?;
-            let raw = socket
-                .as_fd()
-                .try_clone_to_owned()
-                .map(std::os::unix::net::UnixListener::from)
-                .map_err(bind_error)?;
+            let socket = if mode == TransportMode::Fifo {
+                None
+            } else {
+                let bound = UnixListener::bind(&path).and_then(|socket| {
+                    let raw = socket
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map(std::os::unix::net::UnixListener::from)?;
+                    Ok(SocketListener { socket, raw })
+                });
+                match bound {
+                    Ok(socket) => Some(socket),
+                    Err(err) if mode == TransportMode::Socket => return Err(bind_error(err)),
+                    // Denied (a sandbox's EPERM/EACCES) or unsupported: FIFOs.
+                    Err(_) => None,
+                }
+            };
+            let fifo = if mode == TransportMode::Socket {
+                None
+            } else {
+                match FifoListener::bind(dir.path()) {
+                    Ok(fifo) => Some(fifo),
+                    Err(err) if socket.is_none() => {
+                        return Err(EndpointError::Bind {
+                            address: dir
+                                .path()
+                                .join(fifo::RENDEZVOUS)
+                                .to_string_lossy()
+                                .into_owned(),
+                            source: err,
+                        })
+                    }
+                    Err(_) => None,
+                }
+            };
             Ok(Self {
                 socket,
-                raw,
+                fifo,
                 address,
                 dir,
             })
+        }
+
+        /// Which transports this listener serves: `socket`, `fifo` or both.
+        pub fn transports(&self) -> Vec<&'static str> {
+            let mut served = Vec::new();
+            if self.socket.is_some() {
+                served.push("socket");
+            }
+            if self.fifo.is_some() {
+                served.push("fifo");
+            }
+            served
         }
 
         /// What a client connects to.
@@ -324,22 +503,44 @@ mod unix {
             None
         }
 
-        /// The next connection.
+        /// The next connection, over either transport.
         pub async fn accept(&mut self) -> std::io::Result<Connection> {
-            let (stream, _) = self.socket.accept().await?;
-            Connection::new(stream.into_std()?)
+            let socket = async {
+                match &self.socket {
+                    Some(listener) => {
+                        let (stream, _) = listener.socket.accept().await?;
+                        SocketConnection::new(stream.into_std()?).map(Connection::Socket)
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let fifo = async {
+                match &mut self.fifo {
+                    Some(listener) => listener.accept().await.map(Connection::Fifo),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                accepted = socket => accepted,
+                accepted = fifo => accepted,
+            }
         }
 
-        /// Every connection the kernel has queued right now, taken with
-        /// non-blocking `accept` calls on the socket itself, so no readiness
-        /// event can be missed. Call inside a runtime.
+        /// Every connection queued right now on either transport, taken
+        /// without waiting for readiness events, so none can be missed.
+        /// Call inside a runtime.
         pub async fn take_queued(&mut self) -> Vec<Connection> {
             let mut queued = Vec::new();
-            // The descriptor is shared with the tokio listener: non-blocking.
-            while let Ok((stream, _)) = self.raw.accept() {
-                if let Ok(connection) = Connection::new(stream) {
-                    queued.push(connection);
+            if let Some(listener) = &self.socket {
+                // The descriptor is shared with the tokio listener: non-blocking.
+                while let Ok((stream, _)) = listener.raw.accept() {
+                    if let Ok(connection) = SocketConnection::new(stream) {
+                        queued.push(Connection::Socket(connection));
+                    }
                 }
+            }
+            if let Some(listener) = &mut self.fifo {
+                queued.extend(listener.take_queued().into_iter().map(Connection::Fifo));
             }
             queued
         }
@@ -778,6 +979,11 @@ mod windows {
                     Err(err)
                 }
             }
+        }
+
+        /// Which transports this listener serves.
+        pub fn transports(&self) -> Vec<&'static str> {
+            vec!["pipe"]
         }
 
         /// The connections clients already made to waiting instances.

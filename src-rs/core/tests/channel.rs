@@ -289,11 +289,15 @@ fn close_removes_the_private_directory() {
 fn a_tool_that_cannot_connect_makes_the_run_not_cacheable() {
     let server = server(&[("A", "1")]);
     let mut config = config_of(&server);
+    // An address nothing answers at (on Unix, in a directory with neither
+    // a socket nor a FIFO rendezvous), markers still going to the runner.
+    config.dir = Some(private_dir(&server));
     config.socket = if cfg!(windows) {
         r"\\.\pipe\runner-aware-nobody-listens-here".to_owned()
     } else {
         private_dir(&server)
-            .join("gone")
+            .join("elsewhere")
+            .join("s")
             .to_string_lossy()
             .into_owned()
     };
@@ -693,4 +697,55 @@ fn a_full_listen_backlog_loses_no_tool() {
     assert_eq!(reports.clients, TOOLS as u64, "{:?}", reports.not_cacheable);
     assert_eq!(reports.inputs.len(), TOOLS);
     assert!(reports.cacheable, "{:?}", reports.not_cacheable);
+}
+
+/// The same behaviour over named FIFOs: the tests that go through `Server`
+/// and `Client` (not raw sockets) rerun in a child with
+/// `RUNNER_AWARE_TRANSPORT=fifo`, where the server serves FIFOs only.
+#[cfg(unix)]
+#[test]
+fn the_same_behaviour_over_fifos() {
+    const TESTS: &[&str] = &[
+        "reports_and_answers_round_trip",
+        "dedupes_names_and_batches",
+        "a_closed_server_makes_the_client_a_quick_no_op",
+        "oversized_reports_disable_the_cache_instead_of_vanishing",
+        "close_removes_the_private_directory",
+        "a_tool_that_cannot_connect_makes_the_run_not_cacheable",
+        "tools_connecting_at_once_all_get_through",
+        "an_answer_larger_than_the_socket_buffer_arrives_whole",
+        "a_forked_child_uses_its_own_connection",
+        "only_fifos_are_served_when_asked",
+    ];
+    if std::env::var("RUNNER_AWARE_TRANSPORT").as_deref() == Ok("fifo") {
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(TESTS)
+        .args(["--exact", "--test-threads=4"])
+        .env("RUNNER_AWARE_TRANSPORT", "fifo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(&format!("{} passed", TESTS.len())),
+        "over FIFOs:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Run by [`the_same_behaviour_over_fifos`]: with the transport forced to
+/// FIFOs, the server binds no socket and a tool still connects.
+#[cfg(unix)]
+#[test]
+fn only_fifos_are_served_when_asked() {
+    let server = server(&[("A", "1")]);
+    let fifo = std::env::var("RUNNER_AWARE_TRANSPORT").as_deref() == Ok("fifo");
+    let expected: &[&str] = if fifo { &["fifo"] } else { &["socket", "fifo"] };
+    assert_eq!(server.transports(), expected);
+    assert_eq!(server.socket_path().exists(), !fifo);
+    let client = client_of(&server);
+    assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
+    drop(client);
+    assert_eq!(server.close_blocking().clients, 1);
 }

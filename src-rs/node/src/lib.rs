@@ -206,6 +206,7 @@ pub struct NativeServer {
     server: Option<Server>,
     env: HashMap<String, String>,
     socket_path: String,
+    transports: Vec<String>,
 }
 
 #[napi]
@@ -220,6 +221,13 @@ impl NativeServer {
     #[napi(getter, catch_unwind)]
     pub fn socket_path(&self) -> String {
         self.socket_path.clone()
+    }
+
+    /// The transports tools can reach this server by: `socket` and `fifo` on
+    /// Unix (FIFOs only where a sandbox denies sockets), `pipe` on Windows.
+    #[napi(getter, catch_unwind)]
+    pub fn transports(&self) -> Vec<String> {
+        self.transports.clone()
     }
 
     /// The reports so far, as JSON text, without closing.
@@ -299,6 +307,11 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
     Ok(NativeServer {
         env: server.env().clone().into_iter().collect(),
         socket_path: server.socket_path().to_string_lossy().into_owned(),
+        transports: server
+            .transports()
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect(),
         server: Some(server),
     })
 }

@@ -1,0 +1,425 @@
+//! The named-FIFO transport, for where Unix sockets are denied (the seccomp
+//! filters of coding-agent sandboxes deny `socket(AF_UNIX)` or
+//! `bind`/`connect`; none touches `mkfifo`, `open`, `read` or `write`).
+//!
+//! In the server's private directory (0700) a rendezvous FIFO, `r`, is read by
+//! the server. A client:
+//! 1. creates a pair of FIFOs `c-<id>.up` (client → server) and `c-<id>.down`
+//!    (server → client), mode 0600, with a fresh random id;
+//! 2. opens `down` for reading (non-blocking: it succeeds with no writer);
+//! 3. writes the line `<id>\n` to `r` — one `write` of at most 34 bytes,
+//!    under `PIPE_BUF`, so announcements of concurrent clients never
+//!    interleave; `ENXIO` opening `r` means no server reads it (gone);
+//! 4. opens `up` for writing, retrying `ENXIO` until the server has opened
+//!    its read end, within the timeout.
+//!
+//! The server, for each announced id, opens `up` for reading and `down` for
+//! writing, and serves the pair like a socket (the client unlinks both names
+//! once it holds its ends): the same
+//! frames, handshake and token. A client that exits closes `up`, which the
+//! server reads as end of stream after every byte it wrote.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::unix::pipe;
+
+/// The rendezvous FIFO's name in the server's directory.
+pub const RENDEZVOUS: &str = "r";
+
+/// Bytes of a client id in hex.
+const ID_LEN: usize = 32;
+
+/// Creates a FIFO at `path` with `mode`.
+fn mkfifo(path: &Path, mode: libc::mode_t) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    if unsafe { libc::mkfifo(path.as_ptr(), mode) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Opens `path` with `flags` (plus `O_CLOEXEC`, `O_NONBLOCK`).
+fn open(path: &Path, flags: libc::c_int) -> io::Result<File> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn fifo_paths(dir: &Path, id: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("c-{id}.up")),
+        dir.join(format!("c-{id}.down")),
+    )
+}
+
+/// The server side: the rendezvous FIFO and the announcements read from it.
+#[derive(Debug)]
+pub struct FifoListener {
+    dir: PathBuf,
+    rendezvous: pipe::Receiver,
+    /// A writer the server holds itself, so the rendezvous never reads as
+    /// end of stream between clients.
+    _keep_open: File,
+    /// Bytes of an announcement not yet ended by a newline.
+    partial: Vec<u8>,
+}
+
+impl FifoListener {
+    /// Creates the rendezvous FIFO in `dir` and reads it. Call inside a
+    /// runtime.
+    pub fn bind(dir: &Path) -> io::Result<Self> {
+        let path = dir.join(RENDEZVOUS);
+        mkfifo(&path, 0o600)?;
+        let rendezvous = pipe::OpenOptions::new().open_receiver(&path)?;
+        let keep_open = open(&path, libc::O_WRONLY)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            rendezvous,
+            _keep_open: keep_open,
+            partial: Vec::new(),
+        })
+    }
+
+    /// The next connection.
+    pub async fn accept(&mut self) -> io::Result<FifoConnection> {
+        loop {
+            if let Some(connection) = self.next_announced() {
+                return Ok(connection);
+            }
+            self.rendezvous.readable().await?;
+            self.read_announcements()?;
+        }
+    }
+
+    /// Every connection announced so far, read without waiting: what clients
+    /// announced before a close must not be lost.
+    pub fn take_queued(&mut self) -> Vec<FifoConnection> {
+        let _ = self.read_announcements();
+        std::iter::from_fn(|| self.next_announced()).collect()
+    }
+
+    /// Reads what the rendezvous holds into `partial`.
+    fn read_announcements(&mut self) -> io::Result<()> {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match self.rendezvous.try_read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.partial.extend_from_slice(&buffer[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Opens the pair of the first complete announcement that names a live
+    /// client; malformed lines and clients gone already are skipped.
+    fn next_announced(&mut self) -> Option<FifoConnection> {
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let id = &line[..line.len() - 1];
+            if id.len() != ID_LEN || !id.iter().all(u8::is_ascii_hexdigit) {
+                continue;
+            }
+            let id = String::from_utf8_lossy(id).into_owned();
+            if let Ok(connection) = self.open_pair(&id) {
+                return Some(connection);
+            }
+        }
+        // A line longer than any announcement is garbage: drop it.
+        if self.partial.len() > ID_LEN + 1 {
+            self.partial.clear();
+        }
+        None
+    }
+
+    fn open_pair(&self, id: &str) -> io::Result<FifoConnection> {
+        let (up, down) = fifo_paths(&self.dir, id);
+        let result = (|| {
+            // `down` first: the client opens `up` only once the server reads
+            // it, and then reads `down` at once, where no writer yet would
+            // read as end of stream. ENXIO here: the client no longer reads
+            // its answers (it left).
+            let down = pipe::OpenOptions::new().open_sender(&down)?;
+            let up = pipe::OpenOptions::new().open_receiver(&up)?;
+            Ok(FifoConnection { up, down })
+        })();
+        // The client removes the names once it has opened both ends; a
+        // client that is gone cannot.
+        if result.is_err() {
+            let _ = std::fs::remove_file(&up);
+            let _ = std::fs::remove_file(&down);
+        }
+        result
+    }
+}
+
+/// One client's pair of FIFOs on the server side.
+#[derive(Debug)]
+pub struct FifoConnection {
+    up: pipe::Receiver,
+    down: pipe::Sender,
+}
+
+impl AsyncRead for FifoConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().up).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FifoConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().down).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().down).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().down).poll_shutdown(cx)
+    }
+}
+
+/// A tool's pair of FIFOs: blocking-style reads and writes, each bounded by
+/// the timeout through `poll`.
+#[derive(Debug)]
+pub struct FifoStream {
+    up: File,
+    down: File,
+    timeout: Option<Duration>,
+}
+
+/// A fresh random client id.
+fn client_id() -> io::Result<String> {
+    let mut bytes = [0u8; ID_LEN / 2];
+    getrandom::fill(&mut bytes).map_err(|err| io::Error::other(err.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Connects to the server whose private directory is `dir`, within
+/// `timeout` (`None`: no limit).
+pub fn connect(dir: &Path, timeout: Option<Duration>) -> io::Result<FifoStream> {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let id = client_id()?;
+    let (up_path, down_path) = fifo_paths(dir, &id);
+    mkfifo(&up_path, 0o600)?;
+    let cleanup = || {
+        let _ = std::fs::remove_file(&up_path);
+        let _ = std::fs::remove_file(&down_path);
+    };
+    let result = (|| {
+        mkfifo(&down_path, 0o600)?;
+        let down = open(&down_path, libc::O_RDONLY)?;
+        // ENXIO: nobody reads the rendezvous, the server is gone.
+        let mut rendezvous = open(&dir.join(RENDEZVOUS), libc::O_WRONLY)?;
+        let announcement = format!("{id}\n");
+        let written = rendezvous.write(announcement.as_bytes())?;
+        if written != announcement.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the announcement was cut short",
+            ));
+        }
+        drop(rendezvous);
+        let mut backoff = Duration::from_micros(50);
+        let up = loop {
+            match open(&up_path, libc::O_WRONLY) {
+                Ok(up) => break up,
+                Err(err) if err.raw_os_error() == Some(libc::ENXIO) => {}
+                Err(err) => return Err(err),
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the runner did not open this client's FIFOs in time",
+                ));
+            }
+            let mut pause = backoff;
+            if let Some(deadline) = deadline {
+                pause = pause.min(deadline - now);
+            }
+            std::thread::sleep(pause);
+            backoff = (backoff * 2).min(Duration::from_millis(20));
+        };
+        Ok(FifoStream { up, down, timeout })
+    })();
+    // Both ends are open (or the attempt failed): the names are not needed.
+    cleanup();
+    result
+}
+
+/// Waits until `fd` is ready for `events` or the timeout passes.
+fn wait(fd: &File, events: libc::c_short, timeout: Option<Duration>) -> io::Result<()> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let millis = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up: a wait of 0.4 ms must not become a busy loop.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            }
+        };
+        let mut pollfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        match ready {
+            // Readable, writable, or hung up: the next read or write says which.
+            1.. => return Ok(()),
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the runner did not respond in time",
+                ))
+            }
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+impl Read for FifoStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.down.read(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    wait(&self.down, libc::POLLIN, self.timeout)?;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for FifoStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.up.write(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    wait(&self.up, libc::POLLOUT, self.timeout)?;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_clients_are_served_and_garbage_is_skipped() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+            let dir = tempfile::tempdir().unwrap();
+            let mut listener = FifoListener::bind(dir.path()).unwrap();
+            // Garbage in the rendezvous (it is 0600 in a 0700 directory, but
+            // the server must not trust what it reads).
+            let mut raw = open(&dir.path().join(RENDEZVOUS), libc::O_WRONLY).unwrap();
+            raw.write_all(b"not-an-id\nzz\n").unwrap();
+            let path = dir.path().to_owned();
+            let client = std::thread::spawn(move || {
+                let mut stream = connect(&path, Some(Duration::from_secs(5))).unwrap();
+                stream.write_all(b"ping").unwrap();
+                let mut answer = [0u8; 4];
+                stream.read_exact(&mut answer).unwrap();
+                answer
+            });
+            let mut connection = listener.accept().await.unwrap();
+            let mut request = [0u8; 4];
+            connection.read_exact(&mut request).await.unwrap();
+            assert_eq!(&request, b"ping");
+            connection.write_all(b"pong").await.unwrap();
+            assert_eq!(&client.join().unwrap(), b"pong");
+            // The client exited: end of stream after everything it wrote.
+            assert_eq!(connection.read(&mut request).await.unwrap(), 0);
+            // Only the rendezvous is left in the directory.
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, [RENDEZVOUS]);
+        });
+    }
+
+    #[test]
+    fn a_gone_server_is_noticed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        mkfifo(&dir.path().join(RENDEZVOUS), 0o600).unwrap();
+        let started = Instant::now();
+        let err = connect(dir.path(), Some(Duration::from_secs(5))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENXIO));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the client's FIFOs are removed");
+    }
+
+    #[test]
+    fn a_stalled_server_times_out_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut listener = runtime
+            .block_on(async { FifoListener::bind(&path) })
+            .unwrap();
+        let client = std::thread::spawn(move || {
+            let mut stream = connect(&path, Some(Duration::from_millis(300))).unwrap();
+            let started = Instant::now();
+            let err = stream.read(&mut [0u8; 4]).unwrap_err();
+            (err.kind(), started.elapsed())
+        });
+        let _connection = runtime.block_on(listener.accept()).unwrap();
+        let (kind, waited) = client.join().unwrap();
+        assert_eq!(kind, io::ErrorKind::TimedOut);
+        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3));
+    }
+}
