@@ -5,6 +5,7 @@
 /** The round-trip paths, in the order the table and the picture show them. */
 export const PATHS = [
   { key: 'ours', label: 'runner-aware getEnv', note: 'sync, through the addon’s load()', color: '#d9480f' },
+  { key: 'fifo', label: 'runner-aware over FIFOs', note: 'the same, where sockets are denied', color: '#e8590c' },
   { key: 'raw', label: 'the limit: raw Rust', note: 'two processes, blocking Unix socket', color: '#495057' },
   { key: 'tokio', label: 'raw Rust, tokio peer', note: 'the limit with an async answering side', color: '#868e96' },
   { key: 'net', label: 'Node net socket', note: 'two Node processes, same framing', color: '#1c7ed6' },
@@ -76,6 +77,36 @@ export function summarize(results) {
   against('ipc', 0.75, 'Node child_process IPC');
   against('vp', 0.5, 'upstream under vp run');
 
+  const fifo = paths.fifo;
+  if (fifo && paths.raw) {
+    const r = ratio(fifo.median, paths.raw.median);
+    rows.push({
+      figure: 'sync getEnv round trip over FIFOs / the limit (raw Rust socket)',
+      value: `${us(fifo.median)} / ${us(paths.raw.median)} = **${fmt(r, 2)}×** (p99 ${fmt(ratio(fifo.p99, paths.raw.p99), 2)}×)`,
+      target: '≤ 1.3×',
+      met: r <= 1.3,
+    });
+  }
+  if (f.connect) {
+    const socket = stats(f.connect.socket);
+    const overFifo = stats(f.connect.fifo);
+    rows.push({
+      figure: 'connect + first answer in a fresh tool (addon already open)',
+      value: `socket **${fmt(socket.median / 1000, 3)} ms** (p99 ${fmt(socket.p99 / 1000, 3)}), FIFOs **${fmt(overFifo.median / 1000, 3)} ms** (p99 ${fmt(overFifo.p99 / 1000, 3)})`,
+      target: '≤ 0.3 ms',
+      met: socket.median <= 300 && overFifo.median <= 300,
+    });
+  }
+  if (f.closeStall) {
+    const c = f.closeStall;
+    rows.push({
+      figure: `runner: longest event-loop stall while close() hands over ${c.paths.toLocaleString('en-US')} paths`,
+      value: `**${fmt(c.maxStallMs, 1)} ms** (close() took ${fmt(c.closeMs, 0)} ms; ${c.received.toLocaleString('en-US')} of ${c.paths.toLocaleString('en-US')} paths received)`,
+      target: '≤ 20 ms, every path received',
+      met: c.maxStallMs <= 20 && c.received === c.paths,
+    });
+  }
+
   const dedupe = stats(f.dedupe);
   const dedupeApi = stats(f.dedupeApi);
   rows.push({
@@ -93,6 +124,17 @@ export function summarize(results) {
     target: '≥ 300,000 / s, p99.9 ≤ 20 µs',
     met: perSecond >= 300_000 && report.p999 <= 20,
   });
+
+  if (f.reportFifo) {
+    const overFifo = stats(f.reportFifo.samples);
+    const fifoPerSecond = f.reportFifo.calls / (f.reportFifo.elapsedUs / 1e6);
+    rows.push({
+      figure: 'fire-and-forget reports over FIFOs',
+      value: `**${Math.round(fifoPerSecond).toLocaleString('en-US')} / s** (sockets: ${Math.round(perSecond).toLocaleString('en-US')} / s), per call median ${us(overFifo.median)}, p99.9 ${us(overFifo.p999)}`,
+      target: 'as the socket',
+      met: null,
+    });
+  }
 
   const { single, many } = f.concurrent;
   const share = many.perSecond / single.perSecond;

@@ -44,8 +44,8 @@ function log(line) {
 /** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
 function sizes() {
   return smoke
-    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
-    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000 };
+    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, connects: 3, closePaths: 20000, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20 }
+    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, connects: 40, closePaths: 1000000, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000 };
 }
 
 function readSamples(file) {
@@ -91,12 +91,16 @@ async function main() {
   results.frames = { request, answer };
   results.rounds = n.rounds;
 
-  // Our path: the tool loop through the addon's `load()`, under our server.
-  const underServer = async (argv) => {
-    const server = await createServer({ env: {} });
+  // Our path: the tool loop through the addon's `load()`, under our server,
+  // over the transport given (the runner reads RUNNER_AWARE_TRANSPORT from
+  // its own env when it starts a server; the tool inherits it).
+  const underServer = async (argv, transport = 'socket', env = {}) => {
+    process.env.RUNNER_AWARE_TRANSPORT = transport;
+    const server = await createServer({ env });
+    delete process.env.RUNNER_AWARE_TRANSPORT;
     try {
       return run(process.execPath, [join(root, 'bench', 'tool-loop.cjs'), ...argv], {
-        env: { ...process.env, ...server.env, RA_BENCH_API: join(root, 'dist', 'index.cjs') },
+        env: { ...process.env, ...server.env, RUNNER_AWARE_TRANSPORT: transport, RA_BENCH_API: join(root, 'dist', 'index.cjs') },
       });
     } finally {
       await server.close();
@@ -117,6 +121,7 @@ async function main() {
   const script = (name) => join(root, 'bench', name);
   const paths = {
     ours: (k, file) => underServer(['getenv', k, n.warmup, file]),
+    fifo: (k, file) => underServer(['getenv', k, n.warmup, file], 'fifo'),
     raw: raw && ((k, file) => run(raw, [k, n.warmup, request, answer, file])),
     // The answering peer on a current-thread tokio runtime: the runner's
     // shape with none of its work, the floor of an async server.
@@ -159,6 +164,22 @@ async function main() {
   log('fire-and-forget reports from one thread');
   const reportRun = lastJson(await underServer(['report', n.reports, 1000, samplesFile('report')]));
   results.figures.report = { samples: readSamples(samplesFile('report')), ...reportRun };
+
+  log('fire-and-forget reports over FIFOs');
+  const reportFifoRun = lastJson(await underServer(['report', n.reports, 1000, samplesFile('reportFifo')], 'fifo'));
+  results.figures.reportFifo = { samples: readSamples(samplesFile('reportFifo')), ...reportFifoRun };
+
+  log('connect + first answer, socket and FIFOs, taking turns');
+  results.figures.connect = { socket: [], fifo: [] };
+  for (let i = 0; i < n.connects; i++) {
+    for (const transport of ['socket', 'fifo']) {
+      await underServer(['connect', 1, 0, samplesFile('connect')], transport, { RA_BENCH_CONNECT: 'yes' });
+      results.figures.connect[transport].push(...readSamples(samplesFile('connect')));
+    }
+  }
+
+  log(`the longest event-loop stall while close() hands over ${n.closePaths.toLocaleString('en-US')} paths`);
+  results.figures.closeStall = lastJson(run(process.execPath, [join(root, 'bench', 'close-stall.mjs'), runnerUrl, n.closePaths]));
 
   log('8 worker threads + 8 child processes at once');
   results.figures.concurrent = await measureConcurrent(createServer, n.concurrentCalls, n.rounds);

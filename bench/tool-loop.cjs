@@ -11,6 +11,8 @@
 //        dedupe-api — the same through runner-aware's tool API wrapper
 //        report  — ignoreInput, fire-and-forget, one sample per call; prints
 //                  the loop's wall time as JSON
+//        connect — the first call of a fresh process with the addon already
+//                  open: connect + handshake + one answer (one sample)
 
 'use strict';
 const { writeFileSync } = require('node:fs');
@@ -54,6 +56,11 @@ if (mode === 'getenv') {
   }
   const elapsedUs = (performance.now() - start) * 1000;
   console.log(JSON.stringify({ calls: iterations, elapsedUs }));
+} else if (mode === 'connect') {
+  const t0 = performance.now();
+  const value = client.getEnv('RA_BENCH_CONNECT');
+  samples[0] = (performance.now() - t0) * 1000;
+  if (value !== 'yes') throw new Error('tool-loop: the first call got no answer');
 } else {
   throw new Error(`tool-loop: unknown mode ${mode}`);
 }

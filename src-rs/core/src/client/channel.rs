@@ -34,12 +34,41 @@ pub enum ChannelError {
     Answer(String),
 }
 
+/// How many times this process's ancestry forked since the first connection:
+/// bumped in the child by a `pthread_atfork` handler, so telling a forked
+/// child costs an atomic load, not a `getpid` system call per message.
+#[cfg(unix)]
+fn fork_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Once;
+
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    static REGISTER: Once = Once::new();
+    extern "C" fn forked() {
+        // Async-signal-safe: one atomic add.
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only touches an atomic; it stays
+        // valid for the life of the process.
+        unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+    });
+    GENERATION.load(Ordering::Relaxed)
+}
+
+/// No fork on this platform: one generation.
+#[cfg(not(unix))]
+fn fork_generation() -> u64 {
+    0
+}
+
 /// The connection and its scratch buffers; one caller at a time.
 #[derive(Debug)]
 pub struct Channel {
     stream: Option<ClientStream>,
-    /// The process that made the connection: a forked child must not use it.
-    owner: u32,
+    /// The fork generation the connection was made in: a forked child
+    /// (a later generation) must not use its parent's connection.
+    owner: u64,
     frame: Vec<u8>,
     answers: FrameDecoder,
 }
@@ -65,7 +94,7 @@ impl Channel {
     /// to the parent, and answers on it would go to whichever process reads
     /// first.
     pub fn is_inherited(&self) -> bool {
-        self.stream.is_some() && self.owner != std::process::id()
+        self.stream.is_some() && self.owner != fork_generation()
     }
 
     /// Drops the connection (this process's copy of it only) and any
@@ -107,7 +136,7 @@ impl Channel {
         match ServerMessage::decode(payload) {
             Ok(ServerMessage::Welcome { .. }) => {
                 self.stream = Some(stream);
-                self.owner = pid;
+                self.owner = fork_generation();
                 Ok(())
             }
             Ok(ServerMessage::Refused { reason }) => Err(ChannelError::Refused(reason)),

@@ -1,0 +1,37 @@
+// The longest event-loop stall of a runner while close() hands over huge
+// reports: a tool reports N distinct paths, then the runner closes while a
+// timer measures how late the loop gets to run.
+//
+//   node close-stall.mjs <runner-url> <paths>
+// Prints { paths, received, closeMs, maxStallMs } as JSON.
+
+import { spawnSync } from 'node:child_process';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
+const [runnerUrl, countArg] = process.argv.slice(2);
+const count = Number(countArg);
+const { createServer } = await import(runnerUrl);
+const server = await createServer({ env: {} });
+const tool = `
+const client = require(process.env.VP_RUN_NODE_CLIENT_PATH).load();
+for (let i = 0; i < ${count}; i++) client.ignoreInput('/bench/close-stall/some/dir/' + i);
+`;
+const child = spawnSync(process.execPath, ['-e', tool], { env: { ...process.env, ...server.env }, stdio: 'inherit' });
+if (child.status !== 0) throw new Error('close-stall: the tool failed');
+const delay = monitorEventLoopDelay({ resolution: 1 });
+// A timer keeps the loop turning, so every stall shows as a late tick.
+let maxGap = 0;
+let last = performance.now();
+const ticker = setInterval(() => {
+  const now = performance.now();
+  maxGap = Math.max(maxGap, now - last);
+  last = now;
+}, 1);
+delay.enable();
+const started = performance.now();
+last = started;
+const reports = await server.close();
+const closeMs = performance.now() - started;
+delay.disable();
+clearInterval(ticker);
+console.log(JSON.stringify({ paths: count, received: reports.ignoredInputs.length, closeMs, maxStallMs: Math.max(maxGap, delay.max / 1e6) }));
