@@ -247,6 +247,7 @@ pub fn connect(dir: &Path, timeout: Option<Duration>) -> io::Result<FifoStream> 
         }
         drop(rendezvous);
         let mut backoff = Duration::from_micros(50);
+        let mut tries = 0u32;
         let up = loop {
             match open(&up_path, libc::O_WRONLY) {
                 Ok(up) => break up,
@@ -259,6 +260,14 @@ pub fn connect(dir: &Path, timeout: Option<Duration>) -> io::Result<FifoStream> 
                     io::ErrorKind::TimedOut,
                     "the runner did not open this client's FIFOs in time",
                 ));
+            }
+            // The server opens the pair microseconds after it reads the
+            // announcement: yielding first lets it run (on a shared CPU, a
+            // sleep's timer slack would cost more than the wait itself).
+            tries += 1;
+            if tries <= 64 {
+                std::thread::yield_now();
+                continue;
             }
             let mut pause = backoff;
             if let Some(deadline) = deadline {
