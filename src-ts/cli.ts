@@ -6,7 +6,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { createServer, verdict, type CommandOutcome } from './server.js';
+import { createServer, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
 
 const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] -- <command> [args…]
@@ -59,6 +59,26 @@ export function summarize(reports: Reports, exitCode: number, outcome: CommandOu
   return `${lines.join('\n')}\n`;
 }
 
+/** The reports of a run no server listened to: empty, and not cacheable because of `why`. */
+function noReports(why: string): Reports {
+  return {
+    ignoredInputs: [],
+    ignoredOutputs: [],
+    inputs: [],
+    outputs: [],
+    values: {},
+    envs: {},
+    envQueries: [],
+    untrackedEnv: [],
+    cacheable: false,
+    notCacheable: [{ kind: 'lost', message: why }],
+    errors: [],
+    clients: 0,
+    clientsStillConnected: 0,
+    envRequests: 0,
+  };
+}
+
 async function inspect(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -96,7 +116,18 @@ async function inspect(argv: string[]): Promise<number> {
     }
   }
 
-  const server = await createServer(closeTimeoutMs === undefined ? {} : { closeTimeoutMs });
+  // No server (no transport can be set up here): the command still runs,
+  // and the run is reported not cacheable, since nothing its tools say is heard.
+  let server: Server | undefined;
+  let unserved: string | undefined;
+  try {
+    server = await createServer(closeTimeoutMs === undefined ? {} : { closeTimeoutMs });
+  } catch (err) {
+    if (err instanceof TypeError) fail(err.message);
+    unserved = err instanceof Error ? err.message : String(err);
+    // With --json alone stderr is the JSON, which carries the reason.
+    if (!parsed.values.json || out !== undefined) process.stderr.write(`runner-aware: ${unserved}\nrunner-aware: running the command without a server; the run is not cacheable\n`);
+  }
   // Without a terminal the command gets a process group of its own, so a
   // signal to inspect reaches every process of it once. With one, the
   // terminal already sends Ctrl-C to the whole foreground group: forwarding
@@ -104,7 +135,7 @@ async function inspect(argv: string[]): Promise<number> {
   const ownGroup = process.platform !== 'win32' && !process.stdin.isTTY;
   const child = spawn(command, args, {
     stdio: 'inherit',
-    env: { ...process.env, ...server.env },
+    env: server ? { ...process.env, ...server.env } : process.env,
     shell: process.platform === 'win32',
     detached: ownGroup,
   });
@@ -129,7 +160,7 @@ async function inspect(argv: string[]): Promise<number> {
     });
   });
   for (const [signal, handler] of handlers) process.off(signal, handler);
-  const reports = await server.close();
+  const reports = server ? await server.close() : noReports(`no runner-aware server heard the tools: ${unserved}`);
   if (out !== undefined) {
     // A file is for programs: always the JSON, with the verdict.
     writeSync(out, `${JSON.stringify({ ...reports, verdict: verdict(reports, outcome) }, null, 2)}\n`);

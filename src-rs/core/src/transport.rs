@@ -12,7 +12,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
     /// The private socket directory could not be created.
-    #[error("cannot create the socket directory under {dir}: {source}")]
+    #[error(
+        "cannot create the runner's private directory under {dir}: {source}; \
+         point the temp dir (TMPDIR; TMP on Windows) at a directory this process may write"
+    )]
     SocketDir {
         /// The directory it was to be created in.
         dir: PathBuf,
@@ -26,6 +29,47 @@ pub enum EndpointError {
         address: String,
         /// What the OS said.
         source: io::Error,
+    },
+    /// The Unix socket could not be set up, and `RUNNER_AWARE_TRANSPORT=socket`
+    /// rules out the FIFOs.
+    #[error(
+        "cannot listen on {address}: {source}; RUNNER_AWARE_TRANSPORT=socket rules out \
+         the named FIFOs a runner serves where Unix sockets are denied (as in a coding-agent \
+         sandbox): unset it, or set it to auto"
+    )]
+    SocketOnly {
+        /// The socket path.
+        address: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The FIFO rendezvous could not be created, and
+    /// `RUNNER_AWARE_TRANSPORT=fifo` rules out the Unix socket.
+    #[error(
+        "cannot create the FIFO rendezvous {rendezvous}: {source}; RUNNER_AWARE_TRANSPORT=fifo \
+         rules out the Unix socket: unset it, or set it to auto"
+    )]
+    FifoOnly {
+        /// The rendezvous FIFO's path.
+        rendezvous: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Neither the Unix socket nor the FIFO rendezvous could be set up.
+    #[error(
+        "cannot serve tools: neither a Unix socket ({address}: {socket}) nor a named FIFO \
+         ({rendezvous}: {fifo}) can be created; point TMPDIR at a local directory where \
+         this process may create one of them"
+    )]
+    NoTransport {
+        /// The socket path.
+        address: String,
+        /// Why the socket failed.
+        socket: io::Error,
+        /// The rendezvous FIFO's path.
+        rendezvous: String,
+        /// Why the FIFO failed.
+        fifo: io::Error,
     },
 }
 
@@ -433,10 +477,7 @@ mod unix {
             let dir = socket_dir()?;
             let path = dir.path().join("s");
             let address = path.to_string_lossy().into_owned();
-            let bind_error = |source| EndpointError::Bind {
-                address: address.clone(),
-                source,
-            };
+            let mut socket_error = None;
             let socket = if mode == TransportMode::Fifo {
                 None
             } else {
@@ -449,9 +490,14 @@ mod unix {
                 });
                 match bound {
                     Ok(socket) => Some(socket),
-                    Err(err) if mode == TransportMode::Socket => return Err(bind_error(err)),
+                    Err(source) if mode == TransportMode::Socket => {
+                        return Err(EndpointError::SocketOnly { address, source })
+                    }
                     // Denied (a sandbox's EPERM/EACCES) or unsupported: FIFOs.
-                    Err(_) => None,
+                    Err(err) => {
+                        socket_error = Some(err);
+                        None
+                    }
                 }
             };
             let fifo = if mode == TransportMode::Socket {
@@ -460,14 +506,23 @@ mod unix {
                 match FifoListener::bind(dir.path()) {
                     Ok(fifo) => Some(fifo),
                     Err(err) if socket.is_none() => {
-                        return Err(EndpointError::Bind {
-                            address: dir
-                                .path()
-                                .join(fifo::RENDEZVOUS)
-                                .to_string_lossy()
-                                .into_owned(),
-                            source: err,
-                        })
+                        let rendezvous = dir
+                            .path()
+                            .join(fifo::RENDEZVOUS)
+                            .to_string_lossy()
+                            .into_owned();
+                        return Err(match socket_error {
+                            Some(socket) => EndpointError::NoTransport {
+                                address,
+                                socket,
+                                rendezvous,
+                                fifo: err,
+                            },
+                            None => EndpointError::FifoOnly {
+                                rendezvous,
+                                source: err,
+                            },
+                        });
                     }
                     Err(_) => None,
                 }
