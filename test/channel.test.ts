@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -188,7 +188,8 @@ describe('inspect CLI', () => {
   });
 
   it('writes the Reports JSON with --json --out and keeps stdout for the command', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'ra-cli-')), 'reports.json');
+    const dir = mkdtempSync(join(tmpdir(), 'ra-cli-'));
+    const out = join(dir, 'reports.json');
     const result = await run(process.execPath, [
       cli,
       'inspect',
@@ -203,6 +204,7 @@ describe('inspect CLI', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('hello\n');
     const reports = JSON.parse(readFileSync(out, 'utf8'));
+    rmSync(dir, { recursive: true, force: true });
     expect(reports.notCacheable.map((r: { message: string }) => r.message)).toEqual(["dev server"]);
     expect(reports.envQueries[0].glob).toBe('PATH');
   });

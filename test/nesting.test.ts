@@ -1,6 +1,8 @@
 // Nested runners: a runner built on runner-aware that is a task of another
 // forwards what its tools said, so the outer run's reports are a superset.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -15,11 +17,17 @@ async function outerRun(levels: number, flags: string[] = []) {
   const outer = await createServer({
     env: { ...process.env, NODE_ENV: 'production', VITE_API: 'https://example', LOCAL_ONLY: 'x' },
   });
-  const inner = await run(process.execPath, [nestedRunner, String(levels), ...flags], {
-    env: { ...process.env, NODE_ENV: 'production', VITE_API: 'https://example', LOCAL_ONLY: 'x', ...outer.env },
-  });
-  const reports = await outer.close();
-  return { reports, inner };
+  // An inner runner that dies leaves its private directory behind: in a temp dir of its own, removed here.
+  const tmp = mkdtempSync(join(tmpdir(), 'ra-nested-'));
+  try {
+    const inner = await run(process.execPath, [nestedRunner, String(levels), ...flags], {
+      env: { ...process.env, NODE_ENV: 'production', VITE_API: 'https://example', LOCAL_ONLY: 'x', ...outer.env, TMPDIR: tmp },
+    });
+    const reports = await outer.close();
+    return { reports, inner };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 function expectTheToolsWords(reports: Reports) {
@@ -95,6 +103,8 @@ describe('under a real vp run', () => {
       expect(install.code, install.stderr).toBe(0);
     }
     const project = mkdtempSync(join(tmpdir(), 'ra-vp-nested-'));
+    // Outside the project: vp would see writes there as the task modifying its inputs.
+    const vpTmp = mkdtempSync(join(tmpdir(), 'ra-vp-tmp-'));
     try {
       const runs = join(project, 'runs.log');
       // The nested runner's tool appends a line per real run.
@@ -104,6 +114,8 @@ describe('under a real vp run', () => {
         const env: Record<string, string | undefined> = { ...process.env, PATH: `${dirname(node22)}:${process.env['PATH']}`, NODE_ENV: nodeEnv };
         delete env['VP_RUN_NODE_CLIENT_PATH'];
         for (const name of Object.keys(env)) if (name.startsWith('RUNNER_AWARE_')) delete env[name];
+        // vp unpacks its helpers (fspy, vt_client_napi, a compile cache) into the temp dir: one removed below.
+        env['TMPDIR'] = vpTmp;
         return run(node22, [vp, 'run', '--cache', 'build'], { cwd: project, env });
       };
       const count = () => (existsSync(runs) ? readFileSync(runs, 'utf8').trim().split('\n').length : 0);
@@ -115,6 +127,7 @@ describe('under a real vp run', () => {
       }
     } finally {
       rmSync(project, { recursive: true, force: true });
+      rmSync(vpTmp, { recursive: true, force: true });
     }
   }, 300_000);
 });

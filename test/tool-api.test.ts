@@ -1,4 +1,4 @@
-import { mkdtempSync, realpathSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -71,7 +71,7 @@ describe('tool API through a spawned process', () => {
        process.chdir(${JSON.stringify(dir)});
        ra.ignoreOutput('./dist/../build/');
        ra.addInput('src/main.ts');`,
-    );
+    ).finally(() => rmSync(dir, { recursive: true, force: true }));
     expect(reports.ignoredInputs).toEqual([join(root, 'node_modules/.cache/tool')]);
     expect(reports.ignoredOutputs).toEqual([join(dir, 'build')]);
     expect(reports.inputs).toEqual([join(dir, 'src/main.ts')]);

@@ -165,8 +165,10 @@ export async function hostile({ idle, closeTimeoutMs }) {
 export async function deadRunner({ calls }) {
   const dir = mkdtempSync(join(tmpdir(), 'ra-dead-'));
   const flag = join(dir, 'runner-dead');
+  // The killed runner leaves its private directory behind; in `dir`, it goes with it.
   const runner = spawn(process.execPath, [join(root, 'test', 'fixtures', 'runner-then-hang.mjs'), join(root, 'test', 'fixtures', 'tool-outlives-runner.mjs'), flag, String(calls)], {
     cwd: root,
+    env: { ...process.env, TMPDIR: dir },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
