@@ -1,8 +1,10 @@
 // `runner-aware inspect [--json] [--out FILE] -- <command…>`: runs a command
-// under a server and shows what its tools reported.
+// under a server and shows what its tools reported. Bundled as CommonJS
+// (dist/cli.cjs).
 
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -10,16 +12,47 @@ import { createServer, verdict, type CommandOutcome, type Server } from './serve
 import type { Reports } from './types.js';
 
 const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] -- <command> [args…]
+       runner-aware --help | --version`;
 
-Runs <command> under a runner-aware server with your environment, passes its
-stdio through, exits with its exit code, and prints what its tools reported:
-a summary on stderr (with the verdict: cacheable, or every reason it is
-not), or the Reports JSON with its verdict: with --json on stderr, with
---out in FILE. The command's own stdout stays clean.`;
+const HELP = `${USAGE}
+
+Runs <command> under a runner-aware server, as a task runner would, and shows
+what the tools it started reported: env they read, paths they ignored or
+declared, values, and the verdict (cacheable, or every reason it is not).
+
+The command gets your environment plus the server's variables
+(RUNNER_AWARE_*, VP_RUN_NODE_CLIENT_PATH) and your stdio; its stdout stays its
+own. The report goes to stderr after it exits. Env values are never printed
+in the summary.
+
+Options:
+  --json              print the Reports JSON, with its verdict, instead of the summary
+  --out FILE          write the Reports JSON, with its verdict, to FILE (always JSON;
+                      FILE is opened before the command runs, so a bad path costs no run)
+  --close-timeout MS  how long to wait, after the command exited, for processes still
+                      connected to the server (default 1000)
+  -h, --help          show this help
+  -v, --version       print the version of runner-aware
+
+Exit status: the command's. A command killed by a signal makes inspect end by
+the same signal, after it printed the report. SIGINT, SIGTERM and SIGHUP sent
+to inspect reach every process of the command (its process group, when stdin
+is not a terminal; a terminal's Ctrl-C reaches them itself). 2: a usage error;
+127: the command could not be started.
+
+Examples:
+  runner-aware inspect -- npx vite build
+  runner-aware inspect --out reports.json -- npm run build`;
 
 function fail(message: string): never {
-  process.stderr.write(`runner-aware: ${message}\n\n${USAGE}\n`);
+  process.stderr.write(`runner-aware: ${message}\n${USAGE}\nRun runner-aware --help for more.\n`);
   process.exit(2);
+}
+
+/** This package's version, from the package.json next to dist/. */
+function version(): string {
+  const manifest = createRequire(__filename)('../package.json') as { version: string };
+  return manifest.version;
 }
 
 function list(title: string, items: string[]): string[] {
@@ -79,7 +112,7 @@ function noReports(why: string): Reports {
   };
 }
 
-async function inspect(argv: string[]): Promise<number> {
+async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: number }> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -90,14 +123,19 @@ async function inspect(argv: string[]): Promise<number> {
         out: { type: 'string' },
         'close-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
       },
     });
   } catch (err) {
     fail((err as Error).message);
   }
   if (parsed.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+    process.stdout.write(`${HELP}\n`);
+    return { exitCode: 0 };
+  }
+  if (parsed.values.version) {
+    process.stdout.write(`${version()}\n`);
+    return { exitCode: 0 };
   }
   const [command, ...args] = parsed.positionals;
   if (!command) fail('inspect needs a command after --');
@@ -170,21 +208,41 @@ async function inspect(argv: string[]): Promise<number> {
   } else {
     process.stderr.write(summarize(reports, outcome.exitCode, outcome));
   }
-  return outcome.exitCode;
+  return outcome;
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<CommandOutcome & { exitCode: number }> {
   const [subcommand, ...rest] = argv;
   if (subcommand === 'inspect') return inspect(rest);
-  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h') {
-    process.stdout.write(`${USAGE}\n`);
-    return subcommand === undefined ? 2 : 0;
+  if (subcommand === '--help' || subcommand === '-h') {
+    process.stdout.write(`${HELP}\n`);
+    return { exitCode: 0 };
   }
-  fail(`unknown command ${subcommand}`);
+  if (subcommand === '--version' || subcommand === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return { exitCode: 0 };
+  }
+  fail(subcommand === undefined ? 'no command' : `unknown command ${subcommand}`);
+}
+
+/**
+ * Ends this process as the command ended: by the same signal when one killed
+ * it (so a shell or runner above sees what happened), else with its exit code.
+ * A signal whose default action is not to end the process (or one Node
+ * ignores, as SIGPIPE) falls back to the exit code 128 + its number.
+ */
+function exitLike({ exitCode, signal }: CommandOutcome & { exitCode: number }): void {
+  if (!signal || process.platform === 'win32') process.exit(exitCode);
+  // What was written to stderr is flushed before the signal ends the process.
+  process.stderr.write('', () => {
+    // inspect's own handlers are gone, so the signal takes its default action.
+    process.kill(process.pid, signal);
+    setTimeout(() => process.exit(exitCode), 100);
+  });
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  exitLike,
   (err: unknown) => {
     process.stderr.write(`runner-aware: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -1,0 +1,175 @@
+// `runner-aware inspect` as a user drives it: its help and version, the out
+// file, signals to the whole command, exiting as the command did, and the
+// same verdict as the reference caching runner.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { root, run, type Run } from './helpers.js';
+
+const cliPath = join(root, 'dist', 'cli.cjs');
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const unix = process.platform !== 'win32';
+
+let dir = '';
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ra-inspect-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[]): Promise<Run> {
+  return run(process.execPath, [cliPath, ...args]);
+}
+
+/** Polls `check` every 20 ms until it holds, or fails after `ms`. */
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('inspect: help and version', () => {
+  it('prints its help with every option, and exits 0', async () => {
+    for (const args of [['--help'], ['-h'], ['inspect', '--help']]) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(0);
+      expect(result.stderr).toBe('');
+      for (const text of ['Usage: runner-aware inspect', '--json', '--out FILE', '--close-timeout MS', '--version', 'Exit status', 'Examples:']) {
+        expect(result.stdout).toContain(text);
+      }
+    }
+  });
+
+  it('prints the package version', async () => {
+    for (const args of [['--version'], ['-v'], ['inspect', '--version']]) {
+      const result = await cli(args);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it('answers a typo with the usage and exit 2, without a stack trace', async () => {
+    for (const args of [['inspect', '--jsno', '--', 'true'], ['inspcet'], []]) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/^runner-aware: .+\nUsage: runner-aware inspect /);
+      expect(result.stderr).toContain('runner-aware --help');
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+});
+
+describe('inspect --out', () => {
+  it('writes the Reports JSON with its verdict even without --json', async () => {
+    const out = join(dir, 'reports.json');
+    const result = await cli(['inspect', '--out', out, '--', process.execPath, '-e', "require('runner-aware').getEnv('HOME'); console.log('hi')"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('hi\n');
+    const reports = JSON.parse(readFileSync(out, 'utf8'));
+    expect(reports.envs.HOME.tracked).toBe(true);
+    expect(reports.verdict).toEqual({ cacheable: true, reasons: [] });
+  });
+
+  it('checks its path before the command runs', async () => {
+    const marker = join(dir, 'ran');
+    const result = await cli(['inspect', '--out', join(dir, 'no', 'such', 'dir', 'reports.json'), '--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, '')`]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^runner-aware: cannot write --out .*reports\.json: ENOENT/);
+    expect(existsSync(marker), 'the command must not run').toBe(false);
+  });
+});
+
+describe.runIf(unix)('inspect: signals and exit', () => {
+  it('forwards SIGTERM to the whole command, grandchildren included', async () => {
+    const ready = join(dir, 'ready');
+    const got = join(dir, 'got');
+    // A grandchild in the background: the shell waits for it, and only a
+    // signal to the process group reaches it.
+    const grandchild = `process.on('SIGTERM', () => { require('fs').writeFileSync(${JSON.stringify(got)}, 'SIGTERM'); process.exit(0); }); require('fs').writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, [cliPath, 'inspect', '--', 'sh', '-c', `"${process.execPath}" -e "${grandchild.replaceAll('"', '\\"')}" & wait`], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+    let pid = 0;
+    try {
+      await until(() => existsSync(ready) && readFileSync(ready, 'utf8') !== '', 15_000, 'the grandchild to start');
+      pid = Number(readFileSync(ready, 'utf8'));
+      child.kill('SIGTERM');
+      const [code, signal] = await exited;
+      expect(readFileSync(got, 'utf8'), 'the grandchild got SIGTERM').toBe('SIGTERM');
+      // The shell was killed by it: inspect reports that, then ends the same way.
+      expect(stderr).toContain('exit: the command was killed by SIGTERM');
+      expect([code, signal]).toEqual([null, 'SIGTERM']);
+    } finally {
+      child.kill('SIGKILL');
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('ends by the signal that killed the command, after printing the report', async () => {
+    const out = join(dir, 'reports.json');
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+      const result = await cli(['inspect', '--out', out, '--', 'sh', '-c', `kill -${signal.slice(3)} $$`]);
+      expect([result.code, result.signal]).toEqual([null, signal]);
+      const reports = JSON.parse(readFileSync(out, 'utf8'));
+      expect(reports.verdict.reasons).toEqual([{ kind: 'exit', message: `the command was killed by ${signal}` }]);
+    }
+    const text = await cli(['inspect', '--', 'sh', '-c', 'kill -TERM $$']);
+    expect(text.signal).toBe('SIGTERM');
+    expect(text.stderr).toBe('runner-aware: exit 143, 0 clients, not cacheable\n  not cacheable because:\n    exit: the command was killed by SIGTERM\n');
+  });
+
+  it('exits with the code of a command that exited', async () => {
+    const result = await cli(['inspect', '--', 'sh', '-c', 'exit 42']);
+    expect([result.code, result.signal]).toEqual([42, null]);
+  });
+});
+
+describe('inspect and the reference runner', () => {
+  it('give the same verdict and reasons', async () => {
+    const api = JSON.stringify(pathToFileURL(join(root, 'dist', 'index.mjs')).href);
+    const tool = [process.execPath, '--input-type=module', '-e', `const ra = await import(${api}); ra.disableCache('dev server'); ra.addValue('x', '1'); process.exit(3);`];
+    const out = join(dir, 'reports.json');
+    const inspected = await run(process.execPath, [cliPath, 'inspect', '--out', out, '--', ...tool], { cwd: dir });
+    expect(inspected.code).toBe(3);
+    const reports = JSON.parse(readFileSync(out, 'utf8')) as { verdict: { reasons: { kind: string; message: string; pid?: number }[] } };
+    const fromInspect = reports.verdict.reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`);
+    const summary = await run(process.execPath, [cliPath, 'inspect', '--', ...tool], { cwd: dir });
+    const summaryLines = summary.stderr.split('\n');
+    const from = summaryLines.indexOf('  not cacheable because:') + 1;
+    const summaryReasons = summaryLines.slice(from, summaryLines.findIndex((line, i) => i >= from && !line.startsWith('    '))).map((line) => line.trim());
+
+    const cached = await run(process.execPath, [join(root, 'examples', 'cache-runner', 'index.mjs'), '--cache-dir', join(dir, 'cache'), '--', ...tool], {
+      cwd: dir,
+      env: { PATH: process.env['PATH'] ?? '', TMPDIR: tmpdir() },
+    });
+    expect(cached.code).toBe(3);
+    const skipped = /^cache skipped: (.*)$/m.exec(cached.stderr)?.[1];
+    expect(skipped, cached.stderr).toBeDefined();
+    const fromRunner = skipped!.split('; ');
+
+    const withoutPids = (reasons: string[]) => reasons.map((r) => r.replace(/\(pid \d+\)/g, '(pid N)'));
+    expect(withoutPids(fromInspect)).toEqual(['disable-cache: dev server (pid N)', 'exit: the command exited with code 3']);
+    expect(withoutPids(summaryReasons)).toEqual(withoutPids(fromInspect));
+    expect(withoutPids(fromRunner)).toEqual(withoutPids(fromInspect));
+  });
+});
