@@ -236,11 +236,23 @@ linux_arm64() {
   # release profile's LTO, which would only slow the build.
   export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
   local target_dir=$cross/linux-arm64
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $sysroot"
   step "Rust tests, aarch64-unknown-linux-gnu, under qemu"
-  # The backlog test re-executes itself inside `unshare`, which cannot start
-  # an arm64 program without binfmt; it runs natively on x64 and musl.
-  CARGO_TARGET_DIR=$target_dir CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $sysroot" \
-    cargo test --release -p runner_aware --target aarch64-unknown-linux-gnu --quiet -- --skip a_full_listen_backlog_loses_no_tool
+  # Two tests re-execute their own binary, which cannot start an arm64
+  # program without binfmt: the backlog test (inside `unshare`; it runs
+  # natively on x64 and musl), and the FIFO rerun, whose tests run next.
+  CARGO_TARGET_DIR=$target_dir cargo test --release -p runner_aware --target aarch64-unknown-linux-gnu --quiet -- \
+    --skip a_full_listen_backlog_loses_no_tool --skip the_same_behaviour_over_fifos
+  step "Rust channel tests over FIFOs, under qemu"
+  local fifo_tests
+  fifo_tests=$(awk '/fn the_same_behaviour_over_fifos/,/^    \];/' src-rs/core/tests/channel.rs | grep -o '"[a-z0-9_]*"' | tr -d '"' | tr '\n' ' ')
+  if [ -z "$fifo_tests" ]; then
+    echo "no test list found in the_same_behaviour_over_fifos (src-rs/core/tests/channel.rs)" >&2
+    return 1
+  fi
+  # shellcheck disable=SC2086 # one test name per word
+  RUNNER_AWARE_TRANSPORT=fifo CARGO_TARGET_DIR=$target_dir \
+    cargo test --release -p runner_aware --target aarch64-unknown-linux-gnu --quiet --test channel -- --exact $fifo_tests
 
   step "addon, aarch64-unknown-linux-gnu"
   CARGO_TARGET_DIR=$target_dir napi_build --release --target aarch64-unknown-linux-gnu --output-dir "$cross/addon-linux-arm64"

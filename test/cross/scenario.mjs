@@ -84,9 +84,11 @@ async function cleanRun() {
 async function failingRun() {
   const server = await createServer({ env: runnerEnv });
   const env = { ...process.env, ...server.env, CROSS_DISABLE: '4' };
-  const socket = server.env.RUNNER_AWARE_SOCKET;
-  const nowhere = windows ? '\\\\.\\pipe\\runner-aware-nobody-listens-here' : join(dirname(socket), 'nobody');
-  const lost = { ...env, RUNNER_AWARE_SOCKET: nowhere };
+  // An address nothing answers at (on Unix, in a directory with neither a
+  // socket nor a FIFO rendezvous), markers still going to the runner.
+  const dir = server.env.RUNNER_AWARE_DIR ?? dirname(server.env.RUNNER_AWARE_SOCKET);
+  const nowhere = windows ? '\\\\.\\pipe\\runner-aware-nobody-listens-here' : join(dir, 'elsewhere', 's');
+  const lost = { ...env, RUNNER_AWARE_SOCKET: nowhere, RUNNER_AWARE_DIR: dir };
   check('Windows runners name their private directory', !windows || Boolean(server.env.RUNNER_AWARE_DIR), server.env);
   const codes = await Promise.all([runTool(['tool', '4'], env), runTool(['tool', '5'], lost)]);
   const reports = await server.close();
