@@ -17,6 +17,7 @@ const triple = addon.slice('runner-aware.'.length, -'.node'.length);
 const detected = `${process.platform} ${process.arch}${process.platform === 'linux' ? (triple.endsWith('musl') ? ' musl' : ' glibc') : ''}`;
 // The manifest as published: pack:all adds every platform package as an optional dependency.
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+const version = String(manifest['version']);
 manifest['optionalDependencies'] = Object.fromEntries(
   readdirSync(join(root, 'npm')).map((dir) => [`runner-aware-${dir}`, String(manifest['version'])]),
 );
@@ -64,8 +65,34 @@ describe('the addon loader', () => {
       expect(output).toContain('--omit=optional');
       expect(output).toContain('rm -rf node_modules package-lock.json && npm install');
       expect(output).toContain('the tool-side API keeps working');
+      expect(output).not.toContain('pack:all');
     });
   }
+
+  it('tells a plain npm pack of a checkout (no platform packages) to use pack:all and install both tarballs', async () => {
+    // What `npm pack` makes of the repository's own manifest: no optionalDependencies.
+    const dir = copyPackage(join(scratch, 'plain-pack'), ({ optionalDependencies: _, ...pkg }) => pkg);
+    for (const format of ['esm', 'cjs'] as const) {
+      const output = await createServerFrom(dir, format);
+      expect(output).toContain(`the native addon for ${detected} is missing: the package runner-aware-${triple} is not installed`);
+      expect(output).toContain('packed without its platform packages (a plain `npm pack` of a checkout)');
+      expect(output).toContain(
+        `run \`npm run pack:all\` and install both tarballs it writes: \`npm install <checkout>/artifacts/runner-aware-${version}.tgz <checkout>/artifacts/runner-aware-${triple}-${version}.tgz\``,
+      );
+      expect(output).toContain('or install from the checkout itself: `npm install <checkout>`');
+      expect(output).not.toContain('--omit=optional');
+    }
+  });
+
+  it('tells a checkout without its addon build to build it', async () => {
+    const dir = copyPackage(join(scratch, 'unbuilt-checkout'), ({ optionalDependencies: _, ...pkg }) => pkg);
+    writeFileSync(join(dir, 'Cargo.toml'), '[workspace]\n');
+    const output = await createServerFrom(dir, 'esm');
+    expect(output).toContain(`This checkout has no addon build (runner-aware.${triple}.node): run \`npm install\` (or \`npm run build\`) in ${dir}`);
+    expect(output).toContain('Rust (cargo)');
+    expect(output).not.toContain('--omit=optional');
+    expect(output).not.toContain('pack:all');
+  });
 
   it('says so when this version publishes no addon for the platform', async () => {
     const dir = copyPackage(join(scratch, 'unsupported'), (pkg) => ({
