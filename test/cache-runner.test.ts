@@ -1,6 +1,7 @@
 // The reference caching runner (examples/cache-runner) driven by a scripted
 // tool that uses every verb the runner keys or archives on.
 
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,5 +184,128 @@ describe('reference caching runner', () => {
     writeFileSync(join(app, 'setting.txt'), 'c');
     expect(status(await cacheRun(['value']))).toBe('cache miss: input config.json changed, value config-hash changed');
     expect(status(await cacheRun(['value']))).toBe('cache hit');
+  });
+});
+
+describe('reference caching runner: its command line', () => {
+  const envTool = `console.log(JSON.stringify(Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('VITE_')))));`;
+
+  beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
+    app = join(work, 'app');
+    cacheDir = join(work, 'cache');
+    mkdirSync(app);
+    writeFileSync(join(app, 'tool.mjs'), tool);
+    writeFileSync(join(app, 'env-tool.mjs'), envTool);
+    writeFileSync(join(app, 'config.json'), '{"v":1}\n');
+  });
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+  /** The runner with `args` (its flags, `--` and a command), in the app dir, with `env` and PATH only. */
+  function runner_(args: string[], env: Record<string, string> = {}): Promise<Run> {
+    return run(process.execPath, [runner, ...args], {
+      cwd: app,
+      env: { PATH: process.env['PATH'] ?? '', TMPDIR: tmpdir(), ...env },
+    });
+  }
+  const toolCommand = ['--', process.execPath, 'tool.mjs'];
+
+  it('prints its usage for --help and exits 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const result = await runner_([flag]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+      for (const text of ['usage: cache-runner', '--env NAME', '--input GLOB', '--dry-run', '--clean', 'Exit status']) expect(result.stdout).toContain(text);
+    }
+  });
+
+  it('answers a typo, a missing command or a bad env glob with a usage error, not a stack trace', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--forse', ...toolCommand], /^cache-runner: Unknown option '--forse'/],
+      [['--env'], /^cache-runner: Option '--env <value>' argument missing/],
+      [[], /^cache-runner: no command: put it after --\n/],
+      [['--env', 'VITE_[', ...toolCommand], /^cache-runner: --env invalid env glob "VITE_\["/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runner_(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).toContain('\nusage: cache-runner ');
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+      expect(result.stdout).toBe('');
+    }
+  });
+
+  it('hands the command every variable an --env glob matches and keys on the whole match set', async () => {
+    const args = ['--cache-dir', cacheDir, '--env', 'VITE_*', '--', process.execPath, 'env-tool.mjs'];
+    const env = { VITE_A: '1', VITE_B: '2', OTHER: 'o' };
+    const first = await runner_(args, env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout.split('\n')[0] ?? '')).toEqual({ VITE_A: '1', VITE_B: '2' });
+    expect(status(first)).toBe('cache miss: no entry');
+    expect(status(await runner_(args, { ...env, OTHER: 'changed' }))).toBe('cache hit');
+    expect(status(await runner_(args, { ...env, VITE_A: 'changed' }))).toBe('cache miss: env query VITE_* changed');
+    expect(status(await runner_(args, { ...env, VITE_C: 'new' }))).toBe('cache miss: env query VITE_* changed');
+    expect(status(await runner_(args, env))).toBe('cache hit');
+    // A name without glob characters stays a literal name.
+    const literal = await runner_(['--cache-dir', cacheDir, '--env', 'VITE_A', '--', process.execPath, 'env-tool.mjs'], env);
+    expect(JSON.parse(literal.stdout.split('\n')[0] ?? '')).toEqual({ VITE_A: '1' });
+  });
+
+  it('warns about an --input glob that matches no file', async () => {
+    const result = await runner_(['--cache-dir', cacheDir, '--input', 'src/**/*.ts', '--input', 'config.json', ...toolCommand]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/^cache-runner: warning: --input src\/\*\*\/\*\.ts matches no file$/m);
+    expect(result.stderr).not.toContain('--input config.json');
+    expect(status(result)).toBe('cache miss: no entry');
+  });
+
+  it('prints the key part by part with --dry-run, and runs and stores nothing', async () => {
+    const args = ['--cache-dir', cacheDir, '--env', 'MODE', '--env', 'VITE_*', '--input', 'config.json', '--output', 'out/**'];
+    const env = { MODE: 'secret-mode-value', VITE_A: 'secret-vite-value' };
+    const before = await runner_([...args, '--dry-run', ...toolCommand], env);
+    expect(before.code, before.stderr).toBe(0);
+    expect(existsSync(join(app, 'out')), 'the command did not run').toBe(false);
+    expect(existsSync(cacheDir), 'nothing was stored').toBe(false);
+    const configHash = createHash('sha256').update('{"v":1}\n').digest('hex');
+    expect(before.stdout).toMatch(/^task [0-9a-f]{64}\n {2}command: \[".*","tool\.mjs"\]\n/);
+    expect(before.stdout).toContain('\n  env MODE: set\n  env VITE_*: 1 match (VITE_A)\n');
+    expect(before.stdout).toContain(`\n  input config.json: 1 file\n    config.json  sha256 ${configHash}\n  output out/**\n`);
+    expect(before.stdout).toMatch(/\nentries: 0\nwould run: no entry\n$/);
+
+    expect(status(await runner_([...args, ...toolCommand], env))).toBe('cache miss: no entry');
+    const after = await runner_([...args, '--dry-run', ...toolCommand], env);
+    expect(after.stdout).toMatch(/\nentries: 1\n {2}([0-9a-f]{64}): holds\n {4}tracked env: MODE\n {4}env queries: VITE_\*\n {4}input files: config\.json\n {4}output files: out\/a\.txt\nwould hit: \1\n$/);
+    const stale = await runner_([...args, '--dry-run', ...toolCommand], { ...env, MODE: 'other' });
+    expect(stale.stdout).toMatch(/: stale: env MODE changed\n[^]*would run: every entry is stale\n$/);
+    for (const output of [before.stdout, after.stdout, stale.stdout]) {
+      expect(output).not.toContain('secret-');
+    }
+  });
+
+  it('removes a task\'s entries, or its whole cache, with --clean', async () => {
+    const other = ['--', process.execPath, 'env-tool.mjs'];
+    expect(status(await runner_(['--cache-dir', cacheDir, ...toolCommand]))).toBe('cache miss: no entry');
+    expect(status(await runner_(['--cache-dir', cacheDir, ...other]))).toBe('cache miss: no entry');
+    expect(entryCount()).toBe(2);
+
+    const task = await runner_(['--cache-dir', cacheDir, '--clean', ...toolCommand]);
+    expect(task.code, task.stderr).toBe(0);
+    expect(task.stderr).toMatch(/^cache-runner: removed .* \(1 entry\)\n$/);
+    expect(entryCount()).toBe(1);
+    expect(status(await runner_(['--cache-dir', cacheDir, ...other]))).toBe('cache hit');
+
+    const all = await runner_(['--cache-dir', cacheDir, '--clean']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stderr).toBe(`cache-runner: removed ${cacheDir} (1 entry)\n`);
+    expect(existsSync(cacheDir)).toBe(false);
+    expect((await runner_(['--cache-dir', cacheDir, '--clean'])).stderr).toBe(`cache-runner: nothing to clean: ${cacheDir} does not exist\n`);
+  });
+
+  it('refuses to --clean a directory it did not write', async () => {
+    const result = await runner_(['--cache-dir', '.', '--clean']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^cache-runner: not cleaning .*: it holds what cache-runner did not write \(/);
+    expect(existsSync(join(app, 'config.json'))).toBe(true);
   });
 });

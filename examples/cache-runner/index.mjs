@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A reference caching runner on runner-aware's public API.
 //
-//   node examples/cache-runner/index.mjs [--cache-dir DIR] [--force] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>
+//   node examples/cache-runner/index.mjs [options] -- <command…>
+//   node examples/cache-runner/index.mjs --help
 //
 // 1. Look up: entries of this task (command + flags) are tried newest first;
 //    one whose env fingerprint and input hashes still hold is a hit: restore
@@ -47,6 +48,7 @@ import {
   declaredInputs,
   declaredOutputs,
   envFingerprint,
+  envMatcher,
   isIgnoredInput,
   isIgnoredOutput,
   parseFingerprint,
@@ -64,19 +66,84 @@ const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', '
 // Never walked when expanding globs: dependencies and VCS data are not task files.
 const SKIP_DIRS = new Set(['node_modules', '.git']);
 
-const { values: flags, positionals: command } = parseArgs({
-  allowPositionals: true,
-  options: {
-    'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
-    force: { type: 'boolean', default: false },
-    env: { type: 'string', multiple: true, default: [] },
-    input: { type: 'string', multiple: true, default: [] },
-    output: { type: 'string', multiple: true, default: [] },
-  },
-});
-if (command.length === 0) {
-  process.stderr.write('usage: cache-runner [--cache-dir DIR] [--force] [--env NAME]… [--input GLOB]… [--output GLOB]… -- <command…>\n');
+const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]… -- <command…>\n' +
+  '       cache-runner --clean [--cache-dir DIR] [-- <command…>]';
+
+const HELP = `${USAGE}
+
+Runs <command> as a cached task: a hit restores its outputs and replays its
+output without running it; a miss runs it under a runner-aware server and
+stores the run when the verdict says it is cacheable. One status line on
+stderr: cache hit, cache miss: <reasons>, or cache skipped: <reasons>.
+
+Options:
+  --cache-dir DIR  where entries live (default node_modules/.cache/cache-runner)
+  --env NAME       hand NAME to the command and key the task on it; a glob
+                   (VITE_*, matched as the server matches tools' globs) hands
+                   every matching variable and keys on the whole match set
+  --input GLOB     files the command reads (** any directories, * and ? in a
+                   name); a glob that matches no file is warned about
+  --output GLOB    files the command writes, archived with the entry
+  --force          run and store even when an entry would hit
+  --dry-run        print the task's key, part by part, and what a look-up
+                   would do; run nothing, store nothing
+  --clean          remove the cache: this task's entries when a command is
+                   given, the whole cache dir otherwise
+  -h, --help       show this help
+
+Exit status: the command's (0 on a hit); 2 for a usage error.`;
+
+/** A usage error: what is wrong and how to call the runner, no stack trace. */
+function usageError(message) {
+  process.stderr.write(`cache-runner: ${message}\n${USAGE}\nRun cache-runner --help for the options.\n`);
   process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
+      force: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
+      clean: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      env: { type: 'string', multiple: true, default: [] },
+      input: { type: 'string', multiple: true, default: [] },
+      output: { type: 'string', multiple: true, default: [] },
+    },
+  });
+} catch (err) {
+  usageError(err.message);
+}
+const { values: flags, positionals: command } = parsed;
+if (flags.help) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
+if (command.length === 0 && !flags.clean) usageError('no command: put it after --');
+if (flags.clean && (flags['dry-run'] || flags.force)) usageError('--clean runs nothing: it takes no --dry-run or --force');
+
+// `--env` entries with glob characters are env queries, matched with the
+// server's own matcher (runner-aware/runner's envMatcher); the rest are names.
+const isEnvGlob = (entry) => /[*?[\]{}\\]/.test(entry);
+const envNames = flags.env.filter((entry) => !isEnvGlob(entry));
+const envGlobs = flags.env.filter(isEnvGlob).map((glob) => {
+  try {
+    return { glob, matches: envMatcher(glob) };
+  } catch (err) {
+    return usageError(`--env ${err.message}`);
+  }
+});
+
+/** The `--env` globs as tracked queries with their match sets in this env. */
+function envGlobQueries(env) {
+  return envGlobs.map(({ glob, matches }) => ({
+    glob,
+    tracked: true,
+    matches: Object.fromEntries(Object.keys(env).filter(matches).sort().map((name) => [name, env[name]])),
+  }));
 }
 
 const cwd = process.cwd();
@@ -104,6 +171,13 @@ function expandGlobs(globs) {
   if (globs.length === 0) return [];
   const patterns = globs.map(globRegExp);
   return filesUnder(cwd).filter((file) => patterns.some((re) => re.test(portable(file))));
+}
+
+/** The `--input` globs that match no file: most often a typo, and a key that covers nothing. */
+function emptyInputGlobs() {
+  if (flags.input.length === 0) return [];
+  const files = filesUnder(cwd).map(portable);
+  return flags.input.filter((glob) => !files.some((file) => globRegExp(glob).test(file)));
 }
 
 /** Relative path → content hash of the `--input` files and the tools' declared inputs, minus ignored inputs. */
@@ -184,10 +258,16 @@ function collectOutputs(reports) {
  * it is what a look-up can check, so one entry stands for one set of inputs and env.
  */
 function entryKey(reports, inputs) {
+  // A value the runner adds is encoded as the reports' own: plaintext, or its sha256.
+  const encode = (value) => (reports.envValues === 'sha256' ? sha256(value) : value);
   const envs = { ...reports.envs };
-  for (const name of flags.env) envs[name] = { value: process.env[name] ?? null, tracked: true };
-  const fingerprint = envFingerprint({ ...reports, envs });
-  const lookup = envFingerprint({ ...reports, envs, values: {} });
+  for (const name of envNames) envs[name] = { value: process.env[name] === undefined ? null : encode(process.env[name]), tracked: true };
+  const envQueries = [
+    ...reports.envQueries,
+    ...envGlobQueries(process.env).map((query) => ({ ...query, matches: Object.fromEntries(Object.entries(query.matches).map(([name, value]) => [name, encode(value)])) })),
+  ];
+  const fingerprint = envFingerprint({ ...reports, envs, envQueries });
+  const lookup = envFingerprint({ ...reports, envs, envQueries, values: {} });
   return { fingerprint, id: sha256(JSON.stringify([taskKey, inputs, lookup.digest])) };
 }
 
@@ -225,7 +305,8 @@ function store(id, fingerprint, reports, inputs, files, stdout, stderr) {
 
 function strictEnv() {
   const env = {};
-  for (const name of [...BASE_ENV, ...flags.env]) if (process.env[name] !== undefined) env[name] = process.env[name];
+  for (const name of [...BASE_ENV, ...envNames]) if (process.env[name] !== undefined) env[name] = process.env[name];
+  for (const query of envGlobQueries(process.env)) Object.assign(env, query.matches);
   return env;
 }
 
@@ -248,6 +329,86 @@ async function runCommand() {
   const reports = await server.close();
   const code = outcome.signal ? 128 + (constants.signals[outcome.signal] ?? 0) : outcome.exitCode;
   return { reports, outcome, code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
+}
+
+// --- the other modes ------------------------------------------------------------
+
+/**
+ * `--clean`: removes this task's entries, or without a command the whole cache
+ * dir, once it is sure the dir is a cache-runner cache (only task dirs in it):
+ * a mistyped --cache-dir must not cost the user a directory.
+ */
+function clean() {
+  const target = command.length > 0 ? taskDir : path.resolve(flags['cache-dir']);
+  if (!fs.existsSync(target)) {
+    process.stderr.write(`cache-runner: nothing to clean: ${target} does not exist\n`);
+    return;
+  }
+  if (command.length === 0) {
+    const foreign = fs.readdirSync(target).filter((name) => !/^[0-9a-f]{64}$/.test(name));
+    if (foreign.length > 0) {
+      process.stderr.write(`cache-runner: not cleaning ${target}: it holds what cache-runner did not write (${foreign.slice(0, 5).join(', ')})\n`);
+      process.exit(1);
+    }
+  }
+  const entries = command.length > 0
+    ? fs.readdirSync(target).filter((id) => !id.startsWith('.')).length
+    : fs.readdirSync(target).reduce((n, task) => n + fs.readdirSync(path.join(target, task)).filter((id) => !id.startsWith('.')).length, 0);
+  fs.rmSync(target, { recursive: true, force: true });
+  process.stderr.write(`cache-runner: removed ${target} (${entries} entr${entries === 1 ? 'y' : 'ies'})\n`);
+}
+
+/**
+ * `--dry-run`: the task's key part by part, and what a look-up would do. Env
+ * values are never printed: a variable is `set` or `absent`, an entry's
+ * tracked env is named, not shown.
+ */
+function dryRun() {
+  const lines = [`task ${taskKey}`, `  command: ${JSON.stringify(command)}`];
+  for (const name of envNames) lines.push(`  env ${name}: ${process.env[name] === undefined ? 'absent' : 'set'}`);
+  for (const query of envGlobQueries(process.env)) {
+    const names = Object.keys(query.matches);
+    lines.push(`  env ${query.glob}: ${names.length} match${names.length === 1 ? '' : 'es'}${names.length ? ` (${names.join(', ')})` : ''}`);
+  }
+  const inputs = hashInputs({ ignoredInputs: [], inputs: [] });
+  for (const glob of flags.input) {
+    const re = globRegExp(glob);
+    const files = Object.keys(inputs).filter((file) => re.test(file));
+    lines.push(`  input ${glob}: ${files.length} file${files.length === 1 ? '' : 's'}`);
+    for (const file of files) lines.push(`    ${file}  sha256 ${inputs[file]}`);
+  }
+  for (const glob of flags.output) lines.push(`  output ${glob}`);
+  lines.push(`  cache dir: ${taskDir}`);
+  const entries = readEntries();
+  lines.push(`entries: ${entries.length}`);
+  let hit = null;
+  for (const entry of entries) {
+    const reasons = staleReasons(entry);
+    const id = path.basename(entry.dir);
+    if (reasons.length === 0 && !hit) hit = id;
+    lines.push(`  ${id}: ${reasons.length === 0 ? 'holds' : `stale: ${reasons.join(', ')}`}`);
+    const { fingerprint } = entry;
+    const parts = [
+      ['tracked env', Object.keys(fingerprint.envs)],
+      ['env queries', fingerprint.envQueries.map((q) => ('glob' in q ? q.glob : `${q.prefix} (prefix)`))],
+      ['values', Object.keys(fingerprint.values)],
+      ['input files', Object.keys(entry.inputs)],
+      ['output files', entry.outputs],
+    ];
+    for (const [name, items] of parts) if (items.length > 0) lines.push(`    ${name}: ${items.join(', ')}`);
+  }
+  lines.push(flags.force ? 'would run: forced' : hit ? `would hit: ${hit}` : `would run: ${entries.length === 0 ? 'no entry' : 'every entry is stale'}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+if (flags.clean) {
+  clean();
+  process.exit(0);
+}
+for (const glob of emptyInputGlobs()) process.stderr.write(`cache-runner: warning: --input ${glob} matches no file\n`);
+if (flags['dry-run']) {
+  dryRun();
+  process.exit(0);
 }
 
 // A miss is explained by the closest entry: the one with the fewest reasons, newest on a tie.
