@@ -64,7 +64,10 @@ export declare class RunnerClient {
   addOutput(path: string): void
   /** A named value that belongs in this run's cache key. */
   addValue(name: string, value: string): void
-  /** This run must not be cached. */
+  /**
+   * This run must not be cached. The runner is told who asked: this
+   * process's command line and the calling code, from the JavaScript stack.
+   */
   disableCache(reason?: string | undefined | null): void
   /** The runner's value of `name`, `undefined` when it has none. */
   getEnv(name: string, options?: EnvOptions | undefined | null): string | undefined

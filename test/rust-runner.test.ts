@@ -57,6 +57,6 @@ describe('examples/rust-runner nested under a Node runner', () => {
     expect(reports.ignoredInputs).toContain('/nested/cache');
     expect(reports.values).toEqual({ v: '1' });
     expect(reports.cacheable).toBe(false);
-    expect(reports.notCacheable.map((r) => r.message)).toContainEqual(expect.stringMatching(/^a nested run \(pid \d+\) is not cacheable: disable-cache: watch$/));
+    expect(reports.notCacheable.map((r) => r.message)).toContainEqual(expect.stringMatching(/^a nested run \(pid \d+\) is not cacheable: disable-cache: watch, from \[eval\]$/));
   }, 600_000);
 });

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod caller;
 pub mod client;
 pub mod env;
 #[cfg(unix)]

@@ -72,8 +72,12 @@ impl NestedRun {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
+            let from = reason
+                .caller
+                .as_ref()
+                .map_or_else(String::new, |caller| format!(", from {caller}"));
             client.disable_cache(Some(&format!(
-                "a nested run (pid {pid}) is not cacheable: {kind}: {}",
+                "a nested run (pid {pid}) is not cacheable: {kind}: {}{from}",
                 reason.message
             )));
         }

@@ -75,6 +75,29 @@ pub const ENV_DEBUG: &str = "RUNNER_AWARE_DEBUG";
 /// runner's addon; set to ours so tools written against it report to us.
 pub const ENV_CLIENT_PATH: &str = "VP_RUN_NODE_CLIENT_PATH";
 
+/// Most bytes of a `disableCache` frame's `command` a client sends and a
+/// server records: a command line says which process it was, not all its
+/// arguments.
+pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// Most bytes of a `disableCache` frame's `caller` a client sends and a
+/// server records.
+pub const MAX_CALLER_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` in
+/// place of what was cut (the ellipsis counts against `max`).
+pub fn truncate_utf8(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    const ELLIPSIS: &str = "…";
+    let mut end = max.saturating_sub(ELLIPSIS.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", &text[..end]).into()
+}
+
 /// Prefix of the marker files a client leaves in the server's private
 /// directory when it could not deliver something (see docs/protocol.md).
 pub const LOST_MARKER_PREFIX: &str = "lost-";
@@ -131,6 +154,14 @@ pub enum ClientMessage {
         /// Why, for the runner to show.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The code that asked, for the runner to show when no reason was
+        /// given: `"vite … _createServer"`, `"src/build.mjs main"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<String>,
+        /// The calling process's command line, its arguments joined by spaces
+        /// (at most [`MAX_COMMAND_BYTES`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
     },
     /// Asks for the values of `names`; answered with [`ServerMessage::Env`].
     GetEnv {
@@ -149,6 +180,16 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// A `disableCache` that says only why: what a client sends on its own
+    /// behalf (a report it could not deliver, a runner it gave up on).
+    pub fn disable_cache(reason: String) -> Self {
+        Self::DisableCache {
+            reason: Some(reason),
+            caller: None,
+            command: None,
+        }
+    }
+
     /// A hello for this build: every version it speaks.
     pub fn hello(token: String, pid: u32) -> Self {
         Self::Hello {
@@ -597,9 +638,16 @@ mod tests {
                 name: "n".into(),
                 value: "v".into(),
             },
-            ClientMessage::DisableCache { reason: None },
             ClientMessage::DisableCache {
-                reason: Some("dev server".into()),
+                reason: None,
+                caller: None,
+                command: None,
+            },
+            ClientMessage::disable_cache("dev server".into()),
+            ClientMessage::DisableCache {
+                reason: None,
+                caller: Some("vite … _createServer".into()),
+                command: Some("node vite.js dev".into()),
             },
             ClientMessage::GetEnv {
                 names: vec!["A".into(), "B".into()],
@@ -671,6 +719,38 @@ mod tests {
             let fast = ServerMessage::decode(payload).ok();
             assert_eq!(fast, generic, "{}", String::from_utf8_lossy(payload));
         }
+    }
+
+    #[test]
+    fn disable_cache_fields_are_optional() {
+        assert_eq!(
+            ClientMessage::decode(br#"{"op":"disableCache"}"#).unwrap(),
+            ClientMessage::DisableCache {
+                reason: None,
+                caller: None,
+                command: None
+            }
+        );
+        let frame = frame(&ClientMessage::DisableCache {
+            reason: None,
+            caller: Some("vite … _createServer".into()),
+            command: None,
+        });
+        assert_eq!(
+            &frame[HEADER_LEN..],
+            r#"{"op":"disableCache","caller":"vite … _createServer"}"#.as_bytes()
+        );
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_utf8("short", 10), "short");
+        assert_eq!(truncate_utf8("abcdefghij", 10), "abcdefghij");
+        assert_eq!(truncate_utf8("abcdefghijk", 10), "abcdefg…");
+        // `é` is two bytes: the cut never splits it.
+        let cut = truncate_utf8("ééééé", 7);
+        assert_eq!(cut, "éé…");
+        assert!(cut.len() <= 7);
     }
 
     #[test]

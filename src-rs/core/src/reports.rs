@@ -2,9 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::env::EnvQuery;
+use crate::protocol::{truncate_utf8, MAX_CALLER_BYTES, MAX_COMMAND_BYTES};
 
 /// At most this many protocol errors (and reasons not to cache) are listed;
 /// the rest are counted.
@@ -91,6 +94,23 @@ pub struct UncacheableReason {
     /// The process it concerns, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// For `disable-cache`: the code that called it, when the tool said
+    /// (`"vite … _createServer"`); a runner may let its user overrule a
+    /// caller by the module it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// For `disable-cache`: the calling process's command line, when the
+    /// tool said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+/// Who said a run may not be cached: what a reason records besides its kind
+/// and message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Teller {
+    pid: Option<u32>,
+    command: Option<String>,
 }
 
 /// Everything the tools of one run reported. Plain data: sorted, deduped and
@@ -119,8 +139,9 @@ pub struct Reports {
     /// `not_cacheable` has an entry; every way a tool's words can be lost
     /// lands there, so a runner checks this one field.
     pub cacheable: bool,
-    /// Every reason the run may not be cached, sorted by kind and message and
-    /// deduped by both (the first process to give one is named).
+    /// Every reason the run may not be cached, sorted by kind, message and
+    /// caller and deduped by the three (the first process to give one is
+    /// named).
     pub not_cacheable: Vec<UncacheableReason>,
     /// Protocol violations; each ended its connection. A peer without the
     /// token lands here only: it is not part of the task.
@@ -234,7 +255,7 @@ impl<'a> ChunkWriter<'a> {
 pub struct Recorder {
     reports: Reports,
     queries: BTreeMap<EnvQuery, EnvQueryRecord>,
-    reasons: BTreeMap<(UncacheableKind, String), Option<u32>>,
+    reasons: BTreeMap<(UncacheableKind, String, Option<String>), Teller>,
     unlisted_errors: u64,
     entries: usize,
     bytes: usize,
@@ -324,22 +345,47 @@ impl Recorder {
         }
     }
 
-    /// A tool asked not to cache the run.
-    pub fn disable_cache(&mut self, reason: Option<String>, pid: Option<u32>) {
+    /// A tool asked not to cache the run: `reason` in its words, the code
+    /// that asked (`caller`) and its process's command line, as far as the
+    /// tool said (each cut to the protocol's limit).
+    pub fn disable_cache(
+        &mut self,
+        reason: Option<String>,
+        caller: Option<String>,
+        command: Option<String>,
+        pid: Option<u32>,
+    ) {
         let message = reason.unwrap_or_else(|| "disableCache() with no reason".to_owned());
-        self.not_cacheable(UncacheableKind::DisableCache, message, pid);
+        let cut = |text: String, max| match truncate_utf8(&text, max) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(cut) => cut,
+        };
+        let caller = caller.map(|caller| cut(caller, MAX_CALLER_BYTES));
+        let command = command.map(|command| cut(command, MAX_COMMAND_BYTES));
+        self.record_reason(
+            (UncacheableKind::DisableCache, message, caller),
+            Teller { pid, command },
+        );
     }
 
     /// The run must not be cached, for `message`. Reasons past
     /// [`MAX_LISTED_ERRORS`] are counted, not listed.
     pub fn not_cacheable(&mut self, kind: UncacheableKind, message: String, pid: Option<u32>) {
-        let key = (kind, message);
+        self.record_reason((kind, message, None), Teller { pid, command: None });
+    }
+
+    fn record_reason(&mut self, key: (UncacheableKind, String, Option<String>), teller: Teller) {
         if self.reasons.len() < MAX_LISTED_ERRORS || self.reasons.contains_key(&key) {
-            self.reasons.entry(key).or_insert(pid);
+            self.reasons.entry(key).or_insert(teller);
         } else {
+            let kind = key.0;
             self.reasons
-                .entry((kind, "more reasons of this kind not listed".to_owned()))
-                .or_insert(None);
+                .entry((
+                    kind,
+                    "more reasons of this kind not listed".to_owned(),
+                    None,
+                ))
+                .or_default();
         }
     }
 
@@ -434,7 +480,13 @@ impl Recorder {
         reports.not_cacheable = self
             .reasons
             .into_iter()
-            .map(|((kind, message), pid)| UncacheableReason { kind, message, pid })
+            .map(|((kind, message, caller), teller)| UncacheableReason {
+                kind,
+                message,
+                pid: teller.pid,
+                caller,
+                command: teller.command,
+            })
             .collect();
         if self.unlisted_errors > 0 {
             reports.errors.push(ReportedError {
@@ -503,9 +555,9 @@ mod tests {
     fn disable_cache_collects_reasons() {
         let mut recorder = Recorder::default();
         assert!(recorder.snapshot().cacheable);
-        recorder.disable_cache(None, Some(1));
-        recorder.disable_cache(Some("dev server".into()), Some(2));
-        recorder.disable_cache(Some("dev server".into()), Some(3));
+        recorder.disable_cache(None, None, None, Some(1));
+        recorder.disable_cache(Some("dev server".into()), None, None, Some(2));
+        recorder.disable_cache(Some("dev server".into()), None, None, Some(3));
         let reports = recorder.snapshot();
         assert!(!reports.cacheable);
         let messages: Vec<_> = reports
@@ -525,6 +577,41 @@ mod tests {
             json,
             serde_json::json!({ "kind": "disable-cache", "message": "dev server", "pid": 2 })
         );
+    }
+
+    #[test]
+    fn disable_cache_names_its_caller_and_command() {
+        let mut recorder = Recorder::default();
+        let vite = || Some("vite … _createServer".to_owned());
+        recorder.disable_cache(None, vite(), Some("node vite.js dev".into()), Some(7));
+        recorder.disable_cache(None, vite(), Some("node vite.js dev".into()), Some(8));
+        recorder.disable_cache(None, Some("vitest … startVitest".into()), None, Some(9));
+        recorder.disable_cache(None, None, Some("x".repeat(5000)), Some(10));
+        let reports = recorder.snapshot();
+        assert_eq!(
+            reports.not_cacheable.len(),
+            3,
+            "{:?}",
+            reports.not_cacheable
+        );
+        let json = serde_json::to_value(&reports.not_cacheable).unwrap();
+        assert_eq!(
+            json[0],
+            serde_json::json!({ "kind": "disable-cache", "message": "disableCache() with no reason", "pid": 10, "command": format!("{}…", "x".repeat(MAX_COMMAND_BYTES - 3)) })
+        );
+        assert_eq!(
+            json[1],
+            serde_json::json!({
+                "kind": "disable-cache",
+                "message": "disableCache() with no reason",
+                "pid": 7,
+                "caller": "vite … _createServer",
+                "command": "node vite.js dev",
+            })
+        );
+        assert_eq!(json[2]["caller"], "vitest … startVitest");
+        let back: Vec<UncacheableReason> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, reports.not_cacheable);
     }
 
     #[test]
@@ -588,7 +675,12 @@ mod tests {
             &BTreeMap::from([("X".into(), "1".into())]),
             None,
         );
-        recorder.disable_cache(Some("dev".into()), Some(3));
+        recorder.disable_cache(
+            Some("dev".into()),
+            Some("vite … _createServer".into()),
+            Some("node vite.js".into()),
+            Some(3),
+        );
         let reports = recorder.snapshot();
         let chunks = reports.clone().into_json_chunks(4096).unwrap();
         assert!(chunks.len() > 10, "{}", chunks.len());

@@ -317,7 +317,11 @@ impl Session {
                 }
                 recorder.add_value(name, value, pid);
             }
-            ClientMessage::DisableCache { reason } => recorder.disable_cache(reason, pid),
+            ClientMessage::DisableCache {
+                reason,
+                caller,
+                command,
+            } => recorder.disable_cache(reason, caller, command, pid),
             ClientMessage::GetEnv { names, tracked } => {
                 recorder.count_env_request();
                 let values = names

@@ -95,6 +95,30 @@ fn reports_and_answers_round_trip() {
 }
 
 #[test]
+fn disable_cache_names_the_caller_and_the_command_line() {
+    let server = server(&[]);
+    let client = client_of(&server);
+    client.disable_cache_from(None, Some("build.mjs main"));
+    client.disable_cache(Some("watch mode"));
+    drop(client);
+    let reports = server.close_blocking();
+    let [no_reason, watch] = &reports.not_cacheable[..] else {
+        panic!("{:?}", reports.not_cacheable);
+    };
+    assert_eq!(no_reason.kind, UncacheableKind::DisableCache);
+    assert_eq!(no_reason.message, "disableCache() with no reason");
+    assert_eq!(no_reason.caller.as_deref(), Some("build.mjs main"));
+    assert_eq!(no_reason.pid, Some(std::process::id()));
+    // This test binary's own command line.
+    let command = no_reason.command.as_deref().unwrap_or_default();
+    let program = std::env::args().next().unwrap_or_default();
+    assert!(command.starts_with(&program), "{command:?}");
+    assert_eq!(watch.message, "watch mode");
+    assert_eq!(watch.caller, None);
+    assert_eq!(watch.command.as_deref(), Some(command));
+}
+
+#[test]
 fn dedupes_names_and_batches() {
     let server = server(&[("A", "1"), ("B", "2"), ("C", "3")]);
     let client = client_of(&server);

@@ -127,7 +127,16 @@ fn valid_messages_survive_any_split() {
         path.prop_map(|path| ClientMessage::IgnoreInput { path }),
         path.prop_map(|path| ClientMessage::AddOutput { path }),
         (path, path).prop_map(|(name, value)| ClientMessage::AddValue { name, value }),
-        prop::option::of(path).prop_map(|reason| ClientMessage::DisableCache { reason }),
+        (
+            prop::option::of(path),
+            prop::option::of(path),
+            prop::option::of(path)
+        )
+            .prop_map(|(reason, caller, command)| ClientMessage::DisableCache {
+                reason,
+                caller,
+                command
+            }),
         (prop::collection::vec(path, 0..4), any::<bool>())
             .prop_map(|(names, tracked)| ClientMessage::GetEnv { names, tracked }),
         (path, any::<bool>()).prop_map(|(glob, tracked)| ClientMessage::GetEnvs {

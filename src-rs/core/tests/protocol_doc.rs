@@ -7,7 +7,8 @@ use runner_aware::env::MAX_GLOB_LEN;
 use runner_aware::protocol::{
     encode_frame, format_size, ClientMessage, DecodeError, ServerMessage, ENV_CLIENT_PATH,
     ENV_DEBUG, ENV_DIR, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN, FEATURES, HEADER_LEN,
-    LOST_MARKER_PREFIX, MAX_CLIENT_FRAME, MAX_HELLO_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION,
+    LOST_MARKER_PREFIX, MAX_CALLER_BYTES, MAX_CLIENT_FRAME, MAX_COMMAND_BYTES, MAX_HELLO_FRAME,
+    MAX_SERVER_FRAME, PROTOCOL_VERSION,
 };
 use runner_aware::reports::{MAX_LISTED_ERRORS, MAX_RECORDED_BYTES, MAX_RECORDED_ENTRIES};
 use runner_aware::server::{DEFAULT_CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
@@ -233,7 +234,18 @@ fn example_frames_are_byte_exact() {
     )));
     assert!(has(&|d| matches!(
         d,
-        Decoded::Client(ClientMessage::DisableCache { reason: Some(_) })
+        Decoded::Client(ClientMessage::DisableCache {
+            reason: Some(_),
+            ..
+        })
+    )));
+    assert!(has(&|d| matches!(
+        d,
+        Decoded::Client(ClientMessage::DisableCache {
+            reason: None,
+            caller: Some(_),
+            command: Some(_),
+        })
     )));
     assert!(has(&|d| matches!(
         d,
@@ -289,6 +301,11 @@ fn names_and_limits_match_the_crate() {
             format_size(MAX_RECORDED_BYTES)
         ),
         format!("| `MAX_LISTED_ERRORS` | {MAX_LISTED_ERRORS} |"),
+        format!("| `MAX_CALLER_BYTES` | {} |", format_size(MAX_CALLER_BYTES)),
+        format!(
+            "| `MAX_COMMAND_BYTES` | {} |",
+            format_size(MAX_COMMAND_BYTES)
+        ),
         format!("| handshake timeout | {} s |", HANDSHAKE_TIMEOUT.as_secs()),
         format!(
             "| client timeout | {} s by default,",

@@ -73,10 +73,12 @@ impl RunnerClient {
         Client::global().add_value(&name, &value);
     }
 
-    /// This run must not be cached.
+    /// This run must not be cached. The runner is told who asked: this
+    /// process's command line and the calling code, from the JavaScript stack.
     #[napi(catch_unwind)]
-    pub fn disable_cache(&self, reason: Option<String>) {
-        Client::global().disable_cache(reason.as_deref());
+    pub fn disable_cache(&self, env: &Env, reason: Option<String>) {
+        let caller = raw::caller_of(env);
+        Client::global().disable_cache_from(reason.as_deref(), caller.as_deref());
     }
 
     /// The runner's value of `name`, `undefined` when it has none.
@@ -142,8 +144,9 @@ pub fn load(env: &Env) -> Result<Object<'_>> {
     let mut client = RunnerClient {}.into_instance(env)?.as_object(env);
     // Own properties shadow the class methods of the same names, which stay
     // for their types and docs.
-    let fast: [(&str, napi::Callback); 5] = [
+    let fast: [(&str, napi::Callback); 6] = [
         ("getEnv", raw::get_env),
+        ("disableCache", raw::disable_cache),
         ("ignoreInput", raw::ignore_input),
         ("ignoreOutput", raw::ignore_output),
         ("addInput", raw::add_input),

@@ -15,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use napi::sys;
+use runner_aware::caller::{from_js_stack, StackContext};
 use runner_aware::Client;
 
 /// Stack room for a string argument; longer ones take one allocation.
@@ -236,6 +237,97 @@ pub unsafe extern "C" fn get_env(
                 })
             });
             answer.unwrap_or_else(|| throw(env, "runner-aware getEnv: name must be a string", true))
+        })
+    }
+}
+
+/// Clears the exception a failed N-API call left pending, so the tool never
+/// sees it.
+///
+/// # Safety
+/// `env` must be the one Node passed to the running callback.
+unsafe fn clear_exception(env: sys::napi_env) {
+    let mut exception = ptr::null_mut();
+    // SAFETY: `exception` is a valid out-pointer; with none pending this does nothing.
+    unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
+}
+
+/// The code that made the running call, from the JavaScript stack at it (see
+/// `runner_aware::caller`); `None` when the stack cannot be read (a tool's own
+/// `Error.prepareStackTrace` that throws or returns no string, a
+/// `Error.stackTraceLimit` of 0).
+///
+/// # Safety
+/// `env` must be the one Node passed to the running callback.
+unsafe fn caller(env: sys::napi_env) -> Option<String> {
+    let mut message = ptr::null_mut();
+    let mut error = ptr::null_mut();
+    let mut stack = ptr::null_mut();
+    // SAFETY: out-pointers are valid, the literals NUL-terminated; each value
+    // was just returned by N-API for this call.
+    unsafe {
+        if sys::napi_create_string_utf8(env, c"".as_ptr(), 0, &mut message) != sys::Status::napi_ok
+            || sys::napi_create_error(env, ptr::null_mut(), message, &mut error)
+                != sys::Status::napi_ok
+        {
+            return None;
+        }
+        // Reading `stack` formats it, which runs `Error.prepareStackTrace`.
+        if sys::napi_get_named_property(env, error, c"stack".as_ptr(), &mut stack)
+            != sys::Status::napi_ok
+        {
+            clear_exception(env);
+            return None;
+        }
+        if type_of(env, stack) != Some(sys::ValueType::napi_string) {
+            return None;
+        }
+        let context = StackContext::of_process();
+        with_str(env, stack, |stack| from_js_stack(stack, &context)).flatten()
+    }
+}
+
+/// [`caller`] for a generated napi-rs method.
+pub fn caller_of(env: &napi::Env) -> Option<String> {
+    // SAFETY: an `Env` is only handed to a method while Node runs it.
+    unsafe { caller(env.raw()) }
+}
+
+/// `disableCache(reason?)`: the run must not be cached; the runner is told
+/// who asked (the calling code and process) with it.
+///
+/// # Safety
+/// Called by Node as a function's callback, with its own `env` and `info`.
+pub unsafe extern "C" fn disable_cache(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: every call below gets the `env` and values of this callback.
+    unsafe {
+        guarded(env, "disableCache", || {
+            let Some((argv, argc)) = args(env, info) else {
+                return throw(
+                    env,
+                    "runner-aware disableCache: cannot read the arguments",
+                    false,
+                );
+            };
+            let reason = match (argc, type_of(env, argv[0])) {
+                (0, _) | (_, Some(sys::ValueType::napi_undefined | sys::ValueType::napi_null)) => {
+                    None
+                }
+                (_, Some(sys::ValueType::napi_string)) => with_str(env, argv[0], str::to_owned),
+                _ => {
+                    return throw(
+                        env,
+                        "runner-aware disableCache: reason must be a string",
+                        true,
+                    )
+                }
+            };
+            let caller = caller(env);
+            Client::global().disable_cache_from(reason.as_deref(), caller.as_deref());
+            undefined(env)
         })
     }
 }

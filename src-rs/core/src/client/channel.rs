@@ -69,6 +69,8 @@ pub struct Channel {
     /// The fork generation the connection was made in: a forked child
     /// (a later generation) must not use its parent's connection.
     owner: u64,
+    /// The protocol version the runner chose.
+    version: u32,
     frame: Vec<u8>,
     answers: FrameDecoder,
 }
@@ -78,6 +80,7 @@ impl Default for Channel {
         Self {
             stream: None,
             owner: 0,
+            version: 0,
             frame: Vec::new(),
             answers: FrameDecoder::new(MAX_SERVER_FRAME),
         }
@@ -134,9 +137,10 @@ impl Channel {
             .read_frame(&mut stream)
             .map_err(|err| connect_error(format!("no handshake answer: {err}")))?;
         match ServerMessage::decode(payload) {
-            Ok(ServerMessage::Welcome { .. }) => {
+            Ok(ServerMessage::Welcome { version, .. }) => {
                 self.stream = Some(stream);
                 self.owner = fork_generation();
+                self.version = version;
                 Ok(())
             }
             Ok(ServerMessage::Refused { reason }) => Err(ChannelError::Refused(reason)),
@@ -152,6 +156,19 @@ impl Channel {
             return Ok(());
         };
         self.frame.clear();
+        let stripped;
+        let message = match message {
+            // Version 1 rejects members it does not know.
+            ClientMessage::DisableCache { reason, .. } if self.version < 2 => {
+                stripped = ClientMessage::DisableCache {
+                    reason: reason.clone(),
+                    caller: None,
+                    command: None,
+                };
+                &stripped
+            }
+            _ => message,
+        };
         if let Err(EncodeError::TooLarge { len, limit }) =
             encode_frame(message, MAX_CLIENT_FRAME, &mut self.frame)
         {
@@ -160,9 +177,7 @@ impl Channel {
                 format_size(limit)
             );
             let _ = encode_frame(
-                &ClientMessage::DisableCache {
-                    reason: Some(reason),
-                },
+                &ClientMessage::disable_cache(reason),
                 MAX_CLIENT_FRAME,
                 &mut self.frame,
             );
@@ -179,9 +194,9 @@ impl Channel {
         if let Err(err) = encode_frame(message, MAX_CLIENT_FRAME, &mut self.frame) {
             // The runner cannot be asked, so the run must not be cached on an
             // answer it never gave; the connection itself is fine.
-            self.send(&ClientMessage::DisableCache {
-                reason: Some(format!("an env request was not sent: {err}")),
-            })?;
+            self.send(&ClientMessage::disable_cache(format!(
+                "an env request was not sent: {err}"
+            )))?;
             return Err(ChannelError::Answer(err.to_string()));
         }
         stream
@@ -198,9 +213,7 @@ impl Channel {
     /// Best effort, before giving up on the connection: tells a runner that
     /// may still be reading not to cache the run.
     pub fn say_not_cacheable(&mut self, reason: &str) {
-        let _ = self.send(&ClientMessage::DisableCache {
-            reason: Some(reason.to_owned()),
-        });
+        let _ = self.send(&ClientMessage::disable_cache(reason.to_owned()));
     }
 }
 

@@ -22,7 +22,8 @@ use std::time::Duration;
 use crate::env::{EnvMatcher, EnvQuery, InvalidGlob};
 use crate::paths::absolutize;
 use crate::protocol::{
-    ClientMessage, ServerMessage, ENV_DEBUG, ENV_DIR, ENV_SOCKET, ENV_TIMEOUT_MS, ENV_TOKEN,
+    truncate_utf8, ClientMessage, ServerMessage, ENV_DEBUG, ENV_DIR, ENV_SOCKET, ENV_TIMEOUT_MS,
+    ENV_TOKEN, MAX_CALLER_BYTES, MAX_COMMAND_BYTES,
 };
 
 pub use answers::EnvAnswers;
@@ -87,6 +88,24 @@ impl ClientConfig {
             None => None,
         }
     }
+}
+
+/// This process's command line as a person would type it: arguments joined
+/// by spaces, one with whitespace (or none at all) single-quoted, at most
+/// [`MAX_COMMAND_BYTES`].
+pub fn command_line() -> String {
+    let line = std::env::args_os()
+        .map(|arg| {
+            let arg = arg.to_string_lossy();
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                format!("'{arg}'")
+            } else {
+                arg.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    truncate_utf8(&line, MAX_COMMAND_BYTES).into_owned()
 }
 
 /// A client of one runner.
@@ -166,10 +185,25 @@ impl Client {
         });
     }
 
-    /// This run must not be cached.
+    /// This run must not be cached. The runner is told this process's
+    /// command line with it, so its user can see who disabled caching.
     pub fn disable_cache(&self, reason: Option<&str>) {
+        self.disable_cache_from(reason, None);
+    }
+
+    /// [`Client::disable_cache`] naming the code that asked: `caller` is
+    /// shown to the runner's user, and a runner may let its user overrule a
+    /// caller they know to be wrong (at most [`MAX_CALLER_BYTES`] are sent).
+    pub fn disable_cache_from(&self, reason: Option<&str>, caller: Option<&str>) {
+        if self.is_offline() {
+            return;
+        }
         self.report(ClientMessage::DisableCache {
             reason: reason.map(str::to_owned),
+            caller: caller
+                .filter(|caller| !caller.is_empty())
+                .map(|caller| truncate_utf8(caller, MAX_CALLER_BYTES).into_owned()),
+            command: Some(command_line()),
         });
     }
 
