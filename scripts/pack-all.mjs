@@ -52,16 +52,19 @@ for (const triple of triples) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-// The root package is packed from a staged copy of its manifest: no scripts or
-// devDependencies (`prepare` builds a checkout, and npm flags any package
-// carrying it as one with install scripts to approve), and the platform
-// packages as optionalDependencies.
+// The root package is packed from a staged copy of its manifest: no scripts,
+// devDependencies, devEngines or overrides (`prepare` builds a checkout, and
+// npm flags any package carrying it as one with install scripts to approve;
+// the rest only ever apply to a checkout), and the platform packages as
+// optionalDependencies.
 const stage = join(root, 'target', 'pack', 'runner-aware');
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 delete manifest.scripts;
 delete manifest.devDependencies;
+delete manifest.devEngines;
+delete manifest.overrides;
 // Every platform package at exactly this version; npm installs the one whose
 // os, cpu and libc match. Committed manifests leave them out (see
 // scripts/platform-packages.mjs).
