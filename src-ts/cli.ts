@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { createServer, verdict, type CommandOutcome, type Server } from './server.js';
+import { createServer, describeReason, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
 
 const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] -- <command> [args…]
@@ -75,7 +75,7 @@ export function summarize(reports: Reports, exitCode: number, outcome: CommandOu
     `runner-aware: exit ${exitCode}, ${reports.clients} client${reports.clients === 1 ? '' : 's'}, ${cacheable ? 'cacheable' : 'not cacheable'}`,
     ...list(
       'not cacheable because',
-      reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`),
+      reasons.map(describeReason),
     ),
     ...list('ignored inputs', reports.ignoredInputs),
     ...list('ignored outputs', reports.ignoredOutputs),

@@ -2,8 +2,8 @@
 // cache needs (path-aware ignore matching, the tracked-env fingerprint and its
 // validation, reports as stored data). Loads the native addon on first use.
 
-export { createServer, verdict } from './server.js';
-export type { CommandOutcome, Server, ServerOptions, Verdict } from './server.js';
+export { createServer, describeReason, verdict } from './server.js';
+export type { CommandOutcome, Server, ServerOptions, Verdict, VerdictOptions } from './server.js';
 export type {
   EnvOptions,
   EnvQuery,

@@ -214,8 +214,29 @@ function forwardUpstream(reports: Reports): void {
   for (const path of reports.outputs) addOutput(path);
   for (const [name, value] of Object.entries(reports.values)) addValue(name, value);
   for (const reason of reports.notCacheable) {
-    disableCache(`a nested run (pid ${process.pid}) is not cacheable: ${reason.kind}: ${reason.message}`);
+    const from = reason.caller ? `, from ${reason.caller}` : '';
+    disableCache(`a nested run (pid ${process.pid}) is not cacheable: ${reason.kind}: ${reason.message}${from}`);
   }
+}
+
+/** At most this many characters of a command line are shown in a reason. */
+const SHOWN_COMMAND_CHARS = 200;
+
+/**
+ * A reason as one line for people, with who gave it when known: `kind:
+ * message`, then `, from <caller>` and ` (pid N: <command line>)`, e.g.
+ * `disable-cache: disableCache() with no reason, from vite … _createServer
+ * (pid 4242: node node_modules/vite/bin/vite.js)`. `runner-aware inspect` and
+ * the reference runner print reasons this way.
+ */
+export function describeReason(reason: UncacheableReason): string {
+  const from = reason.caller ? `, from ${reason.caller}` : '';
+  const command =
+    reason.command === undefined
+      ? ''
+      : `: ${reason.command.length > SHOWN_COMMAND_CHARS ? `${reason.command.slice(0, SHOWN_COMMAND_CHARS - 1)}…` : reason.command}`;
+  const pid = reason.pid ? ` (pid ${reason.pid}${command})` : '';
+  return `${reason.kind}: ${reason.message}${from}${pid}`;
 }
 
 /** How the task's command ended, for {@link verdict}. */
@@ -232,21 +253,52 @@ export interface Verdict {
   cacheable: boolean;
   /** Every reason it may not, the reports' first. */
   reasons: UncacheableReason[];
+  /**
+   * The `disableCache` calls the runner's user overruled
+   * (`VerdictOptions.cacheableDespite`): not in `reasons`, kept here so a
+   * runner can record and show them. Present only with that option.
+   */
+  overruled?: UncacheableReason[];
+}
+
+/** Options of `verdict()`: what the runner's user decided. */
+export interface VerdictOptions {
+  /**
+   * Callers whose `disableCache` the user overrules for this task (user
+   * config wins): a `disable-cache` reason whose `caller` is one of these,
+   * or starts with one and a space, does not count (`'vite'` overrules
+   * `vite … _createServer`, not `vitest … x`). Only `disable-cache` can be
+   * overruled, and only with a caller: every other reason means what a tool
+   * said may be missing.
+   */
+  cacheableDespite?: readonly string[];
+}
+
+/** Whether the user overrules `reason` by one of `callers`. */
+function isOverruled(reason: UncacheableReason, callers: readonly string[]): boolean {
+  const { caller } = reason;
+  if (reason.kind !== 'disable-cache' || !caller) return false;
+  return callers.some((overruled) => overruled !== '' && (caller === overruled || caller.startsWith(`${overruled} `)));
 }
 
 /**
  * The one verdict a runner acts on: the reports' `cacheable` with their
  * reasons, plus the command's exit (a failed or killed command is never
- * cached). `runner-aware inspect` and the reference runner print this.
+ * cached), minus the `disableCache` calls the user overruled.
+ * `runner-aware inspect` and the reference runner print this.
  */
-export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: CommandOutcome = {}): Verdict {
-  const reasons = [...reports.notCacheable];
+export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: CommandOutcome = {}, options: VerdictOptions = {}): Verdict {
+  let reasons = [...reports.notCacheable];
   if (outcome.signal) {
     reasons.push({ kind: 'exit', message: `the command was killed by ${outcome.signal}` });
   } else if (outcome.exitCode !== undefined && outcome.exitCode !== null && outcome.exitCode !== 0) {
     reasons.push({ kind: 'exit', message: `the command exited with code ${outcome.exitCode}` });
   }
-  return { cacheable: reasons.length === 0, reasons };
+  const callers = options.cacheableDespite;
+  if (callers === undefined) return { cacheable: reasons.length === 0, reasons };
+  const overruled = reasons.filter((reason) => isOverruled(reason, callers));
+  reasons = reasons.filter((reason) => !overruled.includes(reason));
+  return { cacheable: reasons.length === 0, reasons, overruled };
 }
 
 function checkOptions(options: ServerOptions): void {

@@ -62,6 +62,14 @@ export interface UncacheableReason {
   message: string;
   /** The process it concerns, when known. */
   pid?: number;
+  /**
+   * For `disable-cache`: the code that called it, when the tool said:
+   * `"<package> … <function>"` for code under `node_modules`
+   * (`"vite … _createServer"`), `"<file> <function>"` for other code.
+   */
+  caller?: string;
+  /** For `disable-cache`: the calling process's command line, when the tool said. */
+  command?: string;
 }
 
 /** A protocol violation seen on one connection; it ended that connection. */

@@ -133,7 +133,7 @@ describe('reference caching runner', () => {
 
   it('never stores a run a tool disabled caching for, that failed, or that saw protocol errors', async () => {
     const watch = await cacheRun(['watch']);
-    expect(status(watch)).toMatch(/^cache skipped: disable-cache: watch mode \(pid \d+\)$/);
+    expect(status(watch)).toMatch(/^cache skipped: disable-cache: watch mode, from tool\.mjs \(pid \d+: \S+ tool\.mjs watch\)$/);
     const failed = await cacheRun(['fail']);
     expect(failed.code).toBe(3);
     expect(status(failed)).toBe('cache skipped: exit: the command exited with code 3');

@@ -30,6 +30,7 @@ const runnerApi = [
   'declaredInputs',
   'declaredOutputs',
   'describeQuery',
+  'describeReason',
   'envFingerprint',
   'envMatcher',
   'filterInputs',

@@ -14,6 +14,11 @@
 // 3. Store the run, unless it failed, a tool disabled caching, the channel
 //    saw protocol errors, a client was still connected at close, or its
 //    `addValue` values contradict the entry already stored for the same key.
+//    `--cacheable-despite CALLER` overrules a tool's `disableCache` for this
+//    task when its caller is CALLER (`vite` for `vite … _createServer`, which
+//    `vitest run` calls): the run is stored, what was overruled is printed
+//    (`cache stored despite: …`) and kept in the entry. It is part of the task
+//    key, and it never overrules a reason that means a tool's words were lost.
 //    An entry is keyed by the command, the input file hashes (`--input` plus
 //    `addInput`, minus ignored inputs) and the env fingerprint; it archives
 //    `--output` plus `addOutput`, minus ignored outputs.
@@ -47,6 +52,7 @@ import {
   createServer,
   declaredInputs,
   declaredOutputs,
+  describeReason,
   envFingerprint,
   envMatcher,
   isIgnoredInput,
@@ -84,6 +90,10 @@ Options:
   --input GLOB     files the command reads (** any directories, * and ? in a
                    name); a glob that matches no file is warned about
   --output GLOB    files the command writes, archived with the entry
+  --cacheable-despite CALLER
+                   store the run even though CALLER disabled caching (a
+                   module, as runner-aware names it: vite for vite … _createServer);
+                   what it overrules is printed and kept with the entry
   --force          run and store even when an entry would hit
   --dry-run        print the task's key, part by part, and what a look-up
                    would do; run nothing, store nothing
@@ -106,6 +116,7 @@ try {
     options: {
       'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
       force: { type: 'boolean', default: false },
+      'cacheable-despite': { type: 'string', multiple: true, default: [] },
       'dry-run': { type: 'boolean', default: false },
       clean: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -203,7 +214,10 @@ function inputReasons(stored, current) {
 
 // --- the cache ----------------------------------------------------------------
 
-const taskKey = sha256(JSON.stringify({ command, env: [...flags.env].sort(), input: flags.input, output: flags.output }));
+// An override is part of the task: entries stored despite a tool are not hit by a run without it.
+const cacheableDespite = [...new Set(flags['cacheable-despite'])].sort();
+const taskKey = sha256(JSON.stringify({ command, env: [...flags.env].sort(), input: flags.input, output: flags.output,
+  ...(cacheableDespite.length > 0 ? { cacheableDespite } : {}) }));
 const taskDir = path.resolve(flags['cache-dir'], taskKey);
 
 function readEntries() {
@@ -284,7 +298,7 @@ function dropConflictingEntry(id, reports) {
   return reasons;
 }
 
-function store(id, fingerprint, reports, inputs, files, stdout, stderr) {
+function store(id, fingerprint, reports, inputs, files, stdout, stderr, overruled) {
   // Written aside and renamed into place, so a reader never sees half an entry.
   const staging = path.join(taskDir, `.${randomUUID()}`);
   fs.mkdirSync(staging, { recursive: true });
@@ -296,7 +310,7 @@ function store(id, fingerprint, reports, inputs, files, stdout, stderr) {
   fs.writeFileSync(path.join(staging, 'stderr'), stderr);
   fs.writeFileSync(path.join(staging, 'reports.json'), serializeReports(reports, { root: cwd }));
   fs.writeFileSync(path.join(staging, 'fingerprint.json'), serializeFingerprint(fingerprint));
-  fs.writeFileSync(path.join(staging, 'entry.json'), JSON.stringify({ createdAt: Date.now(), inputs, outputs: files }));
+  fs.writeFileSync(path.join(staging, 'entry.json'), JSON.stringify({ createdAt: Date.now(), inputs, outputs: files, overruled }));
   fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
   fs.renameSync(staging, path.join(taskDir, id));
 }
@@ -378,6 +392,7 @@ function dryRun() {
     for (const file of files) lines.push(`    ${file}  sha256 ${inputs[file]}`);
   }
   for (const glob of flags.output) lines.push(`  output ${glob}`);
+  for (const caller of cacheableDespite) lines.push(`  cacheable despite: ${caller}`);
   lines.push(`  cache dir: ${taskDir}`);
   const entries = readEntries();
   lines.push(`entries: ${entries.length}`);
@@ -433,8 +448,10 @@ if (!flags.force) {
 const preRunHashes = hashInputs({ ignoredInputs: [], inputs: [] });
 const { reports, outcome, code, stdout, stderr } = await runCommand();
 // One verdict, the same `runner-aware inspect` prints: every way a tool's
-// words can be lost, a tool's disableCache, and the command's exit.
-const skipReasons = verdict(reports, outcome).reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`);
+// words can be lost, a tool's disableCache, and the command's exit; minus the
+// disableCache calls the user overruled for this task.
+const { reasons, overruled } = verdict(reports, outcome, { cacheableDespite });
+const skipReasons = reasons.map(describeReason);
 if (outcome.error) skipReasons.push(outcome.error);
 const outputs = collectOutputs(reports);
 const outside = outputs.filter((file) => file.startsWith('../'));
@@ -447,7 +464,8 @@ if (skipReasons.length === 0) {
   if (conflicts.length > 0) {
     skipReasons.push(`${conflicts.join(', ')} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`);
   } else {
-    store(id, fingerprint, reports, inputs, outputs, stdout, stderr);
+    store(id, fingerprint, reports, inputs, outputs, stdout, stderr, overruled);
+    for (const reason of overruled) process.stderr.write(`cache stored despite: ${describeReason(reason)}\n`);
     // Values are known only now: they add to the explanation, never to the decision to run.
     if (closest) missReasons.push(...valueReasons(closest.fingerprint, reports.values));
     process.stderr.write(`cache miss: ${missReasons?.join(', ') ?? 'no entry'}\n`);
