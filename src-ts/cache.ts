@@ -1,9 +1,9 @@
 // Runner-side cache helpers: what a runner needs to turn `Reports` into a
 // correct cache entry, so no runner re-derives the rules.
 
-import { createRequire } from 'node:module';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
+import { digestedMatches, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import { nullRecord } from './server.js';
 import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
@@ -168,13 +168,32 @@ export interface EnvFingerprint {
   untrackedEnv: string[];
 }
 
-// node:crypto takes a fresh process ~3.5 ms to load (OpenSSL start-up) and
-// every tool imports this package, so it loads on the first hash instead.
-let crypto: typeof import('node:crypto') | undefined;
+/**
+ * The digest of an env value: its sha256 (hex, of the UTF-8 text), as
+ * reports hold it by default and the fingerprint compares it. For a runner
+ * that adds a value it knows itself (a variable it hands the child directly)
+ * to reports whose `envValues` is `sha256`.
+ */
+export function envValueDigest(value: string): string {
+  return sha256(value);
+}
 
-function sha256(text: string): string {
-  crypto ??= createRequire(process.execPath)('node:crypto') as typeof import('node:crypto');
-  return crypto.createHash('sha256').update(text, 'utf8').digest('hex');
+/**
+ * `reports` holding no env value in plaintext: each value of `envs` and of
+ * query `matches` replaced by its digest (`envValueDigest`), `envValues` set
+ * to `sha256`. Reports that already hold digests are returned as they are.
+ * `close()` returns such reports unless asked for `plain` ones.
+ */
+export function digestReports(reports: Reports): Reports {
+  if (reports.envValues === 'sha256') return reports;
+  return {
+    ...reports,
+    envValues: 'sha256',
+    envs: nullRecord(
+      Object.entries(reports.envs).map(([name, record]) => [name, { ...record, value: record.value === null ? null : sha256(record.value) }] as const),
+    ),
+    envQueries: reports.envQueries.map((query) => ({ ...query, matches: digestedMatches(query.matches) })),
+  };
 }
 
 /** A key-sorted record with no prototype, so a name such as `__proto__` is a plain key. */
@@ -204,13 +223,19 @@ function compareQueries(a: FingerprintQuery, b: FingerprintQuery): number {
   return pa < pb ? -1 : pa > pb ? 1 : 0;
 }
 
-function hashedMatches(matches: Record<string, string>, isUntracked: (name: string) => boolean): Record<string, string> {
+function hashedMatches(
+  matches: Record<string, string>,
+  isUntracked: (name: string) => boolean,
+  digest: (value: string) => string = sha256,
+): Record<string, string> {
   return sortedRecord(
     Object.entries(matches)
       .filter(([name]) => !isUntracked(name))
-      .map(([name, value]): [string, string] => [name, sha256(value)]),
+      .map(([name, value]): [string, string] => [name, digest(value)]),
   );
 }
+
+const asDigest = (value: string): string => value;
 
 function digestOf(parts: Pick<EnvFingerprint, 'envs' | 'envQueries' | 'values'>): string {
   // Records are key-sorted and queries sorted, so equal content gives equal JSON.
@@ -224,19 +249,23 @@ function digestOf(parts: Pick<EnvFingerprint, 'envs' | 'envQueries' | 'values'>)
 
 /**
  * The fingerprint of a run's tracked env and values. Untracked names, untracked
- * queries and names matching `reports.untrackedEnv` never enter it.
+ * queries and names matching `reports.untrackedEnv` never enter it. Reports
+ * whose `envValues` is `sha256` (what `close()` returns by default) give the
+ * same fingerprint as the same reports in `plain`: their digests are the
+ * fingerprint's.
  */
-export function envFingerprint(reports: Pick<Reports, 'envs' | 'envQueries' | 'values' | 'untrackedEnv'>): EnvFingerprint {
+export function envFingerprint(reports: Pick<Reports, 'envs' | 'envQueries' | 'values' | 'untrackedEnv' | 'envValues'>): EnvFingerprint {
   const isUntracked = untrackedMatcher(reports.untrackedEnv);
+  const digest = reports.envValues === 'sha256' ? asDigest : sha256;
   const envs = sortedRecord(
     Object.entries(reports.envs)
       .filter(([name, record]) => record.tracked && !isUntracked(name))
-      .map(([name, record]): [string, string | null] => [name, record.value === null ? null : sha256(record.value)]),
+      .map(([name, record]): [string, string | null] => [name, record.value === null ? null : digest(record.value)]),
   );
   const envQueries = reports.envQueries
     .filter((record) => record.tracked)
     .map((record: EnvQueryRecord): FingerprintQuery => {
-      const matches = hashedMatches(record.matches, isUntracked);
+      const matches = hashedMatches(record.matches, isUntracked, digest);
       return 'glob' in record ? { glob: record.glob, matches } : { prefix: record.prefix, matches };
     })
     .sort(compareQueries);
@@ -391,6 +420,9 @@ export function parseReports(json: string, options: PathOptions = {}): Reports {
   if (!isRecord(value)) fail(what, 'expected an object');
   for (const field of [...PATH_FIELDS, 'untrackedEnv'] as const) checkStrings(value[field], what, field);
   checkStringRecord(value['values'], what, 'values');
+  if (value['envValues'] !== undefined && value['envValues'] !== 'sha256' && value['envValues'] !== 'plain') {
+    fail(what, "envValues must be 'sha256' or 'plain'");
+  }
   const envs = value['envs'];
   if (!isRecord(envs)) fail(what, 'envs must be an object');
   for (const [name, record] of Object.entries(envs)) {

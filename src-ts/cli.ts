@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { createServer, describeReason, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
 
-const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] -- <command> [args…]
+const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] [--plain-values] -- <command> [args…]
        runner-aware --help | --version`;
 
 const HELP = `${USAGE}
@@ -31,6 +31,8 @@ Options:
                       FILE is opened before the command runs, so a bad path costs no run)
   --close-timeout MS  how long to wait, after the command exited, for processes still
                       connected to the server (default 1000)
+  --plain-values      env values in the JSON as the tools got them; by default each is
+                      its sha256 digest, so a stored or shared report holds no secret
   -h, --help          show this help
   -v, --version       print the version of runner-aware
 
@@ -122,6 +124,7 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
         json: { type: 'boolean', default: false },
         out: { type: 'string' },
         'close-timeout': { type: 'string' },
+        'plain-values': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -198,7 +201,7 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
     });
   });
   for (const [signal, handler] of handlers) process.off(signal, handler);
-  const reports = server ? await server.close() : noReports(`no runner-aware server heard the tools: ${unserved}`);
+  const reports = server ? await server.close({ envValues: parsed.values['plain-values'] ? 'plain' : 'sha256' }) : noReports(`no runner-aware server heard the tools: ${unserved}`);
   if (out !== undefined) {
     // A file is for programs: always the JSON, with the verdict.
     writeSync(out, `${JSON.stringify({ ...reports, verdict: verdict(reports, outcome) }, null, 2)}\n`);

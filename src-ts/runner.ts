@@ -3,9 +3,10 @@
 // validation, reports as stored data). Loads the native addon on first use.
 
 export { createServer, describeReason, verdict } from './server.js';
-export type { CommandOutcome, Server, ServerOptions, Verdict, VerdictOptions } from './server.js';
+export type { CloseOptions, CommandOutcome, Server, ServerOptions, Verdict, VerdictOptions } from './server.js';
 export type {
   EnvOptions,
+  EnvValueEncoding,
   EnvQuery,
   EnvQueryRecord,
   EnvRecord,
@@ -19,7 +20,9 @@ export {
   declaredInputs,
   declaredOutputs,
   describeQuery,
+  digestReports,
   envFingerprint,
+  envValueDigest,
   envMatcher,
   filterInputs,
   filterOutputs,

@@ -4,9 +4,10 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
+import { digestedMatches, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import { addInput, addOutput, addValue, disableCache, getEnv, getEnvs, ignoreInput, ignoreOutput, isConnected } from './tool.js';
-import type { Reports, UncacheableReason } from './types.js';
+import type { EnvRecord, EnvValueEncoding, Reports, UncacheableReason } from './types.js';
 
 /** How a server is set up. */
 export interface ServerOptions {
@@ -32,6 +33,19 @@ export interface ServerOptions {
   forward?: boolean;
 }
 
+/** Options of `close()` and `snapshot()`. */
+export interface CloseOptions {
+  /**
+   * How the reports hold env values (`envs` and query `matches`). Default
+   * `sha256`: each value's sha256 digest, so that nothing a runner stores,
+   * prints or uploads carries a secret, and `envFingerprint` and
+   * `validateFingerprint` work as with values. `plain`: the values
+   * themselves, for a runner that needs them (and keeps them to itself).
+   * The tools get plaintext answers either way.
+   */
+  envValues?: EnvValueEncoding;
+}
+
 /** A server for one task run. */
 export interface Server {
   /** Merge into the child's environment; every process that inherits it can report. */
@@ -44,15 +58,16 @@ export interface Server {
    * `RUNNER_AWARE_TRANSPORT=fifo`), `pipe` on Windows.
    */
   readonly transports: readonly string[];
-  /** The reports so far, without closing. */
-  snapshot(): Reports;
+  /** The reports so far, without closing; env values as digests unless `options.envValues` is `plain`. */
+  snapshot(options?: CloseOptions): Reports;
   /**
    * Stops accepting, reads everything the tools sent, waits at most
    * `closeTimeoutMs` for connections still open, and resolves with the reports.
-   * Huge reports are taken in a piece per event-loop turn: the loop is never
-   * blocked for long, whatever their size.
+   * Env values in them are sha256 digests unless `options.envValues` is
+   * `plain`. Huge reports are taken in a piece per event-loop turn: the loop
+   * is never blocked for long, whatever their size.
    */
-  close(): Promise<Reports>;
+  close(options?: CloseOptions): Promise<Reports>;
 }
 
 /**
@@ -97,14 +112,32 @@ type Chunk =
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Replaces the env values of `envs` and `queries` by their digests, in place. */
+function digestValues(envs: Iterable<EnvRecord>, queries: Reports['envQueries']): void {
+  for (const record of envs) if (record.value !== null) record.value = sha256(record.value);
+  for (const query of queries) query.matches = digestedMatches(query.matches);
+}
+
+function checkCloseOptions(options: CloseOptions, method: string): EnvValueEncoding {
+  const encoding = options.envValues ?? 'sha256';
+  if (encoding !== 'sha256' && encoding !== 'plain') {
+    throw new TypeError(`runner-aware ${method}: envValues must be 'sha256' or 'plain', got ${String(encoding)}`);
+  }
+  return encoding;
+}
+
 /**
  * Puts the reports together from their chunks, one chunk per event-loop
- * turn: each is a few hundred KiB of JSON, parsed in a few milliseconds.
+ * turn: each is a few hundred KiB of JSON, parsed (and its env values
+ * digested) in a few milliseconds.
  */
-async function readChunks(chunks: ReportChunks): Promise<Reports> {
+async function readChunks(chunks: ReportChunks, encoding: EnvValueEncoding): Promise<Reports> {
   const head = chunks.takeNext();
   if (head === null) throw new Error('runner-aware: the server returned no reports');
   const reports = withNullRecords(JSON.parse(head) as Reports);
+  const digest = encoding === 'sha256';
+  if (digest) digestValues(Object.values(reports.envs), reports.envQueries);
+  reports.envValues = encoding;
   for (let chunk = chunks.takeNext(); chunk !== null; chunk = chunks.takeNext()) {
     await nextTurn();
     const part = JSON.parse(chunk) as Chunk;
@@ -112,10 +145,13 @@ async function readChunks(chunks: ReportChunks): Promise<Reports> {
       const list = reports[part.field] as unknown[];
       for (const item of part.items) list.push(item);
       if (part.field === 'envQueries') {
-        for (const query of part.items as Reports['envQueries']) query.matches = nullRecord(Object.entries(query.matches));
+        const queries = part.items as Reports['envQueries'];
+        if (digest) digestValues([], queries);
+        else for (const query of queries) query.matches = nullRecord(Object.entries(query.matches));
       }
     } else {
       const record = reports[part.field] as Record<string, unknown>;
+      if (digest && part.field === 'envs') digestValues(part.entries.map(([, value]) => value as EnvRecord), []);
       for (const [name, value] of part.entries) record[name] = value;
     }
   }
@@ -337,10 +373,17 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     env,
     socketPath,
     transports: Object.freeze(native.transports),
-    snapshot: () => withNullRecords(JSON.parse(native.snapshot()) as Reports),
-    close: async () => {
+    snapshot: (closeOptions: CloseOptions = {}) => {
+      const encoding = checkCloseOptions(closeOptions, 'snapshot');
+      const reports = withNullRecords(JSON.parse(native.snapshot()) as Reports);
+      if (encoding === 'sha256') digestValues(Object.values(reports.envs), reports.envQueries);
+      reports.envValues = encoding;
+      return reports;
+    },
+    close: async (closeOptions: CloseOptions = {}) => {
+      const encoding = checkCloseOptions(closeOptions, 'close');
       try {
-        const reports = await readChunks(await native.close());
+        const reports = await readChunks(await native.close(), encoding);
         if (nested) {
           forwardUpstream(reports);
           nested();

@@ -10,9 +10,23 @@ export interface EnvOptions {
 /** An env query: a glob such as `VITE_*`, or `{ prefix }` for a literal prefix. */
 export type EnvQuery = string | { prefix: string };
 
+/**
+ * How the reports hold env values (`envs` and query `matches`):
+ * - `sha256`: the sha256 (hex, of the UTF-8 value) in place of each value,
+ *   the digest `envFingerprint` uses; the default, so that reports a runner
+ *   stores or prints hold no secret;
+ * - `plain`: the values themselves, as the tools got them; only when a runner
+ *   asks (`close({ envValues: 'plain' })`).
+ */
+export type EnvValueEncoding = 'sha256' | 'plain';
+
 /** One env variable a tool asked for by name. */
 export interface EnvRecord {
-  /** The value served; `null` when the runner's env does not have it. */
+  /**
+   * The value served, as the reports' `envValues` says: its sha256 (hex) by
+   * default, the value itself in `plain` reports; `null` when the runner's
+   * env does not have it.
+   */
   value: string | null;
   /** Whether the value belongs in the cache key. */
   tracked: boolean;
@@ -22,7 +36,7 @@ export interface EnvRecord {
 export type EnvQueryRecord = ({ glob: string } | { prefix: string }) & {
   /** Whether the match set belongs in the cache key. */
   tracked: boolean;
-  /** Every variable that matched, with its value. */
+  /** Every variable that matched, with its value (its sha256 unless the reports are `plain`). */
   matches: Record<string, string>;
 };
 
@@ -95,6 +109,12 @@ export interface Reports {
   outputs: string[];
   /** Named values that belong in the cache key. */
   values: Record<string, string>;
+  /**
+   * How `envs` and query `matches` hold values: `sha256` digests (what
+   * `close()` returns by default) or `plain` text. Absent means `plain`
+   * (reports stored before this field, or a Rust runner's).
+   */
+  envValues?: EnvValueEncoding;
   /** Every env variable asked for by name. */
   envs: Record<string, EnvRecord>;
   /** Every env query, sorted by query. */

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { createServer } from '../dist/runner.mjs';
-import { fixtures, lastJson, root, run, underRunner } from './helpers.js';
+import { fixtures, lastJson, root, run, sha256, underRunner } from './helpers.js';
 
 function frame(payload: Buffer | string): Buffer {
   const body = Buffer.from(payload);
@@ -171,7 +171,9 @@ describe('bad peers', () => {
     // The refused version came with the token: what that tool said is lost.
     expect(reports.cacheable).toBe(false);
     expect(reports.notCacheable.map((r) => [r.kind, r.pid])).toEqual([['version', 2]]);
-    expect(reports.envs['SECRET']).toEqual({ value: 's3cret', tracked: true });
+    // The reports hold the value's digest, never the secret itself.
+    expect(reports.envs['SECRET']).toEqual({ value: sha256('s3cret'), tracked: true });
+    expect(JSON.stringify(reports)).not.toContain('s3cret');
     expect(reports.clients).toBe(1);
   });
 });

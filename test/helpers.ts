@@ -1,4 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,7 +29,16 @@ export function run(command: string, args: string[], options: SpawnOptions = {})
   });
 }
 
-/** Runs `node -e code` (ESM unless `cjs`) under a fresh server and returns its reports. */
+/** The sha256 (hex) of `text`: how reports hold an env value unless asked for plaintext. */
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/**
+ * Runs `node -e code` (ESM unless `cjs`) under a fresh server and returns its
+ * reports, with plaintext env values (`close({ envValues: 'plain' })`), so a
+ * test can check what the tool got.
+ */
 export async function underRunner(
   code: string,
   options: { server?: ServerOptions; env?: Record<string, string>; cjs?: boolean; cwd?: string } = {},
@@ -39,7 +49,7 @@ export async function underRunner(
     cwd: options.cwd ?? root,
     env: { ...process.env, ...options.env, ...server.env },
   });
-  const reports = await server.close();
+  const reports = await server.close({ envValues: 'plain' });
   if (tool.code !== 0) throw new Error(`tool exited ${tool.code}: ${tool.stderr}`);
   return { reports, tool };
 }

@@ -49,7 +49,7 @@ describe('examples/rust-runner nested under a Node runner', () => {
       ],
       { env: { ...process.env, ...outer.env } },
     );
-    const reports = await outer.close();
+    const reports = await outer.close({ envValues: 'plain' });
     expect(result.code, result.stderr).toBe(0);
     // The outer runner records the value it serves, not the inner runner's.
     expect(reports.envs['NODE_ENV']).toEqual({ value: 'test', tracked: true });
