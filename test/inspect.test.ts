@@ -3,13 +3,14 @@
 // same verdict as the reference caching runner.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { describeReason } from '../dist/runner.mjs';
 import { root, run, type Run } from './helpers.js';
 
 const cliPath = join(root, 'dist', 'cli.cjs');
@@ -147,12 +148,13 @@ describe.runIf(unix)('inspect: signals and exit', () => {
 describe('inspect and the reference runner', () => {
   it('give the same verdict and reasons', async () => {
     const api = JSON.stringify(pathToFileURL(join(root, 'dist', 'index.mjs')).href);
-    const tool = [process.execPath, '--input-type=module', '-e', `const ra = await import(${api}); ra.disableCache('dev server'); ra.addValue('x', '1'); process.exit(3);`];
+    writeFileSync(join(dir, 'tool.mjs'), `const ra = await import(${api}); ra.disableCache('dev server'); ra.addValue('x', '1'); process.exit(3);`);
+    const tool = [process.execPath, 'tool.mjs'];
     const out = join(dir, 'reports.json');
     const inspected = await run(process.execPath, [cliPath, 'inspect', '--out', out, '--', ...tool], { cwd: dir });
     expect(inspected.code).toBe(3);
     const reports = JSON.parse(readFileSync(out, 'utf8')) as { verdict: { reasons: { kind: string; message: string; pid?: number }[] } };
-    const fromInspect = reports.verdict.reasons.map((r) => `${r.kind}: ${r.message}${r.pid ? ` (pid ${r.pid})` : ''}`);
+    const fromInspect = reports.verdict.reasons.map(describeReason);
     const summary = await run(process.execPath, [cliPath, 'inspect', '--', ...tool], { cwd: dir });
     const summaryLines = summary.stderr.split('\n');
     const from = summaryLines.indexOf('  not cacheable because:') + 1;
@@ -167,8 +169,8 @@ describe('inspect and the reference runner', () => {
     expect(skipped, cached.stderr).toBeDefined();
     const fromRunner = skipped!.split('; ');
 
-    const withoutPids = (reasons: string[]) => reasons.map((r) => r.replace(/\(pid \d+\)/g, '(pid N)'));
-    expect(withoutPids(fromInspect)).toEqual(['disable-cache: dev server (pid N)', 'exit: the command exited with code 3']);
+    const withoutPids = (reasons: string[]) => reasons.map((r) => r.replace(/\(pid \d+: \S+ tool\.mjs\)$/, '(pid N: node tool.mjs)'));
+    expect(withoutPids(fromInspect)).toEqual(['disable-cache: dev server, from tool.mjs (pid N: node tool.mjs)', 'exit: the command exited with code 3']);
     expect(withoutPids(summaryReasons)).toEqual(withoutPids(fromInspect));
     expect(withoutPids(fromRunner)).toEqual(withoutPids(fromInspect));
   });

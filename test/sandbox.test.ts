@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createServer, type Reports, type Verdict } from '../dist/runner.mjs';
-import { root } from './helpers.js';
+import { root, sha256 } from './helpers.js';
 
 const cli = join(root, 'dist', 'cli.cjs');
 const sandboxes = ['claude', 'codex'] as const;
@@ -93,12 +93,12 @@ function lastLine<T>(run: Run): T {
   return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
 }
 
-/** The reports of a clean, served run of TOOL. */
+/** The reports of a clean, served run of TOOL (env values as digests, as runners get them). */
 function expectServed(reports: Reports, value: string): void {
   expect(reports.notCacheable).toEqual([]);
   expect(reports.cacheable).toBe(true);
   expect(reports.clients).toBe(1);
-  expect(reports.envs['SANDBOX_VALUE']).toEqual({ value, tracked: true });
+  expect(reports.envs['SANDBOX_VALUE']).toEqual({ value: sha256(value), tracked: true });
   expect(reports.values).toEqual({ sandbox: 'yes' });
   expect(reports.ignoredInputs).toContain(join(root, 'sandbox-ignored'));
 }
