@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { describeReason } from '../dist/runner.mjs';
+import { describeReason, type Verdict } from '../dist/runner.mjs';
 import { root, run, type Run } from './helpers.js';
 
 const cliPath = join(root, 'dist', 'cli.cjs');
@@ -153,7 +153,7 @@ describe('inspect and the reference runner', () => {
     const out = join(dir, 'reports.json');
     const inspected = await run(process.execPath, [cliPath, 'inspect', '--out', out, '--', ...tool], { cwd: dir });
     expect(inspected.code).toBe(3);
-    const reports = JSON.parse(readFileSync(out, 'utf8')) as { verdict: { reasons: { kind: string; message: string; pid?: number }[] } };
+    const reports = JSON.parse(readFileSync(out, 'utf8')) as { verdict: Verdict };
     const fromInspect = reports.verdict.reasons.map(describeReason);
     const summary = await run(process.execPath, [cliPath, 'inspect', '--', ...tool], { cwd: dir });
     const summaryLines = summary.stderr.split('\n');

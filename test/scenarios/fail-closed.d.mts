@@ -172,6 +172,7 @@ export declare function lateClient(options: { delayMs: number; closeTimeoutMs: n
 
 export declare function inspectExit(script: string): Promise<{
   code: number | null;
+  signal: NodeJS.Signals | null;
   summary: string;
   jsonVerdict: Verdict;
   reportsVerdict: { cacheable: boolean; notCacheable: UncacheableReason[] };

@@ -613,6 +613,8 @@ export async function inspectExit(script) {
   const printed = JSON.parse(json.stderr.slice(json.stderr.indexOf('{')));
   return {
     code: text.code,
+    // inspect ends by the signal that killed the command, as the command did.
+    signal: text.signal,
     summary: text.stderr,
     jsonVerdict: printed.verdict,
     reportsVerdict: { cacheable: printed.cacheable, notCacheable: printed.notCacheable },
