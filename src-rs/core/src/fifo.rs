@@ -10,26 +10,29 @@
 //! 3. writes the line `<id>\n` to `r` — one `write` of at most 34 bytes,
 //!    under `PIPE_BUF`, so announcements of concurrent clients never
 //!    interleave; `ENXIO` opening `r` means no server reads it (gone);
+//!    `EAGAIN` (the rendezvous is full) is retried within the timeout;
 //! 4. opens `up` for writing, retrying `ENXIO` until the server has opened
 //!    its read end, within the timeout.
 //!
-//! The server, for each announced id, opens `up` for reading and `down` for
-//! writing, and serves the pair like a socket (the client unlinks both names
-//! once it holds its ends): the same
-//! frames, handshake and token. A client that exits closes `up`, which the
-//! server reads as end of stream after every byte it wrote.
+//! The server, for each announced id, opens `down` for writing, then `up`
+//! for reading, and serves the pair like a socket (the client unlinks both
+//! names once it holds its ends): the same frames, handshake and token. A client that exits closes `up`, which the
+//! server reads as end of stream after every byte it wrote; one that exits
+//! before it opened `up` closes `down`, which the server's write end sees as
+//! an error (Linux), and that is the end of the stream too.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::unix::pipe;
 
 /// The rendezvous FIFO's name in the server's directory.
@@ -158,7 +161,7 @@ impl FifoListener {
             // its answers (it left).
             let down = pipe::OpenOptions::new().open_sender(&down)?;
             let up = pipe::OpenOptions::new().open_receiver(&up)?;
-            Ok(FifoConnection { up, down })
+            Ok(FifoConnection::new(up, down))
         })();
         // The client removes the names once it has opened both ends; a
         // client that is gone cannot.
@@ -175,6 +178,69 @@ impl FifoListener {
 pub struct FifoConnection {
     up: pipe::Receiver,
     down: pipe::Sender,
+    /// `down` again, registered for its error event only (Linux): the write
+    /// end of a FIFO whose reader is gone reports `EPOLLERR`. A client gone
+    /// between its announcement and opening `up` (killed, or given up at its
+    /// timeout just as the runner opened the pair) leaves an `up` that never
+    /// reports a hang-up, since no writer ever opened it: without this the
+    /// connection stayed open until `close()` gave up on it.
+    client_gone: Option<AsyncFd<OwnedFd>>,
+}
+
+impl FifoConnection {
+    fn new(up: pipe::Receiver, down: pipe::Sender) -> Self {
+        let client_gone = if cfg!(any(target_os = "linux", target_os = "android")) {
+            // No watch (the old behaviour) when it cannot be set up.
+            down.as_fd()
+                .try_clone_to_owned()
+                .and_then(watch_errors)
+                .ok()
+        } else {
+            None
+        };
+        Self {
+            up,
+            down,
+            client_gone,
+        }
+    }
+
+    /// Whether the client no longer holds `down` open (it exited). Registers
+    /// `cx` for that event.
+    fn client_gone(&self, cx: &mut Context<'_>) -> bool {
+        // The event arrives as write-closed readiness; it stays set.
+        self.client_gone
+            .as_ref()
+            .is_some_and(|fd| fd.poll_write_ready(cx).is_ready())
+    }
+}
+
+/// Registers `fd`, which the `AsyncFd` will own, for its error events.
+/// tokio deprecated the safe constructor because a borrowed descriptor could
+/// be closed under it; an `OwnedFd` stays open until the `AsyncFd` drops it,
+/// so the call is sound here (as in `transport.rs`).
+#[allow(deprecated)]
+fn watch_errors(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::with_interest(fd, Interest::ERROR)
+}
+
+/// Reads `fd` once, without waiting: `Ok(false)` when it would block.
+fn read_now(fd: &impl AsRawFd, buf: &mut ReadBuf<'_>) -> io::Result<bool> {
+    let unfilled = buf.initialize_unfilled();
+    loop {
+        // SAFETY: `unfilled` is valid for writes of its length for the call.
+        let n = unsafe { libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len()) };
+        if n >= 0 {
+            buf.advance(n as usize);
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(false),
+            _ => return Err(err),
+        }
+    }
 }
 
 impl AsyncRead for FifoConnection {
@@ -183,7 +249,19 @@ impl AsyncRead for FifoConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().up).poll_read(cx, buf)
+        let this = self.get_mut();
+        let read = Pin::new(&mut this.up).poll_read(cx, buf);
+        if read.is_pending() && this.client_gone(cx) {
+            // Whatever `up` still holds, then the end of the stream (a read
+            // with no writer left returns 0). Would block: something still
+            // holds `up` open, and its readiness will wake this task.
+            return match read_now(&this.up, buf) {
+                Ok(true) => Poll::Ready(Ok(())),
+                Ok(false) => Poll::Pending,
+                Err(err) => Poll::Ready(Err(err)),
+            };
+        }
+        read
     }
 }
 
@@ -238,12 +316,37 @@ pub fn connect(dir: &Path, timeout: Option<Duration>) -> io::Result<FifoStream> 
         // ENXIO: nobody reads the rendezvous, the server is gone.
         let mut rendezvous = open(&dir.join(RENDEZVOUS), libc::O_WRONLY)?;
         let announcement = format!("{id}\n");
-        let written = rendezvous.write(announcement.as_bytes())?;
-        if written != announcement.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "the announcement was cut short",
-            ));
+        // Under PIPE_BUF, a write is whole or fails with EAGAIN: a rendezvous
+        // full of announcements the runner has not read yet (thousands of
+        // clients at once, or a stopped runner) is waited out within the
+        // timeout, as a socket's full listen backlog is.
+        let mut backoff = Duration::from_micros(50);
+        loop {
+            match rendezvous.write(announcement.as_bytes()) {
+                Ok(written) if written == announcement.len() => break,
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the announcement was cut short",
+                    ))
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the runner's rendezvous stayed full until the timeout",
+                ));
+            }
+            let mut pause = backoff;
+            if let Some(deadline) = deadline {
+                pause = pause.min(deadline - now);
+            }
+            std::thread::sleep(pause);
+            backoff = (backoff * 2).min(Duration::from_millis(20));
         }
         drop(rendezvous);
         let mut backoff = Duration::from_micros(50);
@@ -395,6 +498,78 @@ mod tests {
                 .collect();
             assert_eq!(names, [RENDEZVOUS]);
         });
+    }
+
+    #[test]
+    fn a_client_gone_before_it_opened_up_ends_its_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use tokio::io::AsyncReadExt;
+
+            let dir = tempfile::tempdir().unwrap();
+            let mut listener = FifoListener::bind(dir.path()).unwrap();
+            // A client that announces itself and is killed before it opens
+            // `up`: the runner has opened the pair, but no writer ever
+            // opened `up`, so reading it never reports a hang-up.
+            let (up, down) = fifo_paths(dir.path(), &"ab".repeat(ID_LEN / 2));
+            mkfifo(&up, 0o600).unwrap();
+            mkfifo(&down, 0o600).unwrap();
+            let reader = open(&down, libc::O_RDONLY).unwrap();
+            let mut rendezvous = open(&dir.path().join(RENDEZVOUS), libc::O_WRONLY).unwrap();
+            rendezvous
+                .write_all(format!("{}\n", "ab".repeat(ID_LEN / 2)).as_bytes())
+                .unwrap();
+            let mut connection = listener.accept().await.unwrap();
+            drop(reader);
+            let read =
+                tokio::time::timeout(Duration::from_secs(3), connection.read(&mut [0u8; 16])).await;
+            assert_eq!(read.expect("the connection ends").unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn an_announcement_waits_while_the_rendezvous_is_full() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut listener = runtime
+            .block_on(async { FifoListener::bind(dir.path()) })
+            .unwrap();
+        // A runner too busy to read its rendezvous (thousands of clients
+        // announced at once): the pipe is full, and a write fails with
+        // EAGAIN. Empty lines, which the server skips.
+        let mut filler = open(&dir.path().join(RENDEZVOUS), libc::O_WRONLY).unwrap();
+        let mut filled = 0;
+        loop {
+            match filler.write(&[b'\n'; 4096]) {
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        assert!(filled >= 4096);
+        let path = dir.path().to_owned();
+        let client = std::thread::spawn(move || {
+            let mut stream = connect(&path, Some(Duration::from_secs(5)))?;
+            stream.write_all(b"ping")
+        });
+        // The runner gets to its rendezvous a little later.
+        std::thread::sleep(Duration::from_millis(200));
+        runtime.block_on(async {
+            use tokio::io::AsyncReadExt;
+
+            let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+            let mut connection = accepted.expect("the client announced itself").unwrap();
+            let mut request = [0u8; 4];
+            connection.read_exact(&mut request).await.unwrap();
+            assert_eq!(&request, b"ping");
+        });
+        client.join().unwrap().unwrap();
     }
 
     #[test]
