@@ -13,6 +13,7 @@ import { root, run, type Run } from './helpers.js';
 
 const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
 const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
+const rawPeer = pathToFileURL(join(root, 'test', 'scenarios', 'raw-peer.mjs')).href;
 
 // Writes out/a.txt (archived) and out/.tmp/scratch (ignored), declares
 // config.json as an input, asks for MODE, and on request reports setting.txt
@@ -20,8 +21,10 @@ const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
 const tool = `
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 const ra = await import(${JSON.stringify(api)});
+// The tool's strict env has no RUNNER_AWARE_TRANSPORT: the raw peer, like the
+// client, uses the socket, or the FIFOs when the runner serves only those.
+const { connect } = await import(${JSON.stringify(rawPeer)});
 const args = process.argv.slice(2);
 mkdirSync('out/.tmp', { recursive: true });
 const config = readFileSync('config.json', 'utf8');
@@ -69,10 +72,16 @@ let work = '';
 let app = '';
 let cacheDir = '';
 
+/** RUNNER_AWARE_TRANSPORT for the runner, when the suite runs with one (`npm run test:fifo`). */
+function transport(): Record<string, string> {
+  const value = process.env['RUNNER_AWARE_TRANSPORT'];
+  return value === undefined ? {} : { RUNNER_AWARE_TRANSPORT: value };
+}
+
 function cacheRun(toolArgs: string[] = [], env: Record<string, string> = {}, runnerArgs: string[] = []): Promise<Run> {
   return run(process.execPath, [runner, '--cache-dir', cacheDir, ...runnerArgs, '--', process.execPath, 'tool.mjs', ...toolArgs], {
     cwd: app,
-    env: { PATH: process.env['PATH'] ?? '', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...transport(), ...env },
   });
 }
 

@@ -1,6 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -8,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { createServer } from '../dist/runner.mjs';
 import { fixtures, lastJson, root, run, sha256, underRunner } from './helpers.js';
+import { connect } from './scenarios/raw-peer.mjs';
 
 function frame(payload: Buffer | string): Buffer {
   const body = Buffer.from(payload);
@@ -16,12 +16,16 @@ function frame(payload: Buffer | string): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** Connects to a socket as a raw peer, writes `bytes`, and resolves with what came back once the server hangs up. */
+/**
+ * Connects to the runner as a raw peer (over the socket, or over FIFOs under
+ * RUNNER_AWARE_TRANSPORT=fifo), writes `bytes`, and resolves with what came
+ * back once the server hangs up.
+ */
 function rawPeer(socketPath: string, bytes: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = connect(socketPath, () => socket.write(bytes));
-    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks)));
   });
@@ -125,7 +129,19 @@ describe('close', () => {
     expect(server.socketPath.length).toBeLessThan(108);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(dir).uid).toBe(process.getuid?.());
-    expect(statSync(server.socketPath).isSocket()).toBe(true);
+    // The socket, unless RUNNER_AWARE_TRANSPORT=fifo (then only the FIFO
+    // rendezvous, and socketPath names a file that does not exist); the
+    // rendezvous, unless RUNNER_AWARE_TRANSPORT=socket.
+    const mode = process.env['RUNNER_AWARE_TRANSPORT'] ?? 'auto';
+    expect(server.transports).toEqual(mode === 'fifo' ? ['fifo'] : mode === 'socket' ? ['socket'] : ['socket', 'fifo']);
+    if (mode === 'fifo') expect(existsSync(server.socketPath)).toBe(false);
+    else expect(statSync(server.socketPath).isSocket()).toBe(true);
+    if (mode !== 'socket') {
+      const rendezvous = statSync(join(dir, 'r'));
+      expect(rendezvous.isFIFO()).toBe(true);
+      expect(rendezvous.mode & 0o777).toBe(0o600);
+      expect(rendezvous.uid).toBe(process.getuid?.());
+    }
     await server.close();
     expect(existsSync(dir)).toBe(false);
   });

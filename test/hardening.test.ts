@@ -73,9 +73,17 @@ describe.runIf(unix)('access control', () => {
     expect(result.mode).toBe('700');
     expect(result.ownerIsRunner).toBe(true);
     expect(result.noTokenGotSecret).toBe(false);
+    expect(result.noTokenAnswer).toContain('refused');
     expect(result.dirRemoved).toBe(true);
+    // Under RUNNER_AWARE_TRANSPORT=fifo only the rendezvous is served: it is
+    // 0600 in the 0700 directory, and another user cannot open it either.
+    const fifo = process.env['RUNNER_AWARE_TRANSPORT'] === 'fifo';
+    expect(result.transports).toContain(fifo ? 'fifo' : 'socket');
+    if (result.transports.includes('fifo')) expect(result.rendezvous).toEqual({ isFifo: true, mode: '600', ownerIsRunner: true });
     if (result.otherUser.ran) {
       expect(result.otherUser.result).toBe('EACCES');
+      if (result.transports.includes('socket')) expect(result.otherUser.socket).toBe('EACCES');
+      if (result.transports.includes('fifo')) expect(result.otherUser.rendezvous).toBe('EACCES');
     } else {
       console.log(`other-user check not run: ${result.otherUser.result}`);
     }

@@ -114,7 +114,7 @@ describe('under a real vp run', () => {
       const vpRun = (nodeEnv: string) => {
         const env: Record<string, string | undefined> = { ...process.env, PATH: `${dirname(node22)}:${process.env['PATH']}`, NODE_ENV: nodeEnv };
         delete env['VP_RUN_NODE_CLIENT_PATH'];
-        for (const name of Object.keys(env)) if (name.startsWith('RUNNER_AWARE_')) delete env[name];
+        for (const name of Object.keys(env)) if (name.startsWith('RUNNER_AWARE_') && name !== 'RUNNER_AWARE_TRANSPORT') delete env[name];
         // vp unpacks its helpers (fspy, vt_client_napi, a compile cache) into the temp dir: one removed below.
         env['TMPDIR'] = vpTmp;
         return run(node22, [vp, 'run', '--cache', 'build'], { cwd: project, env });

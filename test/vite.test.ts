@@ -27,9 +27,13 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The runner's own env: a clean base, so nothing from the test process leaks into what Vite sees. */
+/**
+ * The runner's own env: a clean base, so nothing from the test process leaks
+ * into what Vite sees, but for RUNNER_AWARE_TRANSPORT (`npm run test:fifo`).
+ */
 function runnerEnv(extra: Record<string, string>): Record<string, string> {
-  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...extra };
+  const transport = process.env['RUNNER_AWARE_TRANSPORT'];
+  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...(transport === undefined ? {} : { RUNNER_AWARE_TRANSPORT: transport }), ...extra };
 }
 
 // Every file of the app is an input, dist included: only Vite's

@@ -1,6 +1,6 @@
 // A tool that is killed while writing a frame: three whole reports, then half
 // of a fourth, then SIGKILL. argv: <socket> <token>
-import { connect } from 'node:net';
+import { connect } from './raw-peer.mjs';
 
 const [socketPath, token] = process.argv.slice(2);
 

@@ -1,10 +1,12 @@
-// Misbehaves on a runner's socket without going through the client: every
-// kind of bad frame on its own connection; then 100 token-less peers that
-// stall in a 1 MiB hello, a peer that never reads its answers, and `idle`
-// connections that never send a byte, all open until this process is killed.
+// Misbehaves on a runner's channel (its socket, or a FIFO pair under
+// RUNNER_AWARE_TRANSPORT=fifo: see raw-peer.mjs) without going through the
+// client: every kind of bad frame on its own connection; then 100 token-less
+// peers that stall in a 1 MiB hello, a peer that never reads its answers, and
+// `idle` connections that never send a byte, all open until this process is
+// killed.
 // argv: <socket> <token> <idle>
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect } from './raw-peer.mjs';
 
 const [socketPath, token, idleArg] = process.argv.slice(2);
 const idle = Number(idleArg);

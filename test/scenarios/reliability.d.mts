@@ -48,9 +48,14 @@ export declare function deadRunner(options: { calls: number }): Promise<{
 export declare function killedMidFrame(): Promise<{ signal: string | null; kept: string[]; errors: string[] }>;
 
 export declare function accessControl(): Promise<{
+  transports: readonly string[];
   mode: string;
   ownerIsRunner: boolean;
-  otherUser: { ran: boolean; result: string };
+  /** The FIFO rendezvous, when FIFOs are served. */
+  rendezvous: { isFifo: boolean; mode: string; ownerIsRunner: boolean } | null;
+  /** As root, what `nobody` got connecting to the socket and opening the rendezvous (`null`: not served); `result` is the first of them. */
+  otherUser: { ran: boolean; result: string; socket?: string | null; rendezvous?: string | null };
+  noTokenAnswer: string;
   noTokenGotSecret: boolean;
   dirRemoved: boolean;
 }>;

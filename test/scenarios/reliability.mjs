@@ -4,12 +4,12 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { createServer } from '../../dist/runner.mjs';
+import { connect } from './raw-peer.mjs';
 
 export const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const here = dirname(fileURLToPath(import.meta.url));
@@ -125,7 +125,7 @@ function rssMiB() {
 }
 
 /**
- * Hostile peers on the socket next to a real tool: bad frames of every kind
+ * Hostile peers on the channel (socket or FIFOs) next to a real tool: bad frames of every kind
  * and `idle` connections that never send a byte, still open at close.
  */
 export async function hostile({ idle, closeTimeoutMs }) {
@@ -209,26 +209,36 @@ export async function killedMidFrame() {
   };
 }
 
-/** Ownership and mode of the socket directory, and whether another user can connect. */
+/** Runs `code` with `node -e` as `nobody` (uid/gid 65534); resolves with what it printed. */
+function asNobody(code) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', code], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('close', () => resolve(out.trim()));
+  });
+}
+
+/**
+ * Ownership and mode of the private directory (and of the FIFO rendezvous in
+ * it, when FIFOs are served), and whether another user can connect: to the
+ * socket, and by opening the rendezvous for writing as a FIFO client would.
+ */
 export async function accessControl() {
   const server = await createServer({ env: { SECRET: 'x' } });
   const dir = dirname(server.socketPath);
   const stat = statSync(dir);
+  const rendezvous = join(dir, 'r');
+  const fifo = server.transports.includes('fifo') ? statSync(rendezvous) : null;
   let otherUser;
   if (process.getuid?.() === 0) {
-    // As root, try as `nobody` (uid/gid 65534).
-    const attempt = await new Promise((resolve) => {
-      const child = spawn(process.execPath, ['-e', `require('node:net').connect(${JSON.stringify(server.socketPath)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`], {
-        uid: 65534,
-        gid: 65534,
-        cwd: '/',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (chunk) => (out += chunk));
-      child.on('close', () => resolve(out.trim()));
-    });
-    otherUser = { ran: true, result: attempt };
+    const socket = server.transports.includes('socket')
+      ? await asNobody(`require('node:net').connect(${JSON.stringify(server.socketPath)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`)
+      : null;
+    const rendezvousOpen = fifo
+      ? await asNobody(`const fs = require('node:fs'); try { fs.openSync(${JSON.stringify(rendezvous)}, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); console.log('opened') } catch (e) { console.log(e.code) }`)
+      : null;
+    otherUser = { ran: true, result: socket ?? rendezvousOpen, socket, rendezvous: rendezvousOpen };
   } else {
     otherUser = { ran: false, result: `not root (uid ${process.getuid?.()}, user ${userInfo().username}): cannot switch to another user` };
   }
@@ -239,13 +249,17 @@ export async function accessControl() {
       frame(JSON.stringify({ op: 'getEnv', names: ['SECRET'], tracked: true })),
     ])));
     socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', () => {});
     socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
   });
   await server.close();
   return {
+    transports: server.transports,
     mode: (stat.mode & 0o777).toString(8),
     ownerIsRunner: stat.uid === process.getuid?.(),
+    rendezvous: fifo && { isFifo: fifo.isFIFO(), mode: (fifo.mode & 0o777).toString(8), ownerIsRunner: fifo.uid === process.getuid?.() },
     otherUser,
+    noTokenAnswer: noToken,
     noTokenGotSecret: noToken.includes('"x"'),
     dirRemoved: !existsSync(dir),
   };
@@ -259,14 +273,17 @@ export async function leftoversAfterKill() {
   });
   let out = '';
   runner.stdout.on('data', (chunk) => (out += chunk));
-  await until(() => out.includes('\n') || runner.exitCode !== null, 15_000, 'the runner to print its socket');
+  await until(() => out.includes('\n') || runner.exitCode !== null, 15_000, 'the runner to print its socket path');
   runner.kill('SIGKILL');
   await new Promise((resolve) => runner.on('exit', resolve));
-  const leftover = out.trim();
+  // The directory: the socket in it, or the FIFO rendezvous when only FIFOs are served.
+  const leftover = dirname(out.trim());
   const server = await createServer();
   const tool = await node(`console.log(require('runner-aware').isConnected())`, server.env);
   await server.close();
-  return { leftoverExists: existsSync(leftover), nextServerWorks: tool.stdout.trim() === 'true' };
+  const leftoverExists = existsSync(leftover);
+  rmSync(leftover, { recursive: true, force: true });
+  return { leftoverExists, nextServerWorks: tool.stdout.trim() === 'true' };
 }
 
 /** Encoding edges: a non-UTF-8 env value, values and paths near and over the frame limit. */

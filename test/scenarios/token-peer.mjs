@@ -7,7 +7,7 @@
 //   long-glob       a welcome, then getEnvs with a 200,000-byte glob, waiting for the answer
 //   no-token        a hello with a wrong token, then a report
 // Prints the server's answers as JSON lines, then exits.
-import { connect } from 'node:net';
+import { connect } from './raw-peer.mjs';
 
 const [socketPath, token, mode] = process.argv.slice(2);
 

@@ -1,0 +1,24 @@
+// `npm run test:fifo`: the whole vitest suite again with
+// RUNNER_AWARE_TRANSPORT=fifo, so every runner the tests start serves named
+// FIFOs only (no socket is bound) and every tool connects over FIFOs: zero
+// loss, hostile peers, worker threads, grandchildren, dedupe and close timing
+// are checked on that transport too. Arguments go to vitest. Windows has no
+// FIFOs (its transport is a named pipe): nothing to run there.
+
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+
+if (process.platform === 'win32') {
+  process.stdout.write('test:fifo: no FIFO transport on Windows; skipped\n');
+  process.exit(0);
+}
+const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+const result = spawnSync(process.execPath, [vitest, 'run', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, RUNNER_AWARE_TRANSPORT: 'fifo' },
+});
+process.exit(result.status ?? 1);
