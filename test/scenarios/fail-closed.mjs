@@ -570,7 +570,8 @@ export async function lateClient({ delayMs, closeTimeoutMs, daemonMs }) {
   const seen = join(dir, 'late.json');
   const server = await createServer({ closeTimeoutMs });
   try {
-    const late = `setTimeout(() => { const ra = require('runner-aware'); ra.ignoreInput('/late'); require('node:fs').writeFileSync(${JSON.stringify(seen)}, JSON.stringify(ra.isConnected())); }, ${delayMs})`;
+    // Written whole and renamed: the reader below never parses a half-written file.
+    const late = `setTimeout(() => { const ra = require('runner-aware'); ra.ignoreInput('/late'); const fs = require('node:fs'); fs.writeFileSync(${JSON.stringify(`${seen}.tmp`)}, JSON.stringify(ra.isConnected())); fs.renameSync(${JSON.stringify(`${seen}.tmp`)}, ${JSON.stringify(seen)}); }, ${delayMs})`;
     // The daemon holds its connection until the late one has reported, at most `daemonMs`.
     const daemon = `const ra = require('runner-aware'); ra.ignoreInput('/daemon'); process.stdout.write(String(ra.isConnected()));
       setInterval(() => require('node:fs').existsSync(${JSON.stringify(seen)}) && process.exit(0), 10); setTimeout(() => process.exit(0), ${daemonMs})`;
