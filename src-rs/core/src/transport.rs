@@ -73,6 +73,25 @@ pub enum EndpointError {
     },
 }
 
+/// What is left of a listener after it stopped: its private directory, with
+/// the markers tools left in it, to read and then remove.
+#[derive(Debug)]
+pub struct Endpoint {
+    dir: tempfile::TempDir,
+}
+
+impl Endpoint {
+    /// The markers tools left in the directory.
+    pub fn lost_markers(&self) -> Vec<LostMarker> {
+        read_markers(self.dir.path())
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) {
+        let _ = self.dir.close();
+    }
+}
+
 /// A marker a tool left because it could not deliver something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostMarker {
@@ -601,26 +620,8 @@ mod unix {
         }
 
         /// Stops listening; what is left is the directory.
-        pub fn stop(self) -> Endpoint {
-            Endpoint { dir: self.dir }
-        }
-    }
-
-    /// What is left of a listener after it stopped: the directory to remove.
-    #[derive(Debug)]
-    pub struct Endpoint {
-        dir: tempfile::TempDir,
-    }
-
-    impl Endpoint {
-        /// The markers tools left in the directory.
-        pub fn lost_markers(&self) -> Vec<super::LostMarker> {
-            super::read_markers(self.dir.path())
-        }
-
-        /// Removes the directory and the socket in it.
-        pub fn remove(self) {
-            let _ = self.dir.close();
+        pub fn stop(self) -> super::Endpoint {
+            super::Endpoint { dir: self.dir }
         }
     }
 
@@ -1059,26 +1060,8 @@ mod windows {
 
         /// Stops listening (the pipe goes away with its last handle); what
         /// is left is the marker directory.
-        pub fn stop(self) -> Endpoint {
-            Endpoint { dir: self.dir }
-        }
-    }
-
-    /// What is left of a listener after it stopped: the marker directory.
-    #[derive(Debug)]
-    pub struct Endpoint {
-        dir: tempfile::TempDir,
-    }
-
-    impl Endpoint {
-        /// The markers tools left in the directory.
-        pub fn lost_markers(&self) -> Vec<super::LostMarker> {
-            super::read_markers(self.dir.path())
-        }
-
-        /// Removes the directory.
-        pub fn remove(self) {
-            let _ = self.dir.close();
+        pub fn stop(self) -> super::Endpoint {
+            super::Endpoint { dir: self.dir }
         }
     }
 
