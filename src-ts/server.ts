@@ -365,7 +365,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   });
   const env = Object.freeze(native.env);
   const socketPath = native.socketPath;
-  const untrack = track(dirname(socketPath));
+  // The private directory: named in the env where the address is not a path
+  // inside it (a Windows named pipe), else the socket's parent.
+  const untrack = track(env['RUNNER_AWARE_DIR'] ?? dirname(socketPath));
   // A runner that is a task of another forwards upstream; it connects now,
   // so the outer runner knows of it from the start.
   const nested = options.forward !== false && isConnected() ? openNestedMarker() : undefined;
