@@ -206,6 +206,19 @@ function own<T>(record: Record<string, T>, name: string): T | undefined {
   return Object.hasOwn(record, name) ? record[name] : undefined;
 }
 
+/**
+ * The env value of `name`. Windows env names ignore case, as the runner's
+ * server does there: a name recorded as `PATH` finds `Path` in a plain-object
+ * env too (`process.env` already ignores case on Windows).
+ */
+function envValue(env: Record<string, string | undefined>, name: string): string | undefined {
+  const value = own(env, name);
+  if (value !== undefined || process.platform !== 'win32') return value;
+  const folded = name.toUpperCase();
+  const key = Object.keys(env).find((candidate) => candidate.toUpperCase() === folded);
+  return key === undefined ? undefined : env[key];
+}
+
 function queryKind(query: { glob: string } | { prefix: string }): ['glob' | 'prefix', string] {
   return 'glob' in query ? ['glob', query.glob] : ['prefix', query.prefix];
 }
@@ -320,7 +333,7 @@ export function validateFingerprint(
 ): FingerprintValidation {
   const storedNames = Object.keys(stored.envs);
   const currentEnvs = Object.fromEntries(storedNames.map((name): [string, string | null] => {
-    const value = own(env, name);
+    const value = envValue(env, name);
     return [name, value === undefined ? null : sha256(value)];
   }));
   const reasons = changes(stored.envs, currentEnvs, 'env');
