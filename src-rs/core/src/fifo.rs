@@ -372,6 +372,11 @@ pub fn connect(dir: &Path, timeout: Option<Duration>) -> io::Result<FifoStream> 
                 std::thread::yield_now();
                 continue;
             }
+            // A runner that died after reading the announcement never opens
+            // the pair: nobody reading the rendezvous any more says so.
+            if tries.is_multiple_of(8) {
+                open(&dir.join(RENDEZVOUS), libc::O_WRONLY)?;
+            }
             let mut pause = backoff;
             if let Some(deadline) = deadline {
                 pause = pause.min(deadline - now);
@@ -582,6 +587,26 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "the client's FIFOs are removed");
+    }
+
+    #[test]
+    fn a_server_gone_after_the_announcement_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rendezvous = dir.path().join(RENDEZVOUS);
+        mkfifo(&rendezvous, 0o600).unwrap();
+        // A "server" that reads the rendezvous, then is gone.
+        let reader = open(&rendezvous, libc::O_RDONLY).unwrap();
+        let path = dir.path().to_owned();
+        let client = std::thread::spawn(move || {
+            let started = Instant::now();
+            let err = connect(&path, Some(Duration::from_secs(10))).unwrap_err();
+            (err.raw_os_error(), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(reader);
+        let (errno, waited) = client.join().unwrap();
+        assert_eq!(errno, Some(libc::ENXIO));
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
     }
 
     #[test]
