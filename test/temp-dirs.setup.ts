@@ -18,7 +18,11 @@ export default function setup(): () => void {
   return () => {
     if (outer === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = outer;
-    const left = readdirSync(dir).sort();
+    // Node 22+ keeps its module compile cache in the temp dir (npx enables
+    // it): Node's, not a test's.
+    const left = readdirSync(dir)
+      .filter((entry) => entry !== 'node-compile-cache')
+      .sort();
     rmSync(dir, { recursive: true, force: true });
     if (left.length > 0) {
       // Vitest reports a teardown error but keeps the exit code; set it.
