@@ -330,7 +330,7 @@ await row(
   'an env variable and an `addValue` named `__proto__` (own properties): `getEnv`, `getEnvs(\'*\')`, the reports, the fingerprint and its validation',
   () => failClosed.protoNames(),
   (r) => ({
-    ok: r.tool?.one === 'x' && r.tool?.own && r.reportedEnv?.value === 'x' && r.reportedValue === 'value' && r.sameEnv.valid && r.changedEnv.reasons.includes('env __proto__ changed') && r.changedValue.reasons.includes('value __proto__ changed'),
+    ok: r.tool?.one === 'x' && r.tool?.own && r.reportedEnv?.value === createHash('sha256').update('x').digest('hex') && r.reportedValue === 'value' && r.sameEnv.valid && r.changedEnv.reasons.includes('env __proto__ changed') && r.changedValue.reasons.includes('value __proto__ changed'),
     figure: `served, in every record, and a change is caught: "${r.changedEnv.reasons.join('", "')}", "${r.changedValue.reasons.join('", "')}"`,
   }),
 );
