@@ -211,33 +211,33 @@ mod tests {
 
     fn caller(stack: &str) -> Option<String> {
         let context = StackContext {
-            cwd: Some("/work/app".into()),
-            own_js: Some("/work/main/dist".into()),
+            cwd: Some("/src/app".into()),
+            own_js: Some("/src/runner-aware/dist".into()),
         };
         from_js_stack(stack, &context)
     }
 
     #[test]
     fn stock_vite_is_named_by_package_and_function() {
-        let stack = "Error\n    at disableCache (file:///work/app/node_modules/vite/dist/node/chunks/node.js:146:10)\n    at _createServer (file:///work/app/node_modules/vite/dist/node/chunks/node.js:24749:2)\n    at createServer$2 (file:///work/app/node_modules/vite/dist/node/chunks/node.js:24746:9)\n    at CAC.<anonymous> (file:///work/app/node_modules/vite/dist/node/cli.js:700:30)";
+        let stack = "Error\n    at disableCache (file:///src/app/node_modules/vite/dist/node/chunks/node.js:146:10)\n    at _createServer (file:///src/app/node_modules/vite/dist/node/chunks/node.js:24749:2)\n    at createServer$2 (file:///src/app/node_modules/vite/dist/node/chunks/node.js:24746:9)\n    at CAC.<anonymous> (file:///src/app/node_modules/vite/dist/node/cli.js:700:30)";
         assert_eq!(caller(stack).as_deref(), Some("vite … _createServer"));
     }
 
     #[test]
     fn the_tool_api_and_runner_aware_itself_are_skipped() {
-        let stack = "Error\n    at disableCache (/work/app/node_modules/runner-aware/dist/index.cjs:200:12)\n    at Object.forwardUpstream (/work/app/node_modules/runner-aware/dist/runner.cjs:300:5)\n    at async Promise.all (index 0)\n    at async startPreview (/work/app/node_modules/@acme/ssr/lib/preview.js:12:3)";
+        let stack = "Error\n    at disableCache (/src/app/node_modules/runner-aware/dist/index.cjs:200:12)\n    at Object.forwardUpstream (/src/app/node_modules/runner-aware/dist/runner.cjs:300:5)\n    at async Promise.all (index 0)\n    at async startPreview (/src/app/node_modules/@acme/ssr/lib/preview.js:12:3)";
         assert_eq!(caller(stack).as_deref(), Some("@acme/ssr … startPreview"));
     }
 
     #[test]
     fn own_files_are_named_relative_to_the_cwd() {
-        let stack = "Error\n    at Object.disableCache (file:///work/main/dist/index.mjs:199:10)\n    at node:internal/process/task_queues:95:5\n    at watch [as run] (file:///work/app/scripts/my%20build.mjs:9:3)";
+        let stack = "Error\n    at Object.disableCache (file:///src/runner-aware/dist/index.mjs:199:10)\n    at node:internal/process/task_queues:95:5\n    at watch [as run] (file:///src/app/scripts/my%20build.mjs:9:3)";
         assert_eq!(caller(stack).as_deref(), Some("scripts/my build.mjs watch"));
-        let top_level = "Error\n    at disableCache (file:///work/main/dist/index.mjs:199:10)\n    at forwardUpstream (file:///work/main/dist/runner.mjs:300:5)\n    at file:///elsewhere/tool.mjs:3:1";
+        let top_level = "Error\n    at disableCache (file:///src/runner-aware/dist/index.mjs:199:10)\n    at forwardUpstream (file:///src/runner-aware/dist/runner.mjs:300:5)\n    at file:///elsewhere/tool.mjs:3:1";
         assert_eq!(caller(top_level).as_deref(), Some("/elsewhere/tool.mjs"));
-        let cjs = "Error\n    at disableCache (/work/main/dist/index.cjs:199:10)\n    at Object.<anonymous> (/work/app/tool.cjs:3:1)\n    at Module._compile (node:internal/modules/cjs/loader:1554:14)";
+        let cjs = "Error\n    at disableCache (/src/runner-aware/dist/index.cjs:199:10)\n    at Object.<anonymous> (/src/app/tool.cjs:3:1)\n    at Module._compile (node:internal/modules/cjs/loader:1554:14)";
         assert_eq!(caller(cjs).as_deref(), Some("tool.cjs"));
-        let eval = "Error\n    at disableCache (/work/main/dist/index.cjs:199:10)\n    at [eval]:1:35\n    at runScriptInThisContext (node:internal/vm:209:10)";
+        let eval = "Error\n    at disableCache (/src/runner-aware/dist/index.cjs:199:10)\n    at [eval]:1:35\n    at runScriptInThisContext (node:internal/vm:209:10)";
         assert_eq!(caller(eval).as_deref(), Some("[eval]"));
     }
 
