@@ -465,12 +465,16 @@ impl Write for FifoStream {
 mod tests {
     use super::*;
 
-    #[test]
-    fn announced_clients_are_served_and_garbage_is_skipped() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn announced_clients_are_served_and_garbage_is_skipped() {
+        let runtime = runtime();
         runtime.block_on(async {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -507,10 +511,7 @@ mod tests {
 
     #[test]
     fn a_client_gone_before_it_opened_up_ends_its_connection() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         runtime.block_on(async {
             use tokio::io::AsyncReadExt;
 
@@ -537,10 +538,7 @@ mod tests {
 
     #[test]
     fn an_announcement_waits_while_the_rendezvous_is_full() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let dir = tempfile::tempdir().unwrap();
         let mut listener = runtime
             .block_on(async { FifoListener::bind(dir.path()) })
@@ -613,10 +611,7 @@ mod tests {
     fn a_stalled_server_times_out_a_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let mut listener = runtime
             .block_on(async { FifoListener::bind(&path) })
             .unwrap();

@@ -97,6 +97,18 @@ pub fn is_within(path: &Path, dir: &Path) -> bool {
     clean(path).starts_with(clean(dir))
 }
 
+/// A Unix-style absolute path written as this platform's, for tests: `/a/b`
+/// stays as it is on Unix and is `C:\a\b` on Windows, where a path is only
+/// absolute with a drive or a share.
+#[cfg(test)]
+pub(crate) fn native(path: &str) -> String {
+    if cfg!(windows) {
+        format!("C:{}", path.replace('/', "\\"))
+    } else {
+        path.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,17 +122,6 @@ mod tests {
             let rebuilt = clean(Path::new(path));
             let unchanged = Path::new(path).is_absolute() && rebuilt.as_os_str() == path;
             assert_eq!(is_clean_absolute(Path::new(path)), unchanged, "{path:?}");
-        }
-    }
-
-    /// A Unix-style absolute path written as this platform's: `/a/b` stays
-    /// as it is on Unix and is `C:\a\b` on Windows, where a path is only
-    /// absolute with a drive or a share.
-    fn native(path: &str) -> String {
-        if cfg!(windows) {
-            format!("C:{}", path.replace('/', "\\"))
-        } else {
-            path.to_owned()
         }
     }
 

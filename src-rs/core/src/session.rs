@@ -461,6 +461,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::paths::native;
     use crate::protocol::{FrameDecoder, HEADER_LEN};
     use crate::reports::Reports;
 
@@ -509,15 +510,6 @@ mod tests {
 
     fn reports(recorder: &Recorder) -> Reports {
         recorder.snapshot()
-    }
-
-    /// An absolute path on this platform: `/a/b`, or `C:\a\b` on Windows.
-    fn native(path: &str) -> String {
-        if cfg!(windows) {
-            format!("C:{}", path.replace('/', "\\"))
-        } else {
-            path.to_owned()
-        }
     }
 
     #[test]
