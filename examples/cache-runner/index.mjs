@@ -23,6 +23,10 @@
 //    `addInput`, minus ignored inputs) and the env fingerprint; it archives
 //    `--output` plus `addOutput`, minus ignored outputs.
 //
+// With `--remote URL --team TEAM --token TOKEN` (or TURBO_API, TURBO_TEAM,
+// TURBO_TOKEN) entries are shared through a Turborepo remote-cache server too:
+// a local miss tries the remote, a store uploads; remote.mjs says how.
+//
 // Exactly one status line goes to stderr: `cache hit`, `cache miss: <reasons>`
 // or `cache skipped: <reasons>`.
 //
@@ -65,6 +69,8 @@ import {
   verdict,
 } from 'runner-aware/runner';
 
+import { RemoteCache, remoteSettings } from './remote.mjs';
+
 // What every child gets, like Turborepo's strict mode: enough to run programs,
 // never enough to change what they build.
 const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TERM', 'LANG',
@@ -72,7 +78,8 @@ const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', '
 // Never walked when expanding globs: dependencies and VCS data are not task files.
 const SKIP_DIRS = new Set(['node_modules', '.git']);
 
-const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]… -- <command…>\n' +
+const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]…\n' +
+  '                    [--remote URL --team TEAM --token TOKEN] -- <command…>\n' +
   '       cache-runner --clean [--cache-dir DIR] [-- <command…>]';
 
 const HELP = `${USAGE}
@@ -94,11 +101,18 @@ Options:
                    store the run even though CALLER disabled caching (a
                    module, as runner-aware names it: vite for vite … _createServer);
                    what it overrules is printed and kept with the entry
+  --remote URL     also share entries through a Turborepo remote-cache server
+                   (the /v8/artifacts API; default $TURBO_API): a local miss
+                   tries it, a stored run is uploaded; when it cannot be
+                   reached the run warns once and goes on locally
+  --team TEAM      the remote's team: a slug, or a Vercel team id (team_…)
+                   (default $TURBO_TEAM, or $TURBO_TEAMID)
+  --token TOKEN    the remote's bearer token (default $TURBO_TOKEN)
   --force          run and store even when an entry would hit
   --dry-run        print the task's key, part by part, and what a look-up
-                   would do; run nothing, store nothing
-  --clean          remove the cache: this task's entries when a command is
-                   given, the whole cache dir otherwise
+                   of the local cache would do; run nothing, store nothing
+  --clean          remove the local cache: this task's entries when a command
+                   is given, the whole cache dir otherwise
   -h, --help       show this help
 
 Exit status: the command's (0 on a hit); 2 for a usage error.`;
@@ -123,6 +137,9 @@ try {
       env: { type: 'string', multiple: true, default: [] },
       input: { type: 'string', multiple: true, default: [] },
       output: { type: 'string', multiple: true, default: [] },
+      remote: { type: 'string' },
+      team: { type: 'string' },
+      token: { type: 'string' },
     },
   });
 } catch (err) {
@@ -135,6 +152,9 @@ if (flags.help) {
 }
 if (command.length === 0 && !flags.clean) usageError('no command: put it after --');
 if (flags.clean && (flags['dry-run'] || flags.force)) usageError('--clean runs nothing: it takes no --dry-run or --force');
+// The remote cache's flags, or TURBO_API, TURBO_TEAM and TURBO_TOKEN: null when no URL is set.
+const remoteConfig = remoteSettings(flags, process.env);
+if (remoteConfig?.usage) usageError(`--remote ${remoteConfig.off}`);
 
 // `--env` entries with glob characters are env queries, matched with the
 // server's own matcher (runner-aware/runner's envMatcher); the rest are names.
@@ -220,18 +240,55 @@ const taskKey = sha256(JSON.stringify({ command, env: [...flags.env].sort(), inp
   ...(cacheableDespite.length > 0 ? { cacheableDespite } : {}) }));
 const taskDir = path.resolve(flags['cache-dir'], taskKey);
 
+/** An entry from the text of its entry.json, fingerprint.json and reports.json; `dir` holds its files, when it is local. */
+function parseEntry(id, { entry, fingerprint, reports }, dir) {
+  return { ...JSON.parse(entry), id, dir, fingerprint: parseFingerprint(fingerprint), reports: parseReports(reports, { root: cwd }) };
+}
+
+function readEntry(id) {
+  const dir = path.join(taskDir, id);
+  const read = (name) => fs.readFileSync(path.join(dir, name), 'utf8');
+  return parseEntry(id, { entry: read('entry.json'), fingerprint: read('fingerprint.json'), reports: read('reports.json') }, dir);
+}
+
 function readEntries() {
   if (!fs.existsSync(taskDir)) return [];
   return fs.readdirSync(taskDir)
     .filter((id) => fs.existsSync(path.join(taskDir, id, 'entry.json')))
-    .map((id) => {
-      const dir = path.join(taskDir, id);
-      const read = (name) => fs.readFileSync(path.join(dir, name), 'utf8');
-      return { ...JSON.parse(read('entry.json')), dir,
-        fingerprint: parseFingerprint(read('fingerprint.json')),
-        reports: parseReports(read('reports.json'), { root: cwd }) };
-    })
+    .map(readEntry)
     .sort((a, b) => b.createdAt - a.createdAt);
+}
+
+/** The remote's entries of this task that the local cache lacks, newest first, with no files yet. */
+async function remoteEntries() {
+  if (!remote) return [];
+  return (await remote.entries(taskKey))
+    .filter(({ id }) => !fs.existsSync(path.join(taskDir, id)))
+    .flatMap((line) => {
+      try {
+        return [parseEntry(line.id, line, null)];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Remote entry `id` downloaded into the local cache (written aside, renamed into place), or null. */
+async function download(id) {
+  const staging = path.join(taskDir, `.${randomUUID()}`);
+  if (!(await remote.fetchEntry(id, staging))) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    return null;
+  }
+  fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
+  fs.renameSync(staging, path.join(taskDir, id));
+  try {
+    return readEntry(id);
+  } catch (err) {
+    process.stderr.write(`cache-runner: warning: remote entry ${id} ignored: ${err.message}\n`);
+    fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
+    return null;
+  }
 }
 
 /** Why `entry` does not hold now, by name only; empty when it does. */
@@ -290,11 +347,17 @@ function entryKey(reports, inputs) {
  * contradiction means something the output depends on is in neither the inputs
  * nor the env, so that entry cannot be trusted either: it is dropped.
  */
-function dropConflictingEntry(id, reports) {
+async function dropConflictingEntry(id, reports) {
   const file = path.join(taskDir, id, 'fingerprint.json');
-  if (!fs.existsSync(file)) return [];
-  const reasons = valueReasons(parseFingerprint(fs.readFileSync(file, 'utf8')), reports.values);
-  if (reasons.length > 0) fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
+  // The local entry, else the remote's; a remote one is dropped from the task's remote index.
+  const listed = async () => (await remote?.entries(taskKey))?.find((line) => line.id === id)?.fingerprint;
+  const stored = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : await listed();
+  if (stored === undefined) return [];
+  const reasons = valueReasons(parseFingerprint(stored), reports.values);
+  if (reasons.length > 0) {
+    fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
+    await remote?.forget(taskKey, id);
+  }
   return reasons;
 }
 
@@ -308,7 +371,9 @@ function store(id, fingerprint, reports, inputs, files, stdout, stderr, overrule
   }
   fs.writeFileSync(path.join(staging, 'stdout'), stdout);
   fs.writeFileSync(path.join(staging, 'stderr'), stderr);
-  fs.writeFileSync(path.join(staging, 'reports.json'), serializeReports(reports, { root: cwd }));
+  // Paths relative to the working directory, so the entry holds in another checkout; no
+  // `addValue` values: a tool may derive one from a secret, and the fingerprint holds their digests.
+  fs.writeFileSync(path.join(staging, 'reports.json'), serializeReports({ ...reports, values: {} }, { root: cwd }));
   fs.writeFileSync(path.join(staging, 'fingerprint.json'), serializeFingerprint(fingerprint));
   fs.writeFileSync(path.join(staging, 'entry.json'), JSON.stringify({ createdAt: Date.now(), inputs, outputs: files, overruled }));
   fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
@@ -426,21 +491,40 @@ if (flags['dry-run']) {
   process.exit(0);
 }
 
+if (remoteConfig?.off) process.stderr.write(`cache-runner: remote cache off: ${remoteConfig.off}\n`);
+const remote = remoteConfig?.url ? new RemoteCache(remoteConfig) : null;
+
 // A miss is explained by the closest entry: the one with the fewest reasons, newest on a tie.
 let closest = null;
 let missReasons = flags.force ? ['forced'] : null;
+function consider(entry, reasons) {
+  if (!missReasons || reasons.length < missReasons.length) {
+    closest = entry;
+    missReasons = reasons;
+  }
+}
+function hit(entry) {
+  restore(entry);
+  process.stderr.write('cache hit\n');
+  process.exit(0);
+}
 if (!flags.force) {
   for (const entry of readEntries()) {
     const reasons = staleReasons(entry);
+    if (reasons.length === 0) hit(entry);
+    consider(entry, reasons);
+  }
+  // On a local miss, the remote's entries are validated from its index, so only
+  // one that holds is downloaded; it is validated again from what arrived.
+  for (const listed of await remoteEntries()) {
+    let entry = listed;
+    let reasons = staleReasons(listed);
     if (reasons.length === 0) {
-      restore(entry);
-      process.stderr.write('cache hit\n');
-      process.exit(0);
+      entry = (await download(listed.id)) ?? listed;
+      reasons = entry.dir ? staleReasons(entry) : ['remote entry not downloaded'];
+      if (reasons.length === 0) hit(entry);
     }
-    if (!missReasons || reasons.length < missReasons.length) {
-      closest = entry;
-      missReasons = reasons;
-    }
+    consider(entry, reasons);
   }
 }
 
@@ -460,11 +544,12 @@ if (outside.length > 0) skipReasons.push(`outputs outside the working directory:
 if (skipReasons.length === 0) {
   const inputs = hashInputs(reports, preRunHashes);
   const { fingerprint, id } = entryKey(reports, inputs);
-  const conflicts = dropConflictingEntry(id, reports);
+  const conflicts = await dropConflictingEntry(id, reports);
   if (conflicts.length > 0) {
     skipReasons.push(`${conflicts.join(', ')} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`);
   } else {
     store(id, fingerprint, reports, inputs, outputs, stdout, stderr, overruled);
+    await remote?.upload(taskKey, id, path.join(taskDir, id));
     for (const reason of overruled) process.stderr.write(`cache stored despite: ${describeReason(reason)}\n`);
     // Values are known only now: they add to the explanation, never to the decision to run.
     if (closest) missReasons.push(...valueReasons(closest.fingerprint, reports.values));
