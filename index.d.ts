@@ -119,3 +119,10 @@ export interface PrefixQuery {
   /** The prefix; `*` and `?` in it are not special. */
   prefix: string
 }
+
+/**
+ * Reads a trace file the tracer wrote while a task ran: what every process
+ * of the task read, looked up, listed, wrote and deleted, as JSON (the
+ * core's `Trace`). Paths under any of `exclude` are left out.
+ */
+export declare function readTrace(file: string, exclude: Array<string>): string

@@ -34,4 +34,13 @@ const args = [
   ...process.argv.slice(2),
 ];
 const build = spawnSync(process.execPath, [napi, ...args], { cwd: root, stdio: 'inherit' });
-process.exit(build.status ?? 1);
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+// On Linux, the file-access tracer ships beside the addon: a preload library
+// and the seccomp supervisor (static, so a preload in its own env never
+// loads into it). Built for this machine only; scripts/ci-cross.sh builds
+// the other Linux targets.
+if (process.platform === 'linux' && !process.argv.slice(2).includes('--target')) {
+  const { buildTracer } = await import('./build-tracer.mjs');
+  if (!buildTracer({ root })) process.exit(1);
+}

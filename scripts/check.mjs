@@ -20,6 +20,11 @@ function step(title, command, args) {
 
 step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
 step('cargo clippy', 'cargo', ['clippy', '--workspace', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings']);
+if (process.platform === 'linux') {
+  for (const file of ['preload.c', 'supervisor.c']) {
+    step(`cc -Werror src-rs/tracer/${file}`, process.env.CC || 'cc', ['-fsyntax-only', '-Wall', '-Wextra', '-Werror', join(root, 'src-rs', 'tracer', file)]);
+  }
+}
 step('tsc', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json']);
 step('npm/ platform packages match napi.targets', process.execPath, [join(root, 'scripts', 'platform-packages.mjs')]);
 if (existsSync(join(root, '.git'))) {

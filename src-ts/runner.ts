@@ -12,6 +12,8 @@ export type {
   EnvRecord,
   ReportedError,
   Reports,
+  Trace,
+  TraceMode,
   UncacheableKind,
   UncacheableReason,
 } from './types.js';
@@ -38,6 +40,9 @@ export {
   serializeReports,
   validateFingerprint,
 } from './cache.js';
+export { changedSince, fingerprintInput, inferAccesses, StatCache } from './infer.js';
+export type { InferredAccesses, InferredInput, InputKind } from './infer.js';
+export type { TraceOption } from './trace.js';
 export type {
   AnyEnvQuery,
   EnvFingerprint,

@@ -6,8 +6,9 @@ import { dirname } from 'node:path';
 import type { ReportChunks } from '../index.js';
 import { digestedMatches, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
+import { startTrace, traceReasons, type TraceOption, type TraceSession } from './trace.js';
 import { addInput, addOutput, addValue, disableCache, getEnv, getEnvs, ignoreInput, ignoreOutput, isConnected } from './tool.js';
-import type { EnvRecord, EnvValueEncoding, Reports, UncacheableReason } from './types.js';
+import type { EnvRecord, EnvValueEncoding, Reports, TraceMode, UncacheableReason } from './types.js';
 
 /** How a server is set up. */
 export interface ServerOptions {
@@ -31,6 +32,20 @@ export interface ServerOptions {
    * caches the inner runner's process on its own inputs).
    */
   forward?: boolean;
+  /**
+   * Trace what every process of the task reads, looks up, lists, writes and
+   * deletes (Linux x64 and arm64, glibc and musl): `close()` then returns it
+   * as `reports.trace`, and a trace that may miss accesses makes the run not
+   * cacheable (a `trace` reason). Start the command as
+   * `server.command(argv)`, with `server.env` in its env.
+   * - `true` or `'preload'`: a preload library records the calls of
+   *   dynamically linked programs, and a seccomp supervisor everything it
+   *   cannot see (static programs, raw system calls); a few percent of CPU;
+   * - `'seccomp'`: the supervisor sees every file system call; slower.
+   * Elsewhere, `reports.trace.mode` is `unsupported` and nothing is traced.
+   * Default `false`.
+   */
+  trace?: TraceOption;
 }
 
 /** Options of `close()` and `snapshot()`. */
@@ -58,6 +73,17 @@ export interface Server {
    * `RUNNER_AWARE_TRANSPORT=fifo`), `pipe` on Windows.
    */
   readonly transports: readonly string[];
+  /**
+   * How the task is traced (`ServerOptions.trace`): `preload`, `seccomp`,
+   * `unsupported` on a platform without the tracer; `undefined` when not asked.
+   */
+  readonly trace: TraceMode | undefined;
+  /**
+   * The command line to spawn for `argv`: wrapped in the trace supervisor
+   * when tracing, `argv` as it is otherwise. The supervisor exits like the
+   * command and passes it SIGINT, SIGTERM, SIGHUP and SIGQUIT.
+   */
+  command(argv: readonly string[]): string[];
   /** The reports so far, without closing; env values as digests unless `options.envValues` is `plain`. */
   snapshot(options?: CloseOptions): Reports;
   /**
@@ -338,7 +364,10 @@ export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: Command
 }
 
 function checkOptions(options: ServerOptions): void {
-  const { closeTimeoutMs, untrackedEnv, env, forward } = options;
+  const { closeTimeoutMs, untrackedEnv, env, forward, trace } = options;
+  if (trace !== undefined && typeof trace !== 'boolean' && trace !== 'preload' && trace !== 'seccomp') {
+    throw new TypeError(`runner-aware createServer: trace must be true, false, 'preload' or 'seccomp', got ${String(trace)}`);
+  }
   if (forward !== undefined && typeof forward !== 'boolean') {
     throw new TypeError('runner-aware createServer: forward must be a boolean');
   }
@@ -363,11 +392,19 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     ...(options.closeTimeoutMs !== undefined ? { closeTimeoutMs: options.closeTimeoutMs } : {}),
     clientPath: path,
   });
-  const env = Object.freeze(native.env);
   const socketPath = native.socketPath;
   // The private directory: named in the env where the address is not a path
   // inside it (a Windows named pipe), else the socket's parent.
-  const untrack = track(env['RUNNER_AWARE_DIR'] ?? dirname(socketPath));
+  const privateDir = native.env['RUNNER_AWARE_DIR'] ?? dirname(socketPath);
+  let tracing: TraceSession | undefined;
+  try {
+    tracing = options.trace ? startTrace(options.trace, privateDir) : undefined;
+  } catch (err) {
+    await native.close();
+    throw err;
+  }
+  const env = Object.freeze({ ...native.env, ...tracing?.env });
+  const untrack = track(privateDir);
   // A runner that is a task of another forwards upstream; it connects now,
   // so the outer runner knows of it from the start.
   const nested = options.forward !== false && isConnected() ? openNestedMarker() : undefined;
@@ -375,6 +412,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     env,
     socketPath,
     transports: Object.freeze(native.transports),
+    trace: tracing?.mode,
+    command: (argv: readonly string[]) => (tracing ? tracing.command(argv) : [...argv]),
     snapshot: (closeOptions: CloseOptions = {}) => {
       const encoding = checkCloseOptions(closeOptions, 'snapshot');
       const reports = withNullRecords(JSON.parse(native.snapshot()) as Reports);
@@ -385,7 +424,17 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     close: async (closeOptions: CloseOptions = {}) => {
       const encoding = checkCloseOptions(closeOptions, 'close');
       try {
+        // The trace file lives in the private directory the native close removes.
+        const trace = tracing?.finish();
         const reports = await readChunks(await native.close(), encoding);
+        if (trace) {
+          reports.trace = trace;
+          const reasons = traceReasons(trace);
+          if (reasons.length > 0) {
+            reports.notCacheable = [...reports.notCacheable, ...reasons].sort((a, b) => a.kind.localeCompare(b.kind) || a.message.localeCompare(b.message));
+            reports.cacheable = false;
+          }
+        }
         if (nested) {
           forwardUpstream(reports);
           nested();

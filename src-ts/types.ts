@@ -53,6 +53,7 @@ export type EnvQueryRecord = ({ glob: string } | { prefix: string }) & {
  * - `panic`: the runner failed internally while handling a tool;
  * - `still-connected`: a tool was still connected when the close grace period ended;
  * - `late-client`: a process of the task connected after its command exited;
+ * - `trace`: the runner asked for a file-access trace and it may miss accesses;
  * - `exit`: the command failed or was killed (added by `verdict()`, never by the server).
  */
 export type UncacheableKind =
@@ -66,6 +67,7 @@ export type UncacheableKind =
   | 'panic'
   | 'still-connected'
   | 'late-client'
+  | 'trace'
   | 'exit';
 
 /** One reason a run may not be cached. */
@@ -141,4 +143,54 @@ export interface Reports {
   clientsStillConnected: number;
   /** Env round trips served (answers from a tool's own cache are not counted). */
   envRequests: number;
+  /**
+   * What every process of the task did to files, when the runner asked for
+   * it (`createServer({ trace: true })`); absent otherwise.
+   */
+  trace?: Trace;
+}
+
+/**
+ * How a task was traced: `preload` (a preload library records the calls of
+ * dynamically linked programs, and the seccomp supervisor what it cannot
+ * see), `seccomp` (the supervisor sees every file system call of the task),
+ * or `unsupported` (not on this platform: nothing was traced).
+ */
+export type TraceMode = 'preload' | 'seccomp' | 'unsupported';
+
+/**
+ * What every process of a traced task touched: absolute paths, lexically
+ * clean (symlinks not resolved), deduplicated and sorted. The runner's
+ * private directory and the pseudo-filesystems (`/proc`, `/sys`, `/dev`) are
+ * left out.
+ */
+export interface Trace {
+  /** How the task was traced. */
+  mode: TraceMode;
+  /**
+   * Whether the trace saw every file access of the task. When `false`,
+   * `incomplete` says why, and the run is not cacheable (a `trace` reason),
+   * except for `unsupported`, where nothing was traced and a runner must
+   * fall back to declared inputs.
+   */
+  complete: boolean;
+  /** Why the trace may miss accesses; empty when `complete`. */
+  incomplete: string[];
+  /** Files opened for reading, and programs executed. */
+  read: string[];
+  /** Paths looked up (stat, access, readlink) that existed. */
+  found: string[];
+  /** Paths looked up or opened that did not exist. */
+  missing: string[];
+  /** Directories opened for listing. */
+  listed: string[];
+  /** Paths opened for writing, created, truncated, or renamed or linked to. */
+  written: string[];
+  /** Paths unlinked, removed or renamed away. */
+  deleted: string[];
+  /**
+   * Paths whose contents or listing were read before they were first
+   * written or deleted: the task modified something it had read.
+   */
+  readThenWritten: string[];
 }

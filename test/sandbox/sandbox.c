@@ -1,5 +1,5 @@
 /*
- * sandbox <claude|codex> <command> [args...]
+ * sandbox <claude|codex|no-seccomp> <command> [args...]
  *
  * Test helper: runs <command> under a seccomp filter that denies what the
  * Linux filter of a coding-agent sandbox denies, so the transports can be
@@ -17,6 +17,10 @@
  *   getsockopt, setsockopt; socket and socketpair of any family but
  *   AF_UNIX; ptrace, process_vm_readv, process_vm_writev; io_uring_*.
  *   (recvfrom, sendmsg and recvmsg stay allowed, as there.)
+ *
+ * no-seccomp: seccomp(2) itself, as where a container's profile or an
+ *   emulated kernel (gVisor, qemu-user) offers no seccomp user
+ *   notification; for the file-access tracer's fallback.
  *
  * Differences from the real ones: only the seccomp filter is reproduced, not
  * what surrounds it (bubblewrap, the nested PID/user namespaces of
@@ -79,8 +83,9 @@ static void deny_arg(unsigned nr, int a, unsigned mask, unsigned v, int unless) 
 
 int main(int argc, char **argv) {
   int claude = argc > 2 && strcmp(argv[1], "claude") == 0;
-  if (argc < 3 || (!claude && strcmp(argv[1], "codex") != 0)) {
-    fprintf(stderr, "usage: sandbox <claude|codex> <command> [args...]\n");
+  int no_seccomp = argc > 2 && strcmp(argv[1], "no-seccomp") == 0;
+  if (argc < 3 || (!claude && !no_seccomp && strcmp(argv[1], "codex") != 0)) {
+    fprintf(stderr, "usage: sandbox <claude|codex|no-seccomp> <command> [args...]\n");
     return 2;
   }
   LD(offsetof(struct seccomp_data, arch));
@@ -94,7 +99,9 @@ int main(int argc, char **argv) {
   deny(__NR_io_uring_setup);
   deny(__NR_io_uring_enter);
   deny(__NR_io_uring_register);
-  if (claude) {
+  if (no_seccomp) {
+    deny(__NR_seccomp);
+  } else if (claude) {
     deny_arg(__NR_socket, 0, 0xffffffff, AF_UNIX, 0);
     /* socketpair(AF_UNIX, SOCK_DGRAM or SOCK_RAW) */
     JEQ(__NR_socketpair, 0, 7);

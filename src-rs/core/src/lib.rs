@@ -13,6 +13,7 @@ pub mod reports;
 pub(crate) mod runtime;
 pub mod server;
 pub mod session;
+pub mod trace;
 pub(crate) mod transport;
 
 pub use client::{Client, ClientConfig};

@@ -318,3 +318,14 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
         server: Some(server),
     })
 }
+
+/// Reads a trace file the tracer wrote while a task ran: what every process
+/// of the task read, looked up, listed, wrote and deleted, as JSON (the
+/// core's `Trace`). Paths under any of `exclude` are left out.
+#[napi(catch_unwind)]
+pub fn read_trace(file: String, exclude: Vec<String>) -> Result<String> {
+    let exclude: Vec<PathBuf> = exclude.into_iter().map(PathBuf::from).collect();
+    let trace = runner_aware::trace::read(std::path::Path::new(&file), &exclude)
+        .map_err(|err| Error::from_reason(format!("cannot read the trace file {file}: {err}")))?;
+    serde_json::to_string(&trace).map_err(|err| Error::from_reason(err.to_string()))
+}

@@ -1,0 +1,46 @@
+// Builds the Linux file-access tracer (src-rs/tracer) for one target: the
+// preload library `runner-aware-preload.<triple>.so` and the supervisor
+// `runner-aware-trace.<triple>`, written beside the addon of that triple.
+//
+//   node scripts/build-tracer.mjs [--triple linux-arm64-gnu --cc "zig cc -target aarch64-linux-gnu.2.17"]
+//
+// Without options it builds for this machine with $CC (default cc).
+
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/** `linux-<arch>-<libc>` of this machine, as the addon's file names have it. */
+function hostTriple() {
+  const arch = process.arch === 'x64' ? 'x64' : process.arch;
+  const musl = !process.report?.getReport()?.header?.glibcVersionRuntime;
+  return `linux-${arch}-${musl ? 'musl' : 'gnu'}`;
+}
+
+/** Builds both files; returns false (after saying why) when the compiler fails. */
+export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC || 'cc', outDir = root }) {
+  const src = join(root, 'src-rs', 'tracer');
+  const [compiler, ...ccArgs] = cc.split(' ').filter(Boolean);
+  const warnings = ['-Wall', '-Wextra'];
+  const jobs = [
+    [...ccArgs, '-O2', ...warnings, '-fPIC', '-shared', '-fvisibility=hidden', '-o', join(outDir, `runner-aware-preload.${triple}.so`), join(src, 'preload.c'), '-ldl'],
+    [...ccArgs, '-O2', ...warnings, '-static', '-o', join(outDir, `runner-aware-trace.${triple}`), join(src, 'supervisor.c')],
+  ];
+  for (const args of jobs) {
+    const run = spawnSync(compiler, args, { stdio: 'inherit' });
+    if (run.error || run.status !== 0) {
+      const why = run.error ? `${compiler} could not be run (${run.error.message})` : `${compiler} failed`;
+      process.stderr.write(`runner-aware: building the file-access tracer needs a C compiler with static libc (on Debian: gcc and libc6-dev): ${why}.\\n`);
+      return false;
+    }
+  }
+  return true;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseArgs({ options: { triple: { type: 'string' }, cc: { type: 'string' }, 'out-dir': { type: 'string' } } });
+  const root = dirname(dirname(fileURLToPath(import.meta.url)));
+  const ok = buildTracer({ root, ...(values.triple ? { triple: values.triple } : {}), ...(values.cc ? { cc: values.cc } : {}), ...(values['out-dir'] ? { outDir: values['out-dir'] } : {}) });
+  process.exit(ok ? 0 : 1);
+}

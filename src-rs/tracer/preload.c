@@ -1,0 +1,1016 @@
+/*
+ * runner-aware's preload library: loaded into every dynamically linked process
+ * of a traced task (LD_PRELOAD), it records which files the process read,
+ * stat'ed, listed, wrote and deleted into the task's trace file.
+ *
+ * Rules the hooks keep, because they run inside arbitrary programs, on any
+ * thread, in forked children and in signal handlers:
+ * - no allocation, no locks, no stdio: a record is built on the stack and
+ *   written with one write(2); the per-process dedupe table is a static array
+ *   updated with compare-and-swap;
+ * - no recursion: a hook never calls a hooked function. Its own system calls
+ *   go through a trampoline on a page at TRACE_TRAMPOLINE_ADDR, which the
+ *   supervisor's seccomp filter lets through; everything else a process does
+ *   (libc internals, raw `syscall` instructions) reaches the supervisor, so
+ *   the hooks are the fast path, never the only path;
+ * - errno is what the hooked function would have left.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "trace.h"
+
+/* Older musl headers turn the LFS64 names into macros for the plain ones. */
+#undef open64
+#undef openat64
+#undef creat64
+#undef stat64
+#undef lstat64
+#undef fstatat64
+#undef fopen64
+#undef truncate64
+
+/* Syscalls newer than some build hosts' headers; numbered alike on every
+ * architecture since Linux 5.1. */
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup 425
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_faccessat2
+#define SYS_faccessat2 439
+#endif
+
+struct statx;
+struct stat64;
+
+#define EXPORT __attribute__((visibility("default")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+
+extern char **environ;
+
+/* ---- system calls ------------------------------------------------------ */
+
+typedef long (*syscall6_fn)(long, long, long, long, long, long, long);
+static syscall6_fn trampoline;
+static long (*real_syscall)(long, ...);
+
+/* Machine code for `long f(long nr, long a1, ..., long a6)`: the system call
+ * with the arguments shifted into the kernel's registers. */
+#if defined(__x86_64__)
+static const unsigned char trampoline_code[] = {
+    0x48, 0x89, 0xf8,             /* mov %rdi,%rax */
+    0x48, 0x89, 0xf7,             /* mov %rsi,%rdi */
+    0x48, 0x89, 0xd6,             /* mov %rdx,%rsi */
+    0x48, 0x89, 0xca,             /* mov %rcx,%rdx */
+    0x4d, 0x89, 0xc2,             /* mov %r8,%r10 */
+    0x4d, 0x89, 0xc8,             /* mov %r9,%r8 */
+    0x4c, 0x8b, 0x4c, 0x24, 0x08, /* mov 0x8(%rsp),%r9 */
+    0x0f, 0x05,                   /* syscall */
+    0xc3,                         /* ret */
+};
+#elif defined(__aarch64__)
+static const uint32_t trampoline_code[] = {
+    0xaa0003e8, /* mov x8, x0 */
+    0xaa0103e0, /* mov x0, x1 */
+    0xaa0203e1, /* mov x1, x2 */
+    0xaa0303e2, /* mov x2, x3 */
+    0xaa0403e3, /* mov x3, x4 */
+    0xaa0503e4, /* mov x4, x5 */
+    0xaa0603e5, /* mov x5, x6 */
+    0xd4000001, /* svc #0 */
+    0xd65f03c0, /* ret */
+};
+#else
+#error "the tracer supports x86_64 and aarch64"
+#endif
+
+/* A raw system call: through the trampoline when it is mapped, else through
+ * libc's syscall(3) (which the supervisor then sees too). Returns -errno. */
+static long sys6(long nr, long a, long b, long c, long d, long e, long f) {
+  if (LIKELY(trampoline != NULL)) return trampoline(nr, a, b, c, d, e, f);
+  long r = real_syscall(nr, a, b, c, d, e, f);
+  return r == -1 ? -errno : r;
+}
+#define sys(nr, a, b, c, d) sys6(nr, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+/* The libc convention from a raw result. */
+static long ret_errno(long r) {
+  if (r < 0 && r > -4096) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
+
+static void map_trampoline(void) {
+  void *page = (void *)TRACE_TRAMPOLINE_ADDR;
+  /* MAP_FIXED_NOREPLACE: if something already lives there, run without a
+   * trampoline (slower, still complete) rather than clobber it. */
+  long addr = real_syscall(SYS_mmap, page, TRACE_TRAMPOLINE_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (addr == -1 || (void *)addr != page) return;
+  memcpy(page, trampoline_code, sizeof trampoline_code);
+  __builtin___clear_cache((char *)page, (char *)page + sizeof trampoline_code);
+  if (real_syscall(SYS_mprotect, page, TRACE_TRAMPOLINE_SIZE, PROT_READ | PROT_EXEC) != 0) {
+    real_syscall(SYS_munmap, page, TRACE_TRAMPOLINE_SIZE);
+    return;
+  }
+  trampoline = (syscall6_fn)page;
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+#define TRACE_FD_MIN 900
+static int trace_fd = -1;
+static char trace_path[TRACE_PATH_MAX];
+static int supervised;
+/* "NAME=value" strings an exec'd child must get back when its env lost them. */
+static char env_preload[TRACE_PATH_MAX + 16];
+static char env_trace[TRACE_PATH_MAX + 32];
+static char env_supervised[64];
+static const char env_no_io_uring[] = "UV_USE_IO_URING=0";
+static char preload_lib[TRACE_PATH_MAX];
+static int initialized;
+
+static void init(void);
+#define ENSURE_INIT()                   \
+  do {                                  \
+    if (!LIKELY(initialized)) init();   \
+  } while (0)
+
+/* Looked up once, at init: the libc functions the hooks fall back to. */
+#define REAL(name) static __typeof__(name) *real_##name
+REAL(execve);
+REAL(execvpe);
+REAL(fexecve);
+REAL(posix_spawn);
+REAL(posix_spawnp);
+REAL(fdopendir);
+REAL(scandir);
+REAL(fopen);
+REAL(freopen);
+REAL(realpath);
+REAL(close);
+static int (*real_close_range)(unsigned, unsigned, int);
+static void (*real_closefrom)(int);
+static FILE *(*real_fopen64)(const char *, const char *);
+static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+
+/* ---- dedupe ------------------------------------------------------------ */
+
+/* Per process: each (kind, path) is written once. 2^16 slots of 64-bit
+ * hashes, lock-free; when a probe finds no room the record is written again,
+ * which costs a write, never a record. A forked child inherits the table,
+ * which is right: the trace is the whole task's. */
+#define DEDUPE_SLOTS 65536
+static uint64_t dedupe[DEDUPE_SLOTS];
+
+static uint64_t hash_record(const char *rec, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)rec[i]) * 0x100000001b3ULL;
+  return h ? h : 1;
+}
+
+/* True when the record was seen before in this process. */
+static int seen_before(const char *rec, size_t len) {
+  uint64_t h = hash_record(rec, len);
+  for (size_t probe = 0; probe < 64; probe++) {
+    uint64_t *slot = &dedupe[(h + probe) & (DEDUPE_SLOTS - 1)];
+    uint64_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (cur == h) return 1;
+    if (cur == 0) {
+      uint64_t expected = 0;
+      if (__atomic_compare_exchange_n(slot, &expected, h, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return 0;
+      if (expected == h) return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static size_t str_len(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static int starts_with_dir(const char *path, const char *dir) {
+  size_t n = str_len(dir);
+  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Pseudo-filesystems describe processes and devices, not task files. */
+static int is_pseudo(const char *abs) {
+  return starts_with_dir(abs, "/proc") || starts_with_dir(abs, "/sys") || starts_with_dir(abs, "/dev");
+}
+
+/* Reopens the trace file when the process lost its descriptor. */
+static void open_trace_fd(void) {
+  long fd = sys(SYS_openat, AT_FDCWD, trace_path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+  if (fd < 0) return;
+  long high = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, TRACE_FD_MIN, 0);
+  if (high >= 0) {
+    sys(SYS_close, fd, 0, 0, 0);
+    fd = high;
+  }
+  trace_fd = (int)fd;
+}
+
+static void write_record(const char *rec, size_t len) {
+  if (trace_fd < 0) open_trace_fd();
+  if (trace_fd < 0) return;
+  long r = sys(SYS_write, trace_fd, rec, len, 0);
+  if (r == -EBADF) {
+    trace_fd = -1;
+    open_trace_fd();
+    if (trace_fd >= 0) sys(SYS_write, trace_fd, rec, len, 0);
+  }
+}
+
+#define TOO_LONG ((size_t)-1)
+
+/* The absolute form of `path` relative to `dirfd`, in `out`; 0 when it has
+ * none (an empty path, a descriptor that names no directory: the call fails
+ * without touching a file), TOO_LONG when it does not fit a record. */
+static size_t absolute(int dirfd, const char *path, char *out, size_t cap) {
+  if (path == NULL || path[0] == '\0') return 0;
+  size_t n = 0;
+  if (path[0] != '/') {
+    long r;
+    if (dirfd == AT_FDCWD) {
+      r = sys(SYS_getcwd, out, cap, 0, 0);
+      if (r <= 0) return 0;
+      n = str_len(out);
+    } else {
+      char link[32] = "/proc/self/fd/";
+      int i = 14, d = dirfd, digits[12], k = 0;
+      if (d < 0) return 0;
+      do digits[k++] = d % 10; while ((d /= 10) > 0);
+      while (k > 0) link[i++] = (char)('0' + digits[--k]);
+      link[i] = '\0';
+      r = sys(SYS_readlinkat, AT_FDCWD, link, out, cap - 1);
+      if (r <= 0 || out[0] != '/') return 0;
+      n = (size_t)r;
+    }
+    if (n + 1 >= cap) return TOO_LONG;
+    if (n > 1) out[n++] = '/';
+  }
+  size_t len = str_len(path);
+  if (n + len >= cap) return TOO_LONG;
+  memcpy(out + n, path, len + 1);
+  return n + len;
+}
+
+static void record_incomplete(const char *why, const char *path);
+
+static void record_at(char kind, int dirfd, const char *path) {
+  char rec[TRACE_PATH_MAX + 2];
+  if (trace_path[0] == '\0') return;
+  size_t n = absolute(dirfd, path, rec + 1, sizeof rec - 1);
+  if (n == TOO_LONG) {
+    record_incomplete("a path longer than the tracer records was accessed", NULL);
+    return;
+  }
+  if (n == 0 || is_pseudo(rec + 1)) return;
+  if (starts_with_dir(rec + 1, trace_path)) return;
+  rec[0] = kind;
+  if (seen_before(rec, n + 1)) return;
+  write_record(rec, n + 2);
+}
+#define record(kind, path) record_at(kind, AT_FDCWD, path)
+
+static void record_incomplete(const char *why, const char *path) {
+  char rec[TRACE_PATH_MAX + 256];
+  size_t n = 0, w = str_len(why), p = path ? str_len(path) : 0;
+  if (w + p + 3 > sizeof rec) p = 0;
+  rec[n++] = TRACE_INCOMPLETE;
+  memcpy(rec + n, why, w);
+  n += w;
+  if (p) {
+    memcpy(rec + n, path, p);
+    n += p;
+  }
+  rec[n++] = '\0';
+  write_record(rec, n);
+}
+
+/* What an open's flags do to a path, and what its outcome says. */
+static void record_open_before(int dirfd, const char *path, int flags) {
+  int acc = flags & O_ACCMODE;
+  if (acc == O_RDWR) record_at(TRACE_READ, dirfd, path);
+  if (acc != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) record_at(TRACE_WRITTEN, dirfd, path);
+}
+
+static void record_open_after(int dirfd, const char *path, int flags, long result) {
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) return;
+  if (result >= 0) {
+    record_at((flags & O_DIRECTORY) ? TRACE_LISTED : TRACE_READ, dirfd, path);
+  } else if (result == -ENOENT || result == -ENOTDIR) {
+    record_at(TRACE_MISSING, dirfd, path);
+  } else {
+    record_at(TRACE_FOUND, dirfd, path);
+  }
+}
+
+static void record_lookup(int dirfd, const char *path, long result) {
+  record_at(result >= 0 ? TRACE_FOUND : (result == -ENOENT || result == -ENOTDIR) ? TRACE_MISSING : TRACE_FOUND,
+            dirfd, path);
+}
+
+/* ---- init -------------------------------------------------------------- */
+
+static void copy_env(char *out, size_t cap, const char *name, const char *value) {
+  size_t n = str_len(name), v = str_len(value);
+  if (n + v + 2 > cap) return;
+  memcpy(out, name, n);
+  out[n] = '=';
+  memcpy(out + n + 1, value, v + 1);
+}
+
+/* This library's own path, for LD_PRELOAD in a child whose env lost it. */
+static void find_self(void) {
+  Dl_info info;
+  if (dladdr((void *)find_self, &info) && info.dli_fname && info.dli_fname[0] == '/' &&
+      str_len(info.dli_fname) < sizeof preload_lib)
+    memcpy(preload_lib, info.dli_fname, str_len(info.dli_fname) + 1);
+}
+
+__attribute__((constructor(101))) static void init(void) {
+  if (initialized) return;
+  real_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+#define LOOKUP(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)
+  LOOKUP(execve);
+  LOOKUP(execvpe);
+  LOOKUP(fexecve);
+  LOOKUP(posix_spawn);
+  LOOKUP(posix_spawnp);
+  LOOKUP(fdopendir);
+  LOOKUP(scandir);
+  LOOKUP(fopen);
+  LOOKUP(fopen64);
+  LOOKUP(freopen);
+  LOOKUP(realpath);
+  LOOKUP(close);
+  LOOKUP(close_range);
+  LOOKUP(closefrom);
+  LOOKUP(execveat);
+#undef LOOKUP
+  if (real_syscall == NULL) return;
+  map_trampoline();
+  initialized = 1;
+
+  const char *file = getenv(TRACE_ENV_FILE);
+  if (file == NULL || file[0] != '/' || str_len(file) >= sizeof trace_path) return;
+  memcpy(trace_path, file, str_len(file) + 1);
+  copy_env(env_trace, sizeof env_trace, TRACE_ENV_FILE, trace_path);
+  const char *sup = getenv(TRACE_ENV_SUPERVISED);
+  supervised = sup != NULL && strcmp(sup, "1") == 0;
+  if (supervised) copy_env(env_supervised, sizeof env_supervised, TRACE_ENV_SUPERVISED, "1");
+  find_self();
+  if (preload_lib[0]) copy_env(env_preload, sizeof env_preload, "LD_PRELOAD", preload_lib);
+  open_trace_fd();
+  if (!supervised)
+    record_incomplete("a process ran outside the trace supervisor, so system calls libc makes internally "
+                      "and raw system calls were not seen",
+                      NULL);
+}
+
+/* ---- keeping the trace descriptor -------------------------------------- */
+
+/* A program that closes every descriptor (daemons, close_fds=True) must not
+ * close the trace file: its number could be reused for a file of the
+ * program's, and records would land there. */
+EXPORT int close(int fd) {
+  ENSURE_INIT();
+  if (fd >= 0 && fd == trace_fd) return 0;
+  return (int)ret_errno(sys(SYS_close, fd, 0, 0, 0));
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  ENSURE_INIT();
+  unsigned fd = (unsigned)trace_fd;
+  if (trace_fd >= 0 && fd >= first && fd <= last) {
+    int r = 0;
+    if (fd > first) r = (int)ret_errno(sys(SYS_close_range, first, fd - 1, flags, 0));
+    if (r == 0 && fd < last) r = (int)ret_errno(sys(SYS_close_range, fd + 1, last, flags, 0));
+    return r;
+  }
+  return (int)ret_errno(sys(SYS_close_range, first, last, flags, 0));
+}
+
+EXPORT void closefrom(int lowfd) {
+  ENSURE_INIT();
+  close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
+}
+
+static int move_trace_fd_from(int fd) {
+  if (fd < 0 || fd != trace_fd) return 0;
+  long high = sys(SYS_fcntl, trace_fd, F_DUPFD_CLOEXEC, fd + 1, 0);
+  trace_fd = high >= 0 ? (int)high : -1;
+  return 0;
+}
+
+EXPORT int dup2(int oldfd, int newfd) {
+  ENSURE_INIT();
+  if (oldfd != newfd) move_trace_fd_from(newfd);
+  if (oldfd == newfd) return (int)ret_errno(sys(SYS_fcntl, oldfd, F_GETFD, 0, 0) < 0 ? -EBADF : newfd);
+  return (int)ret_errno(sys(SYS_dup3, oldfd, newfd, 0, 0));
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags) {
+  ENSURE_INIT();
+  move_trace_fd_from(newfd);
+  return (int)ret_errno(sys(SYS_dup3, oldfd, newfd, flags, 0));
+}
+
+/* ---- open -------------------------------------------------------------- */
+
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  ENSURE_INIT();
+  record_open_before(dirfd, path, flags);
+  long r = sys(SYS_openat, dirfd, path, flags, mode);
+  record_open_after(dirfd, path, flags, r);
+  return (int)ret_errno(r);
+}
+
+static mode_t mode_arg(int flags, va_list ap) {
+  return ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? (mode_t)va_arg(ap, int) : 0;
+}
+
+EXPORT int open(const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat(AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat(AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat(dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat(dirfd, path, flags, mode);
+}
+
+/* The _FORTIFY_SOURCE entry points: no mode, O_CREAT is rejected by them. */
+EXPORT int __open_2(const char *path, int flags) { return do_openat(AT_FDCWD, path, flags, 0); }
+EXPORT int __open64_2(const char *path, int flags) { return do_openat(AT_FDCWD, path, flags, 0); }
+EXPORT int __openat_2(int dirfd, const char *path, int flags) { return do_openat(dirfd, path, flags, 0); }
+EXPORT int __openat64_2(int dirfd, const char *path, int flags) { return do_openat(dirfd, path, flags, 0); }
+
+EXPORT int creat(const char *path, mode_t mode) {
+  return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+EXPORT int creat64(const char *path, mode_t mode) {
+  return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* stdio opens through libc's internal open, which the supervisor sees; the
+ * hook records first so an unsupervised process sees it too. */
+static int fopen_flags(const char *mode) {
+  int flags = mode[0] == 'r' ? O_RDONLY : O_WRONLY | O_CREAT;
+  for (const char *m = mode + 1; *m && *m != ','; m++)
+    if (*m == '+') flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags;
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode) {
+  ENSURE_INIT();
+  int flags = fopen_flags(mode);
+  record_open_before(AT_FDCWD, path, flags);
+  FILE *f = real_fopen(path, mode);
+  int saved = errno;
+  record_open_after(AT_FDCWD, path, flags, f ? 0 : -saved);
+  errno = saved;
+  return f;
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode) {
+  ENSURE_INIT();
+  int flags = fopen_flags(mode);
+  record_open_before(AT_FDCWD, path, flags);
+  FILE *f = (real_fopen64 ? real_fopen64 : real_fopen)(path, mode);
+  int saved = errno;
+  record_open_after(AT_FDCWD, path, flags, f ? 0 : -saved);
+  errno = saved;
+  return f;
+}
+
+EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream) {
+  ENSURE_INIT();
+  int flags = path ? fopen_flags(mode) : 0;
+  if (path) record_open_before(AT_FDCWD, path, flags);
+  FILE *f = real_freopen(path, mode, stream);
+  int saved = errno;
+  if (path) record_open_after(AT_FDCWD, path, flags, f ? 0 : -saved);
+  errno = saved;
+  return f;
+}
+
+/* ---- stat, access, readlink -------------------------------------------- */
+
+#if defined(SYS_newfstatat)
+#define SYS_FSTATAT SYS_newfstatat
+#else
+#define SYS_FSTATAT SYS_fstatat
+#endif
+
+static int do_fstatat(int dirfd, const char *path, void *buf, int flags) {
+  ENSURE_INIT();
+  long r = sys(SYS_FSTATAT, dirfd, path, buf, flags);
+  if (!((flags & AT_EMPTY_PATH) && path && path[0] == '\0')) record_lookup(dirfd, path, r);
+  return (int)ret_errno(r);
+}
+
+EXPORT int stat(const char *path, struct stat *buf) { return do_fstatat(AT_FDCWD, path, buf, 0); }
+EXPORT int stat64(const char *path, struct stat64 *buf) { return do_fstatat(AT_FDCWD, path, buf, 0); }
+EXPORT int lstat(const char *path, struct stat *buf) { return do_fstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW); }
+EXPORT int lstat64(const char *path, struct stat64 *buf) {
+  return do_fstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int fstatat(int dirfd, const char *path, struct stat *buf, int flags) {
+  return do_fstatat(dirfd, path, buf, flags);
+}
+EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags) {
+  return do_fstatat(dirfd, path, buf, flags);
+}
+
+/* glibc before 2.33 exported the stat family under these names; programs
+ * built against it (official Node binaries among them) still call them. On
+ * x86_64 and arm64 their buffer is the kernel's struct stat. */
+EXPORT int __xstat(int ver, const char *path, struct stat *buf) {
+  (void)ver;
+  return do_fstatat(AT_FDCWD, path, buf, 0);
+}
+EXPORT int __xstat64(int ver, const char *path, struct stat64 *buf) {
+  (void)ver;
+  return do_fstatat(AT_FDCWD, path, buf, 0);
+}
+EXPORT int __lxstat(int ver, const char *path, struct stat *buf) {
+  (void)ver;
+  return do_fstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int __lxstat64(int ver, const char *path, struct stat64 *buf) {
+  (void)ver;
+  return do_fstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *buf, int flags) {
+  (void)ver;
+  return do_fstatat(dirfd, path, buf, flags);
+}
+EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *buf, int flags) {
+  (void)ver;
+  return do_fstatat(dirfd, path, buf, flags);
+}
+
+static long do_statx(int dirfd, const char *path, int flags, unsigned mask, void *buf) {
+  long r = sys6(SYS_statx, dirfd, (long)path, flags, mask, (long)buf, 0);
+  if (!((flags & AT_EMPTY_PATH) && path && path[0] == '\0')) record_lookup(dirfd, path, r);
+  return r;
+}
+
+EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf) {
+  ENSURE_INIT();
+  return (int)ret_errno(do_statx(dirfd, path, flags, mask, buf));
+}
+
+EXPORT int access(const char *path, int mode) {
+  ENSURE_INIT();
+  long r = sys(SYS_faccessat, AT_FDCWD, path, mode, 0);
+  record_lookup(AT_FDCWD, path, r);
+  return (int)ret_errno(r);
+}
+
+EXPORT int faccessat(int dirfd, const char *path, int mode, int flags) {
+  ENSURE_INIT();
+  long r = flags == 0 ? sys(SYS_faccessat, dirfd, path, mode, 0) : sys(SYS_faccessat2, dirfd, path, mode, flags);
+  if (r == -ENOSYS && flags != 0) r = -EINVAL;
+  record_lookup(dirfd, path, r);
+  return (int)ret_errno(r);
+}
+
+EXPORT int euidaccess(const char *path, int mode) { return faccessat(AT_FDCWD, path, mode, AT_EACCESS); }
+EXPORT int eaccess(const char *path, int mode) { return faccessat(AT_FDCWD, path, mode, AT_EACCESS); }
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t len) {
+  ENSURE_INIT();
+  long r = sys(SYS_readlinkat, AT_FDCWD, path, buf, len);
+  record_lookup(AT_FDCWD, path, r);
+  return ret_errno(r);
+}
+
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t len) {
+  ENSURE_INIT();
+  long r = sys(SYS_readlinkat, dirfd, path, buf, len);
+  record_lookup(dirfd, path, r);
+  return ret_errno(r);
+}
+
+/* The kernel's own canonical name of the path: open it O_PATH and read the
+ * descriptor's link, one lookup instead of a readlink per component. */
+EXPORT char *realpath(const char *path, char *resolved) {
+  ENSURE_INIT();
+  if (path == NULL) return real_realpath(path, resolved);
+  long fd = sys(SYS_openat, AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
+  record_lookup(AT_FDCWD, path, fd);
+  if (fd < 0) {
+    errno = (int)-fd;
+    return NULL;
+  }
+  char link[32] = "/proc/self/fd/", buf[PATH_MAX];
+  int i = 14, d = (int)fd, digits[12], k = 0;
+  do digits[k++] = d % 10; while ((d /= 10) > 0);
+  while (k > 0) link[i++] = (char)('0' + digits[--k]);
+  link[i] = '\0';
+  long n = sys(SYS_readlinkat, AT_FDCWD, link, buf, sizeof buf - 1);
+  sys(SYS_close, fd, 0, 0, 0);
+  if (n <= 0 || buf[0] != '/') return real_realpath(path, resolved);
+  buf[n] = '\0';
+  if (resolved == NULL) {
+    resolved = malloc((size_t)n + 1);
+    if (resolved == NULL) return NULL;
+  }
+  memcpy(resolved, buf, (size_t)n + 1);
+  return resolved;
+}
+
+/* ---- directories -------------------------------------------------------- */
+
+EXPORT DIR *opendir(const char *path) {
+  ENSURE_INIT();
+  long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC, 0);
+  record_open_after(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, fd);
+  if (fd < 0) {
+    errno = (int)-fd;
+    return NULL;
+  }
+  DIR *dir = real_fdopendir((int)fd);
+  if (dir == NULL) {
+    int saved = errno;
+    sys(SYS_close, fd, 0, 0, 0);
+    errno = saved;
+  }
+  return dir;
+}
+
+EXPORT int scandir(const char *path, struct dirent ***list, int (*filter)(const struct dirent *),
+                   int (*compare)(const struct dirent **, const struct dirent **)) {
+  ENSURE_INIT();
+  int r = real_scandir(path, list, filter, compare);
+  int saved = errno;
+  record_open_after(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, r >= 0 ? 0 : -saved);
+  errno = saved;
+  return r;
+}
+
+#ifdef __GLIBC__
+/* What programs built with _FILE_OFFSET_BITS=64 (libuv among them) call. */
+static __typeof__(scandir64) *real_scandir64;
+
+EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*filter)(const struct dirent64 *),
+                     int (*compare)(const struct dirent64 **, const struct dirent64 **)) {
+  ENSURE_INIT();
+  if (real_scandir64 == NULL) real_scandir64 = (__typeof__(real_scandir64))dlsym(RTLD_NEXT, "scandir64");
+  int r = real_scandir64(path, list, filter, compare);
+  int saved = errno;
+  record_open_after(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, r >= 0 ? 0 : -saved);
+  errno = saved;
+  return r;
+}
+#endif
+
+/* ---- effects: recorded before they happen ------------------------------- */
+
+EXPORT int mkdir(const char *path, mode_t mode) {
+  ENSURE_INIT();
+  long r = sys(SYS_mkdirat, AT_FDCWD, path, mode, 0);
+  if (r == 0) record(TRACE_WRITTEN, path);
+  return (int)ret_errno(r);
+}
+
+EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
+  ENSURE_INIT();
+  long r = sys(SYS_mkdirat, dirfd, path, mode, 0);
+  if (r == 0) record_at(TRACE_WRITTEN, dirfd, path);
+  return (int)ret_errno(r);
+}
+
+EXPORT int rmdir(const char *path) {
+  ENSURE_INIT();
+  record(TRACE_DELETED, path);
+  return (int)ret_errno(sys(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR, 0));
+}
+
+EXPORT int unlink(const char *path) {
+  ENSURE_INIT();
+  record(TRACE_DELETED, path);
+  return (int)ret_errno(sys(SYS_unlinkat, AT_FDCWD, path, 0, 0));
+}
+
+EXPORT int unlinkat(int dirfd, const char *path, int flags) {
+  ENSURE_INIT();
+  record_at(TRACE_DELETED, dirfd, path);
+  return (int)ret_errno(sys(SYS_unlinkat, dirfd, path, flags, 0));
+}
+
+EXPORT int remove(const char *path) {
+  ENSURE_INIT();
+  record(TRACE_DELETED, path);
+  long r = sys(SYS_unlinkat, AT_FDCWD, path, 0, 0);
+  if (r == -EISDIR) r = sys(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR, 0);
+  return (int)ret_errno(r);
+}
+
+static int do_renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags) {
+  ENSURE_INIT();
+  record_at(TRACE_DELETED, olddir, oldpath);
+  record_at(TRACE_WRITTEN, newdir, newpath);
+  return (int)ret_errno(sys6(SYS_renameat2, olddir, (long)oldpath, newdir, (long)newpath, flags, 0));
+}
+
+EXPORT int rename(const char *oldpath, const char *newpath) {
+  return do_renameat2(AT_FDCWD, oldpath, AT_FDCWD, newpath, 0);
+}
+EXPORT int renameat(int olddir, const char *oldpath, int newdir, const char *newpath) {
+  return do_renameat2(olddir, oldpath, newdir, newpath, 0);
+}
+EXPORT int renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned int flags) {
+  return do_renameat2(olddir, oldpath, newdir, newpath, flags);
+}
+
+EXPORT int truncate(const char *path, off_t length) {
+  ENSURE_INIT();
+  record(TRACE_WRITTEN, path);
+  return (int)ret_errno(sys(SYS_truncate, path, length, 0, 0));
+}
+EXPORT int truncate64(const char *path, off_t length) { return truncate(path, length); }
+
+EXPORT int link(const char *oldpath, const char *newpath) {
+  ENSURE_INIT();
+  record_at(TRACE_WRITTEN, AT_FDCWD, newpath);
+  long r = sys6(SYS_linkat, AT_FDCWD, (long)oldpath, AT_FDCWD, (long)newpath, 0, 0);
+  record_lookup(AT_FDCWD, oldpath, r);
+  return (int)ret_errno(r);
+}
+
+EXPORT int linkat(int olddir, const char *oldpath, int newdir, const char *newpath, int flags) {
+  ENSURE_INIT();
+  record_at(TRACE_WRITTEN, newdir, newpath);
+  long r = sys6(SYS_linkat, olddir, (long)oldpath, newdir, (long)newpath, flags, 0);
+  record_lookup(olddir, oldpath, r);
+  return (int)ret_errno(r);
+}
+
+EXPORT int symlink(const char *target, const char *linkpath) {
+  ENSURE_INIT();
+  record(TRACE_WRITTEN, linkpath);
+  return (int)ret_errno(sys(SYS_symlinkat, target, AT_FDCWD, linkpath, 0));
+}
+
+EXPORT int symlinkat(const char *target, int dirfd, const char *linkpath) {
+  ENSURE_INIT();
+  record_at(TRACE_WRITTEN, dirfd, linkpath);
+  return (int)ret_errno(sys(SYS_symlinkat, target, dirfd, linkpath, 0));
+}
+
+/* ---- syscall(2) --------------------------------------------------------- */
+
+/* libuv stats through syscall(SYS_statx); io_uring would move file access
+ * where neither the hooks nor the filter see it, so it is refused (libuv,
+ * told ENOSYS, falls back to its thread pool). */
+EXPORT long syscall(long nr, ...) {
+  va_list ap;
+  va_start(ap, nr);
+  long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+  long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+  va_end(ap);
+  ENSURE_INIT();
+  switch (nr) {
+    case SYS_statx:
+      return ret_errno(do_statx((int)a, (const char *)b, (int)c, (unsigned)d, (void *)e));
+    case SYS_openat:
+      return do_openat((int)a, (const char *)b, (int)c, (mode_t)d);
+    case SYS_io_uring_setup:
+      errno = ENOSYS;
+      return -1;
+    default:
+      return ret_errno(sys6(nr, a, b, c, d, e, f));
+  }
+}
+
+/* ---- exec: the tracer stays in the child's env -------------------------- */
+
+static int env_name_is(const char *entry, const char *name) {
+  size_t n = str_len(name);
+  return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* `envp` with the tracer's variables restored into `out` (which holds
+ * count(envp) + 5 entries); LD_PRELOAD keeps the child's other libraries. */
+static char *const *traced_env(char *const *envp, char **out, char *preload_buf, size_t preload_cap) {
+  size_t n = 0;
+  const char *their_preload = NULL;
+  for (char *const *e = envp; e && *e; e++) {
+    if (env_name_is(*e, "LD_PRELOAD")) {
+      their_preload = *e + 11;
+      continue;
+    }
+    if (env_name_is(*e, TRACE_ENV_FILE) || env_name_is(*e, TRACE_ENV_SUPERVISED) || env_name_is(*e, "UV_USE_IO_URING"))
+      continue;
+    out[n++] = *e;
+  }
+  if (env_preload[0]) {
+    if (their_preload && strstr(their_preload, preload_lib) == NULL &&
+        str_len(env_preload) + str_len(their_preload) + 2 < preload_cap) {
+      size_t k = str_len(env_preload);
+      memcpy(preload_buf, env_preload, k);
+      preload_buf[k] = ':';
+      memcpy(preload_buf + k + 1, their_preload, str_len(their_preload) + 1);
+      out[n++] = preload_buf;
+    } else if (their_preload && strstr(their_preload, preload_lib) != NULL) {
+      out[n++] = (char *)their_preload - 11;
+    } else {
+      out[n++] = env_preload;
+    }
+  }
+  out[n++] = env_trace;
+  if (supervised) out[n++] = env_supervised;
+  out[n++] = (char *)env_no_io_uring;
+  out[n] = NULL;
+  return out;
+}
+
+static size_t env_count(char *const *envp) {
+  size_t n = 0;
+  while (envp && envp[n]) n++;
+  return n;
+}
+
+/* Without the supervisor nothing sees a static program or a setuid one
+ * (the loader drops LD_PRELOAD for it): the trace must say so. */
+static void check_unseeable(int dirfd, const char *path) {
+  if (supervised || trace_path[0] == '\0' || path == NULL) return;
+  struct stat st;
+  if (sys(SYS_FSTATAT, dirfd, path, &st, 0) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+    record_incomplete("a setuid or setgid program ran untraced: ", path);
+    return;
+  }
+  long fd = sys(SYS_openat, dirfd, path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return;
+  unsigned char hdr[64];
+  long n = sys(SYS_pread64, fd, hdr, sizeof hdr, 0);
+  int is_static = 0;
+  if (n == 64 && hdr[0] == 0x7f && hdr[1] == 'E' && hdr[2] == 'L' && hdr[3] == 'F' && hdr[4] == 2) {
+    uint64_t phoff;
+    uint16_t phentsize, phnum;
+    memcpy(&phoff, hdr + 32, 8);
+    memcpy(&phentsize, hdr + 54, 2);
+    memcpy(&phnum, hdr + 56, 2);
+    is_static = 1;
+    for (uint16_t i = 0; i < phnum && i < 256; i++) {
+      uint32_t type;
+      if (sys(SYS_pread64, fd, &type, 4, phoff + (uint64_t)i * phentsize) != 4) break;
+      if (type == 3 /* PT_INTERP */) {
+        is_static = 0;
+        break;
+      }
+    }
+  }
+  sys(SYS_close, fd, 0, 0, 0);
+  if (is_static) record_incomplete("a static program ran untraced: ", path);
+}
+
+#define WITH_TRACED_ENV(envp, body)                          \
+  do {                                                       \
+    size_t count_ = env_count(envp);                         \
+    char *out_[count_ + 6];                                  \
+    char preload_[2 * TRACE_PATH_MAX + 16];                  \
+    char *const *env_ = trace_path[0] ? traced_env(envp, out_, preload_, sizeof preload_) : (envp); \
+    body;                                                    \
+  } while (0)
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+  ENSURE_INIT();
+  record(TRACE_EXEC, path);
+  check_unseeable(AT_FDCWD, path);
+  int r;
+  WITH_TRACED_ENV(envp, r = real_execve(path, argv, env_));
+  return r;
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
+  ENSURE_INIT();
+  if (real_execveat == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  record_at(TRACE_EXEC, dirfd, path);
+  check_unseeable(dirfd, path);
+  int r;
+  WITH_TRACED_ENV(envp, r = real_execveat(dirfd, path, argv, env_, flags));
+  return r;
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+  ENSURE_INIT();
+  int r;
+  WITH_TRACED_ENV(envp, r = real_fexecve(fd, argv, env_));
+  return r;
+}
+
+EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+  ENSURE_INIT();
+  if (strchr(file, '/')) {
+    record(TRACE_EXEC, file);
+    check_unseeable(AT_FDCWD, file);
+  }
+  int r;
+  WITH_TRACED_ENV(envp, r = real_execvpe(file, argv, env_));
+  return r;
+}
+
+EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+/* The execl family: the variadic argument list as an argv array. */
+#define COLLECT_ARGS(first, last_named, argv_name, extra_env)  \
+  va_list ap_;                                                 \
+  size_t argc_ = 1;                                            \
+  va_start(ap_, last_named);                                   \
+  while (va_arg(ap_, char *) != NULL) argc_++;                 \
+  va_end(ap_);                                                 \
+  char *argv_name[argc_ + 1];                                  \
+  argv_name[0] = (char *)(first);                              \
+  va_start(ap_, last_named);                                   \
+  for (size_t i_ = 1; i_ <= argc_; i_++) argv_name[i_] = va_arg(ap_, char *); \
+  extra_env;                                                   \
+  va_end(ap_)
+
+EXPORT int execl(const char *path, const char *arg, ...) {
+  COLLECT_ARGS(arg, arg, argv, (void)0);
+  return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...) {
+  COLLECT_ARGS(arg, arg, argv, (void)0);
+  return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...) {
+  char *const *envp;
+  COLLECT_ARGS(arg, arg, argv, envp = va_arg(ap_, char *const *));
+  return execve(path, argv, envp);
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+  ENSURE_INIT();
+  record(TRACE_EXEC, path);
+  check_unseeable(AT_FDCWD, path);
+  int r;
+  WITH_TRACED_ENV(envp, r = real_posix_spawn(pid, path, actions, attr, argv, env_));
+  return r;
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+  ENSURE_INIT();
+  int r;
+  WITH_TRACED_ENV(envp, r = real_posix_spawnp(pid, file, actions, attr, argv, env_));
+  return r;
+}

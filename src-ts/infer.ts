@@ -1,0 +1,175 @@
+// Inference from a file-access trace: which paths are a run's inputs and
+// outputs, whether it modified what it read, and fingerprints of the inputs
+// that a later look-up recomputes to decide whether they still hold.
+
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+
+import { declaredInputs, declaredOutputs, isIgnoredInput, isIgnoredOutput } from './cache.js';
+import type { Reports } from './types.js';
+
+/**
+ * What a look-up must check of an input:
+ * - `content`: the bytes of a file (every file beneath, for a directory);
+ * - `listing`: the names in a directory;
+ * - `existence`: whether the path exists, and as what (file, directory, other).
+ */
+export type InputKind = 'content' | 'listing' | 'existence';
+
+/** An input of a run and what of it matters. */
+export interface InferredInput {
+  /** Absolute path. */
+  path: string;
+  /** What a look-up checks. */
+  kind: InputKind;
+}
+
+/** A run's inputs and outputs, inferred from its trace and its tools' reports. */
+export interface InferredAccesses {
+  /**
+   * Paths first read, looked up or listed (and never written), minus ignored
+   * inputs, plus declared inputs (`content`); sorted by path. The strongest
+   * kind wins: a path read and listed is `content`.
+   */
+  inputs: InferredInput[];
+  /** Paths written that exist now, minus ignored outputs, plus declared outputs; sorted. */
+  outputs: string[];
+  /**
+   * Paths the run read (or listed) and then wrote or deleted, which no
+   * ignored input or output covers: a run that modifies its own input is not
+   * cacheable (its inputs after the run are not what it read).
+   */
+  modifiedInputs: string[];
+}
+
+function exists(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+}
+
+/**
+ * Infers a traced run's inputs and outputs. `reports.trace` must be present
+ * (`createServer({ trace: true })`); without it only declared inputs and
+ * outputs are known.
+ */
+export function inferAccesses(reports: Reports): InferredAccesses {
+  const trace = reports.trace;
+  const kinds = new Map<string, InputKind>();
+  const rank: Record<InputKind, number> = { existence: 0, listing: 1, content: 2 };
+  const note = (path: string, kind: InputKind): void => {
+    const had = kinds.get(path);
+    if (had === undefined || rank[kind] > rank[had]) kinds.set(path, kind);
+  };
+  const modifiedInputs: string[] = [];
+  const outputs = new Set<string>();
+  if (trace) {
+    const changed = new Set([...trace.written, ...trace.deleted]);
+    const addInputs = (paths: string[], kind: InputKind): void => {
+      for (const path of paths) if (!changed.has(path) && !isIgnoredInput(reports, path)) note(path, kind);
+    };
+    addInputs(trace.found, 'existence');
+    addInputs(trace.missing, 'existence');
+    addInputs(trace.listed, 'listing');
+    addInputs(trace.read, 'content');
+    for (const path of trace.readThenWritten) {
+      if (!isIgnoredInput(reports, path) && !isIgnoredOutput(reports, path)) modifiedInputs.push(path);
+    }
+    for (const path of trace.written) if (!isIgnoredOutput(reports, path) && exists(path)) outputs.add(path);
+  }
+  for (const path of declaredInputs(reports)) note(path, 'content');
+  for (const path of declaredOutputs(reports)) if (exists(path)) outputs.add(path);
+  const inputs = [...kinds].map(([path, kind]) => ({ path, kind })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { inputs, outputs: [...outputs].sort(), modifiedInputs: modifiedInputs.sort() };
+}
+
+/**
+ * Digests of files keyed by identity (device, inode, size, mtime, ctime), so
+ * a look-up re-hashes only what changed. A runner keeps one per cache and
+ * persists it with `toJSON()` / `StatCache.from()`.
+ */
+export class StatCache {
+  private readonly entries: Map<string, [string, string]>;
+  /** Files hashed (not answered from the cache) since this cache was made. */
+  hashed = 0;
+
+  constructor(entries: Iterable<[string, [string, string]]> = []) {
+    this.entries = new Map(entries);
+  }
+
+  /** A cache from `toJSON()`'s output; an unreadable value gives an empty cache. */
+  static from(json: unknown): StatCache {
+    if (!Array.isArray(json)) return new StatCache();
+    const valid = json.filter(
+      (e): e is [string, [string, string]] =>
+        Array.isArray(e) && typeof e[0] === 'string' && Array.isArray(e[1]) && typeof e[1][0] === 'string' && typeof e[1][1] === 'string',
+    );
+    return new StatCache(valid);
+  }
+
+  /** The sha256 of the file at `path`, whose stat is `stat`. */
+  digest(path: string, stat: BigIntStats): string {
+    const identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    const cached = this.entries.get(path);
+    if (cached && cached[0] === identity) return cached[1];
+    const digest = createHash('sha256').update(readFileSync(path)).digest('hex');
+    this.hashed++;
+    this.entries.set(path, [identity, digest]);
+    return digest;
+  }
+
+  /** The entries, for JSON. */
+  toJSON(): [string, [string, string]][] {
+    return [...this.entries];
+  }
+}
+
+function typeOf(stat: BigIntStats): string {
+  return stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : 'other';
+}
+
+function contentDigest(path: string, stat: BigIntStats, cache: StatCache): string {
+  if (!stat.isDirectory()) return stat.isFile() ? cache.digest(path, stat) : typeOf(stat);
+  // A directory's content: every name beneath with its own digest.
+  const hash = createHash('sha256');
+  for (const name of readdirSync(path).sort()) {
+    const child = join(path, name);
+    const childStat = statSync(child, { bigint: true, throwIfNoEntry: false });
+    hash.update(`${name}\0${childStat ? contentDigest(child, childStat, cache) : 'missing'}\0`);
+  }
+  return `tree:${hash.digest('hex')}`;
+}
+
+/**
+ * What a look-up compares for `input`, as one string: `missing`, or for a
+ * path that exists, by kind: `content` the file's sha256 (`tree:…` for a
+ * directory), `listing` a digest of the sorted names (`file` when it is no
+ * directory), `existence` its type (`file`, `directory`, `other`).
+ */
+export function fingerprintInput(input: InferredInput, cache: StatCache = new StatCache()): string {
+  const stat = statSync(input.path, { bigint: true, throwIfNoEntry: false });
+  if (!stat) return 'missing';
+  switch (input.kind) {
+    case 'existence':
+      return typeOf(stat);
+    case 'listing':
+      if (!stat.isDirectory()) return typeOf(stat);
+      return `listing:${createHash('sha256').update(readdirSync(input.path).sort().join('\0')).digest('hex')}`;
+    case 'content':
+      return contentDigest(input.path, stat, cache);
+  }
+}
+
+/**
+ * The inputs whose files changed while the run was going on (a change time
+ * at or after `since`, in ms since the epoch): what the run read may not be
+ * what a fingerprint taken now sees, so such a run must not be stored.
+ */
+export function changedSince(inputs: readonly InferredInput[], since: number): string[] {
+  const sinceNs = BigInt(Math.floor(since)) * 1_000_000n;
+  return inputs
+    .filter((input) => {
+      const stat = lstatSync(input.path, { bigint: true, throwIfNoEntry: false });
+      return stat !== undefined && !stat.isDirectory() && (stat.ctimeNs >= sinceNs || stat.mtimeNs >= sinceNs);
+    })
+    .map((input) => input.path);
+}

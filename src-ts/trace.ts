@@ -1,0 +1,89 @@
+// The runner side of file-access tracing (Linux): where the tracer lives, what
+// the child's env and command need, and reading the trace back at close().
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+import { loadBinding, platformTriple } from './native.js';
+import type { Trace, TraceMode, UncacheableReason } from './types.js';
+
+/** What `createServer({ trace })` accepts: `true` is `'preload'`. */
+export type TraceOption = boolean | 'preload' | 'seccomp';
+
+/** A trace being recorded for one run, or the reason none is. */
+export interface TraceSession {
+  mode: TraceMode;
+  /** Variables the child needs (empty when unsupported). */
+  env: Record<string, string>;
+  /** The command, wrapped in the supervisor when tracing. */
+  command(argv: readonly string[]): string[];
+  /** Reads the trace once the task has exited. */
+  finish(): Trace;
+}
+
+function fs(): typeof import('node:fs') {
+  return createRequire(process.execPath)('node:fs') as typeof import('node:fs');
+}
+
+function emptyTrace(mode: TraceMode, incomplete: string[]): Trace {
+  return { mode, complete: false, incomplete, read: [], found: [], missing: [], listed: [], written: [], deleted: [], readThenWritten: [] };
+}
+
+function unsupported(why: string): TraceSession {
+  return {
+    mode: 'unsupported',
+    env: {},
+    command: (argv) => [...argv],
+    finish: () => emptyTrace('unsupported', [`trace: unsupported: ${why}`]),
+  };
+}
+
+/** The tracer's two files beside the addon, or why they are not usable here. */
+function tracerFiles(addonPath: string): { preload: string; supervisor: string } | string {
+  if (process.platform !== 'linux') return `file-access tracing is Linux only (this is ${process.platform})`;
+  if (process.arch !== 'x64' && process.arch !== 'arm64') return `the tracer is built for x64 and arm64 (this is ${process.arch})`;
+  const triple = platformTriple();
+  const dir = dirname(addonPath);
+  const preload = join(dir, `runner-aware-preload.${triple}.so`);
+  const supervisor = join(dir, `runner-aware-trace.${triple}`);
+  for (const file of [preload, supervisor]) {
+    if (!fs().existsSync(file)) return `${file} is missing (the platform package or the build lacks the tracer)`;
+  }
+  return { preload, supervisor };
+}
+
+/**
+ * Starts a trace for one run in `privateDir`: the trace file, the env the
+ * supervisor needs (the trace file, the preload library, which it puts in
+ * the command's LD_PRELOAD, and `UV_USE_IO_URING=0`), and the supervisor
+ * around the command. Without the supervisor nothing is traced, and the
+ * trace says so.
+ */
+export function startTrace(option: TraceOption, privateDir: string): TraceSession {
+  const { path } = loadBinding();
+  const files = tracerFiles(path);
+  if (typeof files === 'string') return unsupported(files);
+  const mode: TraceMode = option === 'seccomp' ? 'seccomp' : 'preload';
+  const file = join(privateDir, 'trace');
+  fs().writeFileSync(file, '', { mode: 0o600, flag: 'wx' });
+  const env: Record<string, string> = { RUNNER_AWARE_TRACE: file, UV_USE_IO_URING: '0' };
+  if (mode === 'preload') env['RUNNER_AWARE_TRACE_PRELOAD'] = files.preload;
+  return {
+    mode,
+    env,
+    command: (argv) => {
+      if (argv.length === 0) throw new TypeError('runner-aware server.command: the command is empty');
+      return [files.supervisor, '--mode', mode, '--', ...argv];
+    },
+    finish: () => {
+      const trace = JSON.parse(loadBinding().binding.readTrace(file, [privateDir])) as Omit<Trace, 'mode'>;
+      return { mode, ...trace };
+    },
+  };
+}
+
+/** The `trace` reason of a trace that may miss accesses; none for a complete or unsupported one. */
+export function traceReasons(trace: Trace): UncacheableReason[] {
+  if (trace.complete || trace.mode === 'unsupported') return [];
+  return trace.incomplete.map((message) => ({ kind: 'trace' as const, message: `the file-access trace may be incomplete: ${message}` }));
+}

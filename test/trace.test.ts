@@ -1,0 +1,289 @@
+// File-access tracing (Linux): `createServer({ trace })` records what every
+// process of the task read, looked up, listed, wrote and deleted, through the
+// preload library and the seccomp supervisor, and says when it may have
+// missed something. Real processes throughout: Node, a static C program
+// built here, coreutils, and the sandbox filters of test/sandbox.
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createServer, inferAccesses, verdict, type Reports, type ServerOptions, type Trace } from '../dist/runner.mjs';
+import { root, run, type Run } from './helpers.js';
+
+let dir = '';
+let staticReader = '';
+let sandbox = '';
+
+interface Traced {
+  reports: Reports;
+  trace: Trace;
+  result: Run;
+}
+
+/** Runs `argv` as a traced task in `cwd`: through `server.command()` unless `wrap` is false. */
+async function traced(
+  argv: string[],
+  options: { trace?: ServerOptions['trace']; env?: Record<string, string>; cwd?: string; wrap?: (argv: string[]) => string[]; command?: boolean } = {},
+): Promise<Traced> {
+  const server = await createServer({ trace: options.trace ?? true });
+  const full = options.command === false ? argv : server.command(argv);
+  const wrapped = options.wrap ? options.wrap(full) : full;
+  const result = await run(wrapped[0] ?? '', wrapped.slice(1), { cwd: options.cwd ?? dir, env: { ...process.env, ...options.env, ...server.env } });
+  const reports = await server.close();
+  if (!reports.trace) throw new Error('close() returned no trace');
+  return { reports, trace: reports.trace, result };
+}
+
+const node = (code: string): string[] => [process.execPath, '-e', code];
+
+/** A scratch directory of the suite's, with files a task can read. */
+function scratch(name: string): string {
+  const path = join(dir, name);
+  mkdirSync(join(path, 'listed'), { recursive: true });
+  writeFileSync(join(path, 'input.txt'), 'input\n');
+  writeFileSync(join(path, 'looked-up.txt'), 'exists\n');
+  writeFileSync(join(path, 'listed', 'one'), '1');
+  writeFileSync(join(path, 'doomed.txt'), 'to be deleted\n');
+  return path;
+}
+
+// What the Node task of the first tests does, by every API a tool uses.
+const NODE_TASK = `
+const fs = require('node:fs');
+fs.readFileSync('input.txt');
+fs.statSync('looked-up.txt');
+fs.existsSync('absent.txt');
+fs.readdirSync('listed');
+fs.mkdirSync('out', { recursive: true });
+fs.writeFileSync('out/result.txt', 'result');
+fs.unlinkSync('doomed.txt');
+`;
+
+function expectNodeTask(trace: Trace, cwd: string): void {
+  expect(trace.incomplete).toEqual([]);
+  expect(trace.complete).toBe(true);
+  expect(trace.read).toContain(join(cwd, 'input.txt'));
+  expect(trace.read).toContain(process.execPath);
+  expect(trace.found).toContain(join(cwd, 'looked-up.txt'));
+  expect(trace.missing).toContain(join(cwd, 'absent.txt'));
+  expect(trace.listed).toContain(join(cwd, 'listed'));
+  expect(trace.written).toEqual(expect.arrayContaining([join(cwd, 'out'), join(cwd, 'out', 'result.txt')]));
+  expect(trace.deleted).toContain(join(cwd, 'doomed.txt'));
+  // Absolute, clean, sorted, deduplicated, and nothing of the runner's own.
+  for (const list of [trace.read, trace.found, trace.missing, trace.listed, trace.written, trace.deleted]) {
+    expect([...list].sort()).toEqual(list);
+    expect(new Set(list).size).toBe(list.length);
+    for (const path of list) {
+      expect(path.startsWith('/')).toBe(true);
+      expect(path).not.toMatch(/\/\.\.?(\/|$)|\/\/|^\/(proc|sys|dev)\//);
+    }
+  }
+}
+
+describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch))('file-access tracing', () => {
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'runner-aware-trace-test-'));
+    staticReader = join(dir, 'static-reader');
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-static', '-o', staticReader, join(root, 'test', 'trace', 'static-reader.c')], { stdio: 'pipe' });
+    sandbox = join(dir, 'sandbox');
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', sandbox, join(root, 'test', 'sandbox', 'sandbox.c')], { stdio: 'pipe' });
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each(['preload', 'seccomp'] as const)('%s mode records what a Node task read, looked up, listed, wrote and deleted', async (mode) => {
+    const cwd = scratch(`node-task-${mode}`);
+    const { trace, reports, result } = await traced(node(NODE_TASK), { trace: mode, cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.mode).toBe(mode);
+    expectNodeTask(trace, cwd);
+    expect(reports.cacheable).toBe(true);
+  });
+
+  it('sees a static program and its raw system calls through seccomp, and refuses it io_uring', async () => {
+    const cwd = scratch('static');
+    const code = `process.stdout.write(require('node:child_process').execFileSync(${JSON.stringify(staticReader)}, ['input.txt', 'probe.txt', 'static-out.txt']))`;
+    const { trace, result } = await traced(node(code), { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('io_uring: ENOSYS');
+    expect(trace.complete).toBe(true);
+    expect(trace.read).toEqual(expect.arrayContaining([staticReader, join(cwd, 'input.txt')]));
+    expect(trace.missing).toContain(join(cwd, 'probe.txt'));
+    expect(trace.written).toContain(join(cwd, 'static-out.txt'));
+  });
+
+  it('keeps tracing a child spawned with a cleaned env, and a shell pipeline', async () => {
+    const cwd = scratch('clean-env');
+    const code = `
+const { execFileSync } = require('node:child_process');
+execFileSync('/bin/cat', ['input.txt'], { env: {} });
+execFileSync(process.execPath, ['-e', "require('fs').readFileSync('looked-up.txt')"], { env: {} });
+execFileSync('/bin/sh', ['-c', 'ls listed > listing.txt'], { env: { PATH: '/usr/bin:/bin' } });`;
+    const { trace, result } = await traced(node(code), { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.complete).toBe(true);
+    expect(trace.read).toEqual(expect.arrayContaining(['/bin/cat', join(cwd, 'input.txt'), join(cwd, 'looked-up.txt')]));
+    expect(trace.listed).toContain(join(cwd, 'listed'));
+    expect(trace.written).toContain(join(cwd, 'listing.txt'));
+  });
+
+  it('keeps what a SIGKILLed process did before it died, and the trace stays complete', async () => {
+    const cwd = scratch('sigkill');
+    // The grandchild writes and reads, then is SIGKILLed; the task goes on and succeeds.
+    const code = `
+const { spawnSync } = require('node:child_process');
+const r = spawnSync(process.execPath, ['-e', "const fs = require('fs'); fs.writeFileSync('before-kill.txt', 'x'); fs.readFileSync('input.txt'); process.kill(process.pid, 'SIGKILL')"]);
+if (r.signal !== 'SIGKILL') process.exit(1);`;
+    const { trace, reports, result } = await traced(node(code), { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.complete).toBe(true);
+    expect(trace.written).toContain(join(cwd, 'before-kill.txt'));
+    expect(trace.read).toContain(join(cwd, 'input.txt'));
+    expect(verdict(reports, { exitCode: result.code }).cacheable).toBe(true);
+
+    // The task itself SIGKILLed: the trace is still whole; the exit makes the run not cacheable.
+    const killed = await traced(node("require('fs').writeFileSync('self.txt', 'x'); process.kill(process.pid, 'SIGKILL')"), { cwd });
+    expect(killed.result.signal ?? killed.result.code).toBeTruthy();
+    expect(killed.trace.complete).toBe(true);
+    expect(killed.trace.written).toContain(join(cwd, 'self.txt'));
+    const outcome = killed.result.signal ? { signal: killed.result.signal } : { exitCode: killed.result.code };
+    expect(verdict(killed.reports, outcome).cacheable).toBe(false);
+  });
+
+  it('makes a run that modified its input not cacheable, unless a tool ignored it', async () => {
+    const cwd = scratch('modified');
+    const tool = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
+    const task = (ignore: boolean) => [
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      `import fs from 'node:fs';
+import { ignoreInput } from ${JSON.stringify(tool)};
+${ignore ? "ignoreInput('state');" : ''}
+fs.mkdirSync('state', { recursive: true });
+const count = fs.existsSync('state/count') ? Number(fs.readFileSync('state/count', 'utf8')) : 0;
+fs.writeFileSync('state/count', String(count + 1));`,
+    ];
+    // First run: nothing to read yet; the second reads what it then writes.
+    await traced(task(false), { cwd });
+    const modified = await traced(task(false), { cwd });
+    expect(modified.trace.readThenWritten).toContain(join(cwd, 'state', 'count'));
+    expect(inferAccesses(modified.reports).modifiedInputs).toEqual([join(cwd, 'state', 'count')]);
+
+    const ignored = await traced(task(true), { cwd });
+    expect(ignored.trace.readThenWritten).toContain(join(cwd, 'state', 'count'));
+    const inferred = inferAccesses(ignored.reports);
+    expect(inferred.modifiedInputs).toEqual([]);
+    expect(inferred.inputs.map((input) => input.path)).not.toContain(join(cwd, 'state', 'count'));
+  });
+
+  it('infers inputs by kind and outputs that still exist', async () => {
+    const cwd = scratch('infer');
+    const code = `${NODE_TASK}
+fs.writeFileSync('temp.txt', 'scratch'); fs.unlinkSync('temp.txt');`;
+    const { reports } = await traced(node(code), { cwd });
+    const { inputs, outputs, modifiedInputs } = inferAccesses(reports);
+    const kindOf = (path: string) => inputs.find((input) => input.path === path)?.kind;
+    expect(kindOf(join(cwd, 'input.txt'))).toBe('content');
+    expect(kindOf(join(cwd, 'looked-up.txt'))).toBe('existence');
+    expect(kindOf(join(cwd, 'absent.txt'))).toBe('existence');
+    expect(kindOf(join(cwd, 'listed'))).toBe('listing');
+    // Written or deleted paths are never inputs; a deleted temp file is no output.
+    expect(kindOf(join(cwd, 'out', 'result.txt'))).toBeUndefined();
+    expect(kindOf(join(cwd, 'doomed.txt'))).toBeUndefined();
+    expect(outputs).toEqual([join(cwd, 'out'), join(cwd, 'out', 'result.txt')]);
+    expect(modifiedInputs).toEqual([]);
+  });
+
+  it('says the trace is incomplete when the command was not started through server.command()', async () => {
+    const cwd = scratch('unwrapped');
+    const { trace, reports } = await traced(node(NODE_TASK), { cwd, command: false });
+    expect(trace.complete).toBe(false);
+    expect(trace.incomplete.join('\n')).toContain('server.command()');
+    expect(reports.cacheable).toBe(false);
+    expect(reports.notCacheable.map((reason) => reason.kind)).toContain('trace');
+  });
+
+  it('without seccomp user notification, a static program makes the trace incomplete', async () => {
+    const cwd = scratch('no-seccomp');
+    const code = `require('node:child_process').execFileSync(${JSON.stringify(staticReader)}, ['input.txt', 'probe.txt', 'out.txt']); require('fs').readFileSync('looked-up.txt')`;
+    const { trace, reports, result } = await traced(node(code), { cwd, wrap: (argv) => [sandbox, 'no-seccomp', ...argv] });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.complete).toBe(false);
+    const why = trace.incomplete.join('\n');
+    expect(why).toContain('seccomp user notification is unavailable');
+    expect(why).toContain(`a static program ran untraced: ${staticReader}`);
+    // The preload library still recorded what Node did.
+    expect(trace.read).toContain(join(cwd, 'looked-up.txt'));
+    expect(reports.cacheable).toBe(false);
+  });
+
+  it("inside Codex's sandbox (no process_vm_readv) the supervisor reads paths through /proc", async () => {
+    const cwd = scratch('codex');
+    // The static program as the task itself: Codex's filter also trips Node's spawnSync.
+    const { trace, result } = await traced([staticReader, 'input.txt', 'probe.txt', 'out.txt'], { cwd, wrap: (argv) => [sandbox, 'codex', ...argv] });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.incomplete).toEqual([]);
+    expect(trace.missing).toContain(join(cwd, 'probe.txt'));
+    expect(trace.written).toContain(join(cwd, 'out.txt'));
+  });
+
+  it('says so when processes outlive the task, and waits for those that end soon', async () => {
+    const cwd = scratch('outlive');
+    const lingering = (ms: number) =>
+      node(`require('node:child_process').spawn(process.execPath, ['-e', "setTimeout(() => require('fs').readFileSync('looked-up.txt'), ${ms})"], { detached: true, stdio: 'ignore' }).unref()`);
+    const soon = await traced(lingering(300), { cwd });
+    expect(soon.trace.complete).toBe(true);
+    expect(soon.trace.read).toContain(join(cwd, 'looked-up.txt'));
+
+    const late = await traced(lingering(3000), { cwd, env: { RUNNER_AWARE_TRACE_GRACE_MS: '200' } });
+    expect(late.trace.complete).toBe(false);
+    expect(late.trace.incomplete.join('\n')).toContain('outlived');
+    expect(late.reports.cacheable).toBe(false);
+  });
+
+  it('passes signals to the command and exits like it', async () => {
+    const server = await createServer({ trace: true });
+    const argv = server.command(node("process.on('SIGTERM', () => process.exit(42)); setInterval(() => {}, 1000); console.log('ready')"));
+    const { spawn } = await import('node:child_process');
+    const child = spawn(argv[0] ?? '', argv.slice(1), { env: { ...process.env, ...server.env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    await server.close();
+    expect(code).toBe(42);
+  });
+
+  it('reports an unsupported trace, and no reason, where the tracer is not installed', async () => {
+    // A copy of the package with the addon but without the tracer's files.
+    const pkg = join(dir, 'no-tracer');
+    cpSync(join(root, 'dist'), join(pkg, 'dist'), { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'runner-aware', type: 'module' }));
+    const addon = readdirSync(root).find((file) => /^runner-aware\.[\w-]+\.node$/.test(file)) ?? '';
+    copyFileSync(join(root, addon), join(pkg, addon));
+    const code = `import { createServer } from ${JSON.stringify(pathToFileURL(join(pkg, 'dist', 'runner.mjs')).href)};
+const server = await createServer({ trace: true });
+const argv = server.command(['true']);
+const reports = await server.close();
+console.log(JSON.stringify({ mode: server.trace, argv, trace: reports.trace, cacheable: reports.cacheable }));`;
+    const result = await run(process.execPath, ['--input-type=module', '-e', code]);
+    expect(result.code, result.stderr).toBe(0);
+    const out = JSON.parse(result.stdout) as { mode: string; argv: string[]; trace: Trace; cacheable: boolean };
+    expect(out.mode).toBe('unsupported');
+    expect(out.argv).toEqual(['true']);
+    expect(out.trace.mode).toBe('unsupported');
+    expect(out.trace.complete).toBe(false);
+    expect(out.trace.incomplete[0]).toMatch(/^trace: unsupported: .*runner-aware-preload\./);
+    expect(out.cacheable).toBe(true);
+  });
+
+  it('rejects a trace option it does not know', async () => {
+    await expect(createServer({ trace: 'ptrace' as unknown as true })).rejects.toThrow(/trace must be true, false, 'preload' or 'seccomp'/);
+  });
+});
