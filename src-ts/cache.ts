@@ -6,7 +6,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { digestedMatches, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import { nullRecord } from './server.js';
-import type { EnvQuery, EnvQueryRecord, Reports } from './types.js';
+import type { EnvQuery, EnvQueryRecord, Reports, Trace } from './types.js';
 
 // ---------------------------------------------------------------------------
 // Path rules
@@ -403,10 +403,19 @@ function fromPortable(path: string, root: string): string {
   return isAbsolute(path) ? normalizePath(path) : resolve(root, ...path.split('/'));
 }
 
-/** `reports` with every path rewritten relative to `root` (`/`-separated). */
+const TRACE_FIELDS = ['read', 'found', 'missing', 'listed', 'written', 'deleted', 'readThenWritten'] as const;
+
+function mapTrace(trace: Trace, map: (path: string) => string): Trace {
+  const out: Trace = { ...trace };
+  for (const field of TRACE_FIELDS) out[field] = trace[field].map(map);
+  return out;
+}
+
+/** `reports` with every path (the trace's too) rewritten relative to `root` (`/`-separated). */
 export function relativizeReports(reports: Reports, root: string): Reports {
   const out: Reports = { ...reports };
   for (const field of PATH_FIELDS) out[field] = reports[field].map((path) => toPortable(path, root));
+  if (reports.trace) out.trace = mapTrace(reports.trace, (path) => toPortable(path, root));
   return out;
 }
 
@@ -414,6 +423,7 @@ export function relativizeReports(reports: Reports, root: string): Reports {
 export function absolutizeReports(reports: Reports, root: string): Reports {
   const out: Reports = { ...reports };
   for (const field of PATH_FIELDS) out[field] = sortedUnique(reports[field].map((path) => fromPortable(path, root)));
+  if (reports.trace) out.trace = mapTrace(reports.trace, (path) => fromPortable(path, root));
   return out;
 }
 

@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { declaredInputs, declaredOutputs, isIgnoredInput, isIgnoredOutput } from './cache.js';
 import type { Reports } from './types.js';
@@ -30,7 +30,8 @@ export interface InferredAccesses {
   /**
    * Paths first read, looked up or listed (and never written), minus ignored
    * inputs, plus declared inputs (`content`); sorted by path. The strongest
-   * kind wins: a path read and listed is `content`.
+   * kind wins: a path read and listed is `content`. A directory only looked
+   * up that the run then wrote beneath (`mkdir -p dist`) is not one.
    */
   inputs: InferredInput[];
   /** Paths written that exist now, minus ignored outputs, plus declared outputs; sorted. */
@@ -43,8 +44,19 @@ export interface InferredAccesses {
   modifiedInputs: string[];
 }
 
+/** A path's stat, or undefined where nothing is (a missing name, or a file where a directory was expected). */
+function statOf(path: string, follow: boolean): BigIntStats | undefined {
+  try {
+    return (follow ? statSync : lstatSync)(path, { bigint: true, throwIfNoEntry: false });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP') return undefined;
+    throw err;
+  }
+}
+
 function exists(path: string): boolean {
-  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  return statOf(path, false) !== undefined;
 }
 
 /**
@@ -64,10 +76,14 @@ export function inferAccesses(reports: Reports): InferredAccesses {
   const outputs = new Set<string>();
   if (trace) {
     const changed = new Set([...trace.written, ...trace.deleted]);
-    const addInputs = (paths: string[], kind: InputKind): void => {
-      for (const path of paths) if (!changed.has(path) && !isIgnoredInput(reports, path)) note(path, kind);
+    const addInputs = (paths: string[], kind: InputKind, skip: Set<string> = changed): void => {
+      for (const path of paths) if (!skip.has(path) && !isIgnoredInput(reports, path)) note(path, kind);
     };
-    addInputs(trace.found, 'existence');
+    // Looking up a directory the run then writes into (mkdir -p dist) is how
+    // it makes room for its outputs, which a restore recreates: not an input.
+    const containers = new Set(changed);
+    for (const path of trace.written) for (let dir = dirname(path); dir !== dirname(dir) && !containers.has(dir); dir = dirname(dir)) containers.add(dir);
+    addInputs(trace.found, 'existence', containers);
     addInputs(trace.missing, 'existence');
     addInputs(trace.listed, 'listing');
     addInputs(trace.read, 'content');
@@ -133,7 +149,7 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache): strin
   const hash = createHash('sha256');
   for (const name of readdirSync(path).sort()) {
     const child = join(path, name);
-    const childStat = statSync(child, { bigint: true, throwIfNoEntry: false });
+    const childStat = statOf(child, true);
     hash.update(`${name}\0${childStat ? contentDigest(child, childStat, cache) : 'missing'}\0`);
   }
   return `tree:${hash.digest('hex')}`;
@@ -146,7 +162,7 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache): strin
  * directory), `existence` its type (`file`, `directory`, `other`).
  */
 export function fingerprintInput(input: InferredInput, cache: StatCache = new StatCache()): string {
-  const stat = statSync(input.path, { bigint: true, throwIfNoEntry: false });
+  const stat = statOf(input.path, true);
   if (!stat) return 'missing';
   switch (input.kind) {
     case 'existence':
@@ -168,7 +184,7 @@ export function changedSince(inputs: readonly InferredInput[], since: number): s
   const sinceNs = BigInt(Math.floor(since)) * 1_000_000n;
   return inputs
     .filter((input) => {
-      const stat = lstatSync(input.path, { bigint: true, throwIfNoEntry: false });
+      const stat = statOf(input.path, false);
       return stat !== undefined && !stat.isDirectory() && (stat.ctimeNs >= sinceNs || stat.mtimeNs >= sinceNs);
     })
     .map((input) => input.path);

@@ -147,7 +147,8 @@ describe('the reference caching runner', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain('cache miss: no entry');
     const files = filesUnder(join(work, 'cache'));
-    expect(files.map((file) => basename(file)).sort()).toEqual(['entry.json', 'fingerprint.json', 'reports.json', 'stderr', 'stdout']);
+    // The entry, and the stat cache of traced inputs (paths and file digests).
+    expect(files.map((file) => basename(file)).sort()).toEqual(['entry.json', 'fingerprint.json', 'reports.json', 'stat-cache.json', 'stderr', 'stdout']);
     for (const file of files) expect(readFileSync(file, 'utf8'), file).not.toContain(SECRET);
     const stored = readFileSync(files.find((file) => file.endsWith('reports.json')) ?? '', 'utf8');
     expect(stored).toContain(sha256(SECRET));

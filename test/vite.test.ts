@@ -73,7 +73,9 @@ function bundle(): string {
 }
 
 function entryCount(): number {
-  return readdirSync(cacheDir).reduce((n, task) => n + readdirSync(join(cacheDir, task)).filter((id) => !id.startsWith('.')).length, 0);
+  // Task directories; the stat cache of traced inputs sits beside them.
+  const tasks = readdirSync(cacheDir, { withFileTypes: true }).filter((entry) => entry.isDirectory());
+  return tasks.reduce((n, task) => n + readdirSync(join(cacheDir, task.name)).filter((id) => !id.startsWith('.')).length, 0);
 }
 
 const production = { NODE_ENV: 'production', VITE_API_URL: 'https://staging.example' };

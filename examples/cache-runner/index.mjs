@@ -48,23 +48,27 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { constants } from 'node:os';
+import os, { constants } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
+  changedSince,
   createServer,
   declaredInputs,
   declaredOutputs,
   describeReason,
   envFingerprint,
   envMatcher,
+  fingerprintInput,
+  inferAccesses,
   isIgnoredInput,
   isIgnoredOutput,
   parseFingerprint,
   parseReports,
   serializeFingerprint,
   serializeReports,
+  StatCache,
   validateFingerprint,
   verdict,
 } from 'runner-aware/runner';
@@ -78,7 +82,7 @@ const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', '
 // Never walked when expanding globs: dependencies and VCS data are not task files.
 const SKIP_DIRS = new Set(['node_modules', '.git']);
 
-const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]…\n' +
+const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--trace MODE] [--ignore PATH]… [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]…\n' +
   '                    [--remote URL --team TEAM --token TOKEN] -- <command…>\n' +
   '       cache-runner --clean [--cache-dir DIR] [-- <command…>]';
 
@@ -94,8 +98,20 @@ Options:
   --env NAME       hand NAME to the command and key the task on it; a glob
                    (VITE_*, matched as the server matches tools' globs) hands
                    every matching variable and keys on the whole match set
+  --trace MODE     see what the command reads and writes (Linux): auto (the
+                   default: preload where supported, else off), preload,
+                   seccomp (every system call through the supervisor), off.
+                   Traced reads, look-ups and listings are inputs and
+                   traced writes outputs, with no --input or --output; a run
+                   that modified what it read, or whose trace may be
+                   incomplete, is not stored
+  --ignore PATH    reads and writes under PATH are neither inputs nor outputs,
+                   as when a tool says so itself (ignoreInput, ignoreOutput):
+                   for a tool's own cache that it does not report, such as
+                   Vitest's results under node_modules/.vite
   --input GLOB     files the command reads (** any directories, * and ? in a
-                   name); a glob that matches no file is warned about
+                   name); a glob that matches no file is warned about.
+                   Without a trace, a run with no --input is never stored
   --output GLOB    files the command writes, archived with the entry
   --cacheable-despite CALLER
                    store the run even though CALLER disabled caching (a
@@ -132,11 +148,13 @@ try {
       force: { type: 'boolean', default: false },
       'cacheable-despite': { type: 'string', multiple: true, default: [] },
       'dry-run': { type: 'boolean', default: false },
+      trace: { type: 'string', default: 'auto' },
       clean: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       env: { type: 'string', multiple: true, default: [] },
       input: { type: 'string', multiple: true, default: [] },
       output: { type: 'string', multiple: true, default: [] },
+      ignore: { type: 'string', multiple: true, default: [] },
       remote: { type: 'string' },
       team: { type: 'string' },
       token: { type: 'string' },
@@ -151,6 +169,7 @@ if (flags.help) {
   process.exit(0);
 }
 if (command.length === 0 && !flags.clean) usageError('no command: put it after --');
+if (!['auto', 'preload', 'seccomp', 'off'].includes(flags.trace)) usageError(`--trace ${flags.trace}: expected auto, preload, seccomp or off`);
 if (flags.clean && (flags['dry-run'] || flags.force)) usageError('--clean runs nothing: it takes no --dry-run or --force');
 // The remote cache's flags, or TURBO_API, TURBO_TEAM and TURBO_TOKEN: null when no URL is set.
 const remoteConfig = remoteSettings(flags, process.env);
@@ -179,7 +198,19 @@ function envGlobQueries(env) {
 
 const cwd = process.cwd();
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-const portable = (file) => path.relative(cwd, file).split(path.sep).join('/');
+// Within the working directory, relative, so an entry holds in another
+// checkout; so are look-ups in the directories above it (Node's
+// node_modules and package.json search, a tsconfig.json walk), which a
+// checkout elsewhere makes in its own. Anything else (the node binary, a
+// system library) is absolute.
+const ancestors = new Set();
+for (let dir = path.dirname(cwd); dir !== path.dirname(dir); dir = path.dirname(dir)) ancestors.add(dir);
+const portable = (file) => {
+  const rel = path.relative(cwd, file);
+  if (rel === '') return '.';
+  const inside = !rel.startsWith('..') && !path.isAbsolute(rel);
+  return inside || ancestors.has(file) || ancestors.has(path.dirname(file)) ? rel.split(path.sep).join('/') : file;
+};
 
 // --- files ------------------------------------------------------------------
 
@@ -232,12 +263,58 @@ function inputReasons(stored, current) {
   });
 }
 
+// Traced inputs: path → [kind, fingerprint], kind as `inferAccesses` gives it
+// (content, listing, existence). A stat cache keeps a look-up from hashing
+// node_modules again: a file is re-hashed only when its inode, size, mtime or
+// ctime changed.
+const statCacheFile = path.resolve(flags['cache-dir'], 'stat-cache.json');
+const statCache = (() => {
+  try {
+    return StatCache.from(JSON.parse(fs.readFileSync(statCacheFile, 'utf8')));
+  } catch {
+    return new StatCache();
+  }
+})();
+
+function saveStatCache() {
+  if (statCache.hashed === 0 || !fs.existsSync(path.dirname(statCacheFile))) return;
+  const staging = `${statCacheFile}.${randomUUID()}`;
+  fs.writeFileSync(staging, JSON.stringify(statCache));
+  fs.renameSync(staging, statCacheFile);
+}
+
+function fingerprintTraced(inputs) {
+  const out = {};
+  for (const { path: file, kind } of inputs) out[portable(file)] = [kind, fingerprintInput({ path: file, kind }, statCache)];
+  return out;
+}
+
+function tracedReasons(stored = {}) {
+  const reasons = [];
+  for (const [file, [kind, fingerprint]] of Object.entries(stored)) {
+    const now = fingerprintInput({ path: path.resolve(cwd, file), kind }, statCache);
+    if (now === fingerprint) continue;
+    if (fingerprint === 'missing') reasons.push(`input ${file} added`);
+    else if (now === 'missing') reasons.push(`input ${file} removed`);
+    else reasons.push(`input ${file} changed`);
+    // The first few name the change; a thousand would not say more.
+    if (reasons.length === 5) {
+      reasons.push('…');
+      break;
+    }
+  }
+  return reasons;
+}
+
 // --- the cache ----------------------------------------------------------------
 
 // An override is part of the task: entries stored despite a tool are not hit by a run without it.
 const cacheableDespite = [...new Set(flags['cacheable-despite'])].sort();
+const traceMode = flags.trace === 'auto' ? 'preload' : flags.trace;
+const ignored = [...new Set(flags.ignore.map((dir) => path.resolve(cwd, dir)))].sort();
 const taskKey = sha256(JSON.stringify({ command, env: [...flags.env].sort(), input: flags.input, output: flags.output,
-  ...(cacheableDespite.length > 0 ? { cacheableDespite } : {}) }));
+  ...(cacheableDespite.length > 0 ? { cacheableDespite } : {}), ...(traceMode === 'off' ? {} : { trace: true }),
+  ...(ignored.length > 0 ? { ignore: ignored.map(portable) } : {}) }));
 const taskDir = path.resolve(flags['cache-dir'], taskKey);
 
 /** An entry from the text of its entry.json, fingerprint.json and reports.json; `dir` holds its files, when it is local. */
@@ -293,10 +370,12 @@ async function download(id) {
 
 /** Why `entry` does not hold now, by name only; empty when it does. */
 function staleReasons(entry) {
-  return [
+  // A declared input is often traced too: one reason each.
+  return [...new Set([
     ...validateFingerprint(entry.fingerprint, process.env).reasons,
     ...inputReasons(entry.inputs, hashInputs(entry.reports)),
-  ];
+    ...tracedReasons(entry.traced),
+  ])];
 }
 
 /** The `addValue` values of a finished run that differ from `fingerprint`'s, by name only. */
@@ -316,9 +395,14 @@ function restore(entry) {
   process.stderr.write(fs.readFileSync(path.join(entry.dir, 'stderr')));
 }
 
-/** The files to archive, relative: `--output` plus the tools' declared outputs, minus ignored outputs. */
-function collectOutputs(reports) {
-  const files = [...expandGlobs(flags.output), ...declaredOutputs(reports).flatMap(filesUnder)]
+/**
+ * The files to archive: `--output` plus the tools' declared outputs, plus the
+ * files the trace saw written that still exist (`traced`, from
+ * `inferAccesses`), minus ignored outputs.
+ */
+function collectOutputs(reports, traced = []) {
+  const written = traced.filter((file) => fs.statSync(file, { throwIfNoEntry: false })?.isFile());
+  const files = [...expandGlobs(flags.output), ...declaredOutputs(reports).flatMap(filesUnder), ...written]
     .filter((file) => !isIgnoredOutput(reports, file));
   return [...new Set(files.map(portable))].sort();
 }
@@ -328,7 +412,7 @@ function collectOutputs(reports) {
  * directly, so they are keyed like tracked env. The id leaves the values out:
  * it is what a look-up can check, so one entry stands for one set of inputs and env.
  */
-function entryKey(reports, inputs) {
+function entryKey(reports, inputs, traced) {
   // A value the runner adds is encoded as the reports' own: plaintext, or its sha256.
   const encode = (value) => (reports.envValues === 'sha256' ? sha256(value) : value);
   const envs = { ...reports.envs };
@@ -339,7 +423,7 @@ function entryKey(reports, inputs) {
   ];
   const fingerprint = envFingerprint({ ...reports, envs, envQueries });
   const lookup = envFingerprint({ ...reports, envs, envQueries, values: {} });
-  return { fingerprint, id: sha256(JSON.stringify([taskKey, inputs, lookup.digest])) };
+  return { fingerprint, id: sha256(JSON.stringify([taskKey, inputs, traced, lookup.digest])) };
 }
 
 /**
@@ -361,7 +445,7 @@ async function dropConflictingEntry(id, reports) {
   return reasons;
 }
 
-function store(id, fingerprint, reports, inputs, files, stdout, stderr, overruled) {
+function store(id, fingerprint, reports, inputs, traced, files, stdout, stderr, overruled) {
   // Written aside and renamed into place, so a reader never sees half an entry.
   const staging = path.join(taskDir, `.${randomUUID()}`);
   fs.mkdirSync(staging, { recursive: true });
@@ -373,9 +457,10 @@ function store(id, fingerprint, reports, inputs, files, stdout, stderr, overrule
   fs.writeFileSync(path.join(staging, 'stderr'), stderr);
   // Paths relative to the working directory, so the entry holds in another checkout; no
   // `addValue` values: a tool may derive one from a secret, and the fingerprint holds their digests.
-  fs.writeFileSync(path.join(staging, 'reports.json'), serializeReports({ ...reports, values: {} }, { root: cwd }));
+  // The trace is not kept: its inputs are in entry.json, fingerprinted.
+  fs.writeFileSync(path.join(staging, 'reports.json'), serializeReports({ ...reports, values: {}, trace: undefined }, { root: cwd }));
   fs.writeFileSync(path.join(staging, 'fingerprint.json'), serializeFingerprint(fingerprint));
-  fs.writeFileSync(path.join(staging, 'entry.json'), JSON.stringify({ createdAt: Date.now(), inputs, outputs: files, overruled }));
+  fs.writeFileSync(path.join(staging, 'entry.json'), JSON.stringify({ createdAt: Date.now(), inputs, traced, outputs: files, overruled }));
   fs.rmSync(path.join(taskDir, id), { recursive: true, force: true });
   fs.renameSync(staging, path.join(taskDir, id));
 }
@@ -390,9 +475,10 @@ function strictEnv() {
 }
 
 async function runCommand() {
-  // Tools fetch from the runner's whole env; the child itself sees only the strict env.
-  const server = await createServer({ env: process.env });
-  const [file, ...args] = command;
+  // Tools fetch from the runner's whole env; the child itself sees only the
+  // strict env. Traced, the command runs under the trace supervisor.
+  const server = await createServer({ env: process.env, trace: traceMode === 'off' ? false : traceMode });
+  const [file, ...args] = server.command(command);
   const child = spawn(file, args, { cwd, env: { ...strictEnv(), ...server.env }, stdio: ['inherit', 'pipe', 'pipe'] });
   const stdout = [];
   const stderr = [];
@@ -405,7 +491,13 @@ async function runCommand() {
     child.on('error', (err) => resolve({ exitCode: 127, error: `cannot run ${file}: ${err.message}` }));
     child.on('close', (exitCode, signal) => resolve({ exitCode, signal }));
   });
-  const reports = await server.close();
+  const closed = await server.close();
+  // The user's --ignore, as if a tool had said it: user config wins.
+  const reports = ignored.length === 0 ? closed : {
+    ...closed,
+    ignoredInputs: [...new Set([...closed.ignoredInputs, ...ignored])].sort(),
+    ignoredOutputs: [...new Set([...closed.ignoredOutputs, ...ignored])].sort(),
+  };
   const code = outcome.signal ? 128 + (constants.signals[outcome.signal] ?? 0) : outcome.exitCode;
   return { reports, outcome, code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
 }
@@ -424,7 +516,7 @@ function clean() {
     return;
   }
   if (command.length === 0) {
-    const foreign = fs.readdirSync(target).filter((name) => !/^[0-9a-f]{64}$/.test(name));
+    const foreign = fs.readdirSync(target).filter((name) => !/^[0-9a-f]{64}$/.test(name) && name !== 'stat-cache.json');
     if (foreign.length > 0) {
       process.stderr.write(`cache-runner: not cleaning ${target}: it holds what cache-runner did not write (${foreign.slice(0, 5).join(', ')})\n`);
       process.exit(1);
@@ -432,9 +524,22 @@ function clean() {
   }
   const entries = command.length > 0
     ? fs.readdirSync(target).filter((id) => !id.startsWith('.')).length
-    : fs.readdirSync(target).reduce((n, task) => n + fs.readdirSync(path.join(target, task)).filter((id) => !id.startsWith('.')).length, 0);
+    : fs.readdirSync(target).filter((name) => name !== 'stat-cache.json')
+      .reduce((n, task) => n + fs.readdirSync(path.join(target, task)).filter((id) => !id.startsWith('.')).length, 0);
   fs.rmSync(target, { recursive: true, force: true });
   process.stderr.write(`cache-runner: removed ${target} (${entries} entr${entries === 1 ? 'y' : 'ies'})\n`);
+}
+
+/** Traced inputs counted by kind, and where they are: `1487 (1210 content, 3 listing, 274 existence; 640 outside the working directory)`. */
+function tracedSummary(traced) {
+  const byKind = {};
+  let outsideCount = 0;
+  for (const [file, [kind]] of Object.entries(traced)) {
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+    if (path.isAbsolute(file)) outsideCount++;
+  }
+  const kinds = Object.entries(byKind).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  return `${Object.keys(traced).length} (${kinds}; ${outsideCount} outside the working directory)`;
 }
 
 /**
@@ -473,6 +578,7 @@ function dryRun() {
       ['env queries', fingerprint.envQueries.map((q) => ('glob' in q ? q.glob : `${q.prefix} (prefix)`))],
       ['values', Object.keys(fingerprint.values)],
       ['input files', Object.keys(entry.inputs)],
+      ['traced inputs', entry.traced ? [tracedSummary(entry.traced)] : []],
       ['output files', entry.outputs],
     ];
     for (const [name, items] of parts) if (items.length > 0) lines.push(`    ${name}: ${items.join(', ')}`);
@@ -505,6 +611,7 @@ function consider(entry, reasons) {
 }
 function hit(entry) {
   restore(entry);
+  saveStatCache();
   process.stderr.write('cache hit\n');
   process.exit(0);
 }
@@ -530,25 +637,49 @@ if (!flags.force) {
 
 // Hashed before the run, so a file changed while the command ran cannot pass as what it read.
 const preRunHashes = hashInputs({ ignoredInputs: [], inputs: [] });
+const startedAt = Date.now();
 const { reports, outcome, code, stdout, stderr } = await runCommand();
 // One verdict, the same `runner-aware inspect` prints: every way a tool's
-// words can be lost, a tool's disableCache, and the command's exit; minus the
-// disableCache calls the user overruled for this task.
+// words can be lost, a trace that may be incomplete, a tool's disableCache,
+// and the command's exit; minus the disableCache calls the user overruled.
 const { reasons, overruled } = verdict(reports, outcome, { cacheableDespite });
 const skipReasons = reasons.map(describeReason);
 if (outcome.error) skipReasons.push(outcome.error);
-const outputs = collectOutputs(reports);
-const outside = outputs.filter((file) => file.startsWith('../'));
+// What the trace saw: inputs by kind, outputs that exist, inputs it modified.
+const traced = reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
+if (!traced && flags.input.length === 0) {
+  const why = reports.trace ? reports.trace.incomplete.join('; ') : 'tracing is off';
+  skipReasons.push(`no inputs known (${why}), and no --input: a key that covers nothing would hit after any change`);
+}
+const shown = (files) => files.slice(0, 5).map(portable).join(', ') + (files.length > 5 ? `, … (${files.length} in all)` : '');
+if (traced?.modifiedInputs.length) skipReasons.push(`the command modified its input: ${shown(traced.modifiedInputs)}`);
+const changedMeanwhile = traced ? changedSince(traced.inputs, startedAt) : [];
+if (changedMeanwhile.length > 0) skipReasons.push(`inputs changed while the command ran: ${shown(changedMeanwhile)}`);
+const outputs = collectOutputs(reports, traced?.outputs);
+// Writes outside the working directory cannot be restored in another
+// checkout; the temp dir's are scratch.
+const real = (dir) => {
+  try {
+    return fs.realpathSync.native(dir);
+  } catch {
+    return dir;
+  }
+};
+const scratchDirs = [...new Set([os.tmpdir(), '/tmp', '/var/tmp'].flatMap((dir) => [dir, real(dir)]))];
+const isOutside = (file) => path.isAbsolute(file) || file.startsWith('../');
+const outside = outputs.filter((file) => isOutside(file) && !scratchDirs.some((dir) => path.resolve(cwd, file).startsWith(`${dir}/`)));
 if (outside.length > 0) skipReasons.push(`outputs outside the working directory: ${outside.join(', ')}`);
+const kept = outputs.filter((file) => !isOutside(file));
 
 if (skipReasons.length === 0) {
   const inputs = hashInputs(reports, preRunHashes);
-  const { fingerprint, id } = entryKey(reports, inputs);
+  const tracedInputs = traced ? fingerprintTraced(traced.inputs) : undefined;
+  const { fingerprint, id } = entryKey(reports, inputs, tracedInputs);
   const conflicts = await dropConflictingEntry(id, reports);
   if (conflicts.length > 0) {
     skipReasons.push(`${conflicts.join(', ')} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`);
   } else {
-    store(id, fingerprint, reports, inputs, outputs, stdout, stderr, overruled);
+    store(id, fingerprint, reports, inputs, tracedInputs, kept, stdout, stderr, overruled);
     await remote?.upload(taskKey, id, path.join(taskDir, id));
     for (const reason of overruled) process.stderr.write(`cache stored despite: ${describeReason(reason)}\n`);
     // Values are known only now: they add to the explanation, never to the decision to run.
@@ -557,4 +688,5 @@ if (skipReasons.length === 0) {
   }
 }
 if (skipReasons.length > 0) process.stderr.write(`cache skipped: ${skipReasons.join('; ')}\n`);
+saveStatCache();
 process.exit(code ?? 0);
