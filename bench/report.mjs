@@ -197,6 +197,44 @@ export function summarize(results) {
     met: Math.abs(growth) <= 0.05 && m.after.fds <= m.before.fds && m.leftoverDirs === 0,
   });
 
+  const t = f.trace;
+  let trace = null;
+  if (t) {
+    const median = (xs) => stats(xs).median;
+    const untraced = median(t.untraced);
+    const overhead = (xs) => median(xs) / untraced - 1;
+    const pct = (x) => `${x >= 0 ? '+' : ''}${fmt(x * 100, 1)}%`;
+    trace = { ...t, untracedCpu: untraced, preloadOverhead: overhead(t.preload), seccompOverhead: overhead(t.seccomp) };
+    const cpu = (xs) => `${fmt(median(xs) * 1000, 0)} ms`;
+    rows.push({
+      figure: `traced \`vite build\` (${t.modules} modules), preload mode: CPU time of the process tree`,
+      value: `**${pct(trace.preloadOverhead)}** (${cpu(t.preload)} against ${cpu(t.untraced)} untraced, medians of ${t.rounds})`,
+      target: '≤ 5% overhead',
+      met: trace.preloadOverhead <= 0.05,
+    });
+    rows.push({
+      figure: `traced \`vite build\`, whole-tree seccomp mode: CPU time`,
+      value: `**${pct(trace.seccompOverhead)}** (${cpu(t.seccomp)})`,
+      target: '≤ 20% overhead',
+      met: trace.seccompOverhead <= 0.2,
+    });
+    const c = t.completeness;
+    rows.push({
+      figure: 'preload-mode trace against `strace -f` (paths under the app and node_modules)',
+      value: c ? `**${c.missed.length} missed** of ${c.strace.toLocaleString('en-US')}; trace ${c.complete ? 'complete' : `incomplete (${c.incomplete.join('; ')})`}` : 'strace not available',
+      target: 'misses only what it reports as unseen',
+      met: c ? c.missed.length === 0 || !c.complete : null,
+    });
+    const hits = stats(t.runner.hits.map((h) => h.ms));
+    const allHits = t.runner.hits.every((h) => h.status === 'cache hit');
+    rows.push({
+      figure: 'reference runner, zero configuration: a hit on that app (restores dist)',
+      value: `**${fmt(hits.median, 0)} ms** median (${allHits ? 'every run a hit' : `not all hits: ${t.runner.hits.map((h) => h.status).join('; ')}`}; the untraced build takes ${fmt(stats(t.runner.buildMs).median, 0)} ms)`,
+      target: 'a hit, faster than the build',
+      met: allHits && hits.median < stats(t.runner.buildMs).median,
+    });
+  }
+
   return {
     syscalls: results.syscalls ?? null,
     meta: {
@@ -237,6 +275,7 @@ export function summarize(results) {
       serverCycle: cycle,
       serverCycleTmpfs: tmpfs,
       memory: { ...m, growth },
+      trace,
     },
   };
 }
