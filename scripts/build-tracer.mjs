@@ -31,7 +31,7 @@ export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC |
     const run = spawnSync(compiler, args, { stdio: 'inherit' });
     if (run.error || run.status !== 0) {
       const why = run.error ? `${compiler} could not be run (${run.error.message})` : `${compiler} failed`;
-      process.stderr.write(`runner-aware: building the file-access tracer needs a C compiler with static libc (on Debian: gcc and libc6-dev): ${why}.\\n`);
+      process.stderr.write(`runner-aware: building the file-access tracer needs a C compiler with static libc (on Debian: gcc and libc6-dev): ${why}.\n`);
       return false;
     }
   }

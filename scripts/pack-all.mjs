@@ -25,6 +25,27 @@ const { values: args } = parseArgs({
 const out = resolve(root, args.out);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+/** The file-access tracer's files a Linux platform package ships beside its addon. */
+function tracerFiles(triple) {
+  return triple.startsWith('linux-') ? [`runner-aware-preload.${triple}.so`, `runner-aware-trace.${triple}`] : [];
+}
+
+/**
+ * A platform package, staged with the tracer's files added to its `files`:
+ * napi create-npm-dirs, which the committed manifests follow, knows only the addon.
+ */
+function stagePlatform(triple) {
+  const files = tracerFiles(triple);
+  if (files.length === 0) return join(root, 'npm', triple);
+  const dir = join(root, 'target', 'pack', triple);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(join(root, 'npm', triple), dir, { recursive: true });
+  const platform = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  platform.files = [...platform.files, ...files];
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(platform, null, 2)}\n`);
+  return dir;
+}
+
 function fail(message) {
   process.stderr.write(`pack:all: ${message}\n`);
   process.exit(1);
@@ -43,10 +64,15 @@ if (args.all) {
   const triple = addons[0].slice('runner-aware.'.length, -'.node'.length);
   if (!existsSync(join(root, 'npm', triple, 'package.json'))) fail(`npm/${triple}/ is missing: is ${triple} in napi.targets?`);
   copyFileSync(join(root, addons[0]), join(root, 'npm', triple, addons[0]));
+  for (const file of tracerFiles(triple)) {
+    if (!existsSync(join(root, file))) fail(`${file} is missing: run npm run build`);
+    copyFileSync(join(root, file), join(root, 'npm', triple, file));
+  }
   triples = [triple];
 }
 for (const triple of triples) {
   if (!existsSync(join(root, 'npm', triple, `runner-aware.${triple}.node`))) fail(`npm/${triple}/ has no addon: run napi artifacts`);
+  for (const file of tracerFiles(triple)) if (!existsSync(join(root, 'npm', triple, file))) fail(`npm/${triple}/ has no ${file}: build the tracer for ${triple}`);
 }
 
 rmSync(out, { recursive: true, force: true });
@@ -93,8 +119,8 @@ function pack(dir) {
 const tarballs = [
   { report: pack(stage), allowed: /^(package\.json|README\.md|LICENSE|dist\/[\w.-]+\.(mjs|cjs|d\.mts|d\.cts))$/ },
   ...triples.map((triple) => ({
-    report: pack(join(root, 'npm', triple)),
-    allowed: new RegExp(`^(package\\.json|README\\.md|runner-aware\\.${triple}\\.node)$`),
+    report: pack(stagePlatform(triple)),
+    allowed: new RegExp(`^(package\\.json|README\\.md|runner-aware\\.${triple}\\.node|runner-aware-preload\\.${triple}\\.so|runner-aware-trace\\.${triple})$`),
   })),
 ];
 for (const { report, allowed } of tarballs) {

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -80,13 +81,34 @@ static void die(const char *what) {
   exit(127);
 }
 
+/*
+ * The supervisor's records are buffered and written in blocks: it records
+ * before it lets a call continue, so nothing a task did can be missing from
+ * its buffer, and the buffer reaches the file before the supervisor exits.
+ * If the supervisor itself is killed, the run ends with that signal, which no
+ * runner caches.
+ */
+static char out_buf[1 << 16];
+static size_t out_len;
+
+static void flush_records(void) {
+  size_t done = 0;
+  while (done < out_len) {
+    ssize_t w = write(trace_fd, out_buf + done, out_len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += (size_t)w;
+  }
+  out_len = 0;
+}
+
 static void write_record(char kind, const char *text) {
-  char rec[TRACE_PATH_MAX + 2];
   size_t n = strlen(text);
   if (n > TRACE_PATH_MAX) return;
-  rec[0] = kind;
-  memcpy(rec + 1, text, n + 1);
-  if (write(trace_fd, rec, n + 2) < 0) return;
+  if (out_len + n + 2 > sizeof out_buf) flush_records();
+  out_buf[out_len] = kind;
+  memcpy(out_buf + out_len + 1, text, n + 1);
+  out_len += n + 2;
 }
 
 /* ---- the filter ---------------------------------------------------------- */
@@ -292,7 +314,8 @@ static int starts_with_dir(const char *path, const char *dir) {
 #define DEDUPE_SLOTS 65536
 static uint64_t dedupe[DEDUPE_SLOTS];
 
-static int seen_before(char kind, const char *path) {
+/* Whether (kind, path) was recorded; with `insert`, records that it is now. */
+static int seen(char kind, const char *path, int insert) {
   uint64_t h = (0xcbf29ce484222325ULL ^ (unsigned char)kind) * 0x100000001b3ULL;
   for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
   if (h == 0) h = 1;
@@ -300,7 +323,7 @@ static int seen_before(char kind, const char *path) {
     uint64_t *slot = &dedupe[(h + probe) & (DEDUPE_SLOTS - 1)];
     if (*slot == h) return 1;
     if (*slot == 0) {
-      *slot = h;
+      if (insert) *slot = h;
       return 0;
     }
   }
@@ -310,12 +333,17 @@ static int seen_before(char kind, const char *path) {
 static void record(char kind, const char *path) {
   if (starts_with_dir(path, "/proc") || starts_with_dir(path, "/sys") || starts_with_dir(path, "/dev")) return;
   if (strcmp(path, trace_file) == 0) return;
-  if (seen_before(kind, path)) return;
+  if (seen(kind, path, 1)) return;
   write_record(kind, path);
 }
 
+/* A path already recorded as looked up needs no second stat: the first
+ * look-up is the one the trace keeps. */
+static int looked_up(const char *path) { return seen(TRACE_FOUND, path, 0) || seen(TRACE_MISSING, path, 0); }
+
 /* What the path is now, before the call runs: the kind a look-up gets. */
 static void record_lookup(const char *path, int nofollow) {
+  if (looked_up(path)) return;
   struct stat st;
   int r = nofollow ? lstat(path, &st) : stat(path, &st);
   record(r == 0 ? TRACE_FOUND : (errno == ENOENT || errno == ENOTDIR) ? TRACE_MISSING : TRACE_FOUND, path);
@@ -349,7 +377,8 @@ static void record_open(const char *path, uint64_t flags) {
   record(S_ISDIR(st.st_mode) ? TRACE_LISTED : TRACE_READ, path);
 }
 
-/* RUNNER_AWARE_TRACE_STATS=1: notifications per system call, on stderr at exit. */
+/* RUNNER_AWARE_TRACE_STATS=1: notifications per system call and the
+ * supervisor's own CPU time, on stderr at exit. */
 static unsigned long notified[512];
 
 static void handle(const struct seccomp_notif *req) {
@@ -519,6 +548,7 @@ int main(int argc, char **argv) {
   trace_fd = open(trace_file, O_WRONLY | O_APPEND | O_CLOEXEC);
   if (trace_fd < 0) die("cannot open the trace file");
   write_record(TRACE_BEGIN, preload_mode ? "preload" : "seccomp");
+  flush_records();
 
   /* Signals are read from a signalfd: children exiting, and the ones the
    * runner sends to stop the task, which go on to the command. */
@@ -659,10 +689,16 @@ int main(int argc, char **argv) {
       nanosleep(&ts, NULL);
     }
   }
+  flush_records();
   const char *stats = getenv("RUNNER_AWARE_TRACE_STATS");
-  if (stats && strcmp(stats, "1") == 0)
+  if (stats && strcmp(stats, "1") == 0) {
     for (int nr = 0; nr < 512; nr++)
       if (notified[nr]) fprintf(stderr, "runner-aware-trace: system call %d: %lu notifications\n", nr, notified[nr]);
+    struct rusage self;
+    getrusage(RUSAGE_SELF, &self);
+    fprintf(stderr, "runner-aware-trace: supervisor CPU %.1f ms\n",
+            (self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1e3 + (self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e3);
+  }
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     signal(sig, SIG_DFL);
