@@ -33,8 +33,10 @@ getEnv('FROM_RUNNER');
 const runner = {
   mjs: `import { spawn } from 'node:child_process';
 import { createServer } from 'runner-aware/runner';
-const server = await createServer({ env: { ...process.env, FROM_RUNNER: 'yes' } });
-const child = spawn(process.execPath, ['tool.mjs'], { stdio: 'inherit', env: { ...process.env, ...server.env } });
+// Traced: on Linux the tracer comes from the platform package too.
+const server = await createServer({ env: { ...process.env, FROM_RUNNER: 'yes' }, trace: true });
+const [file, ...args] = server.command([process.execPath, 'tool.mjs']);
+const child = spawn(file, args, { stdio: 'inherit', env: { ...process.env, ...server.env } });
 const code = await new Promise((resolve) => child.on('exit', resolve));
 const reports = await server.close();
 console.log(JSON.stringify({ code, addon: server.env.VP_RUN_NODE_CLIENT_PATH, reports }));
@@ -96,11 +98,10 @@ describe('installed from the packed tarballs', () => {
     expect(Object.keys(optional).length).toBeGreaterThanOrEqual(8);
     expect(optional[`runner-aware-${triple}`]).toBe(manifest['version']);
     expect(new Set(Object.values(optional))).toEqual(new Set([manifest['version']]));
-    expect(readdirSync(join(project, 'app', 'node_modules', `runner-aware-${triple}`)).sort()).toEqual([
-      'README.md',
-      'package.json',
-      `runner-aware.${triple}.node`,
-    ]);
+    const tracer = triple.startsWith('linux-') ? [`runner-aware-preload.${triple}.so`, `runner-aware-trace.${triple}`] : [];
+    expect(readdirSync(join(project, 'app', 'node_modules', `runner-aware-${triple}`)).sort()).toEqual(
+      ['README.md', 'package.json', `runner-aware.${triple}.node`, ...tracer].sort(),
+    );
   });
 
   for (const ext of ['mjs', 'cjs'] as const) {
@@ -120,6 +121,12 @@ describe('installed from the packed tarballs', () => {
       expect(reports.values).toEqual({ format: ext === 'mjs' ? 'esm' : 'cjs' });
       expect(reports.envs['FROM_RUNNER']).toMatchObject({ value: sha256('yes'), tracked: true });
       expect(reports.clients).toBe(1);
+      if (ext === 'mjs' && triple.startsWith('linux-')) {
+        // Traced through the installed preload library and supervisor.
+        expect(reports.trace?.mode).toBe('preload');
+        expect(reports.trace?.incomplete).toEqual([]);
+        expect(reports.trace?.read).toContain(join(app, 'tool.mjs'));
+      }
     });
   }
 
