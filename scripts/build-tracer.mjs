@@ -3,8 +3,12 @@
 // `runner-aware-trace.<triple>`, written beside the addon of that triple.
 //
 //   node scripts/build-tracer.mjs [--triple linux-arm64-gnu --cc "zig cc -target aarch64-linux-gnu.2.17"]
+//                                  [--supervisor-cc "zig cc -target aarch64-linux-musl"] [--out-dir DIR]
 //
-// Without options it builds for this machine with $CC (default cc).
+// Without options it builds for this machine with $CC (default cc). The
+// supervisor is linked statically, so any libc may build it: a release
+// builds it against musl for every Linux target (zig links glibc statically
+// for no target).
 
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -19,15 +23,15 @@ function hostTriple() {
 }
 
 /** Builds both files; returns false (after saying why) when the compiler fails. */
-export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC || 'cc', outDir = root }) {
+export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC || 'cc', supervisorCc = cc, outDir = root }) {
   const src = join(root, 'src-rs', 'tracer');
-  const [compiler, ...ccArgs] = cc.split(' ').filter(Boolean);
+  const words = (command) => command.split(' ').filter(Boolean);
   const warnings = ['-Wall', '-Wextra'];
   const jobs = [
-    [...ccArgs, '-O2', ...warnings, '-fPIC', '-shared', '-fvisibility=hidden', '-o', join(outDir, `runner-aware-preload.${triple}.so`), join(src, 'preload.c'), '-ldl'],
-    [...ccArgs, '-O2', ...warnings, '-static', '-o', join(outDir, `runner-aware-trace.${triple}`), join(src, 'supervisor.c')],
+    [...words(cc), '-O2', ...warnings, '-fPIC', '-shared', '-fvisibility=hidden', '-o', join(outDir, `runner-aware-preload.${triple}.so`), join(src, 'preload.c'), '-ldl'],
+    [...words(supervisorCc), '-O2', ...warnings, '-static', '-o', join(outDir, `runner-aware-trace.${triple}`), join(src, 'supervisor.c')],
   ];
-  for (const args of jobs) {
+  for (const [compiler, ...args] of jobs) {
     const run = spawnSync(compiler, args, { stdio: 'inherit' });
     if (run.error || run.status !== 0) {
       const why = run.error ? `${compiler} could not be run (${run.error.message})` : `${compiler} failed`;
@@ -39,8 +43,16 @@ export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC |
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { triple: { type: 'string' }, cc: { type: 'string' }, 'out-dir': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { triple: { type: 'string' }, cc: { type: 'string' }, 'supervisor-cc': { type: 'string' }, 'out-dir': { type: 'string' } },
+  });
   const root = dirname(dirname(fileURLToPath(import.meta.url)));
-  const ok = buildTracer({ root, ...(values.triple ? { triple: values.triple } : {}), ...(values.cc ? { cc: values.cc } : {}), ...(values['out-dir'] ? { outDir: values['out-dir'] } : {}) });
+  const ok = buildTracer({
+    root,
+    ...(values.triple ? { triple: values.triple } : {}),
+    ...(values.cc ? { cc: values.cc, supervisorCc: values.cc } : {}),
+    ...(values['supervisor-cc'] ? { supervisorCc: values['supervisor-cc'] } : {}),
+    ...(values['out-dir'] ? { outDir: values['out-dir'] } : {}),
+  });
   process.exit(ok ? 0 : 1);
 }

@@ -112,6 +112,10 @@ install() {
     command -v aarch64-linux-gnu-gcc >/dev/null || packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || packages+=(libstdc++6-arm64-cross)
   fi
+  # musl's dynamic loader, to run a musl program against the musl tracer.
+  if wants musl; then
+    [ -e /lib/ld-musl-x86_64.so.1 ] || packages+=(musl)
+  fi
   if [ ${#packages[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
@@ -228,6 +232,26 @@ macos() {
   clippy_for aarch64-apple-darwin x86_64-apple-darwin
 }
 
+# zig as a C compiler for a target (the PyPI ziglang the musl builds use).
+zig_cc() { echo "$cross/venv/bin/python -m ziglang cc -target $1"; }
+
+# Runs test/cross/trace-smoke (built for the target) under a tracer built for
+# it, and checks the trace file: `trace_smoke <label> <expect> <command prefix…> :: <smoke binary>`.
+trace_smoke() {
+  local label=$1 expect=$2
+  shift 2
+  local prefix=()
+  while [ "$1" != "::" ]; do prefix+=("$1"); shift; done
+  shift
+  local smoke=$1 dir
+  dir=$(mktemp -d "$cross/trace-smoke.XXXXXX")
+  echo input >"$dir/input.txt"
+  : >"$dir/trace"
+  (cd "$dir" && RUNNER_AWARE_TRACE=$dir/trace "${prefix[@]}" "$smoke" "$dir/input.txt" "$dir/absent.txt" "$dir/output.txt")
+  node test/cross/trace-check.mjs "$label" "$dir/trace" "$dir/input.txt" "$dir/absent.txt" "$dir/output.txt" "$expect"
+  rm -rf "$dir"
+}
+
 linux_arm64() {
   local sysroot=/usr/aarch64-linux-gnu
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
@@ -256,6 +280,28 @@ linux_arm64() {
 
   step "addon, aarch64-unknown-linux-gnu"
   CARGO_TARGET_DIR=$target_dir napi_build --release --target aarch64-unknown-linux-gnu --output-dir "$cross/addon-linux-arm64"
+
+  step "file-access tracer, aarch64-linux-gnu (Debian's cross gcc), the preload library under qemu"
+  local tracer=$cross/tracer-linux-arm64
+  mkdir -p "$tracer"
+  node scripts/build-tracer.mjs --triple linux-arm64-gnu --cc aarch64-linux-gnu-gcc --out-dir "$tracer"
+  aarch64-linux-gnu-gcc -O2 -o "$tracer/trace-smoke" test/cross/trace-smoke.c
+  # qemu-user has no seccomp user notification, and its children cannot exec
+  # an arm64 program without binfmt: the preload library alone, whose
+  # trampoline is arm64 code, says the trace is incomplete and still records.
+  trace_smoke "linux-arm64-gnu preload library" preload-only \
+    qemu-aarch64-static -L "$sysroot" -E "LD_PRELOAD=$tracer/runner-aware-preload.linux-arm64-gnu.so" :: "$tracer/trace-smoke"
+  # The static supervisor starts under qemu and writes its begin record.
+  local sup_out
+  sup_out=$(mktemp -d "$cross/trace-sup.XXXXXX")
+  : >"$sup_out/trace"
+  RUNNER_AWARE_TRACE=$sup_out/trace qemu-aarch64-static "$tracer/runner-aware-trace.linux-arm64-gnu" -- /nonexistent-command 2>/dev/null || true
+  if ! tr '\0' '\n' <"$sup_out/trace" | grep -qx 'bpreload'; then
+    echo "the arm64 supervisor wrote no begin record under qemu" >&2
+    return 1
+  fi
+  rm -rf "$sup_out"
+  echo "linux-arm64-gnu supervisor: starts under qemu ($(readelf -h "$tracer/runner-aware-trace.linux-arm64-gnu" | sed -n 's/ *Machine: *//p'), static)"
 
   step "Node scenario, node $NODE_ARM64_VERSION arm64 under qemu"
   local node=$cross/node/linux-arm64-$NODE_ARM64_VERSION/node
@@ -297,6 +343,40 @@ musl() {
       return 1
     fi
   done
+
+  # The tracer as a release builds it: the preload library against musl, and
+  # for glibc against 2.17 (so it loads into programs on old distributions);
+  # the static supervisor against musl for every Linux target.
+  local tracer=$cross/tracer-release
+  mkdir -p "$tracer"
+  for target in x86_64-linux-musl aarch64-linux-musl x86_64-linux-gnu.2.17 aarch64-linux-gnu.2.17; do
+    step "file-access tracer, $target (zig)"
+    triple=linux-${target%%-*}-${target##*-linux-}
+    triple=${triple/x86_64/x64}
+    triple=${triple/aarch64/arm64}
+    triple=${triple/gnu.2.17/gnu}
+    node scripts/build-tracer.mjs --triple "$triple" --cc "$(zig_cc "$target")" \
+      --supervisor-cc "$(zig_cc "${target%%-*}-linux-musl")" --out-dir "$tracer"
+    echo "$triple: $(readelf -h "$tracer/runner-aware-preload.$triple.so" | sed -n 's/ *Machine: *//p'), needs: $(readelf -d "$tracer/runner-aware-preload.$triple.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+  done
+  # No symbol of a glibc after 2.17, so the library loads wherever the addon does.
+  local newest
+  newest=$(readelf --dyn-syms -W "$tracer/runner-aware-preload.linux-x64-gnu.so" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+  echo "linux-x64-gnu preload library: newest glibc symbol version $newest"
+  if [ "$(printf '%s\n' "$newest" GLIBC_2.17 | sort -V | tail -1)" != GLIBC_2.17 ]; then
+    echo "the glibc preload library needs $newest, newer than 2.17" >&2
+    return 1
+  fi
+
+  step "file-access tracer, x86_64 musl and glibc 2.17 builds, a traced program natively"
+  # A musl program (musl's loader from Debian's musl package) under the musl tracer, seccomp included.
+  eval "$(zig_cc x86_64-linux-musl) -O2 -o $tracer/trace-smoke-musl test/cross/trace-smoke.c"
+  trace_smoke "linux-x64-musl tracer" complete \
+    env "RUNNER_AWARE_TRACE_PRELOAD=$tracer/runner-aware-preload.linux-x64-musl.so" "$tracer/runner-aware-trace.linux-x64-musl" -- :: "$tracer/trace-smoke-musl"
+  # This machine's glibc program under the 2.17 build and the musl-static supervisor.
+  cc -O2 -o "$tracer/trace-smoke-gnu" test/cross/trace-smoke.c
+  trace_smoke "linux-x64-gnu tracer (glibc 2.17 build)" complete \
+    env "RUNNER_AWARE_TRACE_PRELOAD=$tracer/runner-aware-preload.linux-x64-gnu.so" "$tracer/runner-aware-trace.linux-x64-gnu" -- :: "$tracer/trace-smoke-gnu"
 }
 
 install

@@ -584,16 +584,28 @@ int main(int argc, char **argv) {
   /* The child shares our descriptor table until it has installed the
    * filter, so the listener it creates is ours too; then it takes a copy of
    * the table of its own and closes the listener there. */
+  /* Where the descriptor table cannot be shared (qemu-user refuses the
+   * flag), a plain fork runs the command with no filter, and the trace says
+   * it is incomplete. */
+  int shared = 1;
   pid_t child = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
-  if (child < 0) die("clone");
+  int clone_error = errno;
+  if (child < 0) {
+    shared = 0;
+    child = fork();
+  }
+  if (child < 0) die("fork");
   if (child == 0) {
     struct sock_filter filter[N_TRACED + 24];
     struct sock_fprog prog = {(unsigned short)build_filter(filter, preload_mode), filter};
     int listener = -1;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
-      listener = seccomp_call(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-    int result = listener >= 0 ? listener : -errno;
-    if (syscall(SYS_unshare, CLONE_FILES) != 0) _exit(127);
+    int result = -clone_error;
+    if (shared) {
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
+        listener = seccomp_call(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+      result = listener >= 0 ? listener : -errno;
+      if (syscall(SYS_unshare, CLONE_FILES) != 0) _exit(127);
+    }
     if (write(pipefd[1], &result, sizeof result) != sizeof result) _exit(127);
     if (listener >= 0) close(listener);
     close(pipefd[0]);
@@ -613,8 +625,12 @@ int main(int argc, char **argv) {
   close(pipefd[1]);
   if (listener < 0) {
     char why[256];
-    snprintf(why, sizeof why, "seccomp user notification is unavailable (%s), so static programs and raw system calls were not seen",
-             strerror(-listener));
+    if (shared)
+      snprintf(why, sizeof why, "seccomp user notification is unavailable (%s), so static programs and raw system calls were not seen",
+               strerror(-listener));
+    else
+      snprintf(why, sizeof why, "the supervisor could not start the command under its filter (clone with CLONE_FILES: %s), so static programs and raw system calls were not seen",
+               strerror(-listener));
     write_record(TRACE_INCOMPLETE, why);
     listener = -1;
   }
