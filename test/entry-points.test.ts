@@ -25,7 +25,9 @@ const toolApi = [
 
 const runnerApi = [
   'InvalidEnvGlobError',
+  'StatCache',
   'absolutizeReports',
+  'changedSince',
   'createServer',
   'declaredInputs',
   'declaredOutputs',
@@ -37,6 +39,8 @@ const runnerApi = [
   'envValueDigest',
   'filterInputs',
   'filterOutputs',
+  'fingerprintInput',
+  'inferAccesses',
   'isIgnoredInput',
   'isIgnoredOutput',
   'isWithin',

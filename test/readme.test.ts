@@ -108,7 +108,9 @@ beforeAll(() => {
   writeFileSync(join(workspace, 'my-app', 'package.json'), '{ "name": "my-app", "private": true, "version": "1.0.0" }\n');
   // A built clone: what pack:all reads, and the linters it runs.
   const clone = join(workspace, 'runner-aware');
-  for (const entry of ['package.json', 'README.md', 'LICENSE', 'dist', 'npm', addon, join('scripts', 'pack-all.mjs')]) {
+  // The file-access tracer ships beside the addon on Linux.
+  const tracer = readdirSync(root).filter((file) => /^runner-aware-(preload|trace)\.linux-/.test(file));
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'dist', 'npm', addon, ...tracer, join('scripts', 'pack-all.mjs')]) {
     cpSync(join(root, entry), join(clone, entry), { recursive: true });
   }
   for (const linter of ['publint', join('@arethetypeswrong', 'cli')]) {
