@@ -1,7 +1,9 @@
 // The cost and completeness of file-access tracing on a real build: `vite
-// build` of a generated app, untraced, traced in preload mode and in
-// whole-tree seccomp mode, taking turns; CPU time of the whole process tree
-// (the build's and the supervisor's, from the shell's `times`). Then the
+// build` of a generated app under a runner-aware server, untraced, traced in
+// preload mode and in whole-tree seccomp mode, taking turns; CPU time of the
+// whole process tree (the build's and the supervisor's, from the shell's
+// `times`). Every run has the server's env, so Vite talks to the runner in
+// each and the difference is the tracing alone. Then the
 // paths `strace -f` sees under the app and node_modules against what preload
 // mode recorded, and the reference runner's hit time for the app.
 //
@@ -43,23 +45,23 @@ function cpuSeconds(argv, env) {
 }
 
 async function traced(mode) {
-  const server = await createServer({ trace: mode });
+  const server = await createServer(mode ? { trace: mode } : {});
   try {
     return cpuSeconds(server.command(build), { ...process.env, ...server.env });
   } finally {
     const reports = await server.close();
-    if (!reports.trace.complete) throw new Error(`the ${mode} trace is incomplete: ${reports.trace.incomplete.join('; ')}`);
+    if (mode && !reports.trace.complete) throw new Error(`the ${mode} trace is incomplete: ${reports.trace.incomplete.join('; ')}`);
   }
 }
 
 const result = { modules, rounds, untraced: [], preload: [], seccomp: [] };
 try {
   // One of each first, to warm the page cache and Node's compile caches.
-  cpuSeconds(build, process.env);
+  await traced(false);
   await traced('preload');
   await traced('seccomp');
   for (let i = 0; i < rounds; i++) {
-    result.untraced.push(cpuSeconds(build, process.env));
+    result.untraced.push(await traced(false));
     result.preload.push(await traced('preload'));
     result.seccomp.push(await traced('seccomp'));
   }

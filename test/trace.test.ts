@@ -18,6 +18,8 @@ import { root, run, type Run } from './helpers.js';
 let dir = '';
 let staticReader = '';
 let sandbox = '';
+let rawMain = '';
+let rawAddon = '';
 
 interface Traced {
   reports: Reports;
@@ -90,6 +92,10 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
     dir = mkdtempSync(join(tmpdir(), 'runner-aware-trace-test-'));
     staticReader = join(dir, 'static-reader');
     execFileSync('cc', ['-O2', '-Wall', '-Werror', '-static', '-o', staticReader, join(root, 'test', 'trace', 'static-reader.c')], { stdio: 'pipe' });
+    rawAddon = join(dir, 'raw-addon.so');
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-o', rawAddon, join(root, 'test', 'trace', 'raw-addon.c'), '-lpthread'], { stdio: 'pipe' });
+    rawMain = join(dir, 'raw-main');
+    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', rawMain, join(root, 'test', 'trace', 'raw-main.c'), '-ldl'], { stdio: 'pipe' });
     sandbox = join(dir, 'sandbox');
     execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', sandbox, join(root, 'test', 'sandbox', 'sandbox.c')], { stdio: 'pipe' });
   });
@@ -116,6 +122,27 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
     expect(trace.read).toEqual(expect.arrayContaining([staticReader, join(cwd, 'input.txt')]));
     expect(trace.missing).toContain(join(cwd, 'probe.txt'));
     expect(trace.written).toContain(join(cwd, 'static-out.txt'));
+  });
+
+  it("sees a native library thread's raw system calls in the thread itself, and through the supervisor with dispatch off", async () => {
+    const cwd = scratch('raw-thread');
+    // newfstatat's number, which the supervisor's statistics name.
+    const nr = process.arch === 'x64' ? 262 : 79;
+    const notified = (result: Run) => Number(new RegExp(`system call ${nr}: (\\d+) notifications`).exec(result.stderr)?.[1] ?? 0);
+    const stats = { RUNNER_AWARE_TRACE_STATS: '1' };
+    const dispatched = await traced([rawMain, rawAddon, 'raw-probe'], { cwd, env: stats });
+    const supervised = await traced([rawMain, rawAddon, 'raw-probe'], { cwd, env: { ...stats, RUNNER_AWARE_TRACE_DISPATCH: '0' } });
+    for (const { trace, result } of [dispatched, supervised]) {
+      expect(result.code, result.stderr).toBe(0);
+      expect(trace.incomplete).toEqual([]);
+      expect(trace.missing).toContain(join(cwd, 'raw-probe'));
+    }
+    // With dispatch the thread's raw look-up never reached the supervisor.
+    expect(notified(dispatched.result)).toBe(notified(supervised.result) - 1);
+    // Its raw rt_sigprocmask took effect as the kernel's would, except that
+    // the tracer keeps SIGSYS, which dispatch needs, unblocked.
+    expect(dispatched.result.stdout).toBe('SIGUSR1 blocked: 1, SIGSYS blocked: 0\n');
+    expect(supervised.result.stdout).toBe('SIGUSR1 blocked: 1, SIGSYS blocked: 1\n');
   });
 
   it('keeps tracing a child spawned with a cleaned env, and a shell pipeline', async () => {

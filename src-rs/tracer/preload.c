@@ -18,9 +18,14 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <link.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <ucontext.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -100,10 +105,44 @@ static const uint32_t trampoline_code[] = {
 #error "the tracer supports x86_64 and aarch64"
 #endif
 
+/*
+ * Syscall User Dispatch (Linux 5.11): a thread's system calls made from
+ * outside libc's code (raw `syscall` instructions in a native addon, the
+ * dynamic loader's) raise SIGSYS in the thread itself while its selector
+ * says BLOCK, and the handler below records and makes them: a few
+ * microseconds, where the supervisor's notification round trip costs far
+ * more. Unlike a seccomp filter it ends at exec, so a static program started
+ * from here is left to the supervisor. The selector is ALLOW while the
+ * tracer itself makes a call through the trampoline.
+ */
+#ifndef PR_SET_SYSCALL_USER_DISPATCH
+#define PR_SET_SYSCALL_USER_DISPATCH 59
+#define PR_SYS_DISPATCH_OFF 0
+#define PR_SYS_DISPATCH_ON 1
+#define SYSCALL_DISPATCH_FILTER_ALLOW 0
+#define SYSCALL_DISPATCH_FILTER_BLOCK 1
+#endif
+#ifndef SYS_USER_DISPATCH
+#define SYS_USER_DISPATCH 2 /* si_code of its SIGSYS */
+#endif
+#define TLS __attribute__((tls_model("initial-exec")))
+static __thread volatile char sud_selector TLS = SYSCALL_DISPATCH_FILTER_ALLOW;
+static __thread int sud_on TLS;
+static unsigned long libc_code_start, libc_code_len;
+
 /* A raw system call: through the trampoline when it is mapped, else through
  * libc's syscall(3) (which the supervisor then sees too). Returns -errno. */
 static long sys6(long nr, long a, long b, long c, long d, long e, long f) {
-  if (LIKELY(trampoline != NULL)) return trampoline(nr, a, b, c, d, e, f);
+  if (LIKELY(trampoline != NULL)) {
+    if (!sud_on) return trampoline(nr, a, b, c, d, e, f);
+    char was = sud_selector;
+    sud_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+    __asm__ volatile("" ::: "memory");
+    long r = trampoline(nr, a, b, c, d, e, f);
+    __asm__ volatile("" ::: "memory");
+    sud_selector = was;
+    return r;
+  }
   long r = real_syscall(nr, a, b, c, d, e, f);
   return r == -1 ? -errno : r;
 }
@@ -149,6 +188,7 @@ static char preload_lib[TRACE_PATH_MAX];
 static int initialized;
 
 static void init(void);
+static void sud_start(void);
 #define ENSURE_INIT()                   \
   do {                                  \
     if (!LIKELY(initialized)) init();   \
@@ -167,6 +207,8 @@ REAL(fopen);
 REAL(freopen);
 REAL(realpath);
 REAL(close);
+REAL(sigaction);
+REAL(pthread_create);
 static int (*real_close_range)(unsigned, unsigned, int);
 static void (*real_closefrom)(int);
 static FILE *(*real_fopen64)(const char *, const char *);
@@ -371,6 +413,8 @@ __attribute__((constructor(101))) static void init(void) {
   LOOKUP(close_range);
   LOOKUP(closefrom);
   LOOKUP(execveat);
+  LOOKUP(sigaction);
+  LOOKUP(pthread_create);
 #undef LOOKUP
   if (real_syscall == NULL) return;
   map_trampoline();
@@ -386,6 +430,7 @@ __attribute__((constructor(101))) static void init(void) {
   find_self();
   if (preload_lib[0]) copy_env(env_preload, sizeof env_preload, "LD_PRELOAD", preload_lib);
   open_trace_fd();
+  sud_start();
   if (!supervised)
     record_incomplete("a process ran outside the trace supervisor, so system calls libc makes internally "
                       "and raw system calls were not seen",
@@ -1013,4 +1058,269 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
   int r;
   WITH_TRACED_ENV(envp, r = real_posix_spawnp(pid, file, actions, attr, argv, env_));
   return r;
+}
+
+/* ---- Syscall User Dispatch: raw system calls, in the thread ------------- */
+
+#if defined(__x86_64__)
+static const int arg_regs[6] = {REG_RDI, REG_RSI, REG_RDX, REG_R10, REG_R8, REG_R9};
+#define UC_ARG(uc, i) ((uc)->uc_mcontext.gregs[arg_regs[i]])
+#define UC_NR(uc) ((uc)->uc_mcontext.gregs[REG_RAX])
+#define UC_RET(uc) ((uc)->uc_mcontext.gregs[REG_RAX])
+#define UC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#define SYSCALL_INSN_LEN 2
+#elif defined(__aarch64__)
+#define UC_ARG(uc, i) ((uc)->uc_mcontext.regs[i])
+#define UC_NR(uc) ((uc)->uc_mcontext.regs[8])
+#define UC_RET(uc) ((uc)->uc_mcontext.regs[0])
+#define UC_PC(uc) ((uc)->uc_mcontext.pc)
+#define SYSCALL_INSN_LEN 4
+#endif
+
+/* Run the call as the thread itself: it creates a thread or process, or
+ * returns from a signal, which cannot happen inside a handler. */
+#define RUN_NATIVELY (-4096 - 1)
+
+static struct sigaction program_sigsys; /* a SIGSYS handler the program set, chained to */
+static int sud_usable;
+
+static long emulate(long nr, const long *a, ucontext_t *uc) {
+  long r;
+  const char *p0 = (const char *)a[0], *p1 = (const char *)a[1];
+  switch (nr) {
+    case SYS_openat:
+      record_open_before((int)a[0], p1, (int)a[2]);
+      r = sys(SYS_openat, a[0], a[1], a[2], a[3]);
+      record_open_after((int)a[0], p1, (int)a[2], r);
+      return r;
+#ifdef SYS_open
+    case SYS_open:
+      record_open_before(AT_FDCWD, p0, (int)a[1]);
+      r = sys(SYS_openat, AT_FDCWD, a[0], a[1], a[2]);
+      record_open_after(AT_FDCWD, p0, (int)a[1], r);
+      return r;
+#endif
+    case SYS_statx:
+      return do_statx((int)a[0], p1, (int)a[2], (unsigned)a[3], (void *)a[4]);
+    case SYS_FSTATAT:
+      r = sys(SYS_FSTATAT, a[0], a[1], a[2], a[3]);
+      if (!((a[3] & AT_EMPTY_PATH) && p1 && p1[0] == '\0')) record_lookup((int)a[0], p1, r);
+      return r;
+#ifdef SYS_stat
+    case SYS_stat:
+    case SYS_lstat:
+      r = sys(SYS_FSTATAT, AT_FDCWD, a[0], a[1], nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0);
+      record_lookup(AT_FDCWD, p0, r);
+      return r;
+#endif
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_readlinkat:
+      r = sys(nr, a[0], a[1], a[2], a[3]);
+      record_lookup((int)a[0], p1, r);
+      return r;
+#ifdef SYS_access
+    case SYS_access:
+    case SYS_readlink:
+      r = sys(nr, a[0], a[1], a[2], 0);
+      record_lookup(AT_FDCWD, p0, r);
+      return r;
+#endif
+    case SYS_mkdirat:
+      r = sys(SYS_mkdirat, a[0], a[1], a[2], 0);
+      if (r == 0) record_at(TRACE_WRITTEN, (int)a[0], p1);
+      return r;
+    case SYS_unlinkat:
+      record_at(TRACE_DELETED, (int)a[0], p1);
+      return sys(SYS_unlinkat, a[0], a[1], a[2], 0);
+    case SYS_renameat2:
+      record_at(TRACE_DELETED, (int)a[0], p1);
+      record_at(TRACE_WRITTEN, (int)a[2], (const char *)a[3]);
+      return sys6(SYS_renameat2, a[0], a[1], a[2], a[3], a[4], 0);
+    case SYS_truncate:
+      record_at(TRACE_WRITTEN, AT_FDCWD, p0);
+      return sys(SYS_truncate, a[0], a[1], 0, 0);
+    case SYS_rt_sigprocmask: {
+      /* The mask the thread returns to is the handler's saved one. */
+      uint64_t *mask = (uint64_t *)(void *)&uc->uc_sigmask, old = *mask, set;
+      if (a[3] != 8) return -EINVAL;
+      if (a[1]) {
+        memcpy(&set, (const void *)a[1], 8);
+        if (a[0] == SIG_BLOCK)
+          *mask |= set;
+        else if (a[0] == SIG_UNBLOCK)
+          *mask &= ~set;
+        else if (a[0] == SIG_SETMASK)
+          *mask = set;
+        else
+          return -EINVAL;
+        *mask &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)) | (1ULL << (SIGSYS - 1)));
+      }
+      if (a[2]) memcpy((void *)a[2], &old, 8);
+      return 0;
+    }
+    case SYS_rt_sigaction:
+      /* SIGSYS stays the tracer's. */
+      if (a[0] == SIGSYS) return 0;
+      break;
+    case SYS_clone:
+    case SYS_clone3:
+#ifdef SYS_fork
+    case SYS_fork:
+    case SYS_vfork:
+#endif
+    case SYS_rt_sigreturn:
+    case SYS_execve:
+    case SYS_execveat:
+      return RUN_NATIVELY;
+    default:
+      break;
+  }
+  /* Any other call, from libc's code: allowed by dispatch, and the
+   * supervisor's filter sees it if it names a file. */
+  r = real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  return r == -1 ? -errno : r;
+}
+
+static void on_sigsys(int sig, siginfo_t *info, void *context) {
+  ucontext_t *uc = context;
+  if (info->si_code != SYS_USER_DISPATCH) {
+    /* Not ours (a seccomp filter of the program's): its handler, or the default. */
+    if (program_sigsys.sa_flags & SA_SIGINFO) {
+      if (program_sigsys.sa_sigaction) program_sigsys.sa_sigaction(sig, info, context);
+    } else if (program_sigsys.sa_handler != SIG_DFL && program_sigsys.sa_handler != SIG_IGN) {
+      program_sigsys.sa_handler(sig);
+    } else {
+      signal(SIGSYS, SIG_DFL);
+      raise(SIGSYS);
+    }
+    return;
+  }
+  int saved = errno;
+  long nr = info->si_syscall, a[6];
+  for (int i = 0; i < 6; i++) a[i] = (long)UC_ARG(uc, i);
+  sud_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  long r = emulate(nr, a, uc);
+  if (r == RUN_NATIVELY) {
+    /* Back over the instruction with dispatch off for this thread: its raw
+     * calls go to the supervisor from now on, slower but seen. */
+    UC_NR(uc) = nr;
+#if defined(__aarch64__)
+    UC_ARG(uc, 0) = a[0];
+#endif
+    UC_PC(uc) -= SYSCALL_INSN_LEN;
+    errno = saved;
+    return;
+  }
+  UC_RET(uc) = r;
+  sud_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+  errno = saved;
+}
+
+/* The main program's code: threads it starts are left alone. */
+static unsigned long main_code_start, main_code_end;
+
+static int find_main_code(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  (void)data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    unsigned long start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+    if (main_code_end == 0 || start < main_code_start) main_code_start = start;
+    if (end > main_code_end) main_code_end = end;
+  }
+  return 1; /* the first object is the program */
+}
+
+/* libc's own code, where dispatch lets calls through. */
+static int find_libc_code(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  unsigned long target = (unsigned long)data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    unsigned long start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+    if (target >= start && target < end) {
+      libc_code_start = start;
+      libc_code_len = end - start;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void sud_enable_thread(void) {
+  if (!sud_usable) return;
+  sud_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+  if (real_syscall(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, libc_code_start, libc_code_len,
+                   &sud_selector) == 0) {
+    sud_on = 1;
+  } else {
+    sud_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  }
+}
+
+/*
+ * Dispatch for the threads native libraries start (a bundler's worker
+ * threads, whose raw calls are the ones libc never sees), when the
+ * supervisor and the trampoline are there and the kernel has it. The main
+ * thread and the threads the program itself starts keep the supervisor
+ * alone: a runtime that makes every call raw and handles signals its own way
+ * (Go's) is not made to take a signal per call. RUNNER_AWARE_TRACE_DISPATCH=0
+ * turns it off.
+ */
+static void sud_start(void) {
+  if (!supervised || trampoline == NULL) return;
+  const char *off = getenv("RUNNER_AWARE_TRACE_DISPATCH");
+  if (off && strcmp(off, "0") == 0) return;
+  dl_iterate_phdr(find_libc_code, (void *)real_syscall);
+  dl_iterate_phdr(find_main_code, NULL);
+  if (libc_code_len == 0 || real_pthread_create == NULL) return;
+  struct sigaction act;
+  memset(&act, 0, sizeof act);
+  act.sa_sigaction = on_sigsys;
+  act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&act.sa_mask);
+  if (real_sigaction(SIGSYS, &act, &program_sigsys) != 0) return;
+  sud_usable = 1;
+}
+
+struct thread_start {
+  void *(*routine)(void *);
+  void *arg;
+};
+
+static void *start_with_dispatch(void *p) {
+  struct thread_start start = *(struct thread_start *)p;
+  free(p);
+  sud_enable_thread();
+  return start.routine(start.arg);
+}
+
+EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*routine)(void *), void *arg) {
+  ENSURE_INIT();
+  unsigned long caller = (unsigned long)__builtin_return_address(0);
+  int from_program = (caller >= main_code_start && caller < main_code_end) ||
+                     (caller >= libc_code_start && caller < libc_code_start + libc_code_len);
+  if (sud_usable && !from_program) {
+    struct thread_start *start = malloc(sizeof *start);
+    if (start != NULL) {
+      start->routine = routine;
+      start->arg = arg;
+      int r = real_pthread_create(thread, attr, start_with_dispatch, start);
+      if (r != 0) free(start);
+      return r;
+    }
+  }
+  return real_pthread_create(thread, attr, routine, arg);
+}
+
+/* A program's SIGSYS handler is chained to, not installed: dispatch needs ours. */
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  ENSURE_INIT();
+  if (sig != SIGSYS || !sud_usable) return real_sigaction(sig, act, old);
+  if (old) *old = program_sigsys;
+  if (act) program_sigsys = *act;
+  return 0;
 }
