@@ -1280,7 +1280,10 @@ static void sud_start(void) {
   struct sigaction act;
   memset(&act, 0, sizeof act);
   act.sa_sigaction = on_sigsys;
-  act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  /* No SA_ONSTACK: the handler needs some kilobytes of stack, which a
+   * thread's own stack has and the small alternate stacks runtimes set up
+   * for overflow reports may not. */
+  act.sa_flags = SA_SIGINFO | SA_NODEFER;
   sigemptyset(&act.sa_mask);
   if (real_sigaction(SIGSYS, &act, &program_sigsys) != 0) return;
   sud_usable = 1;
