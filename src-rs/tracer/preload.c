@@ -1303,6 +1303,10 @@ static void *start_with_dispatch(void *p) {
 
 EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*routine)(void *), void *arg) {
   ENSURE_INIT();
+  /* Before glibc 2.34 it lives in libpthread, which a program may load after
+   * this library's start (a dlopen'ed module that needs it). */
+  if (real_pthread_create == NULL) real_pthread_create = (__typeof__(real_pthread_create))dlsym(RTLD_NEXT, "pthread_create");
+  if (real_pthread_create == NULL) return EAGAIN;
   unsigned long caller = (unsigned long)__builtin_return_address(0);
   int from_program = (caller >= main_code_start && caller < main_code_end) ||
                      (caller >= libc_code_start && caller < libc_code_start + libc_code_len);
@@ -1322,6 +1326,11 @@ EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(
 /* A program's SIGSYS handler is chained to, not installed: dispatch needs ours. */
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   ENSURE_INIT();
+  if (real_sigaction == NULL) real_sigaction = (__typeof__(real_sigaction))dlsym(RTLD_NEXT, "sigaction");
+  if (real_sigaction == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
   if (sig != SIGSYS || !sud_usable) return real_sigaction(sig, act, old);
   if (old) *old = program_sigsys;
   if (act) program_sigsys = *act;
