@@ -98,16 +98,19 @@ function entryCount(): number {
   return tasks.reduce((n, task) => n + readdirSync(join(cacheDir, task.name)).filter((id) => !id.startsWith('.')).length, 0);
 }
 
+/** A fresh app dir with the test tool, `config.json` and `files`, and an empty cache dir beside it. */
+function makeApp(files: Record<string, string>): void {
+  work = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
+  app = join(work, 'app');
+  cacheDir = join(work, 'cache');
+  mkdirSync(app);
+  writeFileSync(join(app, 'tool.mjs'), tool);
+  writeFileSync(join(app, 'config.json'), '{"v":1}\n');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(app, name), text);
+}
+
 describe('reference caching runner', () => {
-  beforeEach(() => {
-    work = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
-    app = join(work, 'app');
-    cacheDir = join(work, 'cache');
-    mkdirSync(app);
-    writeFileSync(join(app, 'tool.mjs'), tool);
-    writeFileSync(join(app, 'daemon.mjs'), daemon);
-    writeFileSync(join(app, 'config.json'), '{"v":1}\n');
-  });
+  beforeEach(() => makeApp({ 'daemon.mjs': daemon }));
   afterEach(() => rmSync(work, { recursive: true, force: true }));
 
   it('archives declared outputs minus ignored ones and replays stdout and stderr', async () => {
@@ -207,15 +210,7 @@ describe('reference caching runner', () => {
 describe('reference caching runner: its command line', () => {
   const envTool = `console.log(JSON.stringify(Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('VITE_')))));`;
 
-  beforeEach(() => {
-    work = mkdtempSync(join(tmpdir(), 'runner-aware-cache-runner-'));
-    app = join(work, 'app');
-    cacheDir = join(work, 'cache');
-    mkdirSync(app);
-    writeFileSync(join(app, 'tool.mjs'), tool);
-    writeFileSync(join(app, 'env-tool.mjs'), envTool);
-    writeFileSync(join(app, 'config.json'), '{"v":1}\n');
-  });
+  beforeEach(() => makeApp({ 'env-tool.mjs': envTool }));
   afterEach(() => rmSync(work, { recursive: true, force: true }));
 
   /** The runner with `args` (its flags, `--` and a command), in the app dir, with `env` and PATH only. */

@@ -290,20 +290,17 @@ function fingerprintTraced(inputs) {
 }
 
 function tracedReasons(stored = {}) {
-  const reasons = [];
+  // A `missing` fingerprint is no file: inputReasons then says added or removed.
+  const then = {};
+  const now = {};
   for (const [file, [kind, fingerprint]] of Object.entries(stored)) {
-    const now = fingerprintInput({ path: path.resolve(cwd, file), kind }, statCache);
-    if (now === fingerprint) continue;
-    if (fingerprint === 'missing') reasons.push(`input ${file} added`);
-    else if (now === 'missing') reasons.push(`input ${file} removed`);
-    else reasons.push(`input ${file} changed`);
-    // The first few name the change; a thousand would not say more.
-    if (reasons.length === 5) {
-      reasons.push('…');
-      break;
-    }
+    if (fingerprint !== 'missing') then[file] = fingerprint;
+    const current = fingerprintInput({ path: path.resolve(cwd, file), kind }, statCache);
+    if (current !== 'missing') now[file] = current;
   }
-  return reasons;
+  const reasons = inputReasons(then, now);
+  // The first few name the change; a thousand would not say more.
+  return reasons.length > 5 ? [...reasons.slice(0, 5), '…'] : reasons;
 }
 
 // --- the cache ----------------------------------------------------------------

@@ -288,6 +288,16 @@ static void write_record(const char *rec, size_t len) {
 
 #define TOO_LONG ((size_t)-1)
 
+/* "/proc/self/fd/<fd>" into `link` (32 bytes), without stdio. */
+static void fd_link(char *link, int fd) {
+  static const char prefix[] = "/proc/self/fd/";
+  int i = (int)sizeof prefix - 1, digits[12], k = 0;
+  memcpy(link, prefix, sizeof prefix - 1);
+  do digits[k++] = fd % 10; while ((fd /= 10) > 0);
+  while (k > 0) link[i++] = (char)('0' + digits[--k]);
+  link[i] = '\0';
+}
+
 /* The absolute form of `path` relative to `dirfd`, in `out`; 0 when it has
  * none (an empty path, a descriptor that names no directory: the call fails
  * without touching a file), TOO_LONG when it does not fit a record. */
@@ -301,12 +311,9 @@ static size_t absolute(int dirfd, const char *path, char *out, size_t cap) {
       if (r <= 0) return 0;
       n = str_len(out);
     } else {
-      char link[32] = "/proc/self/fd/";
-      int i = 14, d = dirfd, digits[12], k = 0;
-      if (d < 0) return 0;
-      do digits[k++] = d % 10; while ((d /= 10) > 0);
-      while (k > 0) link[i++] = (char)('0' + digits[--k]);
-      link[i] = '\0';
+      char link[32];
+      if (dirfd < 0) return 0;
+      fd_link(link, dirfd);
       r = sys(SYS_readlinkat, AT_FDCWD, link, out, cap - 1);
       if (r <= 0 || out[0] != '/') return 0;
       n = (size_t)r;
@@ -487,12 +494,21 @@ EXPORT int dup3(int oldfd, int newfd, int flags) {
 
 /* ---- open -------------------------------------------------------------- */
 
-static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
-  ENSURE_INIT();
+/*
+ * Each traced call records and makes one system call and returns its raw
+ * result (-errno on failure): the libc hooks wrap them in libc's convention,
+ * and the dispatch handler (below) answers a raw call with them.
+ */
+static long openat_traced(int dirfd, const char *path, int flags, long mode) {
   record_open_before(dirfd, path, flags);
   long r = sys(SYS_openat, dirfd, path, flags, mode);
   record_open_after(dirfd, path, flags, r);
-  return (int)ret_errno(r);
+  return r;
+}
+
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  ENSURE_INIT();
+  return (int)ret_errno(openat_traced(dirfd, path, flags, mode));
 }
 
 static mode_t mode_arg(int flags, va_list ap) {
@@ -594,11 +610,15 @@ EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream) {
 #define SYS_FSTATAT SYS_fstatat
 #endif
 
-static int do_fstatat(int dirfd, const char *path, void *buf, int flags) {
-  ENSURE_INIT();
+static long fstatat_traced(int dirfd, const char *path, void *buf, int flags) {
   long r = sys(SYS_FSTATAT, dirfd, path, buf, flags);
   if (!((flags & AT_EMPTY_PATH) && path && path[0] == '\0')) record_lookup(dirfd, path, r);
-  return (int)ret_errno(r);
+  return r;
+}
+
+static int do_fstatat(int dirfd, const char *path, void *buf, int flags) {
+  ENSURE_INIT();
+  return (int)ret_errno(fstatat_traced(dirfd, path, buf, flags));
 }
 
 EXPORT int stat(const char *path, struct stat *buf) { return do_fstatat(AT_FDCWD, path, buf, 0); }
@@ -653,19 +673,23 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, stru
   return (int)ret_errno(do_statx(dirfd, path, flags, mask, buf));
 }
 
+/* faccessat, faccessat2, readlinkat: a look-up of (dirfd, path). */
+static long lookup_traced(long nr, int dirfd, const char *path, long a, long b) {
+  long r = sys(nr, dirfd, path, a, b);
+  record_lookup(dirfd, path, r);
+  return r;
+}
+
 EXPORT int access(const char *path, int mode) {
   ENSURE_INIT();
-  long r = sys(SYS_faccessat, AT_FDCWD, path, mode, 0);
-  record_lookup(AT_FDCWD, path, r);
-  return (int)ret_errno(r);
+  return (int)ret_errno(lookup_traced(SYS_faccessat, AT_FDCWD, path, mode, 0));
 }
 
 EXPORT int faccessat(int dirfd, const char *path, int mode, int flags) {
   ENSURE_INIT();
-  long r = flags == 0 ? sys(SYS_faccessat, dirfd, path, mode, 0) : sys(SYS_faccessat2, dirfd, path, mode, flags);
-  if (r == -ENOSYS && flags != 0) r = -EINVAL;
-  record_lookup(dirfd, path, r);
-  return (int)ret_errno(r);
+  if (flags == 0) return (int)ret_errno(lookup_traced(SYS_faccessat, dirfd, path, mode, 0));
+  long r = lookup_traced(SYS_faccessat2, dirfd, path, mode, flags);
+  return (int)ret_errno(r == -ENOSYS ? -EINVAL : r);
 }
 
 EXPORT int euidaccess(const char *path, int mode) { return faccessat(AT_FDCWD, path, mode, AT_EACCESS); }
@@ -673,16 +697,12 @@ EXPORT int eaccess(const char *path, int mode) { return faccessat(AT_FDCWD, path
 
 EXPORT ssize_t readlink(const char *path, char *buf, size_t len) {
   ENSURE_INIT();
-  long r = sys(SYS_readlinkat, AT_FDCWD, path, buf, len);
-  record_lookup(AT_FDCWD, path, r);
-  return ret_errno(r);
+  return ret_errno(lookup_traced(SYS_readlinkat, AT_FDCWD, path, (long)buf, (long)len));
 }
 
 EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t len) {
   ENSURE_INIT();
-  long r = sys(SYS_readlinkat, dirfd, path, buf, len);
-  record_lookup(dirfd, path, r);
-  return ret_errno(r);
+  return ret_errno(lookup_traced(SYS_readlinkat, dirfd, path, (long)buf, (long)len));
 }
 
 /* The kernel's own canonical name of the path: open it O_PATH and read the
@@ -696,11 +716,8 @@ EXPORT char *realpath(const char *path, char *resolved) {
     errno = (int)-fd;
     return NULL;
   }
-  char link[32] = "/proc/self/fd/", buf[PATH_MAX];
-  int i = 14, d = (int)fd, digits[12], k = 0;
-  do digits[k++] = d % 10; while ((d /= 10) > 0);
-  while (k > 0) link[i++] = (char)('0' + digits[--k]);
-  link[i] = '\0';
+  char link[32], buf[PATH_MAX];
+  fd_link(link, (int)fd);
   long n = sys(SYS_readlinkat, AT_FDCWD, link, buf, sizeof buf - 1);
   sys(SYS_close, fd, 0, 0, 0);
   if (n <= 0 || buf[0] != '/') return real_realpath(path, resolved);
@@ -760,51 +777,64 @@ EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*filter)(co
 
 /* ---- effects: recorded before they happen ------------------------------- */
 
+/* A directory made is recorded once it exists: a failed mkdir changed nothing. */
+static long mkdirat_traced(int dirfd, const char *path, long mode) {
+  long r = sys(SYS_mkdirat, dirfd, path, mode, 0);
+  if (r == 0) record_at(TRACE_WRITTEN, dirfd, path);
+  return r;
+}
+
+static long unlinkat_traced(int dirfd, const char *path, int flags) {
+  record_at(TRACE_DELETED, dirfd, path);
+  return sys(SYS_unlinkat, dirfd, path, flags, 0);
+}
+
+static long renameat2_traced(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags) {
+  record_at(TRACE_DELETED, olddir, oldpath);
+  record_at(TRACE_WRITTEN, newdir, newpath);
+  return sys6(SYS_renameat2, olddir, (long)oldpath, newdir, (long)newpath, flags, 0);
+}
+
+static long truncate_traced(const char *path, long length) {
+  record(TRACE_WRITTEN, path);
+  return sys(SYS_truncate, path, length, 0, 0);
+}
+
 EXPORT int mkdir(const char *path, mode_t mode) {
   ENSURE_INIT();
-  long r = sys(SYS_mkdirat, AT_FDCWD, path, mode, 0);
-  if (r == 0) record(TRACE_WRITTEN, path);
-  return (int)ret_errno(r);
+  return (int)ret_errno(mkdirat_traced(AT_FDCWD, path, mode));
 }
 
 EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
   ENSURE_INIT();
-  long r = sys(SYS_mkdirat, dirfd, path, mode, 0);
-  if (r == 0) record_at(TRACE_WRITTEN, dirfd, path);
-  return (int)ret_errno(r);
+  return (int)ret_errno(mkdirat_traced(dirfd, path, mode));
 }
 
 EXPORT int rmdir(const char *path) {
   ENSURE_INIT();
-  record(TRACE_DELETED, path);
-  return (int)ret_errno(sys(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR, 0));
+  return (int)ret_errno(unlinkat_traced(AT_FDCWD, path, AT_REMOVEDIR));
 }
 
 EXPORT int unlink(const char *path) {
   ENSURE_INIT();
-  record(TRACE_DELETED, path);
-  return (int)ret_errno(sys(SYS_unlinkat, AT_FDCWD, path, 0, 0));
+  return (int)ret_errno(unlinkat_traced(AT_FDCWD, path, 0));
 }
 
 EXPORT int unlinkat(int dirfd, const char *path, int flags) {
   ENSURE_INIT();
-  record_at(TRACE_DELETED, dirfd, path);
-  return (int)ret_errno(sys(SYS_unlinkat, dirfd, path, flags, 0));
+  return (int)ret_errno(unlinkat_traced(dirfd, path, flags));
 }
 
 EXPORT int remove(const char *path) {
   ENSURE_INIT();
-  record(TRACE_DELETED, path);
-  long r = sys(SYS_unlinkat, AT_FDCWD, path, 0, 0);
+  long r = unlinkat_traced(AT_FDCWD, path, 0);
   if (r == -EISDIR) r = sys(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR, 0);
   return (int)ret_errno(r);
 }
 
 static int do_renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags) {
   ENSURE_INIT();
-  record_at(TRACE_DELETED, olddir, oldpath);
-  record_at(TRACE_WRITTEN, newdir, newpath);
-  return (int)ret_errno(sys6(SYS_renameat2, olddir, (long)oldpath, newdir, (long)newpath, flags, 0));
+  return (int)ret_errno(renameat2_traced(olddir, oldpath, newdir, newpath, flags));
 }
 
 EXPORT int rename(const char *oldpath, const char *newpath) {
@@ -819,8 +849,7 @@ EXPORT int renameat2(int olddir, const char *oldpath, int newdir, const char *ne
 
 EXPORT int truncate(const char *path, off_t length) {
   ENSURE_INIT();
-  record(TRACE_WRITTEN, path);
-  return (int)ret_errno(sys(SYS_truncate, path, length, 0, 0));
+  return (int)ret_errno(truncate_traced(path, length));
 }
 EXPORT int truncate64(const char *path, off_t length) { return truncate(path, length); }
 
@@ -1089,57 +1118,39 @@ static long emulate(long nr, const long *a, ucontext_t *uc) {
   const char *p0 = (const char *)a[0], *p1 = (const char *)a[1];
   switch (nr) {
     case SYS_openat:
-      record_open_before((int)a[0], p1, (int)a[2]);
-      r = sys(SYS_openat, a[0], a[1], a[2], a[3]);
-      record_open_after((int)a[0], p1, (int)a[2], r);
-      return r;
+      return openat_traced((int)a[0], p1, (int)a[2], a[3]);
 #ifdef SYS_open
     case SYS_open:
-      record_open_before(AT_FDCWD, p0, (int)a[1]);
-      r = sys(SYS_openat, AT_FDCWD, a[0], a[1], a[2]);
-      record_open_after(AT_FDCWD, p0, (int)a[1], r);
-      return r;
+      return openat_traced(AT_FDCWD, p0, (int)a[1], a[2]);
 #endif
     case SYS_statx:
       return do_statx((int)a[0], p1, (int)a[2], (unsigned)a[3], (void *)a[4]);
     case SYS_FSTATAT:
-      r = sys(SYS_FSTATAT, a[0], a[1], a[2], a[3]);
-      if (!((a[3] & AT_EMPTY_PATH) && p1 && p1[0] == '\0')) record_lookup((int)a[0], p1, r);
-      return r;
+      return fstatat_traced((int)a[0], p1, (void *)a[2], (int)a[3]);
 #ifdef SYS_stat
     case SYS_stat:
+      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], 0);
     case SYS_lstat:
-      r = sys(SYS_FSTATAT, AT_FDCWD, a[0], a[1], nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0);
-      record_lookup(AT_FDCWD, p0, r);
-      return r;
+      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], AT_SYMLINK_NOFOLLOW);
 #endif
     case SYS_faccessat:
     case SYS_faccessat2:
     case SYS_readlinkat:
-      r = sys(nr, a[0], a[1], a[2], a[3]);
-      record_lookup((int)a[0], p1, r);
-      return r;
+      return lookup_traced(nr, (int)a[0], p1, a[2], a[3]);
 #ifdef SYS_access
     case SYS_access:
+      return lookup_traced(SYS_faccessat, AT_FDCWD, p0, a[1], 0);
     case SYS_readlink:
-      r = sys(nr, a[0], a[1], a[2], 0);
-      record_lookup(AT_FDCWD, p0, r);
-      return r;
+      return lookup_traced(SYS_readlinkat, AT_FDCWD, p0, a[1], a[2]);
 #endif
     case SYS_mkdirat:
-      r = sys(SYS_mkdirat, a[0], a[1], a[2], 0);
-      if (r == 0) record_at(TRACE_WRITTEN, (int)a[0], p1);
-      return r;
+      return mkdirat_traced((int)a[0], p1, a[2]);
     case SYS_unlinkat:
-      record_at(TRACE_DELETED, (int)a[0], p1);
-      return sys(SYS_unlinkat, a[0], a[1], a[2], 0);
+      return unlinkat_traced((int)a[0], p1, (int)a[2]);
     case SYS_renameat2:
-      record_at(TRACE_DELETED, (int)a[0], p1);
-      record_at(TRACE_WRITTEN, (int)a[2], (const char *)a[3]);
-      return sys6(SYS_renameat2, a[0], a[1], a[2], a[3], a[4], 0);
+      return renameat2_traced((int)a[0], p1, (int)a[2], (const char *)a[3], (unsigned)a[4]);
     case SYS_truncate:
-      record_at(TRACE_WRITTEN, AT_FDCWD, p0);
-      return sys(SYS_truncate, a[0], a[1], 0, 0);
+      return truncate_traced(p0, a[1]);
     case SYS_rt_sigprocmask: {
       /* The mask the thread returns to is the handler's saved one. */
       uint64_t *mask = (uint64_t *)(void *)&uc->uc_sigmask, old = *mask, set;

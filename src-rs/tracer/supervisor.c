@@ -212,51 +212,48 @@ static size_t build_filter(struct sock_filter *prog, int preload_mode) {
 
 /* ---- reading the tracee ------------------------------------------------ */
 
-/* The NUL-terminated string at `addr` in `pid`, page by page (a string may
- * end just before an unmapped page): with process_vm_readv, or through
+/* Up to `len` bytes at `addr` in `pid`: with process_vm_readv, or through
  * /proc/<pid>/mem where a sandbox denies that call (Codex's does). Returns
- * its length, -1 when there is none to read (a bad pointer: the call fails
- * without touching a file; the caller is gone: the call never runs), or -2
- * when the string exists but cannot be read. */
-static long read_string(pid_t pid, uint64_t addr, char *out, size_t cap) {
+ * the count read, -1 when there is nothing to read (a bad pointer: the call
+ * fails without touching a file; the caller is gone: the call never runs),
+ * or -2 when the memory exists but cannot be read. */
+static long read_memory(pid_t pid, uint64_t addr, void *out, size_t len) {
   static int use_mem_file;
+  ssize_t r = -1;
+  if (!use_mem_file) {
+    struct iovec local = {out, len}, remote = {(void *)(uintptr_t)addr, len};
+    r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (r < 0 && (errno == EPERM || errno == ENOSYS)) use_mem_file = 1;
+  }
+  if (use_mem_file) {
+    char file[64];
+    snprintf(file, sizeof file, "/proc/%d/mem", pid);
+    int mem = open(file, O_RDONLY | O_CLOEXEC);
+    if (mem < 0) return errno == ENOENT || errno == ESRCH ? -1 : -2;
+    r = pread(mem, out, len, (off_t)addr);
+    int saved = errno;
+    close(mem);
+    errno = saved;
+  }
+  if (r > 0) return r;
+  return r == 0 || errno == EFAULT || errno == EIO || errno == ESRCH || errno == ENOENT ? -1 : -2;
+}
+
+/* The NUL-terminated string at `addr` in `pid`, page by page (a string may
+ * end just before an unmapped page). Returns its length, or read_memory's
+ * -1 or -2. */
+static long read_string(pid_t pid, uint64_t addr, char *out, size_t cap) {
   size_t got = 0;
-  int mem = -1;
-  long result = -2;
   while (got + 1 < cap) {
     size_t page_left = 4096 - ((addr + got) & 4095);
     size_t want = page_left < cap - 1 - got ? page_left : cap - 1 - got;
-    ssize_t r = -1;
-    if (!use_mem_file) {
-      struct iovec local = {out + got, want}, remote = {(void *)(uintptr_t)(addr + got), want};
-      r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-      if (r < 0 && (errno == EPERM || errno == ENOSYS)) use_mem_file = 1;
-    }
-    if (use_mem_file) {
-      if (mem < 0) {
-        char file[64];
-        snprintf(file, sizeof file, "/proc/%d/mem", pid);
-        mem = open(file, O_RDONLY | O_CLOEXEC);
-        if (mem < 0) {
-          result = errno == ENOENT || errno == ESRCH ? -1 : -2;
-          break;
-        }
-      }
-      r = pread(mem, out + got, want, (off_t)(addr + got));
-    }
-    if (r <= 0) {
-      result = r == 0 || errno == EFAULT || errno == EIO || errno == ESRCH || errno == ENOENT ? -1 : -2;
-      break;
-    }
+    long r = read_memory(pid, addr + got, out + got, want);
+    if (r < 0) return r;
     void *nul = memchr(out + got, '\0', (size_t)r);
-    if (nul) {
-      result = (char *)nul - out;
-      break;
-    }
+    if (nul) return (char *)nul - out;
     got += (size_t)r;
   }
-  if (mem >= 0) close(mem);
-  return result;
+  return -2;
 }
 
 /* The directory `dirfd` names in `pid` (its cwd for AT_FDCWD). */
@@ -407,13 +404,10 @@ static void handle(const struct seccomp_notif *req) {
       break;
     case SYS_openat2: {
       uint64_t how_flags = 0;
-      int record_open_unknown = 0;
-      struct iovec local = {&how_flags, 8}, remote = {(void *)(uintptr_t)a[2], 8};
-      if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != 8) {
-        if (errno != EFAULT && errno != ESRCH) unreadable(pid, "the flags of an openat2 call");
-        record_open_unknown = 1;
-      }
-      if (PATH_AT(a[0], a[1])) record_open(path, record_open_unknown ? O_RDWR : how_flags);
+      long got = read_memory(pid, a[2], &how_flags, sizeof how_flags);
+      if (got == -2) unreadable(pid, "the flags of an openat2 call");
+      /* Flags not known: taken as a read and a write, the stronger record. */
+      if (PATH_AT(a[0], a[1])) record_open(path, got == (long)sizeof how_flags ? how_flags : O_RDWR);
       break;
     }
 #ifdef SYS_stat
