@@ -76,8 +76,13 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
       return [files.supervisor, '--mode', mode, '--', ...argv];
     },
     finish: () => {
-      const trace = JSON.parse(loadBinding().binding.readTrace(file, [privateDir])) as Omit<Trace, 'mode'>;
-      return { mode, ...trace };
+      try {
+        const trace = JSON.parse(loadBinding().binding.readTrace(file, [privateDir])) as Omit<Trace, 'mode'>;
+        return { mode, ...trace };
+      } catch (err) {
+        // Whatever the task did is unknown: an incomplete trace, never a lost close().
+        return emptyTrace(mode, [`the trace file could not be read: ${(err as Error).message}`]);
+      }
     },
   };
 }

@@ -261,6 +261,33 @@ fs.writeFileSync('temp.txt', 'scratch'); fs.unlinkSync('temp.txt');`;
     expect(trace.written).toContain(join(cwd, 'out.txt'));
   });
 
+  it('says the trace is incomplete when a process cannot write its records', async () => {
+    const cwd = scratch('lost-records');
+    // A directory where the trace file was: the child's preload library cannot open it.
+    const code = `
+const fs = require('node:fs');
+const trace = process.env.RUNNER_AWARE_TRACE;
+fs.renameSync(trace, trace + '.moved');
+fs.mkdirSync(trace);
+require('node:child_process').execFileSync(process.execPath, ['-e', "require('fs').readFileSync('input.txt')"]);
+fs.rmdirSync(trace);
+fs.renameSync(trace + '.moved', trace);`;
+    const { trace, reports, result } = await traced(node(code), { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.complete).toBe(false);
+    expect(trace.incomplete.join('\n')).toMatch(/process \d+ could not write its trace records/);
+    expect(reports.cacheable).toBe(false);
+  });
+
+  it('gives an incomplete trace, and still closes, when the trace file cannot be read', async () => {
+    const cwd = scratch('unreadable-trace');
+    const { trace, reports, result } = await traced(node("require('fs').unlinkSync(process.env.RUNNER_AWARE_TRACE)"), { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.complete).toBe(false);
+    expect(trace.incomplete[0]).toMatch(/^the trace file could not be read: /);
+    expect(reports.notCacheable.map((reason) => reason.kind)).toContain('trace');
+  });
+
   it('says so when processes outlive the task, and waits for those that end soon', async () => {
     const cwd = scratch('outlive');
     const lingering = (ms: number) =>

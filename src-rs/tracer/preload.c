@@ -275,15 +275,23 @@ static void open_trace_fd(void) {
   trace_fd = (int)fd;
 }
 
+/* Says once, through a call the supervisor sees, that records were lost. */
+static void records_lost(void) {
+  static int said;
+  if (said || real_syscall == NULL) return;
+  said = 1;
+  real_syscall(SYS_faccessat, AT_FDCWD, TRACE_LOST_PATH, F_OK, 0);
+}
+
 static void write_record(const char *rec, size_t len) {
   if (trace_fd < 0) open_trace_fd();
-  if (trace_fd < 0) return;
-  long r = sys(SYS_write, trace_fd, rec, len, 0);
+  long r = trace_fd < 0 ? -EBADF : sys(SYS_write, trace_fd, rec, len, 0);
   if (r == -EBADF) {
     trace_fd = -1;
     open_trace_fd();
-    if (trace_fd >= 0) sys(SYS_write, trace_fd, rec, len, 0);
+    if (trace_fd >= 0) r = sys(SYS_write, trace_fd, rec, len, 0);
   }
+  if (r != (long)len) records_lost();
 }
 
 #define TOO_LONG ((size_t)-1)

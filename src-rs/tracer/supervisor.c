@@ -93,13 +93,20 @@ static void die(const char *what) {
  */
 static char out_buf[1 << 16];
 static size_t out_len;
+/* A write that failed: the supervisor then exits with TRACE_WRITE_FAILED, so
+ * the run fails rather than look whole. */
+static int write_failed;
+#define TRACE_WRITE_FAILED 125
 
 static void flush_records(void) {
   size_t done = 0;
   while (done < out_len) {
     ssize_t w = write(trace_fd, out_buf + done, out_len - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
+    if (w <= 0) {
+      write_failed = 1;
+      break;
+    }
     done += (size_t)w;
   }
   out_len = 0;
@@ -439,7 +446,14 @@ static void handle(const struct seccomp_notif *req) {
     case SYS_faccessat:
     case SYS_faccessat2:
     case SYS_readlinkat:
-      if (PATH_AT(a[0], a[1])) record_lookup(path, req->data.nr == SYS_readlinkat);
+      if (!PATH_AT(a[0], a[1])) break;
+      if (strcmp(path, TRACE_LOST_PATH) == 0) {
+        char why[128];
+        snprintf(why, sizeof why, "process %d could not write its trace records", pid);
+        write_record(TRACE_INCOMPLETE, why);
+        break;
+      }
+      record_lookup(path, req->data.nr == SYS_readlinkat);
       break;
     case SYS_execve:
       if (PATH_AT(AT_FDCWD, a[0])) record_exec(path);
@@ -710,6 +724,10 @@ int main(int argc, char **argv) {
     }
   }
   flush_records();
+  if (write_failed) {
+    fprintf(stderr, "runner-aware-trace: could not write the trace file %s: what the task did is not all recorded\n", trace_file);
+    return TRACE_WRITE_FAILED;
+  }
   const char *stats = getenv("RUNNER_AWARE_TRACE_STATS");
   if (stats && strcmp(stats, "1") == 0) {
     for (int nr = 0; nr < 512; nr++)

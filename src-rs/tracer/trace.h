@@ -47,6 +47,12 @@
 #define TRACE_TRAMPOLINE_ADDR 0x5e5e000000UL
 #define TRACE_TRAMPOLINE_SIZE 4096UL
 
+/* A preload library that cannot write its records (the trace file gone,
+ * a full disk) looks this path up through libc, where the supervisor's
+ * filter sees it: the supervisor then marks the trace incomplete. It can
+ * never exist (/dev/null is no directory), so the call changes nothing. */
+#define TRACE_LOST_PATH "/dev/null/runner-aware-trace-lost"
+
 /* Longest path a record carries, the kind byte and NUL not included. */
 #define TRACE_PATH_MAX 4096
 
