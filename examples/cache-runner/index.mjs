@@ -535,7 +535,11 @@ function tracedSummary(traced) {
     byKind[kind] = (byKind[kind] ?? 0) + 1;
     if (path.isAbsolute(file)) outsideCount++;
   }
-  const kinds = Object.entries(byKind).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  // A fixed order, whatever order the trace met the paths in.
+  const kinds = ['content', 'listing', 'existence', ...Object.keys(byKind).sort()]
+    .filter((kind, i, all) => byKind[kind] !== undefined && all.indexOf(kind) === i)
+    .map((kind) => `${byKind[kind]} ${kind}`)
+    .join(', ');
   return `${Object.keys(traced).length} (${kinds}; ${outsideCount} outside the working directory)`;
 }
 
