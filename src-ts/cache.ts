@@ -3,9 +3,8 @@
 
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
-import { digestedMatches, sha256 } from './digest.js';
+import { digestedMatches, nullRecord, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
-import { nullRecord } from './server.js';
 import type { EnvQuery, EnvQueryRecord, Reports, Trace } from './types.js';
 
 // ---------------------------------------------------------------------------

@@ -1,17 +1,19 @@
 // `runner-aware inspect [--json] [--out FILE] -- <command…>`: runs a command
-// under a server and shows what its tools reported. Bundled as CommonJS
-// (dist/cli.cjs).
+// under a server, traced where the tracer runs, and shows what its tools
+// reported and what it read and wrote. Bundled as CommonJS (dist/cli.cjs).
 
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { isAbsolute, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { inferAccesses } from './infer.js';
 import { createServer, describeReason, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
 
-const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--close-timeout MS] [--plain-values] -- <command> [args…]
+const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--trace MODE] [--ignore PATH]… [--close-timeout MS] [--plain-values] -- <command> [args…]
        runner-aware --help | --version`;
 
 const HELP = `${USAGE}
@@ -19,6 +21,8 @@ const HELP = `${USAGE}
 Runs <command> under a runner-aware server, as a task runner would, and shows
 what the tools it started reported: env they read, paths they ignored or
 declared, values, and the verdict (cacheable, or every reason it is not).
+On Linux it also traces what every process of the command read and wrote,
+and shows the inputs and outputs a runner would infer from that.
 
 The command gets your environment plus the server's variables
 (RUNNER_AWARE_*, VP_RUN_NODE_CLIENT_PATH) and your stdio; its stdout stays its
@@ -29,6 +33,12 @@ Options:
   --json              print the Reports JSON, with its verdict, instead of the summary
   --out FILE          write the Reports JSON, with its verdict, to FILE (always JSON;
                       FILE is opened before the command runs, so a bad path costs no run)
+  --trace MODE        auto (default: preload where the tracer runs, none elsewhere),
+                      preload, seccomp (every process under the supervisor), or off.
+                      A trace that may miss accesses, or shows the command modifying
+                      what it read, makes the run not cacheable
+  --ignore PATH       reads and writes under PATH are neither inputs nor outputs, as
+                      when a tool says so itself (a tool's own cache); repeatable
   --close-timeout MS  how long to wait, after the command exited, for processes still
                       connected to the server (default 1000)
   --plain-values      env values in the JSON as the tools got them; by default each is
@@ -62,6 +72,34 @@ function list(title: string, items: string[]): string[] {
   return [`  ${title}:`, ...items.map((item) => `    ${item}`)];
 }
 
+/** How many traced outputs the summary names; `--json` has them all. */
+const SHOWN_OUTPUTS = 20;
+
+/** `path` relative to the working directory when it is inside it. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
+
+/** The trace's lines of the summary: what a runner would infer, counted, and the outputs. */
+function traceLines(reports: Reports): string[] {
+  const { trace } = reports;
+  if (!trace) return [];
+  if (trace.mode === 'unsupported') return [`  trace: ${trace.incomplete.join('; ').replace(/^trace: /, '')}`];
+  const { inputs, outputs } = inferAccesses(reports);
+  const byKind = new Map<string, number>();
+  for (const input of inputs) byKind.set(input.kind, (byKind.get(input.kind) ?? 0) + 1);
+  const kinds = (['content', 'listing', 'existence'] as const).filter((kind) => byKind.has(kind)).map((kind) => `${byKind.get(kind)} ${kind}`);
+  const outside = inputs.filter((input) => shownPath(input.path) === input.path).length;
+  const shown = outputs.slice(0, SHOWN_OUTPUTS).map(shownPath);
+  if (outputs.length > SHOWN_OUTPUTS) shown.push(`… ${outputs.length - SHOWN_OUTPUTS} more (--json lists every path)`);
+  return [
+    `  trace (${trace.mode}, ${trace.complete ? 'complete' : 'may be incomplete'}): ${inputs.length} input${inputs.length === 1 ? '' : 's'}` +
+      `${kinds.length ? ` (${kinds.join(', ')}; ${outside} outside the working directory)` : ''}, ${outputs.length} output${outputs.length === 1 ? '' : 's'}`,
+    ...list('traced outputs', shown),
+  ];
+}
+
 /** A human-readable summary of `reports`; env values are never printed. */
 export function summarize(reports: Reports, exitCode: number, outcome: CommandOutcome = { exitCode }): string {
   const envLines = Object.entries(reports.envs).map(
@@ -86,6 +124,7 @@ export function summarize(reports: Reports, exitCode: number, outcome: CommandOu
     ...list('values', Object.entries(reports.values).map(([n, v]) => `${n} = ${v}`)),
     ...list('env', envLines),
     ...list('env queries', queryLines),
+    ...traceLines(reports),
     ...list('errors', reports.errors.map((e) => (e.pid ? `${e.message} (pid ${e.pid})` : e.message))),
   ];
   if (reports.clientsStillConnected > 0) {
@@ -125,6 +164,8 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
         out: { type: 'string' },
         'close-timeout': { type: 'string' },
         'plain-values': { type: 'boolean', default: false },
+        trace: { type: 'string', default: 'auto' },
+        ignore: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -145,6 +186,10 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   const closeTimeout = parsed.values['close-timeout'];
   const closeTimeoutMs = closeTimeout === undefined ? undefined : Number(closeTimeout);
   if (closeTimeoutMs !== undefined && !Number.isInteger(closeTimeoutMs)) fail(`--close-timeout ${closeTimeout} is not a number of milliseconds`);
+  const traceMode = parsed.values.trace;
+  if (!['auto', 'preload', 'seccomp', 'off'].includes(traceMode)) fail(`--trace ${traceMode}: expected auto, preload, seccomp or off`);
+  // auto is the reference runner's default too, so both reach the same verdict.
+  const trace = traceMode === 'off' ? false : traceMode === 'seccomp' ? 'seccomp' : 'preload';
 
   // The out file is opened before the command runs: a bad path is found
   // before the work, not after it.
@@ -162,7 +207,7 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   let server: Server | undefined;
   let unserved: string | undefined;
   try {
-    server = await createServer(closeTimeoutMs === undefined ? {} : { closeTimeoutMs });
+    server = await createServer({ trace, ignore: parsed.values.ignore, ...(closeTimeoutMs === undefined ? {} : { closeTimeoutMs }) });
   } catch (err) {
     if (err instanceof TypeError) fail(err.message);
     unserved = err instanceof Error ? err.message : String(err);
@@ -174,7 +219,8 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   // terminal already sends Ctrl-C to the whole foreground group: forwarding
   // SIGINT too would deliver it twice.
   const ownGroup = process.platform !== 'win32' && !process.stdin.isTTY;
-  const child = spawn(command, args, {
+  const [file, ...fileArgs] = server ? server.command([command, ...args]) : [command, ...args];
+  const child = spawn(file as string, fileArgs, {
     stdio: 'inherit',
     env: server ? { ...process.env, ...server.env } : process.env,
     shell: process.platform === 'win32',

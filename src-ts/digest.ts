@@ -1,5 +1,6 @@
 // The one digest of an env value: reports hold it in place of the value (so a
-// runner stores no secret) and the fingerprint compares it.
+// runner stores no secret) and the fingerprint compares it; and the
+// prototype-free records reports are made of.
 
 import { createRequire } from 'node:module';
 
@@ -13,9 +14,14 @@ export function sha256(text: string): string {
   return crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/** A record with no prototype: a key such as `__proto__` is a plain key. */
+export function nullRecord<T>(entries?: Iterable<readonly [string, T]>): Record<string, T> {
+  const record = Object.create(null) as Record<string, T>;
+  if (entries) for (const [name, value] of entries) record[name] = value;
+  return record;
+}
+
 /** `matches` with each value replaced by its digest, in a record with no prototype. */
 export function digestedMatches(matches: Record<string, string>): Record<string, string> {
-  const out = Object.create(null) as Record<string, string>;
-  for (const [name, value] of Object.entries(matches)) out[name] = sha256(value);
-  return out;
+  return nullRecord(Object.entries(matches).map(([name, value]) => [name, sha256(value)] as const));
 }

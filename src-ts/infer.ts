@@ -7,6 +7,7 @@ import { lstatSync, readdirSync, readFileSync, statSync, type BigIntStats } from
 import { dirname, join } from 'node:path';
 
 import { declaredInputs, declaredOutputs, isIgnoredInput, isIgnoredOutput } from './cache.js';
+import { modifiedInputs as modifiedInputsOf } from './trace.js';
 import type { Reports } from './types.js';
 
 /**
@@ -39,7 +40,8 @@ export interface InferredAccesses {
   /**
    * Paths the run read (or listed) and then wrote or deleted, which no
    * ignored input or output covers: a run that modifies its own input is not
-   * cacheable (its inputs after the run are not what it read).
+   * cacheable (its inputs after the run are not what it read), and `close()`
+   * already says so with a `modified-input` reason.
    */
   modifiedInputs: string[];
 }
@@ -87,9 +89,7 @@ export function inferAccesses(reports: Reports): InferredAccesses {
     addInputs(trace.missing, 'existence');
     addInputs(trace.listed, 'listing');
     addInputs(trace.read, 'content');
-    for (const path of trace.readThenWritten) {
-      if (!isIgnoredInput(reports, path) && !isIgnoredOutput(reports, path)) modifiedInputs.push(path);
-    }
+    modifiedInputs.push(...modifiedInputsOf(reports, trace));
     for (const path of trace.written) if (!isIgnoredOutput(reports, path) && exists(path)) outputs.add(path);
   }
   for (const path of declaredInputs(reports)) note(path, 'content');

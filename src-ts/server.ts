@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
-import { digestedMatches, sha256 } from './digest.js';
+import { normalizePath } from './cache.js';
+import { digestedMatches, nullRecord, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import { startTrace, traceReasons, type TraceOption, type TraceSession } from './trace.js';
 import { addInput, addOutput, addValue, disableCache, getEnv, getEnvs, ignoreInput, ignoreOutput, isConnected } from './tool.js';
@@ -36,7 +37,8 @@ export interface ServerOptions {
    * Trace what every process of the task reads, looks up, lists, writes and
    * deletes (Linux x64 and arm64, glibc and musl): `close()` then returns it
    * as `reports.trace`, and a trace that may miss accesses makes the run not
-   * cacheable (a `trace` reason). Start the command as
+   * cacheable (a `trace` reason), as does a path the task read and then
+   * wrote or deleted that no ignore covers (`modified-input`). Start the command as
    * `server.command(argv)`, with `server.env` in its env.
    * - `true` or `'preload'`: a preload library records the calls of
    *   dynamically linked programs, and a seccomp supervisor everything it
@@ -46,6 +48,14 @@ export interface ServerOptions {
    * Default `false`.
    */
   trace?: TraceOption;
+  /**
+   * Paths whose reads and writes are neither inputs nor outputs, as if a tool
+   * had called `ignoreInput` and `ignoreOutput` for each: the runner's user's
+   * word for what a tool does not say itself (a test runner's results cache).
+   * Relative paths resolve against the runner's working directory now; they
+   * are in the reports' `ignoredInputs` and `ignoredOutputs`. Default none.
+   */
+  ignore?: readonly string[];
 }
 
 /** Options of `close()` and `snapshot()`. */
@@ -105,13 +115,6 @@ let mainThread: boolean | undefined;
 function isMainThread(): boolean {
   mainThread ??= (createRequire(process.execPath)('node:worker_threads') as typeof import('node:worker_threads')).isMainThread;
   return mainThread;
-}
-
-/** A record with no prototype: a key such as `__proto__` is a plain key. */
-export function nullRecord<T>(entries?: Iterable<readonly [string, T]>): Record<string, T> {
-  const record = Object.create(null) as Record<string, T>;
-  if (entries) for (const [name, value] of entries) record[name] = value;
-  return record;
 }
 
 function definedEntries(env: Record<string, string | undefined>): Record<string, string> {
@@ -364,7 +367,10 @@ export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: Command
 }
 
 function checkOptions(options: ServerOptions): void {
-  const { closeTimeoutMs, untrackedEnv, env, forward, trace } = options;
+  const { closeTimeoutMs, untrackedEnv, env, forward, trace, ignore } = options;
+  if (ignore !== undefined && !(Array.isArray(ignore) && ignore.every((path) => typeof path === 'string' && path !== ''))) {
+    throw new TypeError('runner-aware createServer: ignore must be an array of paths');
+  }
   if (trace !== undefined && typeof trace !== 'boolean' && trace !== 'preload' && trace !== 'seccomp') {
     throw new TypeError(`runner-aware createServer: trace must be true, false, 'preload' or 'seccomp', got ${String(trace)}`);
   }
@@ -404,6 +410,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     throw err;
   }
   const env = Object.freeze({ ...native.env, ...tracing?.env });
+  const ignored = (options.ignore ?? []).map((path) => normalizePath(path));
   const untrack = track(privateDir);
   // A runner that is a task of another forwards upstream; it connects now,
   // so the outer runner knows of it from the start.
@@ -427,9 +434,13 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
         // The trace file lives in the private directory the native close removes.
         const trace = tracing?.finish();
         const reports = await readChunks(await native.close(), encoding);
+        if (ignored.length > 0) {
+          reports.ignoredInputs = [...new Set([...reports.ignoredInputs, ...ignored])].sort();
+          reports.ignoredOutputs = [...new Set([...reports.ignoredOutputs, ...ignored])].sort();
+        }
         if (trace) {
           reports.trace = trace;
-          const reasons = traceReasons(trace);
+          const reasons = traceReasons(reports, trace);
           if (reasons.length > 0) {
             reports.notCacheable = [...reports.notCacheable, ...reasons].sort((a, b) => a.kind.localeCompare(b.kind) || a.message.localeCompare(b.message));
             reports.cacheable = false;

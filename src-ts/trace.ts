@@ -4,8 +4,9 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
+import { isIgnoredInput, isIgnoredOutput } from './cache.js';
 import { loadBinding, platformTriple } from './native.js';
-import type { Trace, TraceMode, UncacheableReason } from './types.js';
+import type { Reports, Trace, TraceMode, UncacheableReason } from './types.js';
 
 /** What `createServer({ trace })` accepts: `true` is `'preload'`. */
 export type TraceOption = boolean | 'preload' | 'seccomp';
@@ -87,8 +88,31 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
   };
 }
 
-/** The `trace` reason of a trace that may miss accesses; none for a complete or unsupported one. */
-export function traceReasons(trace: Trace): UncacheableReason[] {
-  if (trace.complete || trace.mode === 'unsupported') return [];
-  return trace.incomplete.map((message) => ({ kind: 'trace' as const, message: `the file-access trace may be incomplete: ${message}` }));
+/** How many modified paths a `modified-input` reason names; the trace has them all. */
+const SHOWN_MODIFIED = 5;
+
+/**
+ * The paths the trace saw read (or listed) and then written or deleted that
+ * no ignored input or output covers: the run modified its own input.
+ */
+export function modifiedInputs(reports: Pick<Reports, 'ignoredInputs' | 'ignoredOutputs'>, trace: Trace): string[] {
+  return trace.readThenWritten.filter((path) => !isIgnoredInput(reports, path) && !isIgnoredOutput(reports, path));
+}
+
+/**
+ * What a trace adds to a run's reasons: a `trace` reason for each cause of a
+ * trace that may miss accesses (none for a complete or unsupported one), and
+ * one `modified-input` reason naming what the run read and then changed.
+ */
+export function traceReasons(reports: Pick<Reports, 'ignoredInputs' | 'ignoredOutputs'>, trace: Trace): UncacheableReason[] {
+  const reasons: UncacheableReason[] =
+    trace.complete || trace.mode === 'unsupported'
+      ? []
+      : trace.incomplete.map((message) => ({ kind: 'trace' as const, message: `the file-access trace may be incomplete: ${message}` }));
+  const modified = modifiedInputs(reports, trace);
+  if (modified.length > 0) {
+    const more = modified.length > SHOWN_MODIFIED ? `, … (${modified.length} in all)` : '';
+    reasons.push({ kind: 'modified-input', message: `the command modified its input: ${modified.slice(0, SHOWN_MODIFIED).join(', ')}${more}` });
+  }
+  return reasons;
 }

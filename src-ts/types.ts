@@ -54,6 +54,8 @@ export type EnvQueryRecord = ({ glob: string } | { prefix: string }) & {
  * - `still-connected`: a tool was still connected when the close grace period ended;
  * - `late-client`: a process of the task connected after its command exited;
  * - `trace`: the runner asked for a file-access trace and it may miss accesses;
+ * - `modified-input`: the trace saw the task read a path and then write or
+ *   delete it, and no ignored input or output covers it: what it read is gone;
  * - `exit`: the command failed or was killed (added by `verdict()`, never by the server).
  */
 export type UncacheableKind =
@@ -68,6 +70,7 @@ export type UncacheableKind =
   | 'still-connected'
   | 'late-client'
   | 'trace'
+  | 'modified-input'
   | 'exit';
 
 /** One reason a run may not be cached. */

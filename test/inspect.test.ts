@@ -3,14 +3,14 @@
 // same verdict as the reference caching runner.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { describeReason, type Verdict } from '../dist/runner.mjs';
+import { describeReason, type Reports, type Verdict } from '../dist/runner.mjs';
 import { root, run, type Run } from './helpers.js';
 
 const cliPath = join(root, 'dist', 'cli.cjs');
@@ -134,7 +134,8 @@ describe.runIf(unix)('inspect: signals and exit', () => {
       const reports = JSON.parse(readFileSync(out, 'utf8'));
       expect(reports.verdict.reasons).toEqual([{ kind: 'exit', message: `the command was killed by ${signal}` }]);
     }
-    const text = await cli(['inspect', '--', 'sh', '-c', 'kill -TERM $$']);
+    // Untraced, so the summary is the same on every machine.
+    const text = await cli(['inspect', '--trace', 'off', '--', 'sh', '-c', 'kill -TERM $$']);
     expect(text.signal).toBe('SIGTERM');
     expect(text.stderr).toBe('runner-aware: exit 143, 0 clients, not cacheable\n  not cacheable because:\n    exit: the command was killed by SIGTERM\n');
   });
@@ -173,5 +174,68 @@ describe('inspect and the reference runner', () => {
     expect(withoutPids(fromInspect)).toEqual(['disable-cache: dev server, from tool.mjs (pid N: node tool.mjs)', 'exit: the command exited with code 3']);
     expect(withoutPids(summaryReasons)).toEqual(withoutPids(fromInspect));
     expect(withoutPids(fromRunner)).toEqual(withoutPids(fromInspect));
+  });
+});
+
+describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch))('inspect: what the command read and wrote', () => {
+  const build = [
+    process.execPath,
+    '-e',
+    "const fs = require('fs'); fs.mkdirSync('out', { recursive: true }); fs.writeFileSync('out/b.txt', fs.readFileSync('in.txt', 'utf8')); fs.existsSync('.env')",
+  ];
+
+  it('traces it, and shows the inputs and outputs a runner would infer', async () => {
+    const cwd = realpathSync(dir);
+    writeFileSync(join(cwd, 'in.txt'), 'in');
+    const out = join(cwd, 'reports.json');
+    const inspected = await run(process.execPath, [cliPath, 'inspect', '--out', out, '--', ...build], { cwd });
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const reports = JSON.parse(readFileSync(out, 'utf8')) as Reports & { verdict: Verdict };
+    expect(reports.trace).toMatchObject({ mode: 'preload', complete: true, incomplete: [] });
+    expect(reports.trace?.read).toContain(join(cwd, 'in.txt'));
+    expect(reports.trace?.missing).toContain(join(cwd, '.env'));
+    expect(reports.trace?.written).toEqual([join(cwd, 'out'), join(cwd, 'out', 'b.txt')]);
+    expect(reports.verdict).toEqual({ cacheable: true, reasons: [] });
+
+    const text = await run(process.execPath, [cliPath, 'inspect', '--', ...build], { cwd });
+    expect(text.stderr).toMatch(/^runner-aware: exit 0, 0 clients, cacheable\n/);
+    expect(text.stderr).toMatch(
+      /\n {2}trace \(preload, complete\): \d+ inputs \(\d+ content(, \d+ listing)?, \d+ existence; \d+ outside the working directory\), 1 output\n {2}traced outputs:\n {4}out\/b\.txt\n$/,
+    );
+
+    const untraced = await run(process.execPath, [cliPath, 'inspect', '--trace', 'off', '--', ...build], { cwd });
+    expect(untraced.stderr).toBe('runner-aware: exit 0, 0 clients, cacheable\n');
+  });
+
+  it('says the command modified its input, in the reference runner\'s words, unless --ignore covers it', async () => {
+    const cwd = realpathSync(dir);
+    writeFileSync(join(cwd, 'count.txt'), '1');
+    const bump = [process.execPath, '-e', "const fs = require('fs'); fs.writeFileSync('count.txt', String(Number(fs.readFileSync('count.txt', 'utf8')) + 1))"];
+    const out = join(cwd, 'reports.json');
+    const inspected = await run(process.execPath, [cliPath, 'inspect', '--out', out, '--', ...bump], { cwd });
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const { verdict: fromInspect } = JSON.parse(readFileSync(out, 'utf8')) as { verdict: Verdict };
+    expect(fromInspect).toEqual({ cacheable: false, reasons: [{ kind: 'modified-input', message: `the command modified its input: ${join(cwd, 'count.txt')}` }] });
+
+    const cached = await run(process.execPath, [join(root, 'examples', 'cache-runner', 'index.mjs'), '--cache-dir', join(cwd, 'cache'), '--', ...bump], {
+      cwd,
+      env: { PATH: process.env['PATH'] ?? '', TMPDIR: tmpdir() },
+    });
+    expect(cached.code, cached.stderr).toBe(0);
+    expect(cached.stderr.split('\n')).toContain(`cache skipped: ${fromInspect.reasons.map(describeReason).join('; ')}`);
+    expect(readFileSync(join(cwd, 'count.txt'), 'utf8')).toBe('3');
+
+    const ignored = await run(process.execPath, [cliPath, 'inspect', '--ignore', 'count.txt', '--out', out, '--', ...bump], { cwd });
+    expect(ignored.code, ignored.stderr).toBe(0);
+    const overruled = JSON.parse(readFileSync(out, 'utf8')) as Reports & { verdict: Verdict };
+    expect(overruled.ignoredInputs).toEqual([join(cwd, 'count.txt')]);
+    expect(overruled.verdict).toEqual({ cacheable: true, reasons: [] });
+  });
+
+  it('answers an unknown --trace mode with a usage error, before running anything', async () => {
+    const result = await cli(['inspect', '--trace', 'strace', '--', 'sh', '-c', `touch ${join(dir, 'ran')}`]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^runner-aware: --trace strace: expected auto, preload, seccomp or off\n/);
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
   });
 });

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,9 +30,16 @@ interface Traced {
 /** Runs `argv` as a traced task in `cwd`: through `server.command()` unless `wrap` is false. */
 async function traced(
   argv: string[],
-  options: { trace?: ServerOptions['trace']; env?: Record<string, string>; cwd?: string; wrap?: (argv: string[]) => string[]; command?: boolean } = {},
+  options: {
+    trace?: ServerOptions['trace'];
+    ignore?: string[];
+    env?: Record<string, string>;
+    cwd?: string;
+    wrap?: (argv: string[]) => string[];
+    command?: boolean;
+  } = {},
 ): Promise<Traced> {
-  const server = await createServer({ trace: options.trace ?? true });
+  const server = await createServer({ trace: options.trace ?? true, ...(options.ignore ? { ignore: options.ignore } : {}) });
   const full = options.command === false ? argv : server.command(argv);
   const wrapped = options.wrap ? options.wrap(full) : full;
   const result = await run(wrapped[0] ?? '', wrapped.slice(1), { cwd: options.cwd ?? dir, env: { ...process.env, ...options.env, ...server.env } });
@@ -183,7 +190,7 @@ if (r.signal !== 'SIGKILL') process.exit(1);`;
     expect(verdict(killed.reports, outcome).cacheable).toBe(false);
   });
 
-  it('makes a run that modified its input not cacheable, unless a tool ignored it', async () => {
+  it('makes a run that modified its input not cacheable, unless a tool or the runner ignored it', async () => {
     const cwd = scratch('modified');
     const tool = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
     const task = (ignore: boolean) => [
@@ -202,12 +209,43 @@ fs.writeFileSync('state/count', String(count + 1));`,
     const modified = await traced(task(false), { cwd });
     expect(modified.trace.readThenWritten).toContain(join(cwd, 'state', 'count'));
     expect(inferAccesses(modified.reports).modifiedInputs).toEqual([join(cwd, 'state', 'count')]);
+    // The verdict a runner acts on says so, with no help from the inference helpers.
+    expect(modified.trace.complete).toBe(true);
+    expect(verdict(modified.reports, { exitCode: modified.result.code })).toEqual({
+      cacheable: false,
+      reasons: [{ kind: 'modified-input', message: `the command modified its input: ${join(cwd, 'state', 'count')}` }],
+    });
 
     const ignored = await traced(task(true), { cwd });
     expect(ignored.trace.readThenWritten).toContain(join(cwd, 'state', 'count'));
     const inferred = inferAccesses(ignored.reports);
     expect(inferred.modifiedInputs).toEqual([]);
     expect(inferred.inputs.map((input) => input.path)).not.toContain(join(cwd, 'state', 'count'));
+    expect(ignored.reports.notCacheable).toEqual([]);
+
+    // The runner's user says it instead of the tool: createServer({ ignore }),
+    // relative to the runner's working directory.
+    const runnerIgnored = await traced(task(false), { cwd, ignore: [relative(process.cwd(), join(cwd, 'state'))] });
+    expect(runnerIgnored.trace.readThenWritten).toContain(join(cwd, 'state', 'count'));
+    expect(runnerIgnored.reports.ignoredInputs).toEqual([join(cwd, 'state')]);
+    expect(runnerIgnored.reports.ignoredOutputs).toEqual([join(cwd, 'state')]);
+    expect(runnerIgnored.reports.notCacheable).toEqual([]);
+    expect(inferAccesses(runnerIgnored.reports).modifiedInputs).toEqual([]);
+  });
+
+  it('names the first five inputs a run modified, and counts them all', async () => {
+    const cwd = scratch('modified-many');
+    const names = Array.from({ length: 7 }, (_, i) => `f${i}.txt`);
+    for (const name of names) writeFileSync(join(cwd, name), 'before');
+    const { reports } = await traced(node(`const fs = require('node:fs'); for (const f of ${JSON.stringify(names)}) fs.writeFileSync(f, fs.readFileSync(f, 'utf8') + '!');`), { cwd });
+    const shown = names.slice(0, 5).map((name) => join(cwd, name)).join(', ');
+    expect(reports.notCacheable).toEqual([{ kind: 'modified-input', message: `the command modified its input: ${shown}, … (7 in all)` }]);
+    expect(reports.trace?.readThenWritten).toEqual(names.map((name) => join(cwd, name)));
+  });
+
+  it('refuses an ignore that is not a list of paths', async () => {
+    await expect(createServer({ ignore: 'dist' as unknown as string[] })).rejects.toThrow('ignore must be an array of paths');
+    await expect(createServer({ ignore: [''] })).rejects.toThrow('ignore must be an array of paths');
   });
 
   it('infers inputs by kind and outputs that still exist', async () => {

@@ -473,8 +473,9 @@ function strictEnv() {
 
 async function runCommand() {
   // Tools fetch from the runner's whole env; the child itself sees only the
-  // strict env. Traced, the command runs under the trace supervisor.
-  const server = await createServer({ env: process.env, trace: traceMode === 'off' ? false : traceMode });
+  // strict env. Traced, the command runs under the trace supervisor. The
+  // user's --ignore counts as if a tool had said it: user config wins.
+  const server = await createServer({ env: process.env, trace: traceMode === 'off' ? false : traceMode, ignore: ignored });
   const [file, ...args] = server.command(command);
   const child = spawn(file, args, { cwd, env: { ...strictEnv(), ...server.env }, stdio: ['inherit', 'pipe', 'pipe'] });
   const stdout = [];
@@ -488,13 +489,7 @@ async function runCommand() {
     child.on('error', (err) => resolve({ exitCode: 127, error: `cannot run ${file}: ${err.message}` }));
     child.on('close', (exitCode, signal) => resolve({ exitCode, signal }));
   });
-  const closed = await server.close();
-  // The user's --ignore, as if a tool had said it: user config wins.
-  const reports = ignored.length === 0 ? closed : {
-    ...closed,
-    ignoredInputs: [...new Set([...closed.ignoredInputs, ...ignored])].sort(),
-    ignoredOutputs: [...new Set([...closed.ignoredOutputs, ...ignored])].sort(),
-  };
+  const reports = await server.close();
   const code = outcome.signal ? 128 + (constants.signals[outcome.signal] ?? 0) : outcome.exitCode;
   return { reports, outcome, code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
 }
@@ -641,19 +636,19 @@ const preRunHashes = hashInputs({ ignoredInputs: [], inputs: [] });
 const startedAt = Date.now();
 const { reports, outcome, code, stdout, stderr } = await runCommand();
 // One verdict, the same `runner-aware inspect` prints: every way a tool's
-// words can be lost, a trace that may be incomplete, a tool's disableCache,
-// and the command's exit; minus the disableCache calls the user overruled.
+// words can be lost, a trace that may be incomplete, an input the command
+// modified, a tool's disableCache, and the command's exit; minus the
+// disableCache calls the user overruled.
 const { reasons, overruled } = verdict(reports, outcome, { cacheableDespite });
 const skipReasons = reasons.map(describeReason);
 if (outcome.error) skipReasons.push(outcome.error);
-// What the trace saw: inputs by kind, outputs that exist, inputs it modified.
+// What the trace saw: inputs by kind, and outputs that exist.
 const traced = reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
 if (!traced && flags.input.length === 0) {
   const why = reports.trace ? reports.trace.incomplete.join('; ') : 'tracing is off';
   skipReasons.push(`no inputs known (${why}), and no --input: a key that covers nothing would hit after any change`);
 }
 const shown = (files) => files.slice(0, 5).map(portable).join(', ') + (files.length > 5 ? `, … (${files.length} in all)` : '');
-if (traced?.modifiedInputs.length) skipReasons.push(`the command modified its input: ${shown(traced.modifiedInputs)}`);
 const changedMeanwhile = traced ? changedSince(traced.inputs, startedAt) : [];
 if (changedMeanwhile.length > 0) skipReasons.push(`inputs changed while the command ran: ${shown(changedMeanwhile)}`);
 const outputs = collectOutputs(reports, traced?.outputs);
