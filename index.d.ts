@@ -122,7 +122,10 @@ export interface PrefixQuery {
 
 /**
  * Reads a trace file the tracer wrote while a task ran: what every process
- * of the task read, looked up, listed, wrote and deleted, as JSON (the
- * core's `Trace`). Paths under any of `exclude` are left out.
+ * of the task read, looked up, listed, wrote and deleted (the core's
+ * `Trace`), as chunks of JSON text like `close()`'s: the first is the trace
+ * with its lists empty, each further one `{ field, items }`. Paths under any
+ * of `exclude` are left out. The file is read and parsed off the main
+ * thread, so a big build's trace never holds up the runner's event loop.
  */
-export declare function readTrace(file: string, exclude: Array<string>): string
+export declare function readTrace(file: string, exclude: Array<string>): Promise<ReportChunks>

@@ -233,6 +233,13 @@ export function summarize(results) {
       target: 'a hit, faster than the build',
       met: allHits && hits.median < stats(t.runner.buildMs).median,
     });
+    const s = t.closeStall;
+    rows.push({
+      figure: `runner: longest event-loop stall while close() reads a traced task's ${s.paths.toLocaleString('en-US')} paths`,
+      value: `**${fmt(s.maxStallMs, 1)} ms** (close() took ${fmt(s.closeMs, 0)} ms; ${s.received.toLocaleString('en-US')} of ${s.paths.toLocaleString('en-US')} paths in the trace)`,
+      target: '≤ 20 ms, every path in the trace',
+      met: s.maxStallMs <= 20 && s.received === s.paths,
+    });
   }
 
   return {

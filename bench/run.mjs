@@ -44,8 +44,8 @@ function log(line) {
 /** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
 function sizes() {
   return smoke
-    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, connects: 3, closePaths: 20000, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20, traceModules: 40, traceRounds: 1 }
-    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, connects: 40, closePaths: 1000000, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000, traceModules: 600, traceRounds: 10 };
+    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, connects: 3, closePaths: 20000, traceClosePaths: 20000, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20, traceModules: 40, traceRounds: 1 }
+    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, connects: 40, closePaths: 1000000, traceClosePaths: 200000, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000, traceModules: 600, traceRounds: 10 };
 }
 
 function readSamples(file) {
@@ -215,6 +215,8 @@ async function main() {
   if (traceSupported) {
     log(`traced vite build of a ${n.traceModules}-module app: untraced, preload, seccomp, taking turns ${n.traceRounds} time(s); strace; the reference runner`);
     results.figures.trace = lastJson(run(process.execPath, [join(root, 'bench', 'trace.mjs'), runnerUrl, n.traceModules, n.traceRounds]));
+    log(`the longest event-loop stall while close() reads a trace of ${n.traceClosePaths.toLocaleString('en-US')} paths`);
+    results.figures.trace.closeStall = lastJson(run(process.execPath, [join(root, 'bench', 'close-stall.mjs'), runnerUrl, n.traceClosePaths, 'trace']));
   } else {
     results.notes.push('File-access tracing is not supported here: its rows were not measured.');
   }

@@ -432,7 +432,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
       const encoding = checkCloseOptions(closeOptions, 'close');
       try {
         // The trace file lives in the private directory the native close removes.
-        const trace = tracing?.finish();
+        const trace = await tracing?.finish();
         const reports = await readChunks(await native.close(), encoding);
         if (ignored.length > 0) {
           reports.ignoredInputs = [...new Set([...reports.ignoredInputs, ...ignored])].sort();

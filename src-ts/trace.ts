@@ -8,6 +8,9 @@ import { isIgnoredInput, isIgnoredOutput } from './cache.js';
 import { loadBinding, platformTriple } from './native.js';
 import type { Reports, Trace, TraceMode, UncacheableReason } from './types.js';
 
+/** The path lists of a trace. */
+type TraceList = 'read' | 'found' | 'missing' | 'listed' | 'written' | 'deleted' | 'readThenWritten';
+
 /** What `createServer({ trace })` accepts: `true` is `'preload'`. */
 export type TraceOption = boolean | 'preload' | 'seccomp';
 
@@ -18,8 +21,8 @@ export interface TraceSession {
   env: Record<string, string>;
   /** The command, wrapped in the supervisor when tracing. */
   command(argv: readonly string[]): string[];
-  /** Reads the trace once the task has exited. */
-  finish(): Trace;
+  /** Reads the trace once the task has exited, off the main thread; never rejects. */
+  finish(): Promise<Trace>;
 }
 
 function fs(): typeof import('node:fs') {
@@ -35,7 +38,7 @@ function unsupported(why: string): TraceSession {
     mode: 'unsupported',
     env: {},
     command: (argv) => [...argv],
-    finish: () => emptyTrace('unsupported', [`trace: unsupported: ${why}`]),
+    finish: () => Promise.resolve(emptyTrace('unsupported', [`trace: unsupported: ${why}`])),
   };
 }
 
@@ -76,10 +79,20 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
       if (argv.length === 0) throw new TypeError('runner-aware server.command: the command is empty');
       return [files.supervisor, '--mode', mode, '--', ...argv];
     },
-    finish: () => {
+    finish: async () => {
       try {
-        const trace = JSON.parse(loadBinding().binding.readTrace(file, [privateDir])) as Omit<Trace, 'mode'>;
-        return { mode, ...trace };
+        const chunks = await loadBinding().binding.readTrace(file, [privateDir]);
+        const head = chunks.takeNext();
+        if (head === null) throw new Error('no trace came back');
+        const trace = { mode, ...(JSON.parse(head) as Omit<Trace, 'mode'>) };
+        // One chunk of a few hundred KiB per event-loop turn, as close() takes the reports.
+        for (let chunk = chunks.takeNext(); chunk !== null; chunk = chunks.takeNext()) {
+          await new Promise((resolve) => setImmediate(resolve));
+          const part = JSON.parse(chunk) as { field: TraceList; items: string[] };
+          const list = trace[part.field];
+          for (const item of part.items) list.push(item);
+        }
+        return trace;
       } catch (err) {
         // Whatever the task did is unknown: an incomplete trace, never a lost close().
         return emptyTrace(mode, [`the trace file could not be read: ${(err as Error).message}`]);

@@ -51,10 +51,17 @@ describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
     // One row per figure of the issue, each with a verdict unless its peer is absent.
     // The tracing rows exist where the tracer does (Linux x64 and arm64).
     const traced = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
-    expect(summary.rows).toHaveLength(traced ? 18 : 14);
+    expect(summary.rows).toHaveLength(traced ? 19 : 14);
     if (traced) {
       const trace = summary.rows.filter((r) => r.figure.includes('traced') || r.figure.includes('strace') || r.figure.includes('zero configuration'));
-      expect(trace.map((r) => r.target)).toEqual(['≤ 5% overhead', '≤ 20% overhead', 'misses only what it reports as unseen', 'a hit, faster than the build']);
+      expect(trace.map((r) => r.target)).toEqual([
+        '≤ 5% overhead',
+        '≤ 20% overhead',
+        'misses only what it reports as unseen',
+        'a hit, faster than the build',
+        '≤ 20 ms, every path in the trace',
+      ]);
+      expect(trace[4]?.value).toMatch(/ms\*\* \(close\(\) took \d+ ms; 20,000 of 20,000 paths in the trace\)$/);
       expect(trace[2]?.value).toMatch(/^\*\*\d+ missed\*\* of [\d,]+|strace not available/);
       expect(trace[3]?.value).toContain('every run a hit');
     }

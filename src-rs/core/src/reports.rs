@@ -201,14 +201,14 @@ impl Reports {
 }
 
 /// Packs items of one field after another into chunks of about a budget.
-struct ChunkWriter<'a> {
+pub(crate) struct ChunkWriter<'a> {
     budget: usize,
     chunks: &'a mut Vec<String>,
     open: Option<(&'static str, Vec<u8>)>,
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn new(budget: usize, chunks: &'a mut Vec<String>) -> Self {
+    pub(crate) fn new(budget: usize, chunks: &'a mut Vec<String>) -> Self {
         Self {
             budget,
             chunks,
@@ -216,7 +216,7 @@ impl<'a> ChunkWriter<'a> {
         }
     }
 
-    fn push<T: Serialize>(
+    pub(crate) fn push<T: Serialize>(
         &mut self,
         field: &'static str,
         kind: &str,
@@ -240,7 +240,7 @@ impl<'a> ChunkWriter<'a> {
         serde_json::to_writer(&mut *bytes, item)
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some((_, mut bytes)) = self.open.take() {
             bytes.extend_from_slice(b"]}");
             // Only serde_json and ASCII went in: valid UTF-8.

@@ -8,6 +8,7 @@
 //! recorded after the call, effects (writes, deletes) before it, so a
 //! process killed at any instant leaves no effect unrecorded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::paths::clean;
+use crate::reports::ChunkWriter;
 
 /// What every process of a traced task touched: absolute, lexically clean
 /// paths, deduplicated and sorted.
@@ -68,13 +70,34 @@ struct PathState {
     read_then_written: bool,
 }
 
+/// Whether `path` is `dir` or beneath it (both clean and absolute).
+fn is_under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || dir.ends_with('/'))
+}
+
+/// `text` made lexically clean: borrowed when it already is, which nearly
+/// every recorded path is.
+fn clean_str(text: &str) -> Cow<'_, str> {
+    match clean(Path::new(text)) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(path) => Cow::Owned(path.to_string_lossy().into_owned()),
+    }
+}
+
 /// Parses a trace file's bytes. A trace without the supervisor's begin
-/// record is incomplete: the command was not started under it. Paths under any of `exclude` (the runner's
-/// own private directory) are left out. A record that is not valid UTF-8, or
-/// a last record cut short, makes the trace incomplete: a path that cannot
-/// be named cannot be checked.
+/// record is incomplete: the command was not started under it. Paths under
+/// any of `exclude` (the runner's own private directory) are left out. A
+/// record that is not valid UTF-8, or a last record cut short, makes the
+/// trace incomplete: a path that cannot be named cannot be checked. Each list
+/// is sorted by bytes, as JavaScript's default sort orders these strings.
 pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
-    let mut states: HashMap<PathBuf, PathState> = HashMap::new();
+    let exclude: Vec<String> = exclude
+        .iter()
+        .map(|dir| clean(dir).to_string_lossy().into_owned())
+        .collect();
+    // Keys borrow from `bytes`: a path is copied once, when the lists are built.
+    let mut states: HashMap<Cow<'_, str>, PathState> = HashMap::new();
     let mut incomplete = BTreeSet::new();
     let mut supervised = false;
     let mut records = bytes.split(|&b| b == 0).peekable();
@@ -111,8 +134,8 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
             ));
             continue;
         }
-        let path = clean(Path::new(text)).into_owned();
-        if exclude.iter().any(|dir| path.starts_with(dir)) {
+        let path = clean_str(text);
+        if exclude.iter().any(|dir| is_under(&path, dir)) {
             continue;
         }
         let state = states.entry(path).or_default();
@@ -150,10 +173,10 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
         incomplete: incomplete.into_iter().collect(),
         ..Trace::default()
     };
-    let mut paths: Vec<(PathBuf, PathState)> = states.into_iter().collect();
-    paths.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut paths: Vec<(Cow<'_, str>, PathState)> = states.into_iter().collect();
+    paths.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (path, state) in paths {
-        let name = path.to_string_lossy().into_owned();
+        let name = path.into_owned();
         let lists = [
             (state.read, &mut trace.read),
             (state.found, &mut trace.found),
@@ -170,6 +193,42 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
         }
     }
     trace
+}
+
+impl Trace {
+    /// The trace as JSON text in chunks of about `chunk_bytes`, the way
+    /// [`Reports::into_json_chunks`](crate::Reports::into_json_chunks) hands
+    /// over reports: the first chunk is the whole object with its path lists
+    /// empty; each further one is `{"field": F, "items": [...]}`, to be
+    /// appended to list `F` in order. A big build's trace holds hundreds of
+    /// thousands of paths, which one `JSON.parse` would take the runner's
+    /// event loop tens of milliseconds to read.
+    pub fn into_json_chunks(
+        mut self,
+        chunk_bytes: usize,
+    ) -> Result<Vec<String>, serde_json::Error> {
+        let lists = [
+            ("read", std::mem::take(&mut self.read)),
+            ("found", std::mem::take(&mut self.found)),
+            ("missing", std::mem::take(&mut self.missing)),
+            ("listed", std::mem::take(&mut self.listed)),
+            ("written", std::mem::take(&mut self.written)),
+            ("deleted", std::mem::take(&mut self.deleted)),
+            (
+                "readThenWritten",
+                std::mem::take(&mut self.read_then_written),
+            ),
+        ];
+        let mut chunks = vec![serde_json::to_string(&self)?];
+        let mut writer = ChunkWriter::new(chunk_bytes, &mut chunks);
+        for (field, items) in lists {
+            for item in items {
+                writer.push(field, "items", &item)?;
+            }
+        }
+        writer.finish();
+        Ok(chunks)
+    }
 }
 
 /// Reads and parses the trace file at `file`; see [`parse`].
@@ -250,9 +309,52 @@ mod tests {
     #[test]
     fn excluded_directories_are_left_out() {
         let trace = parse(
-            &records(&["r/private/trace", "r/private", "r/a"]),
-            &[PathBuf::from("/private")],
+            &records(&[
+                "r/private/trace",
+                "r/private",
+                "r/a",
+                "r/private2/x",
+                "r/root/x",
+            ]),
+            &[PathBuf::from("/private"), PathBuf::from("/root/")],
         );
-        assert_eq!(trace.read, ["/a"]);
+        assert_eq!(trace.read, ["/a", "/private2/x"]);
+    }
+
+    #[test]
+    fn chunks_rebuild_the_trace() {
+        let paths: Vec<String> = (0..2000).map(|i| format!("r/dir/file-{i:04}")).collect();
+        let mut list: Vec<&str> = paths.iter().map(String::as_str).collect();
+        list.extend([
+            "w/out",
+            "r/in",
+            "w/in",
+            "!a static program ran untraced: /bin/x",
+        ]);
+        let trace = parse(&records(&list), &[]);
+        let chunks = trace.clone().into_json_chunks(4096).unwrap();
+        assert!(chunks.len() > 10, "{} chunks", chunks.len());
+        let mut rebuilt: serde_json::Value = serde_json::from_str(&chunks[0]).unwrap();
+        assert_eq!(rebuilt["read"], serde_json::json!([]));
+        for chunk in &chunks[1..] {
+            assert!(chunk.len() < 4096 + 100, "a chunk of {} bytes", chunk.len());
+            let part: serde_json::Value = serde_json::from_str(chunk).unwrap();
+            let field = part["field"].as_str().unwrap();
+            let items = part["items"].as_array().unwrap().clone();
+            rebuilt[field].as_array_mut().unwrap().extend(items);
+        }
+        assert_eq!(rebuilt, serde_json::to_value(&trace).unwrap());
+        assert_eq!(trace.read.len(), 2001);
+    }
+
+    #[test]
+    fn lists_are_sorted_by_bytes_and_unclean_paths_merge_with_clean_ones() {
+        let trace = parse(
+            &records(&["r/a/b", "r/a-b", "r/a/./b", "r/a//b/", "w/a/c/../b"]),
+            &[],
+        );
+        // JavaScript's default sort gives the same order: '-' sorts before '/'.
+        assert_eq!(trace.read, ["/a-b", "/a/b"]);
+        assert_eq!(trace.read_then_written, ["/a/b"]);
     }
 }

@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either, JavaScriptClassExt, JsObjectValue, Object, Undefined};
-use napi::{Env, Error, Property, PropertyAttributes, Result, Status};
+use napi::bindgen_prelude::{
+    AsyncTask, Either, JavaScriptClassExt, JsObjectValue, Object, Undefined,
+};
+use napi::{Env, Error, Property, PropertyAttributes, Result, Status, Task};
 use napi_derive::napi;
 
 use runner_aware::reports::REPORT_CHUNK_BYTES;
@@ -319,13 +321,48 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
     })
 }
 
+/// Reads and parses a trace file on libuv's thread pool (see [`read_trace`]).
+pub struct ReadTrace {
+    file: String,
+    exclude: Vec<PathBuf>,
+}
+
+impl Task for ReadTrace {
+    type Output = Vec<String>;
+    type JsValue = ReportChunks;
+
+    fn compute(&mut self) -> Result<Vec<String>> {
+        let (file, exclude) = (&self.file, &self.exclude);
+        // A panic off the main thread would end the process: it rejects instead.
+        std::panic::catch_unwind(|| {
+            let trace =
+                runner_aware::trace::read(std::path::Path::new(file), exclude).map_err(|err| {
+                    Error::from_reason(format!("cannot read the trace file {file}: {err}"))
+                })?;
+            trace
+                .into_json_chunks(REPORT_CHUNK_BYTES)
+                .map_err(|err| Error::from_reason(err.to_string()))
+        })
+        .unwrap_or_else(|_| Err(Error::from_reason("reading the trace file panicked")))
+    }
+
+    fn resolve(&mut self, _env: Env, chunks: Vec<String>) -> Result<ReportChunks> {
+        Ok(ReportChunks {
+            chunks: chunks.into(),
+        })
+    }
+}
+
 /// Reads a trace file the tracer wrote while a task ran: what every process
-/// of the task read, looked up, listed, wrote and deleted, as JSON (the
-/// core's `Trace`). Paths under any of `exclude` are left out.
-#[napi(catch_unwind)]
-pub fn read_trace(file: String, exclude: Vec<String>) -> Result<String> {
-    let exclude: Vec<PathBuf> = exclude.into_iter().map(PathBuf::from).collect();
-    let trace = runner_aware::trace::read(std::path::Path::new(&file), &exclude)
-        .map_err(|err| Error::from_reason(format!("cannot read the trace file {file}: {err}")))?;
-    serde_json::to_string(&trace).map_err(|err| Error::from_reason(err.to_string()))
+/// of the task read, looked up, listed, wrote and deleted (the core's
+/// `Trace`), as chunks of JSON text like `close()`'s: the first is the trace
+/// with its lists empty, each further one `{ field, items }`. Paths under any
+/// of `exclude` are left out. The file is read and parsed off the main
+/// thread, so a big build's trace never holds up the runner's event loop.
+#[napi(ts_return_type = "Promise<ReportChunks>", catch_unwind)]
+pub fn read_trace(file: String, exclude: Vec<String>) -> AsyncTask<ReadTrace> {
+    AsyncTask::new(ReadTrace {
+        file,
+        exclude: exclude.into_iter().map(PathBuf::from).collect(),
+    })
 }
