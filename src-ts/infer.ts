@@ -3,7 +3,7 @@
 // that a later look-up recomputes to decide whether they still hold.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 import { declaredInputs, declaredOutputs, isIgnoredInput, isIgnoredOutput } from './cache.js';
@@ -159,9 +159,21 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache): strin
  * What a look-up compares for `input`, as one string: `missing`, or for a
  * path that exists, by kind: `content` the file's sha256 (`tree:…` for a
  * directory), `listing` a digest of the sorted names (`file` when it is no
- * directory), `existence` its type (`file`, `directory`, `other`).
+ * directory), `existence` its type (`file`, `directory`, `other`). A
+ * symbolic link also counts by where it points (`link "<target>" …`): a
+ * program that resolves it, as Node's module loader does, reads what is
+ * there, so a link switched to another copy of a package (pnpm's store)
+ * is a change even where the two copies' files at the link look the same.
  */
 export function fingerprintInput(input: InferredInput, cache: StatCache = new StatCache()): string {
+  const link = statOf(input.path, false);
+  if (link === undefined) return 'missing';
+  const followed = fingerprintFollowed(input, cache);
+  return link.isSymbolicLink() ? `link ${JSON.stringify(readlinkSync(input.path))} ${followed}` : followed;
+}
+
+/** {@link fingerprintInput} of what `input.path` names, links followed. */
+function fingerprintFollowed(input: InferredInput, cache: StatCache): string {
   const stat = statOf(input.path, true);
   if (!stat) return 'missing';
   switch (input.kind) {

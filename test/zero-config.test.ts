@@ -125,3 +125,54 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
     expect(status(untraced)).toBe('cache skipped: no inputs known (tracing is off), and no --input: a key that covers nothing would hit after any change');
   });
 });
+
+// pnpm's layout: node_modules/<name> is a symlink into a store that keeps
+// every installed copy side by side. Switching copies changes only the link;
+// the old copy's files stay where they were, unchanged. Here the two copies
+// are one version, with and without a patch (pnpm patch), so even their
+// package.json files are the same.
+describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch))('zero configuration: a package linked from a store', () => {
+  let project = '';
+
+  function build(): Promise<Run> {
+    return run(process.execPath, [runner, '--', process.execPath, 'build.cjs'], {
+      cwd: project,
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '' },
+    });
+  }
+
+  function link(copy: string): void {
+    rmSync(join(project, 'node_modules', 'pkg'), { force: true });
+    symlinkSync(join('..', 'store', copy), join(project, 'node_modules', 'pkg'));
+  }
+
+  beforeAll(() => {
+    project = mkdtempSync(join(tmpdir(), 'runner-aware-linked-'));
+    for (const [copy, says] of [['pkg@1.0.0', 'plain'], ['pkg@1.0.0_patch_abc', 'patched']] as const) {
+      const dir = join(project, 'store', copy);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'pkg', version: '1.0.0', main: 'lib/index.js' }));
+      mkdirSync(join(dir, 'lib'));
+      writeFileSync(join(dir, 'lib', 'index.js'), `module.exports = ${JSON.stringify(says)};\n`);
+    }
+    mkdirSync(join(project, 'node_modules'));
+    writeFileSync(join(project, 'build.cjs'), "require('node:fs').writeFileSync('out.txt', 'built with pkg ' + require('pkg') + '\\n');\n");
+    link('pkg@1.0.0');
+  });
+  afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+  it('misses naming the link when it points at another copy, and hits each copy after', async () => {
+    expect(status(await build())).toBe('cache miss: no entry');
+    expect(status(await build())).toBe('cache hit');
+
+    link('pkg@1.0.0_patch_abc');
+    const switched = await build();
+    expect(status(switched)).toMatch(/^cache miss: input node_modules\/pkg changed/);
+    expect(readFileSync(join(project, 'out.txt'), 'utf8')).toBe('built with pkg patched\n');
+
+    link('pkg@1.0.0');
+    rmSync(join(project, 'out.txt'));
+    expect(status(await build())).toBe('cache hit');
+    expect(readFileSync(join(project, 'out.txt'), 'utf8')).toBe('built with pkg plain\n');
+  });
+});
