@@ -413,8 +413,14 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   const ignored = (options.ignore ?? []).map((path) => normalizePath(path));
   const untrack = track(privateDir);
   // A runner that is a task of another forwards upstream; it connects now,
-  // so the outer runner knows of it from the start.
+  // so the outer runner knows of it from the start. Its own channel (socket,
+  // FIFOs, markers) is plumbing, not the outer task's input or output, which
+  // an outer trace would otherwise take it for.
   const nested = options.forward !== false && isConnected() ? openNestedMarker() : undefined;
+  if (nested) {
+    ignoreInput(privateDir);
+    ignoreOutput(privateDir);
+  }
   return {
     env,
     socketPath,

@@ -64,6 +64,14 @@ function tracerFiles(addonPath: string): { preload: string; supervisor: string }
  * trace says so.
  */
 export function startTrace(option: TraceOption, privateDir: string): TraceSession {
+  // A runner that is a task of a traced runner is itself traced: what its
+  // tasks do already reaches the outer trace (the preload library keeps the
+  // outer trace file in every child's env, and the outer supervisor's filter
+  // covers every descendant). A second supervisor could not listen (the
+  // kernel allows one seccomp listener in a process's filter chain), and
+  // would only mark the outer trace incomplete.
+  const outer = process.env['RUNNER_AWARE_TRACE'];
+  if (outer) return unsupported(`this runner is itself traced by an outer runner (${outer}), whose trace records what this task does`);
   const { path } = loadBinding();
   const files = tracerFiles(path);
   if (typeof files === 'string') return unsupported(files);

@@ -1,7 +1,7 @@
 // Nested runners: a runner built on runner-aware that is a task of another
 // forwards what its tools said, so the outer run's reports are a superset.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -131,4 +131,31 @@ describe('under a real vp run', () => {
       rmSync(vpTmp, { recursive: true, force: true });
     }
   }, 300_000);
+});
+
+// A traced runner whose task is a runner that would trace too (the reference
+// runner traces by default): one process tree takes one tracer, the outer one.
+describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch))('nested runners, traced', () => {
+  it("leaves tracing to the outer runner, whose trace holds the inner task's accesses, complete", async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'ra-nested-trace-')));
+    try {
+      writeFileSync(join(dir, 'input.txt'), 'in');
+      const outer = await createServer({ trace: true });
+      const task = [process.execPath, '-e', "const fs = require('fs'); fs.writeFileSync('out.txt', fs.readFileSync('input.txt', 'utf8'))"];
+      const [file, ...args] = outer.command([process.execPath, join(root, 'examples', 'cache-runner', 'index.mjs'), '--cache-dir', join(dir, 'cache'), '--', ...task]);
+      const inner = await run(file ?? '', args, { cwd: dir, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...outer.env } });
+      const reports = await outer.close();
+      expect(inner.code, inner.stderr).toBe(0);
+      // The inner runner says why it has no trace of its own, and stores nothing without one.
+      expect(inner.stderr).toMatch(/^cache skipped: no inputs known \(trace: unsupported: this runner is itself traced by an outer runner \(\/.*\), whose trace records what this task does\)/m);
+      expect(reports.trace).toMatchObject({ mode: 'preload', complete: true, incomplete: [] });
+      expect(reports.trace?.read).toContain(join(dir, 'input.txt'));
+      expect(reports.trace?.written).toContain(join(dir, 'out.txt'));
+      // The inner runner's channel is plumbing the outer trace saw: ignored, so no modified input.
+      expect(reports.ignoredInputs.filter((path) => !path.startsWith(dir))).toHaveLength(1);
+      expect(reports.notCacheable).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
