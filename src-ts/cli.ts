@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { isAbsolute, relative } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { inferAccesses } from './infer.js';
@@ -78,7 +78,7 @@ const SHOWN_OUTPUTS = 20;
 /** `path` relative to the working directory when it is inside it. */
 function shownPath(path: string): string {
   const rel = relative(process.cwd(), path);
-  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+  return rel === '' ? '.' : rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) ? path : rel;
 }
 
 /** The trace's lines of the summary: what a runner would infer, counted, and the outputs. */
@@ -226,10 +226,13 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
     shell: process.platform === 'win32',
     detached: ownGroup,
   });
+  // Traced, the child is the trace supervisor: it leads the command's group
+  // and passes a signal to the whole group itself, once.
+  const supervised = file !== command;
   const forward = (signal: NodeJS.Signals) => () => {
     if (signal === 'SIGINT' && !ownGroup) return;
     try {
-      if (ownGroup && child.pid !== undefined) process.kill(-child.pid, signal);
+      if (ownGroup && child.pid !== undefined && !supervised) process.kill(-child.pid, signal);
       else child.kill(signal);
     } catch {
       // Already gone.

@@ -39,7 +39,8 @@ export interface InferredAccesses {
   outputs: string[];
   /**
    * Paths the run read (or listed) and then wrote or deleted, which no
-   * ignored input or output covers: a run that modifies its own input is not
+   * ignored input covers (an ignored output does not: what the run read there
+   * still mattered): a run that modifies its own input is not
    * cacheable (its inputs after the run are not what it read), and `close()`
    * already says so with a `modified-input` reason.
    */
@@ -150,7 +151,10 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache): strin
   for (const name of readdirSync(path).sort()) {
     const child = join(path, name);
     const childStat = statOf(child, true);
-    hash.update(`${name}\0${childStat ? contentDigest(child, childStat, cache) : 'missing'}\0`);
+    // A link beneath counts by where it points too, as an input that is one does.
+    const target = statOf(child, false)?.isSymbolicLink() ? linkTarget(child) : undefined;
+    const link = target === undefined ? '' : `link ${JSON.stringify(target)} `;
+    hash.update(`${name}\0${link}${childStat ? contentDigest(child, childStat, cache) : 'missing'}\0`);
   }
   return `tree:${hash.digest('hex')}`;
 }
@@ -169,7 +173,20 @@ export function fingerprintInput(input: InferredInput, cache: StatCache = new St
   const link = statOf(input.path, false);
   if (link === undefined) return 'missing';
   const followed = fingerprintFollowed(input, cache);
-  return link.isSymbolicLink() ? `link ${JSON.stringify(readlinkSync(input.path))} ${followed}` : followed;
+  const target = link.isSymbolicLink() ? linkTarget(input.path) : undefined;
+  return target === undefined ? followed : `link ${JSON.stringify(target)} ${followed}`;
+}
+
+/** Where the link at `path` points; undefined when it is no link (any more). */
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Replaced or removed since it was looked at: what is there now counts.
+    if (code === 'EINVAL' || code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
 }
 
 /** {@link fingerprintInput} of what `input.path` names, links followed. */

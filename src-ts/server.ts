@@ -38,7 +38,7 @@ export interface ServerOptions {
    * deletes (Linux x64 and arm64, glibc and musl): `close()` then returns it
    * as `reports.trace`, and a trace that may miss accesses makes the run not
    * cacheable (a `trace` reason), as does a path the task read and then
-   * wrote or deleted that no ignore covers (`modified-input`). Start the command as
+   * wrote or deleted that no ignored input covers (`modified-input`). Start the command as
    * `server.command(argv)`, with `server.env` in its env.
    * - `true` or `'preload'`: a preload library records the calls of
    *   dynamically linked programs, and a seccomp supervisor everything it
@@ -411,16 +411,25 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
   }
   const env = Object.freeze({ ...native.env, ...tracing?.env });
   const ignored = (options.ignore ?? []).map((path) => normalizePath(path));
+  /** `reports` with the runner's user's ignores, as if a tool had said them. */
+  const withIgnores = (reports: Reports): Reports => {
+    if (ignored.length > 0) {
+      reports.ignoredInputs = [...new Set([...reports.ignoredInputs, ...ignored])].sort();
+      reports.ignoredOutputs = [...new Set([...reports.ignoredOutputs, ...ignored])].sort();
+    }
+    return reports;
+  };
   const untrack = track(privateDir);
   // A runner that is a task of another forwards upstream; it connects now,
-  // so the outer runner knows of it from the start. Its own channel (socket,
-  // FIFOs, markers) is plumbing, not the outer task's input or output, which
-  // an outer trace would otherwise take it for.
-  const nested = options.forward !== false && isConnected() ? openNestedMarker() : undefined;
-  if (nested) {
+  // so the outer runner knows of it from the start. Forwarding or not, its
+  // own channel (socket, FIFOs, markers) is plumbing, not the outer task's
+  // input or output, which an outer trace would otherwise take it for.
+  const underRunner = isConnected();
+  if (underRunner) {
     ignoreInput(privateDir);
     ignoreOutput(privateDir);
   }
+  const nested = options.forward !== false && underRunner ? openNestedMarker() : undefined;
   return {
     env,
     socketPath,
@@ -429,7 +438,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     command: (argv: readonly string[]) => (tracing ? tracing.command(argv) : [...argv]),
     snapshot: (closeOptions: CloseOptions = {}) => {
       const encoding = checkCloseOptions(closeOptions, 'snapshot');
-      const reports = withNullRecords(JSON.parse(native.snapshot()) as Reports);
+      const reports = withIgnores(withNullRecords(JSON.parse(native.snapshot()) as Reports));
       if (encoding === 'sha256') digestValues(Object.values(reports.envs), reports.envQueries);
       reports.envValues = encoding;
       return reports;
@@ -439,11 +448,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
       try {
         // The trace file lives in the private directory the native close removes.
         const trace = await tracing?.finish();
-        const reports = await readChunks(await native.close(), encoding);
-        if (ignored.length > 0) {
-          reports.ignoredInputs = [...new Set([...reports.ignoredInputs, ...ignored])].sort();
-          reports.ignoredOutputs = [...new Set([...reports.ignoredOutputs, ...ignored])].sort();
-        }
+        const reports = withIgnores(await readChunks(await native.close(), encoding));
         if (trace) {
           reports.trace = trace;
           const reasons = traceReasons(reports, trace);

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import { isIgnoredInput, isIgnoredOutput } from './cache.js';
+import { isIgnoredInput } from './cache.js';
 import { loadBinding, platformTriple } from './native.js';
 import type { Reports, Trace, TraceMode, UncacheableReason } from './types.js';
 
@@ -24,6 +24,9 @@ export interface TraceSession {
   /** Reads the trace once the task has exited, off the main thread; never rejects. */
   finish(): Promise<Trace>;
 }
+
+/** The trace files this process's servers made: never taken for an outer runner's. */
+const ownTraceFiles = new Set<string>();
 
 function fs(): typeof import('node:fs') {
   return createRequire(process.execPath)('node:fs') as typeof import('node:fs');
@@ -70,14 +73,20 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
   // covers every descendant). A second supervisor could not listen (the
   // kernel allows one seccomp listener in a process's filter chain), and
   // would only mark the outer trace incomplete.
+  // Not a trace file of this process's own servers (a runner may put
+  // server.env into process.env), nor one that is gone (a daemon that
+  // outlived the traced task that started it).
   const outer = process.env['RUNNER_AWARE_TRACE'];
-  if (outer) return unsupported(`this runner is itself traced by an outer runner (${outer}), whose trace records what this task does`);
+  if (outer && !ownTraceFiles.has(outer) && fs().existsSync(outer)) {
+    return unsupported(`this runner is itself traced by an outer runner (${outer}), whose trace records what this task does`);
+  }
   const { path } = loadBinding();
   const files = tracerFiles(path);
   if (typeof files === 'string') return unsupported(files);
   const mode: TraceMode = option === 'seccomp' ? 'seccomp' : 'preload';
   const file = join(privateDir, 'trace');
   fs().writeFileSync(file, '', { mode: 0o600, flag: 'wx' });
+  ownTraceFiles.add(file);
   const env: Record<string, string> = { RUNNER_AWARE_TRACE: file, UV_USE_IO_URING: '0' };
   if (mode === 'preload') env['RUNNER_AWARE_TRACE_PRELOAD'] = files.preload;
   return {
@@ -114,10 +123,12 @@ const SHOWN_MODIFIED = 5;
 
 /**
  * The paths the trace saw read (or listed) and then written or deleted that
- * no ignored input or output covers: the run modified its own input.
+ * no ignored input covers: the run modified its own input. An ignored output
+ * does not excuse one: it says the writes there are not outputs, not that
+ * what the run read there did not matter.
  */
-export function modifiedInputs(reports: Pick<Reports, 'ignoredInputs' | 'ignoredOutputs'>, trace: Trace): string[] {
-  return trace.readThenWritten.filter((path) => !isIgnoredInput(reports, path) && !isIgnoredOutput(reports, path));
+export function modifiedInputs(reports: Pick<Reports, 'ignoredInputs'>, trace: Trace): string[] {
+  return trace.readThenWritten.filter((path) => !isIgnoredInput(reports, path));
 }
 
 /**
@@ -125,7 +136,7 @@ export function modifiedInputs(reports: Pick<Reports, 'ignoredInputs' | 'ignored
  * trace that may miss accesses (none for a complete or unsupported one), and
  * one `modified-input` reason naming what the run read and then changed.
  */
-export function traceReasons(reports: Pick<Reports, 'ignoredInputs' | 'ignoredOutputs'>, trace: Trace): UncacheableReason[] {
+export function traceReasons(reports: Pick<Reports, 'ignoredInputs'>, trace: Trace): UncacheableReason[] {
   const reasons: UncacheableReason[] =
     trace.complete || trace.mode === 'unsupported'
       ? []

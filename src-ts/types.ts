@@ -55,7 +55,7 @@ export type EnvQueryRecord = ({ glob: string } | { prefix: string }) & {
  * - `late-client`: a process of the task connected after its command exited;
  * - `trace`: the runner asked for a file-access trace and it may miss accesses;
  * - `modified-input`: the trace saw the task read a path and then write or
- *   delete it, and no ignored input or output covers it: what it read is gone;
+ *   delete it, and no ignored input covers it: what it read is gone;
  * - `exit`: the command failed or was killed (added by `verdict()`, never by the server).
  */
 export type UncacheableKind =

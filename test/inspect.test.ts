@@ -97,13 +97,15 @@ describe('inspect --out', () => {
 });
 
 describe.runIf(unix)('inspect: signals and exit', () => {
-  it('forwards SIGTERM to the whole command, grandchildren included', async () => {
+  // Traced (the default here), the command runs under the trace supervisor,
+  // which passes the signal on itself: still once, to every process.
+  it.each(['auto', 'off'])('forwards SIGTERM to the whole command, grandchildren included (--trace %s)', async (trace) => {
     const ready = join(dir, 'ready');
     const got = join(dir, 'got');
     // A grandchild in the background: the shell waits for it, and only a
     // signal to the process group reaches it.
     const grandchild = `process.on('SIGTERM', () => { require('fs').writeFileSync(${JSON.stringify(got)}, 'SIGTERM'); process.exit(0); }); require('fs').writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, [cliPath, 'inspect', '--', 'sh', '-c', `"${process.execPath}" -e "${grandchild.replaceAll('"', '\\"')}" & wait`], {
+    const child = spawn(process.execPath, [cliPath, 'inspect', '--trace', trace, '--', 'sh', '-c', `"${process.execPath}" -e "${grandchild.replaceAll('"', '\\"')}" & wait`], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -120,6 +122,26 @@ describe.runIf(unix)('inspect: signals and exit', () => {
       // The shell was killed by it: inspect reports that, then ends the same way.
       expect(stderr).toContain('exit: the command was killed by SIGTERM');
       expect([code, signal]).toEqual([null, 'SIGTERM']);
+    } finally {
+      child.kill('SIGKILL');
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it.each(['auto', 'off'])('delivers one SIGTERM to the command, not two (--trace %s)', async (trace) => {
+    const ready = join(dir, 'ready');
+    const got = join(dir, 'got');
+    // The command counts the SIGTERMs it gets in the 300 ms after the first.
+    const counter = `let n = 0; process.on('SIGTERM', () => { if (n++ === 0) setTimeout(() => { require('fs').writeFileSync(${JSON.stringify(got)}, String(n)); process.exit(0); }, 300); }); require('fs').writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, [cliPath, 'inspect', '--trace', trace, '--', process.execPath, '-e', counter], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+    let pid = 0;
+    try {
+      await until(() => existsSync(ready) && readFileSync(ready, 'utf8') !== '', 15_000, 'the command to start');
+      pid = Number(readFileSync(ready, 'utf8'));
+      child.kill('SIGTERM');
+      expect(await exited).toEqual([0, null]);
+      expect(readFileSync(got, 'utf8'), 'SIGTERMs the command got').toBe('1');
     } finally {
       child.kill('SIGKILL');
       if (pid && alive(pid)) process.kill(pid, 'SIGKILL');

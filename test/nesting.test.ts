@@ -65,7 +65,12 @@ describe('nested runners', () => {
     const { reports, inner } = await outerRun(1, ['--no-forward']);
     expect(inner.code, inner.stderr).toBe(0);
     expect(reports.envs).toEqual({});
-    expect(reports.ignoredInputs).toEqual([]);
+    expect(reports.values).toEqual({});
+    expect(reports.inputs).toEqual([]);
+    // Only the inner runner's own channel directory, which is plumbing, never its tools' words.
+    expect(reports.ignoredInputs).toHaveLength(1);
+    expect(reports.ignoredInputs[0]).toMatch(/\/ra-nested-[^/]+\/runner-aware-[^/]+$/);
+    expect(reports.ignoredOutputs).toEqual(reports.ignoredInputs);
     expect(reports.cacheable).toBe(true);
   });
 

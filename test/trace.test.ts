@@ -5,14 +5,14 @@
 // built here, coreutils, and the sandbox filters of test/sandbox.
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createServer, inferAccesses, verdict, type Reports, type ServerOptions, type Trace } from '../dist/runner.mjs';
+import { createServer, fingerprintInput, inferAccesses, verdict, type Reports, type ServerOptions, type Trace } from '../dist/runner.mjs';
 import { root, run, type Run } from './helpers.js';
 
 let dir = '';
@@ -231,6 +231,48 @@ fs.writeFileSync('state/count', String(count + 1));`,
     expect(runnerIgnored.reports.ignoredOutputs).toEqual([join(cwd, 'state')]);
     expect(runnerIgnored.reports.notCacheable).toEqual([]);
     expect(inferAccesses(runnerIgnored.reports).modifiedInputs).toEqual([]);
+
+    // An ignored output alone does not excuse it: the writes there are not
+    // outputs, but what the run read there still mattered.
+    const outputOnly = await traced(
+      task(false).map((arg) => arg.replace("import { ignoreInput }", "import { ignoreOutput }").replace('fs.mkdirSync', "ignoreOutput('state');\nfs.mkdirSync")),
+      { cwd },
+    );
+    expect(outputOnly.reports.ignoredOutputs).toEqual([join(cwd, 'state')]);
+    expect(outputOnly.reports.notCacheable.map((reason) => reason.kind)).toEqual(['modified-input']);
+  });
+
+  it('keeps tracing in a runner that put a server env of its own into process.env', async () => {
+    const first = await createServer({ trace: true });
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, first.env);
+      const second = await createServer({ trace: true });
+      expect(second.trace).toBe('preload');
+      await second.close();
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+      await first.close();
+    }
+  });
+
+  it('fingerprints a link inside a directory input by where it points', async () => {
+    const cwd = scratch('linked-tree');
+    for (const copy of ['a', 'b']) {
+      mkdirSync(join(cwd, 'store', copy), { recursive: true });
+      writeFileSync(join(cwd, 'store', copy, 'index.js'), 'same');
+    }
+    mkdirSync(join(cwd, 'modules'));
+    symlinkSync(join('..', 'store', 'a'), join(cwd, 'modules', 'pkg'));
+    const input = { path: join(cwd, 'modules'), kind: 'content' as const };
+    const before = fingerprintInput(input);
+    expect(fingerprintInput(input)).toBe(before);
+    rmSync(join(cwd, 'modules', 'pkg'));
+    symlinkSync(join('..', 'store', 'b'), join(cwd, 'modules', 'pkg'));
+    expect(fingerprintInput(input)).not.toBe(before);
+    // The link itself as an input: its target, then what is there.
+    expect(fingerprintInput({ path: join(cwd, 'modules', 'pkg'), kind: 'existence' })).toBe(`link ${JSON.stringify(join('..', 'store', 'b'))} directory`);
   });
 
   it('names the first five inputs a run modified, and counts them all', async () => {

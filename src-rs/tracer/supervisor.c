@@ -682,7 +682,19 @@ int main(int argc, char **argv) {
     if (r > 0 && (fds[0].revents & POLLIN)) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo != SIGCHLD && !child_done) kill(child, (int)si.ssi_signo);
+        if (si.ssi_signo == SIGCHLD || child_done) continue;
+        /* Our own signal to the group (below), back to us. */
+        if (si.ssi_pid == (uint32_t)getpid()) continue;
+        /* A terminal's signal (Ctrl-C, Ctrl-\, a hang-up) went to its whole
+         * foreground group: a command in ours has it already. */
+        if (si.ssi_code == SI_KERNEL && getpgid(child) == getpgrp()) continue;
+        /* A task spawned with a process group of its own, which we lead:
+         * every process of it gets the signal once, as if we were not here;
+         * else the command does. */
+        if (getpgrp() == getpid())
+          kill(0, (int)si.ssi_signo);
+        else
+          kill(child, (int)si.ssi_signo);
       }
       pid_t p;
       int st;

@@ -90,13 +90,14 @@ fn clean_str(text: &str) -> Cow<'_, str> {
 /// any of `exclude` (the runner's own private directory) are left out. A
 /// record that is not valid UTF-8, or a last record cut short, makes the
 /// trace incomplete: a path that cannot be named cannot be checked. Each list
-/// is sorted by bytes, as JavaScript's default sort orders these strings.
+/// is sorted by code point (the UTF-8 bytes); JavaScript's default sort
+/// agrees but for characters beyond U+FFFF against U+E000 to U+FFFF.
 pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
     let exclude: Vec<String> = exclude
         .iter()
         .map(|dir| clean(dir).to_string_lossy().into_owned())
         .collect();
-    // Keys borrow from `bytes`: a path is copied once, when the lists are built.
+    // Keys borrow from `bytes`: a path is copied only when the lists are built.
     let mut states: HashMap<Cow<'_, str>, PathState> = HashMap::new();
     let mut incomplete = BTreeSet::new();
     let mut supervised = false;
