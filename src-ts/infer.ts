@@ -144,9 +144,14 @@ function typeOf(stat: BigIntStats): string {
   return stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : 'other';
 }
 
-function contentDigest(path: string, stat: BigIntStats, cache: StatCache): string {
+function contentDigest(path: string, stat: BigIntStats, cache: StatCache, above: ReadonlySet<string> = new Set()): string {
   if (!stat.isDirectory()) return stat.isFile() ? cache.digest(path, stat) : typeOf(stat);
-  // A directory's content: every name beneath with its own digest.
+  // A directory's content: every name beneath with its own digest. Links are
+  // followed, but never back into a directory above (pnpm's node_modules has
+  // such cycles), which counts by its link alone.
+  const identity = `${stat.dev}:${stat.ino}`;
+  if (above.has(identity)) return 'cycle';
+  const here = new Set(above).add(identity);
   const hash = createHash('sha256');
   for (const name of readdirSync(path).sort()) {
     const child = join(path, name);
@@ -154,7 +159,7 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache): strin
     // A link beneath counts by where it points too, as an input that is one does.
     const target = statOf(child, false)?.isSymbolicLink() ? linkTarget(child) : undefined;
     const link = target === undefined ? '' : `link ${JSON.stringify(target)} `;
-    hash.update(`${name}\0${link}${childStat ? contentDigest(child, childStat, cache) : 'missing'}\0`);
+    hash.update(`${name}\0${link}${childStat ? contentDigest(child, childStat, cache, here) : 'missing'}\0`);
   }
   return `tree:${hash.digest('hex')}`;
 }

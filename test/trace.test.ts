@@ -4,8 +4,8 @@
 // missed something. Real processes throughout: Node, a static C program
 // built here, coreutils, and the sandbox filters of test/sandbox.
 
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -190,6 +190,30 @@ if (r.signal !== 'SIGKILL') process.exit(1);`;
     expect(verdict(killed.reports, outcome).cacheable).toBe(false);
   });
 
+  it('says the trace is incomplete when the supervisor itself is SIGKILLed', async () => {
+    const cwd = scratch('supervisor-killed');
+    const server = await createServer({ trace: true });
+    const [file, ...args] = server.command(node("require('fs').writeFileSync('ready', String(process.pid)); setInterval(() => {}, 1000)"));
+    const child = spawn(file ?? '', args, { cwd, env: { ...process.env, ...server.env }, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    let command = 0;
+    try {
+      for (let i = 0; i < 300 && !existsSync(join(cwd, 'ready')); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      command = Number(readFileSync(join(cwd, 'ready'), 'utf8'));
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      if (command) process.kill(command, 'SIGKILL');
+    }
+    const reports = await server.close();
+    expect(reports.trace?.complete).toBe(false);
+    expect(reports.trace?.incomplete).toEqual([
+      'the trace supervisor did not see the task to its end (it was killed, or died), so what the task did last may be missing',
+    ]);
+    expect(reports.trace?.written).toContain(join(cwd, 'ready'));
+    expect(reports.notCacheable.map((reason) => reason.kind)).toEqual(['trace']);
+  });
+
   it('makes a run that modified its input not cacheable, unless a tool or the runner ignored it', async () => {
     const cwd = scratch('modified');
     const tool = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
@@ -273,6 +297,13 @@ fs.writeFileSync('state/count', String(count + 1));`,
     expect(fingerprintInput(input)).not.toBe(before);
     // The link itself as an input: its target, then what is there.
     expect(fingerprintInput({ path: join(cwd, 'modules', 'pkg'), kind: 'existence' })).toBe(`link ${JSON.stringify(join('..', 'store', 'b'))} directory`);
+
+    // Links back up the tree are followed once, not forever.
+    symlinkSync('.', join(cwd, 'modules', 'self'));
+    symlinkSync('..', join(cwd, 'modules', 'up'));
+    const cyclic = fingerprintInput(input);
+    expect(cyclic).toMatch(/^tree:[0-9a-f]{64}$/);
+    expect(fingerprintInput(input)).toBe(cyclic);
   });
 
   it('names the first five inputs a run modified, and counts them all', async () => {

@@ -482,11 +482,9 @@ async function runCommand() {
   const stderr = [];
   child.stdout.on('data', (chunk) => { stdout.push(chunk); process.stdout.write(chunk); });
   child.stderr.on('data', (chunk) => { stderr.push(chunk); process.stderr.write(chunk); });
-  // A terminal's Ctrl-C reaches the command itself (it is in our foreground
-  // group); passing it on too would deliver it twice.
-  const forward = (signal) => {
-    if (signal !== 'SIGINT' || !process.stdin.isTTY) child.kill(signal);
-  };
+  // Traced, the supervisor passes it on, once: a terminal's Ctrl-C, which
+  // reached the command already, not again.
+  const forward = (signal) => child.kill(signal);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
   const outcome = await new Promise((resolve) => {

@@ -670,6 +670,8 @@ int main(int argc, char **argv) {
   if (grace && *grace) grace_ms = strtol(grace, NULL, 10);
   int status = 0, child_done = 0;
   long done_at = 0;
+  /* When each signal last came from a terminal (SI_KERNEL), by number. */
+  long kernel_at[64] = {0};
   for (;;) {
     struct pollfd fds[2] = {{sfd, POLLIN, 0}, {listener, POLLIN, 0}};
     int timeout = -1;
@@ -682,19 +684,31 @@ int main(int argc, char **argv) {
     if (r > 0 && (fds[0].revents & POLLIN)) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo == SIGCHLD || child_done) continue;
-        /* Our own signal to the group (below), back to us. */
-        if (si.ssi_pid == (uint32_t)getpid()) continue;
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGCHLD || child_done) continue;
+        int leader = getpgrp() == getpid();
+        int child_in_group = getpgid(child) == getpgrp();
         /* A terminal's signal (Ctrl-C, Ctrl-\, a hang-up) went to its whole
-         * foreground group: a command in ours has it already. */
-        if (si.ssi_code == SI_KERNEL && getpgid(child) == getpgrp()) continue;
+         * foreground group: a command in ours has it already. So has the
+         * same signal from our parent (a runner passing on its own Ctrl-C)
+         * right after it. */
+        if (si.ssi_code == SI_KERNEL) {
+          if (sig < 64) kernel_at[sig] = now_ms();
+          if (child_in_group) continue;
+        } else if (si.ssi_pid == (uint32_t)getppid() && sig < 64 && kernel_at[sig] && now_ms() - kernel_at[sig] < 200 && child_in_group) {
+          continue;
+        }
+        /* Our own signal to the group (below), back to us; or one a process
+         * of the task sent to the group we lead (`kill 0`): it has reached
+         * the group already. */
+        if (si.ssi_pid == (uint32_t)getpid()) continue;
+        if (leader && si.ssi_code != SI_KERNEL && getpgid((pid_t)si.ssi_pid) == getpgrp()) continue;
         /* A task spawned with a process group of its own, which we lead:
          * every process of it gets the signal once, as if we were not here;
-         * else the command does. */
-        if (getpgrp() == getpid())
-          kill(0, (int)si.ssi_signo);
-        else
-          kill(child, (int)si.ssi_signo);
+         * a command that left the group (setsid) gets it too. Else the
+         * command does. */
+        if (leader) kill(0, sig);
+        if (!leader || !child_in_group) kill(child, sig);
       }
       pid_t p;
       int st;
@@ -735,6 +749,8 @@ int main(int argc, char **argv) {
       nanosleep(&ts, NULL);
     }
   }
+  /* A trace without it was cut short: the supervisor was killed, or died. */
+  write_record(TRACE_END, "");
   flush_records();
   if (write_failed) {
     fprintf(stderr, "runner-aware-trace: could not write the trace file %s: what the task did is not all recorded\n", trace_file);

@@ -24,6 +24,7 @@
 #define TRACE_DELETED 'd'    /* unlinked, removed, renamed from */
 #define TRACE_INCOMPLETE '!' /* the trace may miss accesses; the text says why */
 #define TRACE_BEGIN 'b'      /* the supervisor started the command; the text is its mode */
+#define TRACE_END 'e'        /* the supervisor saw the task to its end; no text */
 
 /* The trace file every process appends to. */
 #define TRACE_ENV_FILE "RUNNER_AWARE_TRACE"

@@ -3,7 +3,7 @@
 //
 //   node test/cross/trace-check.mjs <label> <trace file> <input> <absent> <output> [complete|preload-only]
 //
-// `complete`: the supervisor saw the run and nothing is missing. `preload-only`:
+// `complete`: the supervisor saw the run to its end and nothing is missing. `preload-only`:
 // the preload library ran without the supervisor (qemu-user), so the trace says
 // it is incomplete and still holds what the program did through libc.
 
@@ -19,6 +19,7 @@ if (!has('w', output)) problems.push(`no write of ${output}`);
 const incomplete = records.filter((r) => r.startsWith('!')).map((r) => r.slice(1));
 if (expect === 'complete') {
   if (!records.includes('bpreload')) problems.push('no begin record from the supervisor');
+  if (!records.includes('e')) problems.push('no end record from the supervisor');
   if (incomplete.length > 0) problems.push(`incomplete: ${incomplete.join('; ')}`);
 } else if (incomplete.length === 0) {
   problems.push('the trace does not say it is incomplete');

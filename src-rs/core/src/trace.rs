@@ -57,6 +57,7 @@ mod kind {
     pub const DELETED: u8 = b'd';
     pub const INCOMPLETE: u8 = b'!';
     pub const BEGIN: u8 = b'b';
+    pub const END: u8 = b'e';
 }
 
 #[derive(Default)]
@@ -86,7 +87,8 @@ fn clean_str(text: &str) -> Cow<'_, str> {
 }
 
 /// Parses a trace file's bytes. A trace without the supervisor's begin
-/// record is incomplete: the command was not started under it. Paths under
+/// record is incomplete: the command was not started under it; so is one
+/// with a begin and no end record: the supervisor was cut short. Paths under
 /// any of `exclude` (the runner's own private directory) are left out. A
 /// record that is not valid UTF-8, or a last record cut short, makes the
 /// trace incomplete: a path that cannot be named cannot be checked. Each list
@@ -101,6 +103,7 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
     let mut states: HashMap<Cow<'_, str>, PathState> = HashMap::new();
     let mut incomplete = BTreeSet::new();
     let mut supervised = false;
+    let mut ended = false;
     let mut records = bytes.split(|&b| b == 0).peekable();
     while let Some(record) = records.next() {
         if records.peek().is_none() {
@@ -126,6 +129,10 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
         }
         if kind == kind::BEGIN {
             supervised = true;
+            continue;
+        }
+        if kind == kind::END {
+            ended = true;
             continue;
         }
         if !text.starts_with('/') {
@@ -166,6 +173,11 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
     if !supervised {
         incomplete.insert(
             "the command was not started through the trace supervisor (server.command()), so nothing saw what the preload library cannot"
+                .to_owned(),
+        );
+    } else if !ended {
+        incomplete.insert(
+            "the trace supervisor did not see the task to its end (it was killed, or died), so what the task did last may be missing"
                 .to_owned(),
         );
     }
@@ -243,12 +255,14 @@ pub fn read(file: &Path, exclude: &[PathBuf]) -> io::Result<Trace> {
 mod tests {
     use super::*;
 
+    /// A whole trace: the supervisor's begin record, `list`, its end record.
     fn records(list: &[&str]) -> Vec<u8> {
         let mut out = b"bpreload\0".to_vec();
         for record in list {
             out.extend_from_slice(record.as_bytes());
             out.push(0);
         }
+        out.extend_from_slice(b"e\0");
         out
     }
 
@@ -295,9 +309,17 @@ mod tests {
         assert!(!trace.complete);
         assert_eq!(trace.read, ["/a"]);
 
-        let trace = parse(b"bpreload\0r/\xff\0", &[]);
+        let trace = parse(b"bpreload\0r/\xff\0e\0", &[]);
         assert!(!trace.complete);
         assert!(trace.incomplete[0].contains("not UTF-8"));
+    }
+
+    #[test]
+    fn a_trace_the_supervisor_did_not_end_is_incomplete() {
+        let trace = parse(b"bpreload\0r/a\0", &[]);
+        assert!(!trace.complete);
+        assert!(trace.incomplete[0].contains("did not see the task to its end"));
+        assert_eq!(trace.read, ["/a"]);
     }
 
     #[test]
