@@ -402,7 +402,8 @@ function fromPortable(path: string, root: string): string {
   return isAbsolute(path) ? normalizePath(path) : resolve(root, ...path.split('/'));
 }
 
-const TRACE_FIELDS = ['read', 'found', 'missing', 'listed', 'written', 'deleted', 'readThenWritten'] as const;
+/** The path lists of a `Trace`. */
+export const TRACE_FIELDS = ['read', 'found', 'missing', 'listed', 'written', 'deleted', 'readThenWritten'] as const;
 
 function mapTrace(trace: Trace, map: (path: string) => string): Trace {
   const out: Trace = { ...trace };

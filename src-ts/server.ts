@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
 import { normalizePath } from './cache.js';
+import { openChunks } from './chunks.js';
 import { digestedMatches, nullRecord, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import { startTrace, traceReasons, type TraceOption, type TraceSession } from './trace.js';
@@ -133,13 +134,8 @@ function withNullRecords(reports: Reports): Reports {
   return reports;
 }
 
-type ListField = 'ignoredInputs' | 'ignoredOutputs' | 'inputs' | 'outputs' | 'envQueries';
-type MapField = 'values' | 'envs';
-type Chunk =
-  | { field: ListField; items: unknown[] }
-  | { field: MapField; entries: [string, unknown][] };
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** The fields of the reports their later chunks fill: lists (`items`) and records (`entries`). */
+type ChunkField = 'ignoredInputs' | 'ignoredOutputs' | 'inputs' | 'outputs' | 'envQueries' | 'values' | 'envs';
 
 /** Replaces the env values of `envs` and `queries` by their digests, in place. */
 function digestValues(envs: Iterable<EnvRecord>, queries: Reports['envQueries']): void {
@@ -161,15 +157,12 @@ function checkCloseOptions(options: CloseOptions, method: string): EnvValueEncod
  * digested) in a few milliseconds.
  */
 async function readChunks(chunks: ReportChunks, encoding: EnvValueEncoding): Promise<Reports> {
-  const head = chunks.takeNext();
-  if (head === null) throw new Error('runner-aware: the server returned no reports');
-  const reports = withNullRecords(JSON.parse(head) as Reports);
+  const { head, rest } = openChunks<Reports, ChunkField>(chunks, 'runner-aware: the server returned no reports');
+  const reports = withNullRecords(head);
   const digest = encoding === 'sha256';
   if (digest) digestValues(Object.values(reports.envs), reports.envQueries);
   reports.envValues = encoding;
-  for (let chunk = chunks.takeNext(); chunk !== null; chunk = chunks.takeNext()) {
-    await nextTurn();
-    const part = JSON.parse(chunk) as Chunk;
+  for await (const part of rest) {
     if ('items' in part) {
       const list = reports[part.field] as unknown[];
       for (const item of part.items) list.push(item);

@@ -4,12 +4,13 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import { isIgnoredInput } from './cache.js';
+import { isIgnoredInput, TRACE_FIELDS } from './cache.js';
+import { openChunks } from './chunks.js';
 import { loadBinding, platformTriple } from './native.js';
 import type { Reports, Trace, TraceMode, UncacheableReason } from './types.js';
 
 /** The path lists of a trace. */
-type TraceList = 'read' | 'found' | 'missing' | 'listed' | 'written' | 'deleted' | 'readThenWritten';
+type TraceList = (typeof TRACE_FIELDS)[number];
 
 /** What `createServer({ trace })` accepts: `true` is `'preload'`. */
 export type TraceOption = boolean | 'preload' | 'seccomp';
@@ -99,15 +100,12 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
     finish: async () => {
       try {
         const chunks = await loadBinding().binding.readTrace(file, [privateDir]);
-        const head = chunks.takeNext();
-        if (head === null) throw new Error('no trace came back');
-        const trace = { mode, ...(JSON.parse(head) as Omit<Trace, 'mode'>) };
-        // One chunk of a few hundred KiB per event-loop turn, as close() takes the reports.
-        for (let chunk = chunks.takeNext(); chunk !== null; chunk = chunks.takeNext()) {
-          await new Promise((resolve) => setImmediate(resolve));
-          const part = JSON.parse(chunk) as { field: TraceList; items: string[] };
+        const { head, rest } = openChunks<Omit<Trace, 'mode'>, TraceList>(chunks, 'no trace came back');
+        const trace = { mode, ...head };
+        for await (const part of rest) {
+          if (!('items' in part)) throw new Error(`the trace came back with entries for ${part.field}`);
           const list = trace[part.field];
-          for (const item of part.items) list.push(item);
+          for (const item of part.items) list.push(item as string);
         }
         return trace;
       } catch (err) {

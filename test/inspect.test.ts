@@ -96,6 +96,28 @@ describe('inspect --out', () => {
   });
 });
 
+/**
+ * Runs `inspect <args>` until the process that writes its pid to `ready`
+ * has started, sends inspect SIGTERM, and hands `check` how inspect ended and
+ * what it printed; every process is killed afterwards.
+ */
+async function terminateInspect(args: string[], ready: string, check: (exit: [number | null, NodeJS.Signals | null], stderr: string) => void): Promise<void> {
+  const child = spawn(process.execPath, [cliPath, 'inspect', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+  let pid = 0;
+  try {
+    await until(() => existsSync(ready) && readFileSync(ready, 'utf8') !== '', 15_000, 'the command to start');
+    pid = Number(readFileSync(ready, 'utf8'));
+    child.kill('SIGTERM');
+    check(await exited, stderr);
+  } finally {
+    child.kill('SIGKILL');
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 describe.runIf(unix)('inspect: signals and exit', () => {
   // Traced (the default here), the command runs under the trace supervisor,
   // which passes the signal on itself: still once, to every process.
@@ -105,27 +127,12 @@ describe.runIf(unix)('inspect: signals and exit', () => {
     // A grandchild in the background: the shell waits for it, and only a
     // signal to the process group reaches it.
     const grandchild = `process.on('SIGTERM', () => { require('fs').writeFileSync(${JSON.stringify(got)}, 'SIGTERM'); process.exit(0); }); require('fs').writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, [cliPath, 'inspect', '--trace', trace, '--', 'sh', '-c', `"${process.execPath}" -e "${grandchild.replaceAll('"', '\\"')}" & wait`], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
-    let pid = 0;
-    try {
-      await until(() => existsSync(ready) && readFileSync(ready, 'utf8') !== '', 15_000, 'the grandchild to start');
-      pid = Number(readFileSync(ready, 'utf8'));
-      child.kill('SIGTERM');
-      const [code, signal] = await exited;
+    await terminateInspect(['--trace', trace, '--', 'sh', '-c', `"${process.execPath}" -e "${grandchild.replaceAll('"', '\\"')}" & wait`], ready, ([code, signal], stderr) => {
       expect(readFileSync(got, 'utf8'), 'the grandchild got SIGTERM').toBe('SIGTERM');
       // The shell was killed by it: inspect reports that, then ends the same way.
       expect(stderr).toContain('exit: the command was killed by SIGTERM');
       expect([code, signal]).toEqual([null, 'SIGTERM']);
-    } finally {
-      child.kill('SIGKILL');
-      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    });
   });
 
   it.each(['auto', 'off'])('delivers one SIGTERM to the command, not two (--trace %s)', async (trace) => {
@@ -133,19 +140,10 @@ describe.runIf(unix)('inspect: signals and exit', () => {
     const got = join(dir, 'got');
     // The command counts the SIGTERMs it gets in the 300 ms after the first.
     const counter = `let n = 0; process.on('SIGTERM', () => { if (n++ === 0) setTimeout(() => { require('fs').writeFileSync(${JSON.stringify(got)}, String(n)); process.exit(0); }, 300); }); require('fs').writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, [cliPath, 'inspect', '--trace', trace, '--', process.execPath, '-e', counter], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
-    let pid = 0;
-    try {
-      await until(() => existsSync(ready) && readFileSync(ready, 'utf8') !== '', 15_000, 'the command to start');
-      pid = Number(readFileSync(ready, 'utf8'));
-      child.kill('SIGTERM');
-      expect(await exited).toEqual([0, null]);
+    await terminateInspect(['--trace', trace, '--', process.execPath, '-e', counter], ready, (exit) => {
+      expect(exit).toEqual([0, null]);
       expect(readFileSync(got, 'utf8'), 'SIGTERMs the command got').toBe('1');
-    } finally {
-      child.kill('SIGKILL');
-      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    });
   });
 
   it('ends by the signal that killed the command, after printing the report', async () => {

@@ -284,7 +284,7 @@ static void records_lost(void) {
 }
 
 static void write_record(const char *rec, size_t len) {
-  if (trace_fd < 0) open_trace_fd();
+  /* No descriptor (or one taken away) is reopened once below. */
   long r = trace_fd < 0 ? -EBADF : sys(SYS_write, trace_fd, rec, len, 0);
   if (r == -EBADF) {
     trace_fd = -1;

@@ -337,10 +337,13 @@ static int seen(char kind, const char *path, int insert) {
   return 0;
 }
 
+/* Pseudo-filesystems and the trace file itself: never in the trace. */
+static int ignored(const char *path) {
+  return starts_with_dir(path, "/proc") || starts_with_dir(path, "/sys") || starts_with_dir(path, "/dev") || strcmp(path, trace_file) == 0;
+}
+
 static void record(char kind, const char *path) {
-  if (starts_with_dir(path, "/proc") || starts_with_dir(path, "/sys") || starts_with_dir(path, "/dev")) return;
-  if (strcmp(path, trace_file) == 0) return;
-  if (seen(kind, path, 1)) return;
+  if (ignored(path) || seen(kind, path, 1)) return;
   write_record(kind, path);
 }
 
@@ -348,9 +351,10 @@ static void record(char kind, const char *path) {
  * look-up is the one the trace keeps. */
 static int looked_up(const char *path) { return seen(TRACE_FOUND, path, 0) || seen(TRACE_MISSING, path, 0); }
 
-/* What the path is now, before the call runs: the kind a look-up gets. */
+/* What the path is now, before the call runs: the kind a look-up gets. An
+ * ignored path is not stat'ed at all. */
 static void record_lookup(const char *path, int nofollow) {
-  if (looked_up(path)) return;
+  if (ignored(path) || looked_up(path)) return;
   struct stat st;
   int r = nofollow ? lstat(path, &st) : stat(path, &st);
   record(r == 0 ? TRACE_FOUND : (errno == ENOENT || errno == ENOTDIR) ? TRACE_MISSING : TRACE_FOUND, path);
@@ -359,6 +363,7 @@ static void record_lookup(const char *path, int nofollow) {
 /* A PATH search tries names that do not exist: those are look-ups. */
 static void record_exec(const char *path) {
   struct stat st;
+  if (ignored(path)) return;
   if (stat(path, &st) == 0)
     record(TRACE_EXEC, path);
   else

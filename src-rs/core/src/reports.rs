@@ -179,44 +179,48 @@ impl Reports {
         let values = std::mem::take(&mut self.values);
         let envs = std::mem::take(&mut self.envs);
         let queries = std::mem::take(&mut self.env_queries);
-        let mut chunks = vec![serde_json::to_string(&self)?];
-        let mut writer = ChunkWriter::new(chunk_bytes, &mut chunks);
+        let mut writer = ChunkWriter::start(serde_json::to_string(&self)?, chunk_bytes);
         for (field, items) in lists {
-            for item in items {
-                writer.push(field, "items", &item)?;
-            }
+            writer.push_all(field, "items", items)?;
         }
-        for entry in values {
-            writer.push("values", "entries", &entry)?;
-        }
-        for entry in envs {
-            writer.push("envs", "entries", &entry)?;
-        }
-        for query in queries {
-            writer.push("envQueries", "items", &query)?;
-        }
-        writer.finish();
-        Ok(chunks)
+        writer.push_all("values", "entries", values)?;
+        writer.push_all("envs", "entries", envs)?;
+        writer.push_all("envQueries", "items", queries)?;
+        Ok(writer.finish())
     }
 }
 
-/// Packs items of one field after another into chunks of about a budget.
-pub(crate) struct ChunkWriter<'a> {
+/// Packs items of one field after another into chunks of about a budget,
+/// after a first chunk that is the object they belong to.
+pub(crate) struct ChunkWriter {
     budget: usize,
-    chunks: &'a mut Vec<String>,
+    chunks: Vec<String>,
     open: Option<(&'static str, Vec<u8>)>,
 }
 
-impl<'a> ChunkWriter<'a> {
-    pub(crate) fn new(budget: usize, chunks: &'a mut Vec<String>) -> Self {
+impl ChunkWriter {
+    /// A writer whose first chunk is `head`.
+    pub(crate) fn start(head: String, budget: usize) -> Self {
         Self {
             budget,
-            chunks,
+            chunks: vec![head],
             open: None,
         }
     }
 
-    pub(crate) fn push<T: Serialize>(
+    /// Every item of `items`, as `{"field": field, kind: [...]}` chunks.
+    pub(crate) fn push_all<T: Serialize>(
+        &mut self,
+        field: &'static str,
+        kind: &str,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), serde_json::Error> {
+        items
+            .into_iter()
+            .try_for_each(|item| self.push(field, kind, &item))
+    }
+
+    fn push<T: Serialize>(
         &mut self,
         field: &'static str,
         kind: &str,
@@ -227,7 +231,7 @@ impl<'a> ChunkWriter<'a> {
             .as_ref()
             .is_some_and(|(open, bytes)| *open != field || bytes.len() >= self.budget);
         if full {
-            self.finish();
+            self.close_chunk();
         }
         let (_, bytes) = self.open.get_or_insert_with(|| {
             let mut bytes = Vec::with_capacity(self.budget + 4096);
@@ -240,13 +244,19 @@ impl<'a> ChunkWriter<'a> {
         serde_json::to_writer(&mut *bytes, item)
     }
 
-    pub(crate) fn finish(&mut self) {
+    fn close_chunk(&mut self) {
         if let Some((_, mut bytes)) = self.open.take() {
             bytes.extend_from_slice(b"]}");
             // Only serde_json and ASCII went in: valid UTF-8.
             self.chunks
                 .push(String::from_utf8(bytes).unwrap_or_default());
         }
+    }
+
+    /// The chunks, the last one closed.
+    pub(crate) fn finish(mut self) -> Vec<String> {
+        self.close_chunk();
+        self.chunks
     }
 }
 

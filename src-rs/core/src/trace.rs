@@ -232,15 +232,11 @@ impl Trace {
                 std::mem::take(&mut self.read_then_written),
             ),
         ];
-        let mut chunks = vec![serde_json::to_string(&self)?];
-        let mut writer = ChunkWriter::new(chunk_bytes, &mut chunks);
+        let mut writer = ChunkWriter::start(serde_json::to_string(&self)?, chunk_bytes);
         for (field, items) in lists {
-            for item in items {
-                writer.push(field, "items", &item)?;
-            }
+            writer.push_all(field, "items", items)?;
         }
-        writer.finish();
-        Ok(chunks)
+        Ok(writer.finish())
     }
 }
 
