@@ -1,11 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod caller;
 pub mod client;
 pub mod env;
+pub mod env_fingerprint;
 #[cfg(unix)]
 pub(crate) mod fifo;
+pub mod fingerprint;
 pub mod nesting;
 pub mod paths;
 pub mod protocol;

@@ -1,0 +1,485 @@
+//! An entry's archive: tar compressed with zstd, as Turborepo's artifacts
+//! are. Members, in order: `manifest.json`, `stdout`, `stderr`, then
+//! `outputs/<path>` for every output the manifest lists, in its order.
+//! Reading treats every archive as hostile: member names, types, sizes and
+//! digests are checked against the manifest before anything is placed, and
+//! the decompressed size and member count are bounded, so a bomb is an
+//! error, never an out-of-memory.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::entry::{Manifest, OutputRecord};
+use super::restore::Placer;
+use super::CacheError;
+use crate::fingerprint::hex;
+
+/// Bounds on what reading an archive may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Decompressed bytes, headers included.
+    pub max_bytes: u64,
+    /// Members.
+    pub max_members: usize,
+    /// The manifest's size.
+    pub max_manifest_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 << 30,
+            max_members: 1_000_000,
+            max_manifest_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The zstd level archives are written at (zstd's own default).
+const LEVEL: i32 = 3;
+
+/// The most memory a window may take to decode (2^27 = 128 MiB, zstd's
+/// default limit for streams).
+const WINDOW_LOG_MAX: u32 = 27;
+
+fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> CacheError {
+    move |err| CacheError::Io(format!("{context}: {err}"))
+}
+
+/// Whether the path `rel` under `root` reaches a file through a link in the
+/// checkout (`node_modules/dep -> /store/dep`): such an output lies outside
+/// the checkout, whatever its name says.
+fn through_link(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut dir = root.to_path_buf();
+    let mut components: Vec<&str> = rel.split('/').collect();
+    components.pop();
+    for component in components {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            _ => return Some(dir),
+        }
+    }
+    None
+}
+
+/// The records of `paths` (relative to `root`, each checked as an output
+/// path): a directory adds itself and everything beneath; a link is kept as
+/// a link when its target stays inside the root, else the output is
+/// refused. Sorted and deduplicated.
+pub fn collect_outputs(root: &Path, paths: &[String]) -> Result<Vec<OutputRecord>, CacheError> {
+    let mut records = std::collections::BTreeMap::new();
+    for rel in paths {
+        super::entry::check_output_path(rel)?;
+        if let Some(link) = through_link(root, rel) {
+            return Err(CacheError::Unsafe(format!(
+                "{rel}: {} is a link or no directory in the checkout, so the output lies outside it",
+                link.display()
+            )));
+        }
+        collect(root, rel, &mut records)?;
+    }
+    Ok(records.into_values().collect())
+}
+
+fn collect(
+    root: &Path,
+    rel: &str,
+    records: &mut std::collections::BTreeMap<String, OutputRecord>,
+) -> Result<(), CacheError> {
+    let path = root.join(rel);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_err(path.display())(err)),
+    };
+    let file_type = meta.file_type();
+    if file_type.is_symlink() {
+        let target = fs::read_link(&path).map_err(io_err(path.display()))?;
+        let target = target.to_string_lossy().replace('\\', "/");
+        super::entry::check_link_target(rel, &target)?;
+        records.insert(
+            rel.to_owned(),
+            OutputRecord::Symlink {
+                path: rel.to_owned(),
+                target,
+            },
+        );
+    } else if meta.is_dir() {
+        records.insert(
+            rel.to_owned(),
+            OutputRecord::Dir {
+                path: rel.to_owned(),
+            },
+        );
+        let mut names: Vec<String> = Vec::new();
+        for entry in fs::read_dir(&path).map_err(io_err(path.display()))? {
+            let name = entry.map_err(io_err(path.display()))?.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(CacheError::Unsafe(format!(
+                    "{rel}: holds a name that is not UTF-8"
+                )));
+            };
+            names.push(name.to_owned());
+        }
+        names.sort();
+        for name in names {
+            let child = format!("{rel}/{name}");
+            super::entry::check_output_path(&child)?;
+            collect(root, &child, records)?;
+        }
+    } else if meta.is_file() {
+        let (size, sha256) = digest_file(&path)?;
+        records.insert(
+            rel.to_owned(),
+            OutputRecord::File {
+                path: rel.to_owned(),
+                mode: file_mode(&meta),
+                size,
+                sha256,
+            },
+        );
+    } else {
+        return Err(CacheError::Unsafe(format!(
+            "{rel}: is a special file (a device, FIFO or socket), which no entry holds"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn file_mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+#[cfg(not(unix))]
+fn file_mode(_meta: &fs::Metadata) -> u32 {
+    0o644
+}
+
+fn digest_file(path: &Path) -> Result<(u64, String), CacheError> {
+    let mut file = File::open(path).map_err(io_err(path.display()))?;
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut file, &mut HashWriter(&mut hasher)).map_err(io_err(path.display()))?;
+    Ok((size, hex(&hasher.finalize())))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct HashReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+/// Writes the archive of `manifest` (whose outputs [`collect_outputs`] made
+/// from `root`) to `out`. A file that changed since it was collected is an
+/// error: the archive would not be what the manifest says.
+pub fn write_archive<W: Write>(
+    root: &Path,
+    manifest: &Manifest,
+    stdout: &[u8],
+    stderr: &[u8],
+    out: W,
+) -> Result<W, CacheError> {
+    let encoder = zstd::stream::write::Encoder::new(out, LEVEL).map_err(io_err("zstd"))?;
+    let mut tar = tar::Builder::new(encoder);
+    let bytes = manifest.to_bytes();
+    for (name, data) in [
+        ("manifest.json", &bytes[..]),
+        ("stdout", stdout),
+        ("stderr", stderr),
+    ] {
+        let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o644);
+        tar.append_data(&mut h, name, data).map_err(io_err(name))?;
+    }
+    for output in &manifest.outputs {
+        let name = format!("outputs/{}", output.path());
+        match output {
+            OutputRecord::File {
+                path,
+                size,
+                sha256,
+                mode,
+                ..
+            } => {
+                let full = root.join(path);
+                let file = File::open(&full).map_err(io_err(full.display()))?;
+                let mut reader = HashReader {
+                    inner: file.take(*size),
+                    hasher: Sha256::new(),
+                    read: 0,
+                };
+                let mut h = header(tar::EntryType::Regular, *size, *mode);
+                tar.append_data(&mut h, &name, &mut reader)
+                    .map_err(io_err(&name))?;
+                if reader.read != *size || hex(&reader.hasher.finalize()) != *sha256 {
+                    return Err(CacheError::Io(format!(
+                        "{path} changed while it was being stored"
+                    )));
+                }
+            }
+            OutputRecord::Symlink { target, .. } => {
+                let mut h = header(tar::EntryType::Symlink, 0, 0o777);
+                tar.append_link(&mut h, &name, target)
+                    .map_err(io_err(&name))?;
+            }
+            OutputRecord::Dir { .. } => {
+                let mut h = header(tar::EntryType::Directory, 0, 0o755);
+                tar.append_data(&mut h, &name, io::empty())
+                    .map_err(io_err(&name))?;
+            }
+        }
+    }
+    let encoder = tar.into_inner().map_err(io_err("tar"))?;
+    encoder.finish().map_err(io_err("zstd"))
+}
+
+/// Counts decompressed bytes and fails past the bound.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            io::Error::other("the archive decompresses to more than its size limit")
+        })?;
+        Ok(n)
+    }
+}
+
+fn tar_reader<R: Read>(
+    input: R,
+    limits: &Limits,
+) -> Result<tar::Archive<Bounded<impl Read>>, CacheError> {
+    let mut decoder = zstd::stream::read::Decoder::new(input).map_err(io_err("zstd"))?;
+    decoder
+        .window_log_max(WINDOW_LOG_MAX)
+        .map_err(io_err("zstd"))?;
+    Ok(tar::Archive::new(Bounded {
+        inner: decoder,
+        left: limits.max_bytes,
+    }))
+}
+
+fn malformed(err: io::Error) -> CacheError {
+    CacheError::Malformed(err.to_string())
+}
+
+fn read_member<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    max: u64,
+    what: &str,
+) -> Result<Vec<u8>, CacheError> {
+    let size = entry.header().entry_size().map_err(malformed)?;
+    if size > max {
+        return Err(CacheError::Malformed(format!(
+            "{what} of {size} bytes exceeds the {max}-byte limit"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    entry.read_to_end(&mut bytes).map_err(malformed)?;
+    Ok(bytes)
+}
+
+/// Reads only the manifest, the archive's first member, and checks it.
+pub fn read_manifest<R: Read>(input: R, limits: &Limits) -> Result<Manifest, CacheError> {
+    let mut archive = tar_reader(input, limits)?;
+    let mut entries = archive.entries().map_err(malformed)?;
+    let mut first = entries
+        .next()
+        .ok_or_else(|| CacheError::Malformed("the archive is empty".into()))?
+        .map_err(malformed)?;
+    if first.path_bytes().as_ref() != b"manifest.json" {
+        return Err(CacheError::Malformed(
+            "the archive does not start with its manifest".into(),
+        ));
+    }
+    let bytes = read_member(&mut first, limits.max_manifest_bytes, "the manifest")?;
+    Manifest::parse(&bytes)
+}
+
+/// What a restore gives back besides the placed outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The command's stdout, checked against its digest.
+    pub stdout: Vec<u8>,
+    /// The command's stderr, checked against its digest.
+    pub stderr: Vec<u8>,
+}
+
+/// Reads a whole archive, checking it member by member against `expected`:
+/// its manifest must be `expected`, every member must be the next one the
+/// manifest names, of its type, size and digest, and nothing may follow.
+/// With a `placer`, outputs are staged for it to commit; without, the
+/// archive is only verified.
+pub fn read_archive<R: Read>(
+    input: R,
+    expected: &Manifest,
+    limits: &Limits,
+    mut placer: Option<&mut Placer>,
+) -> Result<Replay, CacheError> {
+    let mut archive = tar_reader(input, limits)?;
+    let mut entries = archive.entries().map_err(malformed)?;
+    let mut next = |what: &str| -> Result<tar::Entry<'_, _>, CacheError> {
+        entries
+            .next()
+            .ok_or_else(|| CacheError::Malformed(format!("the archive ends before {what}")))?
+            .map_err(malformed)
+    };
+    let members = 3 + expected.outputs.len();
+    if members > limits.max_members {
+        return Err(CacheError::Malformed(format!(
+            "the entry has {members} members, over the limit of {}",
+            limits.max_members
+        )));
+    }
+    {
+        let mut entry = next("its manifest")?;
+        expect_name(&entry, "manifest.json")?;
+        let bytes = read_member(&mut entry, limits.max_manifest_bytes, "the manifest")?;
+        if Manifest::parse(&bytes)? != *expected {
+            return Err(CacheError::Malformed(
+                "the archive's manifest is not the one that was looked up".into(),
+            ));
+        }
+    }
+    let mut blob = |name: &str, record: &super::entry::BlobRecord| -> Result<Vec<u8>, CacheError> {
+        let mut entry = next(name)?;
+        expect_name(&entry, name)?;
+        let bytes = read_member(&mut entry, record.size, name)?;
+        if super::entry::BlobRecord::of(&bytes) != *record {
+            return Err(CacheError::Malformed(format!(
+                "{name} does not match its digest"
+            )));
+        }
+        Ok(bytes)
+    };
+    let stdout = blob("stdout", &expected.stdout)?;
+    let stderr = blob("stderr", &expected.stderr)?;
+    for output in &expected.outputs {
+        let name = format!("outputs/{}", output.path());
+        let mut entry = next(&name)?;
+        expect_name(&entry, &name)?;
+        let kind = entry.header().entry_type();
+        match output {
+            OutputRecord::File {
+                path,
+                size,
+                sha256,
+                mode,
+            } => {
+                if kind != tar::EntryType::Regular
+                    || entry.header().entry_size().map_err(malformed)? != *size
+                {
+                    return Err(CacheError::Malformed(format!(
+                        "{name} is not the file the manifest names"
+                    )));
+                }
+                let mut reader = HashReader {
+                    inner: &mut entry,
+                    hasher: Sha256::new(),
+                    read: 0,
+                };
+                match placer.as_deref_mut() {
+                    Some(placer) => {
+                        let (mut file, temp) = placer.file(path)?;
+                        io::copy(&mut reader, &mut file).map_err(malformed)?;
+                        placer.set_mode(&temp, *mode)?;
+                    }
+                    None => {
+                        io::copy(&mut reader, &mut io::sink()).map_err(malformed)?;
+                    }
+                }
+                if reader.read != *size || hex(&reader.hasher.finalize()) != *sha256 {
+                    return Err(CacheError::Malformed(format!(
+                        "{name} does not match its digest"
+                    )));
+                }
+            }
+            OutputRecord::Symlink { path, target } => {
+                let link = entry
+                    .link_name_bytes()
+                    .map(|b| b.into_owned())
+                    .unwrap_or_default();
+                if kind != tar::EntryType::Symlink || link != target.as_bytes() {
+                    return Err(CacheError::Malformed(format!(
+                        "{name} is not the link the manifest names"
+                    )));
+                }
+                if let Some(placer) = placer.as_deref_mut() {
+                    placer.symlink(path, target)?;
+                }
+            }
+            OutputRecord::Dir { path } => {
+                if kind != tar::EntryType::Directory {
+                    return Err(CacheError::Malformed(format!(
+                        "{name} is not the directory the manifest names"
+                    )));
+                }
+                if let Some(placer) = placer.as_deref_mut() {
+                    placer.dir(path)?;
+                }
+            }
+        }
+    }
+    if next("its end").is_ok() {
+        return Err(CacheError::Malformed(
+            "the archive holds a member its manifest does not name".into(),
+        ));
+    }
+    Ok(Replay { stdout, stderr })
+}
+
+fn expect_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<(), CacheError> {
+    if entry.path_bytes().as_ref() == name.as_bytes() {
+        Ok(())
+    } else {
+        Err(CacheError::Malformed(format!(
+            "the archive holds {:?} where its manifest names {name:?}",
+            String::from_utf8_lossy(&entry.path_bytes())
+        )))
+    }
+}

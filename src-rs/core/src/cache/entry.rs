@@ -1,0 +1,313 @@
+//! A cache entry's manifest: what it rests on (its key) and what it holds
+//! (outputs with their digests, the command's stdout and stderr). An entry's
+//! id is the digest of its key, recomputed on every read: an entry cannot
+//! claim an id it does not rest on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env_fingerprint::EnvFingerprint;
+use crate::fingerprint::{sha256_hex, InputKind};
+
+use super::CacheError;
+
+/// The format every manifest names; another is refused.
+pub const ENTRY_FORMAT: &str = "runner-aware-entry/1";
+
+/// The longest path an entry may name, in bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// An input an entry rests on and what it was when the run read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRecord {
+    /// What a look-up checks.
+    pub kind: InputKind,
+    /// [`crate::fingerprint::fingerprint_input`]'s answer at store time.
+    pub fingerprint: String,
+}
+
+/// Everything an entry's validity rests on; its id is the digest of this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntryKey {
+    /// The runner's task key (its command and the options that change what
+    /// the command does).
+    pub task: String,
+    /// Every input: a path relative to the root (`src/main.ts`, or
+    /// `../package.json` for a look-up above it), or absolute outside it.
+    pub inputs: BTreeMap<String, InputRecord>,
+    /// Tracked env and `addValue` values.
+    pub env: EnvFingerprint,
+}
+
+impl EntryKey {
+    /// The entry id: sha256 of the format and the canonical key.
+    pub fn id(&self) -> String {
+        let canonical = serde_json::to_string(self).unwrap_or_default();
+        sha256_hex(format!("{ENTRY_FORMAT}\0{canonical}").as_bytes())
+    }
+
+    /// The id without the `addValue` values: two entries with the same
+    /// lookup id and other values prove the key misses what the output
+    /// depends on.
+    pub fn lookup_id(&self) -> String {
+        let inputs = serde_json::to_string(&self.inputs).unwrap_or_default();
+        sha256_hex(
+            format!(
+                "{ENTRY_FORMAT}\0lookup\0{}\0{inputs}\0{}",
+                self.task,
+                self.env.lookup_digest()
+            )
+            .as_bytes(),
+        )
+    }
+}
+
+/// One output an entry restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OutputRecord {
+    /// A regular file.
+    File {
+        /// Relative to the root, `/`-separated.
+        path: String,
+        /// Permission bits (0o644 or 0o755 after masking).
+        mode: u32,
+        /// Its length.
+        size: u64,
+        /// sha256 (hex) of its bytes.
+        sha256: String,
+    },
+    /// A symbolic link whose target stays inside the root.
+    Symlink {
+        /// Relative to the root, `/`-separated.
+        path: String,
+        /// Relative target, as `readlink` gives it.
+        target: String,
+    },
+    /// A directory (an empty one is restored too).
+    Dir {
+        /// Relative to the root, `/`-separated.
+        path: String,
+    },
+}
+
+impl OutputRecord {
+    /// The output's path relative to the root.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::File { path, .. } | Self::Symlink { path, .. } | Self::Dir { path } => path,
+        }
+    }
+}
+
+/// A blob of an entry (stdout, stderr): its length and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRecord {
+    /// Its length.
+    pub size: u64,
+    /// sha256 (hex) of its bytes.
+    pub sha256: String,
+}
+
+impl BlobRecord {
+    /// The record of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        }
+    }
+}
+
+/// An entry's manifest, the first member of its archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    /// [`ENTRY_FORMAT`].
+    pub format: String,
+    /// [`EntryKey::id`] of `key`.
+    pub id: String,
+    /// What the entry rests on.
+    pub key: EntryKey,
+    /// What it restores, sorted by path, each directory before what it holds.
+    pub outputs: Vec<OutputRecord>,
+    /// The command's stdout.
+    pub stdout: BlobRecord,
+    /// The command's stderr.
+    pub stderr: BlobRecord,
+    /// When it was stored (ms since the epoch): the newest entry that holds wins.
+    pub created_at: u64,
+    /// What the runner's user overruled to store it (`describeReason` lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overruled: Vec<String>,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest read from anywhere: its format, its id
+    /// recomputed from its key, its env fingerprint's digest, every path it
+    /// names, and that it rests on at least one input.
+    pub fn parse(bytes: &[u8]) -> Result<Self, CacheError> {
+        let manifest: Self = serde_json::from_slice(bytes)
+            .map_err(|err| CacheError::Malformed(format!("manifest: {err}")))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// The checks of [`Manifest::parse`].
+    pub fn check(&self) -> Result<(), CacheError> {
+        if self.format != ENTRY_FORMAT {
+            return Err(CacheError::Malformed(format!(
+                "unknown entry format {:?}",
+                self.format
+            )));
+        }
+        if self.key.id() != self.id {
+            return Err(CacheError::Malformed(
+                "the entry's id is not the digest of what it rests on".into(),
+            ));
+        }
+        self.key
+            .env
+            .check()
+            .map_err(|err| CacheError::Malformed(err.to_string()))?;
+        if self.key.inputs.is_empty() {
+            return Err(CacheError::Malformed(
+                "the entry rests on no input: it would hold after any change".into(),
+            ));
+        }
+        for path in self.key.inputs.keys() {
+            check_input_path(path)?;
+        }
+        let mut previous: Option<&str> = None;
+        for output in &self.outputs {
+            check_output_path(output.path())?;
+            if previous.is_some_and(|p| p >= output.path()) {
+                return Err(CacheError::Malformed(
+                    "outputs are not sorted, or one is named twice".into(),
+                ));
+            }
+            previous = Some(output.path());
+            if let OutputRecord::Symlink { path, target } = output {
+                check_link_target(path, target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest as the bytes stored in the archive.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+fn malformed_path(path: &str, why: &str) -> CacheError {
+    CacheError::Malformed(format!("the path {path:?} {why}"))
+}
+
+/// An input path: relative (possibly `../` for a look-up above the root) or
+/// absolute, clean, no NUL. Inputs are only looked at, never written.
+fn check_input_path(path: &str) -> Result<(), CacheError> {
+    if path.is_empty() || path.len() > MAX_PATH_BYTES || path.contains('\0') {
+        return Err(malformed_path(path, "is not a valid input path"));
+    }
+    Ok(())
+}
+
+/// An output path must stay inside the root by its name alone: relative,
+/// `/`-separated, no empty, `.` or `..` component, no NUL, no backslash, no
+/// drive or stream syntax, and never inside `.git`.
+pub fn check_output_path(path: &str) -> Result<(), CacheError> {
+    if path.is_empty() || path.len() > MAX_PATH_BYTES {
+        return Err(malformed_path(path, "is empty or too long"));
+    }
+    if path.contains(['\0', '\\']) || (cfg!(windows) && path.contains(':')) {
+        return Err(malformed_path(path, "holds a character no output path may"));
+    }
+    if path.starts_with('/') {
+        return Err(malformed_path(path, "is absolute"));
+    }
+    for component in path.split('/') {
+        if component.is_empty() || component == "." || component == ".." {
+            return Err(malformed_path(path, "has an empty, `.` or `..` component"));
+        }
+        if component.len() > 255 {
+            return Err(malformed_path(path, "has a component over 255 bytes"));
+        }
+    }
+    if path == ".git" || path.starts_with(".git/") {
+        return Err(malformed_path(path, "is inside .git"));
+    }
+    Ok(())
+}
+
+/// A link target must be relative and, resolved lexically from the link's
+/// directory, stay inside the root.
+pub fn check_link_target(path: &str, target: &str) -> Result<(), CacheError> {
+    if target.is_empty()
+        || target.starts_with('/')
+        || target.contains(['\0', '\\'])
+        || (cfg!(windows) && target.contains(':'))
+    {
+        return Err(malformed_path(
+            path,
+            "is a link whose target is absolute or malformed",
+        ));
+    }
+    let mut depth: Vec<&str> = path.split('/').collect();
+    depth.pop();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return Err(malformed_path(
+                        path,
+                        "is a link that points outside the root",
+                    ));
+                }
+            }
+            name => depth.push(name),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_paths_stay_inside_by_name() {
+        for good in ["dist/a.js", "a", "dist/.vite/manifest.json", "..a/b"] {
+            check_output_path(good).unwrap();
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "dist/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            ".git/config",
+            ".git",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(check_output_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_targets_stay_inside() {
+        check_link_target("dist/a", "b").unwrap();
+        check_link_target("dist/a", "../src/b").unwrap();
+        for bad in ["../../x", "/etc", "../../../a", ""] {
+            assert!(check_link_target("dist/a", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! A task cache a runner can trust with a shared, hostile store: look up →
+//! run → store; a hit restores.
+//!
+//! - **Self-verifying entries.** An entry's id is the digest of everything
+//!   its validity rests on (task key, every input's fingerprint, the env
+//!   fingerprint with its values); it is recomputed on every read, and an
+//!   entry resting on no input at all is never stored nor served. Every
+//!   output carries its digest, checked before it is placed.
+//! - **A real archive.** tar + zstd, streaming, keeping modes and links
+//!   that stay inside the root; no devices, hard links, absolute or `..`
+//!   names; bounded size and member count ([`archive`]).
+//! - **Restore that cannot escape.** Parents are looked at on disk and never
+//!   written through when they are links; files are written aside and
+//!   renamed over; nothing is placed until every member was checked, and
+//!   nothing the entry does not name is deleted ([`restore`]).
+//! - **Signing** as Turborepo signs remote artifacts ([`sign`]).
+//!
+//! The store keeps entries under `<dir>/<sha256 of the task key>/<id>.tar.zst`.
+//! Anything else found there, or an entry that fails a check, is a miss with
+//! the reason, never an error that fails the run.
+
+pub mod archive;
+pub mod entry;
+pub mod restore;
+pub mod sign;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::env_fingerprint::EnvFingerprint;
+use crate::fingerprint::{changed_since, fingerprint_input, sha256_hex, InputKind, StatCache};
+
+pub use archive::{Limits, Replay};
+pub use entry::{BlobRecord, EntryKey, InputRecord, Manifest, OutputRecord, ENTRY_FORMAT};
+
+/// Why the cache could not do something. Every variant is a miss or a
+/// skipped store for the runner, with this as the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// An entry or archive that does not hold together.
+    #[error("malformed cache entry: {0}")]
+    Malformed(String),
+    /// An entry that would write outside the root or through a link.
+    #[error("unsafe cache entry: {0}")]
+    Unsafe(String),
+    /// A run that cannot be stored as it is.
+    #[error("not stored: {0}")]
+    Refused(String),
+    /// The file system said no.
+    #[error("cache i/o: {0}")]
+    Io(String),
+}
+
+/// The most entries a look-up considers per task (the newest first).
+pub const MAX_ENTRIES_PER_TASK: usize = 64;
+
+/// How many reasons of one entry a miss names.
+const SHOWN_REASONS: usize = 5;
+
+/// What a look-up found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// An entry that holds: restore it with [`Store::restore`].
+    Hit(Box<Manifest>),
+    /// No entry holds; `reasons` explain the closest one (`no entry` when
+    /// there is none).
+    Miss {
+        /// Why the closest entry does not hold.
+        reasons: Vec<String>,
+    },
+}
+
+/// What a run gives the store.
+#[derive(Debug, Clone)]
+pub struct StoreRequest {
+    /// The runner's task key: its command and the options that change what
+    /// the command does.
+    pub task: String,
+    /// Every input, as an absolute path, and what of it matters.
+    pub inputs: Vec<(PathBuf, InputKind)>,
+    /// The run's env fingerprint (tracked env and values).
+    pub env: EnvFingerprint,
+    /// Outputs relative to the root (a directory adds all it holds).
+    pub outputs: Vec<String>,
+    /// What the command printed.
+    pub stdout: Vec<u8>,
+    /// What the command printed on stderr.
+    pub stderr: Vec<u8>,
+    /// When the command started: an input changed since is a refusal.
+    pub started_at: SystemTime,
+    /// What the runner's user overruled to store it.
+    pub overruled: Vec<String>,
+}
+
+/// A local cache of task entries, rooted at a checkout.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    root: PathBuf,
+    stat_cache: StatCache,
+    limits: Limits,
+}
+
+fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> CacheError {
+    move |err| CacheError::Io(format!("{context}: {err}"))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether `name` is an entry's file name: 64 lower-case hex digits and `.tar.zst`.
+fn entry_id(name: &str) -> Option<&str> {
+    let id = name.strip_suffix(".tar.zst")?;
+    (id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(id)
+}
+
+/// Opens a file of the cache dir only if it is a regular file (a link there,
+/// to `/proc/self/environ` or anywhere, is refused).
+fn open_entry(path: &Path) -> Result<File, CacheError> {
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    #[cfg(not(unix))]
+    let file = {
+        if fs::symlink_metadata(path)
+            .map_err(io_err(path.display()))?
+            .file_type()
+            .is_symlink()
+        {
+            return Err(CacheError::Unsafe(format!("{} is a link", path.display())));
+        }
+        File::open(path)
+    };
+    let file = file.map_err(io_err(path.display()))?;
+    if !file.metadata().map_err(io_err(path.display()))?.is_file() {
+        return Err(CacheError::Unsafe(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// `path` lexically clean (no `.`, `..` resolved), for comparing paths.
+fn clean(path: &Path) -> PathBuf {
+    crate::paths::clean(path).into_owned()
+}
+
+impl Store {
+    /// A store in `dir` for the checkout at `root` (both made absolute
+    /// against the current directory). The directory is created when the
+    /// first entry is stored.
+    pub fn open(dir: impl AsRef<Path>, root: impl AsRef<Path>) -> Result<Self, CacheError> {
+        let cwd = std::env::current_dir().map_err(io_err("the current directory"))?;
+        let root = clean(&cwd.join(root.as_ref()));
+        let dir = clean(&cwd.join(dir.as_ref()));
+        let stat_cache = match open_entry(&dir.join("stat-cache.json")) {
+            Ok(file) => {
+                let mut text = String::new();
+                let _ = io::Read::read_to_string(&mut io::Read::take(file, 256 << 20), &mut text);
+                StatCache::from_json(&text)
+            }
+            Err(_) => StatCache::new(),
+        };
+        Ok(Self {
+            dir,
+            root,
+            stat_cache,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Sets the bounds on reading an archive.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The checkout the store restores into.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Files hashed by look-ups and stores so far (not answered from the stat cache).
+    pub fn hashed(&self) -> u64 {
+        self.stat_cache.hashed()
+    }
+
+    fn task_dir(&self, task: &str) -> PathBuf {
+        self.dir.join(sha256_hex(task.as_bytes()))
+    }
+
+    /// Where an entry's archive is kept locally.
+    pub fn entry_path(&self, task: &str, id: &str) -> PathBuf {
+        self.task_dir(task).join(format!("{id}.tar.zst"))
+    }
+
+    /// An input path as an entry holds it: relative to the root when inside
+    /// it, or when it is a directory above it or in one (Node's
+    /// `node_modules` and `package.json` look-ups, which a checkout
+    /// elsewhere makes in its own ancestors); absolute otherwise.
+    pub fn portable(&self, path: &Path) -> String {
+        let path = clean(path);
+        let slash = |p: &Path| p.to_string_lossy().replace('\\', "/");
+        if let Ok(rel) = path.strip_prefix(&self.root) {
+            let rel = slash(rel);
+            return if rel.is_empty() { ".".to_owned() } else { rel };
+        }
+        // How many levels above the root `dir` is, for a directory above it
+        // (never the filesystem's root, which every checkout shares).
+        let levels_above = |dir: &Path| {
+            (dir != self.root && self.root.starts_with(dir) && dir.parent().is_some()).then(|| {
+                vec![".."; self.root.components().count() - dir.components().count()].join("/")
+            })
+        };
+        if let Some(up) = levels_above(&path) {
+            return up;
+        }
+        if let (Some(up), Some(name)) = (path.parent().and_then(levels_above), path.file_name()) {
+            return format!("{up}/{}", name.to_string_lossy());
+        }
+        slash(&path)
+    }
+
+    /// The absolute path an entry's input names here.
+    fn resolve(&self, input: &str) -> PathBuf {
+        let path = Path::new(input);
+        if path.is_absolute() {
+            clean(path)
+        } else {
+            clean(&self.root.join(path))
+        }
+    }
+
+    /// Why `manifest`'s inputs or env no longer hold here (empty: it holds).
+    pub fn stale_reasons(
+        &mut self,
+        manifest: &Manifest,
+        env: &HashMap<String, String>,
+    ) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for (input, record) in &manifest.key.inputs {
+            let path = self.resolve(input);
+            match fingerprint_input(&path, record.kind, &mut self.stat_cache) {
+                Ok(now) if now == record.fingerprint => {}
+                Ok(_) if record.fingerprint == "missing" => {
+                    reasons.push(format!("input {input} added"))
+                }
+                Ok(now) if now == "missing" => reasons.push(format!("input {input} removed")),
+                Ok(_) => reasons.push(format!("input {input} changed")),
+                Err(err) => reasons.push(format!("input {input} cannot be checked: {err}")),
+            }
+            if reasons.len() > SHOWN_REASONS {
+                break;
+            }
+        }
+        if reasons.len() > SHOWN_REASONS {
+            reasons.truncate(SHOWN_REASONS);
+            reasons.push("…".to_owned());
+        }
+        reasons.extend(manifest.key.env.validate(env));
+        reasons
+    }
+
+    /// The task's local entries, newest first; those that fail a check are
+    /// removed (a partial or tampered entry is never a hit) and named in the
+    /// second list.
+    pub fn entries(&self, task: &str) -> (Vec<Manifest>, Vec<String>) {
+        let dir = self.task_dir(task);
+        let mut manifests = Vec::new();
+        let mut refused = Vec::new();
+        let Ok(read) = fs::read_dir(&dir) else {
+            return (manifests, refused);
+        };
+        for item in read.flatten().take(MAX_ENTRIES_PER_TASK * 4) {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some(id) = entry_id(&name) else {
+                continue;
+            };
+            let path = dir.join(&name);
+            let manifest = open_entry(&path)
+                .and_then(|file| archive::read_manifest(BufReader::new(file), &self.limits))
+                .and_then(|manifest| {
+                    if manifest.id == id && manifest.key.task == task {
+                        Ok(manifest)
+                    } else {
+                        Err(CacheError::Malformed(
+                            "it is kept under another id or task".into(),
+                        ))
+                    }
+                });
+            match manifest {
+                Ok(manifest) => manifests.push(manifest),
+                Err(err) => {
+                    refused.push(format!("entry {id} refused: {err}"));
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        manifests.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        manifests.truncate(MAX_ENTRIES_PER_TASK);
+        (manifests, refused)
+    }
+
+    /// Looks `task` up in the local store against the current `env` (the env
+    /// the runner would give `createServer`): the newest entry whose inputs
+    /// and env still hold is a hit.
+    pub fn lookup(&mut self, task: &str, env: &HashMap<String, String>) -> Lookup {
+        let (manifests, refused) = self.entries(task);
+        let mut closest: Option<Vec<String>> = None;
+        for manifest in manifests {
+            let reasons = self.stale_reasons(&manifest, env);
+            if reasons.is_empty() {
+                return Lookup::Hit(Box::new(manifest));
+            }
+            if closest.as_ref().is_none_or(|c| reasons.len() < c.len()) {
+                closest = Some(reasons);
+            }
+        }
+        let mut reasons = closest.unwrap_or_else(|| vec!["no entry".to_owned()]);
+        reasons.extend(refused);
+        Lookup::Miss { reasons }
+    }
+
+    /// Restores a local entry: checks the whole archive against `manifest`,
+    /// staging its outputs beside their places, and only then renames them
+    /// in. Returns the command's stdout and stderr to replay.
+    pub fn restore(&self, manifest: &Manifest) -> Result<Replay, CacheError> {
+        manifest.check()?;
+        let file = open_entry(&self.entry_path(&manifest.key.task, &manifest.id))?;
+        let mut placer = restore::Placer::new(&self.root)?;
+        let replay = archive::read_archive(
+            BufReader::new(file),
+            manifest,
+            &self.limits,
+            Some(&mut placer),
+        )?;
+        placer.commit()?;
+        Ok(replay)
+    }
+
+    /// Adds an archive that came from elsewhere (a remote cache) as a local
+    /// entry, once every member of it checked out against `expected`, the
+    /// manifest the look-up validated. Written aside and renamed into place.
+    pub fn import(&mut self, expected: &Manifest, bytes: &[u8]) -> Result<(), CacheError> {
+        expected.check()?;
+        archive::read_archive(bytes, expected, &self.limits, None)?;
+        self.write_entry(&expected.key.task, &expected.id, |file| {
+            file.write_all(bytes).map_err(io_err("the entry"))
+        })
+    }
+
+    fn write_entry(
+        &self,
+        task: &str,
+        id: &str,
+        write: impl FnOnce(&mut File) -> Result<(), CacheError>,
+    ) -> Result<(), CacheError> {
+        let dir = self.task_dir(task);
+        fs::create_dir_all(&dir).map_err(io_err(dir.display()))?;
+        let mut staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempfile_in(&dir)
+            .map_err(io_err(dir.display()))?;
+        write(staging.as_file_mut())?;
+        staging.as_file().sync_all().map_err(io_err("the entry"))?;
+        staging
+            .persist(dir.join(format!("{id}.tar.zst")))
+            .map_err(|err| CacheError::Io(format!("the entry: {}", err.error)))?;
+        Ok(())
+    }
+
+    /// Stores a run: fingerprints its inputs (refusing a run with none, or
+    /// one whose inputs changed while it ran), collects its outputs (refusing
+    /// one that lies outside the root or under a link), and writes the
+    /// archive aside before renaming it into place. Returns its manifest.
+    pub fn store(&mut self, request: &StoreRequest) -> Result<Manifest, CacheError> {
+        if request.inputs.is_empty() {
+            return Err(CacheError::Refused(
+                "no inputs known: a key that covers nothing would hit after any change".into(),
+            ));
+        }
+        let mut inputs = BTreeMap::new();
+        let mut changed = Vec::new();
+        for (path, kind) in &request.inputs {
+            if changed_since(path, request.started_at) {
+                changed.push(self.portable(path));
+                continue;
+            }
+            let fingerprint = fingerprint_input(path, *kind, &mut self.stat_cache)
+                .map_err(|err| CacheError::Refused(err.to_string()))?;
+            let key = self.portable(path);
+            let record = InputRecord {
+                kind: *kind,
+                fingerprint,
+            };
+            // One path reached two ways keeps its strongest kind.
+            match inputs.get(&key) {
+                Some(InputRecord { kind: had, .. }) if *had >= *kind => {}
+                _ => {
+                    inputs.insert(key, record);
+                }
+            }
+        }
+        if !changed.is_empty() {
+            let more = if changed.len() > SHOWN_REASONS {
+                format!(", … ({} in all)", changed.len())
+            } else {
+                String::new()
+            };
+            changed.truncate(SHOWN_REASONS);
+            return Err(CacheError::Refused(format!(
+                "inputs changed while the command ran: {}{more}",
+                changed.join(", ")
+            )));
+        }
+        request
+            .env
+            .check()
+            .map_err(|err| CacheError::Refused(err.to_string()))?;
+        let outputs = archive::collect_outputs(&self.root, &request.outputs)?;
+        let key = EntryKey {
+            task: request.task.clone(),
+            inputs,
+            env: request.env.clone(),
+        };
+        let manifest = Manifest {
+            format: ENTRY_FORMAT.to_owned(),
+            id: key.id(),
+            key,
+            outputs,
+            stdout: BlobRecord::of(&request.stdout),
+            stderr: BlobRecord::of(&request.stderr),
+            created_at: now_ms(),
+            overruled: request.overruled.clone(),
+        };
+        manifest
+            .check()
+            .map_err(|err| CacheError::Refused(err.to_string()))?;
+        self.write_entry(&request.task, &manifest.id, |file| {
+            let out = io::BufWriter::new(file);
+            archive::write_archive(&self.root, &manifest, &request.stdout, &request.stderr, out)?
+                .flush()
+                .map_err(io_err("the entry"))
+        })?;
+        Ok(manifest)
+    }
+
+    /// The archive of a stored entry, as uploaded to a remote cache.
+    pub fn read_entry(&self, task: &str, id: &str) -> Result<Vec<u8>, CacheError> {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut open_entry(&self.entry_path(task, id))?, &mut bytes)
+            .map_err(io_err("the entry"))?;
+        Ok(bytes)
+    }
+
+    /// Removes an entry (one whose values contradict a later run's).
+    pub fn remove(&self, task: &str, id: &str) {
+        let _ = fs::remove_file(self.entry_path(task, id));
+    }
+
+    /// Removes every entry of `task`; returns how many there were.
+    pub fn clean_task(&self, task: &str) -> usize {
+        let dir = self.task_dir(task);
+        let count = fs::read_dir(&dir)
+            .map(|read| {
+                read.flatten()
+                    .filter(|e| entry_id(&e.file_name().to_string_lossy()).is_some())
+                    .count()
+            })
+            .unwrap_or(0);
+        let _ = fs::remove_dir_all(&dir);
+        count
+    }
+
+    /// Writes the stat cache beside the entries, so the next look-up re-hashes
+    /// only what changed. Best effort: it is only a shortcut.
+    pub fn save_stat_cache(&self) {
+        if fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        if let Ok(mut staging) = tempfile::Builder::new()
+            .prefix(".stat-cache-")
+            .tempfile_in(&self.dir)
+        {
+            if staging
+                .write_all(self.stat_cache.to_json().as_bytes())
+                .is_ok()
+            {
+                let _ = staging.persist(self.dir.join("stat-cache.json"));
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Placing an entry's outputs in the checkout without ever leaving it: every
+//! parent directory is looked at on disk (a link there is never written
+//! through), each file is written to a fresh temporary name in its own
+//! directory and renamed over the old one (a link or a hard-linked file in
+//! the checkout is replaced, never written into), and nothing becomes
+//! visible until every member of the entry was checked.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::CacheError;
+
+/// Outputs staged beside their final place, renamed into it by
+/// [`Placer::commit`], removed by dropping the placer uncommitted.
+pub struct Placer {
+    root: PathBuf,
+    staged: Vec<(PathBuf, PathBuf)>,
+    created_dirs: Vec<PathBuf>,
+    committed: bool,
+}
+
+fn escape(path: &str, why: &str) -> CacheError {
+    CacheError::Unsafe(format!("{path}: {why}"))
+}
+
+fn io(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |err| CacheError::Io(format!("{}: {err}", path.display()))
+}
+
+fn temp_name(dir: &Path, name: &str) -> PathBuf {
+    let mut random = [0u8; 6];
+    let _ = getrandom::fill(&mut random);
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!(".{name}.runner-aware-{suffix}"))
+}
+
+impl Placer {
+    /// A placer for outputs under `root`, which must be a directory.
+    pub fn new(root: &Path) -> Result<Self, CacheError> {
+        let meta = fs::metadata(root).map_err(io(root))?;
+        if !meta.is_dir() {
+            return Err(CacheError::Io(format!(
+                "{} is not a directory",
+                root.display()
+            )));
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            staged: Vec::new(),
+            created_dirs: Vec::new(),
+            committed: false,
+        })
+    }
+
+    /// The directory that holds `rel`, created where missing, every
+    /// component checked on disk to be a real directory (not a link).
+    fn parent(&mut self, rel: &str) -> Result<(PathBuf, String), CacheError> {
+        let mut components: Vec<&str> = rel.split('/').collect();
+        let name = components.pop().unwrap_or_default().to_owned();
+        let mut dir = self.root.clone();
+        for component in components {
+            dir.push(component);
+            self.ensure_dir(&dir, rel)?;
+        }
+        Ok((dir, name))
+    }
+
+    fn ensure_dir(&mut self, dir: &Path, rel: &str) -> Result<(), CacheError> {
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(meta) if meta.file_type().is_symlink() => Err(escape(
+                rel,
+                &format!(
+                    "{} is a link in the checkout: an entry never writes through one",
+                    dir.display()
+                ),
+            )),
+            Ok(_) => Err(escape(
+                rel,
+                &format!("{} is not a directory in the checkout", dir.display()),
+            )),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(dir).map_err(io(dir))?;
+                self.created_dirs.push(dir.to_path_buf());
+                Ok(())
+            }
+            Err(err) => Err(io(dir)(err)),
+        }
+    }
+
+    /// A fresh file beside `rel`'s place, for its bytes: created exclusively,
+    /// so nothing already there (a link planted under that name) is opened.
+    pub fn file(&mut self, rel: &str) -> Result<(File, PathBuf), CacheError> {
+        let (dir, name) = self.parent(rel)?;
+        let temp = temp_name(&dir, &name);
+        let file = create_new(&temp).map_err(io(&temp))?;
+        self.staged.push((temp.clone(), dir.join(name)));
+        Ok((file, temp))
+    }
+
+    /// Sets the mode of a staged file (group and others never get write).
+    pub fn set_mode(&self, temp: &Path, mode: u32) -> Result<(), CacheError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(temp, fs::Permissions::from_mode(mode & 0o755))
+                .map_err(io(temp))?;
+        }
+        #[cfg(not(unix))]
+        let _ = (temp, mode);
+        Ok(())
+    }
+
+    /// A link at `rel`'s place pointing at `target` (checked by the manifest).
+    pub fn symlink(&mut self, rel: &str, target: &str) -> Result<(), CacheError> {
+        let (dir, name) = self.parent(rel)?;
+        let temp = temp_name(&dir, &name);
+        make_symlink(target, &temp).map_err(io(&temp))?;
+        self.staged.push((temp, dir.join(name)));
+        Ok(())
+    }
+
+    /// A directory at `rel`, created now if missing; a link or a file in its
+    /// place is replaced at commit.
+    pub fn dir(&mut self, rel: &str) -> Result<(), CacheError> {
+        let (parent, name) = self.parent(rel)?;
+        let path = parent.join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => {
+                // Staged as an empty directory renamed over the link or file.
+                let temp = temp_name(&parent, "dir");
+                fs::create_dir(&temp).map_err(io(&temp))?;
+                self.staged.push((temp, path));
+                Ok(())
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&path).map_err(io(&path))?;
+                self.created_dirs.push(path);
+                Ok(())
+            }
+            Err(err) => Err(io(&path)(err)),
+        }
+    }
+
+    /// Renames every staged output into place: a link or file there is
+    /// replaced, never followed.
+    pub fn commit(mut self) -> Result<(), CacheError> {
+        self.committed = true;
+        for (temp, path) in std::mem::take(&mut self.staged) {
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                // rename() replaces a file or a link; a link to a directory or
+                // an empty directory in the way of a file must go first.
+                let is_dir = meta.is_dir();
+                let staged_dir = fs::symlink_metadata(&temp).is_ok_and(|m| m.is_dir());
+                if meta.file_type().is_symlink() || (!is_dir && staged_dir) {
+                    remove_link_or_file(&path).map_err(io(&path))?;
+                } else if is_dir && !staged_dir {
+                    let _ = fs::remove_file(&temp);
+                    return Err(escape(
+                        &path.display().to_string(),
+                        "a directory in the checkout is where the entry has a file",
+                    ));
+                }
+            }
+            fs::rename(&temp, &path).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Placer {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for (temp, _) in &self.staged {
+            let _ = if fs::symlink_metadata(temp).is_ok_and(|m| m.is_dir()) {
+                fs::remove_dir(temp)
+            } else {
+                fs::remove_file(temp)
+            };
+        }
+        for dir in self.created_dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+fn remove_link_or_file(path: &Path) -> io::Result<()> {
+    fs::remove_file(path).or_else(|err| {
+        // A link to a directory is a directory entry to remove_dir on Windows.
+        if cfg!(windows) {
+            fs::remove_dir(path)
+        } else {
+            Err(err)
+        }
+    })
+}
+
+#[cfg(unix)]
+fn create_new(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(unix)]
+fn make_symlink(target: &str, path: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, path)
+}
+
+#[cfg(windows)]
+fn make_symlink(target: &str, path: &Path) -> io::Result<()> {
+    std::os::windows::fs::symlink_file(target.replace('/', "\\"), path)
+}
+
+/// Writes `bytes` to `file` and flushes it.
+pub fn write_all(file: &mut File, bytes: &[u8], path: &Path) -> Result<(), CacheError> {
+    file.write_all(bytes).map_err(io(path))
+}
