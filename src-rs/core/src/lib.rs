@@ -8,6 +8,8 @@ pub mod env;
 pub(crate) mod fifo;
 pub mod nesting;
 pub mod paths;
+#[cfg(unix)]
+pub(crate) mod private;
 pub mod protocol;
 pub mod reports;
 pub(crate) mod runtime;
