@@ -451,8 +451,11 @@ ${rows.join('\n')}
 - **A tool whose cwd was deleted** resolves relative paths against \`/\`.
 - **A daemon that keeps its connection** delays \`close()\` by at most
   \`closeTimeoutMs\`; the reports say how many clients were cut off.
-- **Access**: the socket lives in a fresh directory of mode 0700 owned by the
-  runner's user; other users cannot reach it. A runner killed with SIGKILL
+- **Access**: the socket lives in a fresh directory owned by the runner's
+  user, created with mode 0700 atomically whatever the umask (never made
+  wider and narrowed afterwards) and checked before use; other users cannot
+  reach it, and the runner refuses FIFOs in it that are not its user's or
+  are open to group or others. A runner killed with SIGKILL
   leaves its directory behind (nothing runs at SIGKILL); it holds only a dead
   socket, and every server uses a fresh random directory, so leftovers never
   collide.

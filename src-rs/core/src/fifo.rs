@@ -2,10 +2,11 @@
 //! filters of coding-agent sandboxes deny `socket(AF_UNIX)` or
 //! `bind`/`connect`; none touches `mkfifo`, `open`, `read` or `write`).
 //!
-//! In the server's private directory (0700) a rendezvous FIFO, `r`, is read by
-//! the server. A client:
+//! In the server's private directory (born 0700) a rendezvous FIFO, `r`, is
+//! read by the server. A client:
 //! 1. creates a pair of FIFOs `c-<id>.up` (client → server) and `c-<id>.down`
-//!    (server → client), mode 0600, with a fresh random id;
+//!    (server → client), mode 0600 passed to `mkfifo` (which fails on an
+//!    existing name), with a fresh random id;
 //! 2. opens `down` for reading (non-blocking: it succeeds with no writer);
 //! 3. writes the line `<id>\n` to `r` — one `write` of at most 34 bytes,
 //!    under `PIPE_BUF`, so announcements of concurrent clients never
@@ -15,9 +16,11 @@
 //!    its read end, within the timeout.
 //!
 //! The server, for each announced id, opens `down` for writing, then `up`
-//! for reading, and serves the pair like a socket (the client unlinks both
-//! names once it holds its ends): the same frames, handshake and token. A client that exits closes `up`, which the
-//! server reads as end of stream after every byte it wrote; one that exits
+//! for reading (refusing either unless it is a FIFO, not a link, owned by
+//! the server's user with no bits for group or others), and serves the pair
+//! like a socket (the client unlinks both names once it holds its ends): the
+//! same frames, handshake and token. A client that exits closes `up`, which
+//! the server reads as end of stream after every byte it wrote; one that exits
 //! before it opened `up` closes `down`, which the server's write end sees as
 //! an error (Linux), and that is the end of the stream too.
 
@@ -34,6 +37,8 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::unix::pipe;
+
+use crate::private;
 
 /// The rendezvous FIFO's name in the server's directory.
 pub const RENDEZVOUS: &str = "r";
@@ -52,16 +57,26 @@ fn mkfifo(path: &Path, mode: libc::mode_t) -> io::Result<()> {
     }
 }
 
-/// Opens `path` with `flags` (plus `O_CLOEXEC`, `O_NONBLOCK`).
+/// Opens `path` with `flags` (plus `O_CLOEXEC`, `O_NONBLOCK`, and
+/// `O_NOFOLLOW`: nothing in the private directory is a link).
 fn open(path: &Path, flags: libc::c_int) -> io::Result<File> {
     let path = CString::new(path.as_os_str().as_bytes())?;
+    let flags = flags | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW;
     // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    let fd = unsafe { libc::open(path.as_ptr(), flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` was just opened and is owned by nobody else.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Opens the FIFO at `path` with `flags` and checks it is ours and closed
+/// to group and others: one planted by another user is refused.
+fn open_private(path: &Path, flags: libc::c_int) -> io::Result<File> {
+    let file = open(path, flags)?;
+    private::check_file(&file, path, private::Kind::Fifo)?;
+    Ok(file)
 }
 
 fn fifo_paths(dir: &Path, id: &str) -> (PathBuf, PathBuf) {
@@ -88,8 +103,9 @@ impl FifoListener {
     /// runtime.
     pub fn bind(dir: &Path) -> io::Result<Self> {
         let path = dir.join(RENDEZVOUS);
+        // Born 0600 (a umask only takes bits away), and checked once open.
         mkfifo(&path, 0o600)?;
-        let rendezvous = pipe::OpenOptions::new().open_receiver(&path)?;
+        let rendezvous = pipe::Receiver::from_file(open_private(&path, libc::O_RDONLY)?)?;
         let keep_open = open(&path, libc::O_WRONLY)?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -158,9 +174,11 @@ impl FifoListener {
             // `down` first: the client opens `up` only once the server reads
             // it, and then reads `down` at once, where no writer yet would
             // read as end of stream. ENXIO here: the client no longer reads
-            // its answers (it left).
-            let down = pipe::OpenOptions::new().open_sender(&down)?;
-            let up = pipe::OpenOptions::new().open_receiver(&up)?;
+            // its answers (it left). Each must be a FIFO of this user's with
+            // no bits for group or others, as a tool makes them: another
+            // user's would read the token and answer in the runner's place.
+            let down = pipe::Sender::from_file(open_private(&down, libc::O_WRONLY)?)?;
+            let up = pipe::Receiver::from_file(open_private(&up, libc::O_RDONLY)?)?;
             Ok(FifoConnection::new(up, down))
         })();
         // The client removes the names once it has opened both ends; a
@@ -506,6 +524,90 @@ mod tests {
                 .map(|e| e.unwrap().file_name())
                 .collect();
             assert_eq!(names, [RENDEZVOUS]);
+        });
+    }
+
+    /// FIFOs another user planted in the directory (possible only if it
+    /// was ever open to others) must not become a connection: the planter
+    /// would read the token and answer in the runner's place. Refused: a
+    /// pair open to group and others, a pair whose `up` only is, a link to
+    /// a FIFO elsewhere, and (as root) a pair owned by another user. The
+    /// names of a refused pair are removed, and a real tool is still served.
+    #[test]
+    fn fifos_not_private_to_the_server_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let runtime = runtime();
+        runtime.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+            let dir = tempfile::tempdir().unwrap();
+            let elsewhere = tempfile::tempdir().unwrap();
+            let mut listener = FifoListener::bind(dir.path()).unwrap();
+            let mut rendezvous = open(&dir.path().join(RENDEZVOUS), libc::O_WRONLY).unwrap();
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
+            let mut readers = Vec::new();
+            for (n, how) in ["open", "up-open", "link", "owner"].into_iter().enumerate() {
+                if how == "owner" && !root {
+                    continue;
+                }
+                let id = format!("{n:02x}").repeat(ID_LEN / 2);
+                let (up, down) = fifo_paths(dir.path(), &id);
+                mkfifo(&up, 0o600).unwrap();
+                match how {
+                    "link" => {
+                        let target = elsewhere.path().join("down");
+                        mkfifo(&target, 0o600).unwrap();
+                        std::os::unix::fs::symlink(&target, &down).unwrap();
+                        readers.push(open(&target, libc::O_RDONLY).unwrap());
+                    }
+                    _ => {
+                        mkfifo(&down, 0o600).unwrap();
+                        readers.push(open(&down, libc::O_RDONLY).unwrap());
+                    }
+                }
+                match how {
+                    "open" => {
+                        chmod(&up, 0o666);
+                        chmod(&down, 0o666);
+                    }
+                    "up-open" => chmod(&up, 0o622),
+                    "owner" => {
+                        for path in [&up, &down] {
+                            std::os::unix::fs::lchown(path, Some(65534), Some(65534)).unwrap();
+                        }
+                    }
+                    _ => {}
+                }
+                rendezvous.write_all(format!("{id}\n").as_bytes()).unwrap();
+            }
+            let path = dir.path().to_owned();
+            let client = std::thread::spawn(move || {
+                let mut stream = connect(&path, Some(Duration::from_secs(5))).unwrap();
+                stream.write_all(b"ping").unwrap();
+            });
+            // The first connection accepted is the real tool's.
+            let mut connection = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+                .await
+                .expect("a connection")
+                .unwrap();
+            let mut request = [0u8; 4];
+            tokio::time::timeout(Duration::from_secs(5), connection.read_exact(&mut request))
+                .await
+                .expect("the first connection accepted is the tool's, not a planted one")
+                .unwrap();
+            assert_eq!(&request, b"ping");
+            connection.shutdown().await.unwrap();
+            client.join().unwrap();
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, [RENDEZVOUS], "the refused names are removed");
         });
     }
 

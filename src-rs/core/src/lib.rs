@@ -11,6 +11,8 @@ pub(crate) mod fifo;
 pub mod fingerprint;
 pub mod nesting;
 pub mod paths;
+#[cfg(unix)]
+pub(crate) mod private;
 pub mod protocol;
 pub mod reports;
 pub(crate) mod runtime;

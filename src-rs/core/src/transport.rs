@@ -1,9 +1,10 @@
 //! The server's listening endpoint, per platform.
 //!
-//! Unix: a Unix domain socket in a fresh directory of mode 0700, removed with
-//! the directory. Windows: a named pipe with a random name. Either way the
-//! address travels to tools in the environment, never as an inherited handle,
-//! and the per-server token guards what a connection may see.
+//! Unix: a Unix domain socket in a fresh directory, created with mode 0700
+//! (whatever the umask) and checked before use, removed with the directory.
+//! Windows: a named pipe with a random name. Either way the address travels
+//! to tools in the environment, never as an inherited handle, and the
+//! per-server token guards what a connection may see.
 
 use std::io;
 use std::path::PathBuf;
@@ -21,6 +22,20 @@ pub enum EndpointError {
         dir: PathBuf,
         /// What the OS said.
         source: io::Error,
+    },
+    /// The private directory is not private: not a directory of this user's
+    /// with mode 0700, so another user could reach the channel through it.
+    #[error(
+        "the runner's private directory {path} is not private ({reason}); it must be a \
+         directory (not a link) owned by this process's user with mode 0700: point the temp \
+         dir (TMPDIR) at a local file system with Unix permissions, and use a umask that \
+         keeps the owner's own bits (such as 022 or 077)"
+    )]
+    NotPrivate {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The socket or pipe could not be bound.
     #[error("cannot listen on {address}: {source}")]
@@ -176,6 +191,7 @@ mod unix {
 
     use super::EndpointError;
     use crate::fifo::{self, FifoConnection, FifoListener, FifoStream};
+    use crate::private;
     use crate::protocol::ENV_TRANSPORT;
 
     /// Unix socket paths longer than this do not fit in `sockaddr_un`
@@ -500,14 +516,7 @@ mod unix {
             let socket = if mode == TransportMode::Fifo {
                 None
             } else {
-                let bound = UnixListener::bind(&path).and_then(|socket| {
-                    let raw = socket
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .map(std::os::unix::net::UnixListener::from)?;
-                    Ok(SocketListener { socket, raw })
-                });
-                match bound {
+                match bind_socket(&path) {
                     Ok(socket) => Some(socket),
                     Err(source) if mode == TransportMode::Socket => {
                         return Err(EndpointError::SocketOnly { address, source })
@@ -639,17 +648,57 @@ mod unix {
 
     /// A fresh directory only this user can enter, short enough for a socket path.
     fn socket_dir() -> Result<tempfile::TempDir, EndpointError> {
-        let base = socket_base(std::env::temp_dir());
+        private_dir_in(&socket_base(std::env::temp_dir()))
+    }
+
+    /// A fresh directory in `base` only this user can enter. It is born with
+    /// mode 0700: the mode goes to `mkdir` itself, and a umask can only take
+    /// bits away, so it is never open to others, not even for an instant (a
+    /// `chmod` after the fact left a window in which another user could
+    /// plant the socket's name or FIFOs under a umask of 000 or 002). It is
+    /// then checked: a directory, not a link, ours, mode 0700.
+    fn private_dir_in(base: &Path) -> Result<tempfile::TempDir, EndpointError> {
         let dir = tempfile::Builder::new()
             .prefix("runner-aware-")
-            .tempdir_in(&base)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)
             .map_err(|source| EndpointError::SocketDir {
-                dir: base.clone(),
+                dir: base.to_owned(),
                 source,
             })?;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .map_err(|source| EndpointError::SocketDir { dir: base, source })?;
+        check_private_dir(dir.path())?;
         Ok(dir)
+    }
+
+    /// Checks that `path` is a directory of this user's, not a link, with
+    /// mode 0700.
+    fn check_private_dir(path: &Path) -> Result<(), EndpointError> {
+        let meta = std::fs::symlink_metadata(path).map_err(|source| EndpointError::SocketDir {
+            dir: path.to_owned(),
+            source,
+        })?;
+        match private::flaw(&meta, private::Kind::Dir) {
+            Some(reason) => Err(EndpointError::NotPrivate {
+                path: path.to_owned(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Binds the listening socket at `path` in the private directory. A
+    /// socket's mode comes from the umask alone (`bind` takes none); it is
+    /// set to 0600 and checked at once, before any tool learns its name,
+    /// and until then only this user can reach it through the directory.
+    fn bind_socket(path: &Path) -> io::Result<SocketListener> {
+        let socket = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        private::check_path(path, private::Kind::Socket)?;
+        let raw = socket
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::os::unix::net::UnixListener::from)?;
+        Ok(SocketListener { socket, raw })
     }
 
     #[cfg(test)]
@@ -700,6 +749,52 @@ mod unix {
             // The macOS temp dir, /var/folders/<2>/<30>/T, fits with room to spare.
             let macos = PathBuf::from(format!("/var/folders/zz/{}/T", "x".repeat(30)));
             assert_eq!(socket_base(macos.clone()), macos);
+        }
+
+        fn mode(path: &Path) -> u32 {
+            std::fs::symlink_metadata(path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        }
+
+        /// A listener's directory is 0700, its socket and rendezvous 0600;
+        /// a directory no longer private (made 0777, or swapped for a link
+        /// to a directory of 0700) is refused with a typed error.
+        #[test]
+        fn the_private_directory_is_checked_before_use() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let listener = runtime.block_on(async { Listener::bind() }).unwrap();
+            let dir = Path::new(listener.address()).parent().unwrap().to_owned();
+            assert_eq!(mode(&dir), 0o700);
+            check_private_dir(&dir).unwrap();
+            if listener.transports().contains(&"socket") {
+                assert_eq!(mode(Path::new(listener.address())), 0o600);
+            }
+            if listener.transports().contains(&"fifo") {
+                assert_eq!(mode(&dir.join(fifo::RENDEZVOUS)), 0o600);
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let err = check_private_dir(&dir).unwrap_err();
+            assert!(
+                matches!(&err, EndpointError::NotPrivate { reason, .. } if reason.contains("777")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("mode 0700"), "{err}");
+            let scratch = tempfile::tempdir().unwrap();
+            let link = scratch.path().join("link");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::symlink(&dir, &link).unwrap();
+            let err = check_private_dir(&link).unwrap_err();
+            assert!(
+                matches!(&err, EndpointError::NotPrivate { reason, .. } if reason.contains("link")),
+                "{err}"
+            );
+            listener.stop().remove();
         }
 
         #[test]

@@ -773,3 +773,196 @@ fn only_fifos_are_served_when_asked() {
     drop(client);
     assert_eq!(server.close_blocking().clients, 1);
 }
+
+/// Installs, for every thread of this process, a seccomp filter that fails
+/// with `EPERM` each `mkdir`, `mknod` (`mkfifo`) and creating `open` whose
+/// requested mode grants group or others anything. Under a umask of 000 the
+/// requested mode is the mode a file is born with, so with the filter in
+/// place nothing can be created open to others, even for an instant.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn refuse_creating_anything_open_to_others() {
+    use libc::{sock_filter, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+
+    fn stmt(code: u32, k: u32) -> sock_filter {
+        sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+    fn jump(code: u32, k: u32, jt: usize, jf: usize) -> sock_filter {
+        sock_filter {
+            code: code as u16,
+            jt: jt as u8,
+            jf: jf as u8,
+            k,
+        }
+    }
+    /// The low 32 bits of argument `n` in `struct seccomp_data`.
+    fn arg(n: u32) -> u32 {
+        16 + 8 * n
+    }
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
+    // (syscall, the argument with its open flags if any, its mode argument)
+    let mut calls: Vec<(libc::c_long, Option<u32>, u32)> = vec![
+        (libc::SYS_mkdirat, None, 2),
+        (libc::SYS_mknodat, None, 2),
+        (libc::SYS_openat, Some(2), 3),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.extend([
+        (libc::SYS_mkdir, None, 1),
+        (libc::SYS_mknod, None, 1),
+        (libc::SYS_open, Some(1), 2),
+        (libc::SYS_creat, None, 1),
+    ]);
+    let allow = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
+    let deny = stmt(
+        BPF_RET | BPF_K,
+        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    );
+    let mut program = vec![
+        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
+        allow,
+    ];
+    for (nr, flags, mode) in calls {
+        let len = if flags.is_some() { 8 } else { 6 };
+        // Not this call: on to the next block.
+        program.push(stmt(BPF_LD | BPF_W | BPF_ABS, 0));
+        program.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, len - 2));
+        if let Some(flags) = flags {
+            // An open that creates nothing is allowed.
+            program.push(stmt(BPF_LD | BPF_W | BPF_ABS, arg(flags)));
+            program.push(jump(BPF_JMP | BPF_JSET | BPF_K, libc::O_CREAT as u32, 0, 3));
+        }
+        program.push(stmt(BPF_LD | BPF_W | BPF_ABS, arg(mode)));
+        program.push(jump(BPF_JMP | BPF_JSET | BPF_K, 0o077, 0, 1));
+        program.push(deny);
+        program.push(allow);
+    }
+    program.push(allow);
+    let filter = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `filter` points at `program`, alive for both calls; the
+    // kernel copies the program.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_TSYNC,
+                &filter as *const libc::sock_fprog,
+            ),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// With a umask of 000 (common in containers) the private directory used to
+/// be made 0777 and only then chmod-ed to 0700: in between, another local
+/// user could bind the socket's name or plant FIFOs in it, get the tools'
+/// token and answer `getEnv` itself. Run in a child process (the umask and
+/// a seccomp filter are for the whole process) under
+/// [`refuse_creating_anything_open_to_others`], over the socket and over
+/// FIFOs: the server starts, a tool is served and leaves a marker, and all
+/// of it is private; as root, a thread acting as user `nobody` can neither
+/// create anything in the directory nor connect.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn nothing_in_the_private_directory_is_ever_open_to_others() {
+    use std::os::unix::fs::PermissionsExt;
+
+    const CHILD: &str = "RUNNER_AWARE_TEST_UMASK_CHILD";
+    const NAME: &str = "nothing_in_the_private_directory_is_ever_open_to_others";
+    if std::env::var_os(CHILD).is_none() {
+        for transport in ["socket", "fifo"] {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([NAME, "--exact", "--nocapture"])
+                .env(CHILD, "1")
+                .env("RUNNER_AWARE_TRANSPORT", transport)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "over {transport}, with umask 000:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        return;
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0) };
+    refuse_creating_anything_open_to_others();
+    // The filter works: a directory asked for with 0777 is refused.
+    let probe = std::env::temp_dir().join(format!("runner-aware-probe-{}", std::process::id()));
+    let refused = std::fs::create_dir(&probe).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EPERM), "{refused}");
+
+    let server = server(&[("A", "1")]);
+    let dir = private_dir(&server);
+    let mode = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700);
+    let client = client_of(&server);
+    assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
+    assert!(runner_aware::client::leave_marker(&dir, "a test's marker"));
+    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(entries.len() >= 2, "{entries:?}");
+    for entry in &entries {
+        assert_eq!(
+            mode(entry) & 0o077,
+            0,
+            "{} is open to others",
+            entry.display()
+        );
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let (dir, socket) = (dir.clone(), server.socket_path().to_owned());
+        let intruder = std::thread::spawn(move || {
+            // This thread only now acts on files as `nobody`, without root's
+            // right to override permissions.
+            // SAFETY: setfsuid changes this thread's credentials only.
+            unsafe { libc::setfsuid(65534) };
+            let planted = std::ffi::CString::new(dir.join("planted").to_str().unwrap()).unwrap();
+            // SAFETY: a NUL-terminated path.
+            let made = unsafe { libc::mkfifo(planted.as_ptr(), 0o600) };
+            let mkfifo = (made, std::io::Error::last_os_error().raw_os_error());
+            let connect =
+                std::os::unix::net::UnixStream::connect(&socket).map_err(|err| err.raw_os_error());
+            (mkfifo, connect.err())
+        });
+        let (mkfifo, connect) = intruder.join().unwrap();
+        assert_eq!(mkfifo, (-1, Some(libc::EACCES)));
+        assert_eq!(connect, Some(Some(libc::EACCES)));
+    }
+    drop(client);
+    let reports = server.close_blocking();
+    assert_eq!(reports.clients, 1);
+    assert!(!reports.cacheable, "the marker counts");
+}
