@@ -304,6 +304,9 @@ fn tar_reader<R: Read>(
     }))
 }
 
+/// The most a member's claimed size reserves before its bytes are read.
+const PREALLOCATE_MAX: u64 = 1 << 20;
+
 fn malformed(err: io::Error) -> CacheError {
     CacheError::Malformed(err.to_string())
 }
@@ -313,14 +316,31 @@ fn read_member<R: Read>(
     max: u64,
     what: &str,
 ) -> Result<Vec<u8>, CacheError> {
-    let size = entry.header().entry_size().map_err(malformed)?;
+    // The header's size, and the one a PAX record may put over it, which is
+    // what the reader reads.
+    let size = entry
+        .header()
+        .entry_size()
+        .map_err(malformed)?
+        .max(entry.size());
     if size > max {
         return Err(CacheError::Malformed(format!(
             "{what} of {size} bytes exceeds the {max}-byte limit"
         )));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    entry.read_to_end(&mut bytes).map_err(malformed)?;
+    // The size is the archive's claim: reserve no more than a little ahead
+    // of what is actually read, and never read past `max`.
+    let reserve = usize::try_from(size.min(PREALLOCATE_MAX)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(reserve);
+    entry
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(malformed)?;
+    if bytes.len() as u64 > max {
+        return Err(CacheError::Malformed(format!(
+            "{what} exceeds the {max}-byte limit"
+        )));
+    }
     Ok(bytes)
 }
 
@@ -469,6 +489,21 @@ pub fn read_archive<R: Read>(
         return Err(CacheError::Malformed(
             "the archive holds a member its manifest does not name".into(),
         ));
+    }
+    // After tar's end: only its zero padding, to the end of the stream (a
+    // member hidden past the end, or bytes after the zstd frame, are refused).
+    let mut rest = archive.into_inner();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf).map_err(malformed)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Err(CacheError::Malformed(
+                "the archive holds data after its end".into(),
+            ));
+        }
     }
     Ok(Replay { stdout, stderr })
 }

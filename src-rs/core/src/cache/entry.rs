@@ -18,6 +18,10 @@ pub const ENTRY_FORMAT: &str = "runner-aware-entry/1";
 /// The longest path an entry may name, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
 
+/// The largest stdout or stderr an entry may hold, in bytes: a restore
+/// keeps both in memory to replay them.
+pub const MAX_LOG_BYTES: u64 = 256 << 20;
+
 /// An input an entry rests on and what it was when the run read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,7 +186,17 @@ impl Manifest {
         for path in self.key.inputs.keys() {
             check_input_path(path)?;
         }
+        for (name, blob) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            if blob.size > MAX_LOG_BYTES {
+                return Err(CacheError::Malformed(format!(
+                    "its {name} of {} bytes is over the {MAX_LOG_BYTES}-byte limit",
+                    blob.size
+                )));
+            }
+        }
         let mut previous: Option<&str> = None;
+        // The outputs that are no directory: nothing may lie beneath one.
+        let mut leaves: Vec<&str> = Vec::new();
         for output in &self.outputs {
             check_output_path(output.path())?;
             if previous.is_some_and(|p| p >= output.path()) {
@@ -191,6 +205,19 @@ impl Manifest {
                 ));
             }
             previous = Some(output.path());
+            let path = output.path();
+            if leaves.iter().any(|leaf| {
+                path.strip_prefix(leaf)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            }) {
+                return Err(malformed_path(
+                    path,
+                    "lies beneath an output that is a file or a link",
+                ));
+            }
+            if !matches!(output, OutputRecord::Dir { .. }) {
+                leaves.push(path);
+            }
             if let OutputRecord::Symlink { path, target } = output {
                 check_link_target(path, target)?;
             }
@@ -245,7 +272,10 @@ pub fn check_output_path(path: &str) -> Result<(), CacheError> {
 }
 
 /// A link target must be relative and, resolved lexically from the link's
-/// directory, stay inside the root.
+/// directory, stay inside the root. A `..` may only lead the target: after
+/// a name, which may itself be a link (`s -> .`), it would climb from
+/// wherever that link leads, not where its name says (`s/..` is the root's
+/// parent).
 pub fn check_link_target(path: &str, target: &str) -> Result<(), CacheError> {
     if target.is_empty()
         || target.starts_with('/')
@@ -259,10 +289,17 @@ pub fn check_link_target(path: &str, target: &str) -> Result<(), CacheError> {
     }
     let mut depth: Vec<&str> = path.split('/').collect();
     depth.pop();
+    let mut named = false;
     for component in target.split('/') {
         match component {
             "" | "." => {}
             ".." => {
+                if named {
+                    return Err(malformed_path(
+                        path,
+                        "is a link whose target climbs with `..` after a name",
+                    ));
+                }
                 if depth.pop().is_none() {
                     return Err(malformed_path(
                         path,
@@ -270,7 +307,10 @@ pub fn check_link_target(path: &str, target: &str) -> Result<(), CacheError> {
                     ));
                 }
             }
-            name => depth.push(name),
+            name => {
+                named = true;
+                depth.push(name);
+            }
         }
     }
     Ok(())
@@ -306,7 +346,15 @@ mod tests {
     fn link_targets_stay_inside() {
         check_link_target("dist/a", "b").unwrap();
         check_link_target("dist/a", "../src/b").unwrap();
-        for bad in ["../../x", "/etc", "../../../a", ""] {
+        for bad in [
+            "../../x",
+            "/etc",
+            "../../../a",
+            "",
+            "s/..",
+            "b/../../x",
+            "./b/..",
+        ] {
             assert!(check_link_target("dist/a", bad).is_err(), "{bad:?}");
         }
     }

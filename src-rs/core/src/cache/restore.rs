@@ -145,27 +145,41 @@ impl Placer {
     }
 
     /// Renames every staged output into place: a link or file there is
-    /// replaced, never followed.
+    /// replaced, never followed. Every place is checked before anything is
+    /// renamed, so an output that cannot go in leaves the checkout as it was
+    /// (its staged files removed when the placer drops).
     pub fn commit(mut self) -> Result<(), CacheError> {
-        self.committed = true;
-        for (temp, path) in std::mem::take(&mut self.staged) {
-            if let Ok(meta) = fs::symlink_metadata(&path) {
-                // rename() replaces a file or a link; a link to a directory or
-                // an empty directory in the way of a file must go first.
-                let is_dir = meta.is_dir();
-                let staged_dir = fs::symlink_metadata(&temp).is_ok_and(|m| m.is_dir());
-                if meta.file_type().is_symlink() || (!is_dir && staged_dir) {
-                    remove_link_or_file(&path).map_err(io(&path))?;
-                } else if is_dir && !staged_dir {
-                    let _ = fs::remove_file(&temp);
+        for (temp, path) in &self.staged {
+            if let Ok(meta) = fs::symlink_metadata(path) {
+                let staged_dir = fs::symlink_metadata(temp).is_ok_and(|m| m.is_dir());
+                if meta.is_dir() && !staged_dir {
                     return Err(escape(
                         &path.display().to_string(),
                         "a directory in the checkout is where the entry has a file",
                     ));
                 }
             }
-            fs::rename(&temp, &path).map_err(io(&path))?;
         }
+        // Popped from the end, renamed in the order they were staged.
+        self.staged.reverse();
+        while let Some((temp, path)) = self.staged.pop() {
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                // rename() replaces a file or a link; a link to a directory or
+                // a file in the way of a staged directory must go first.
+                let staged_dir = fs::symlink_metadata(&temp).is_ok_and(|m| m.is_dir());
+                if meta.file_type().is_symlink() || (!meta.is_dir() && staged_dir) {
+                    if let Err(err) = remove_link_or_file(&path) {
+                        self.staged.push((temp, path.clone()));
+                        return Err(io(&path)(err));
+                    }
+                }
+            }
+            if let Err(err) = fs::rename(&temp, &path) {
+                self.staged.push((temp, path.clone()));
+                return Err(io(&path)(err));
+            }
+        }
+        self.committed = true;
         Ok(())
     }
 }
