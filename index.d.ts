@@ -15,6 +15,46 @@ export declare class EnvNameMatcher {
   isMatch(name: string): boolean
 }
 
+/** A local cache of task entries for one checkout (the core's `Store`). */
+export declare class NativeCacheStore {
+  /** A store in `dir` for the checkout at `root`. */
+  constructor(dir: string, root: string)
+  /** The newest entry of `task` whose inputs and env still hold, or why none does. */
+  lookup(task: string, env: Record<string, string | undefined | null>): Promise<CacheLookup>
+  /** Every local entry of `task`, newest first, with why each does not hold. */
+  entries(task: string, env: Record<string, string | undefined | null>): Promise<CacheEntryState[]>
+  /**
+   * Checks a manifest from elsewhere (a remote index) and says why it
+   * does not hold here (empty: it holds). Rejects a malformed manifest.
+   */
+  staleReasons(manifest: string, env: Record<string, string | undefined | null>): Promise<string[]>
+  /**
+   * Restores a local entry (its manifest as `lookup` gave it): every member
+   * checked before anything is placed. Resolves with stdout and stderr.
+   */
+  restore(manifest: string): Promise<CacheReplay>
+  /**
+   * Stores a run; resolves with its manifest (JSON). Rejects with the
+   * reason when the run cannot be stored.
+   */
+  store(run: CacheRun): Promise<string>
+  /**
+   * Adds an archive downloaded from a remote cache as a local entry, once
+   * all of it checked out against `manifest` (the index line validated).
+   */
+  import(manifest: string, bytes: Buffer): Promise<void>
+  /** The archive of a local entry, to upload. */
+  readEntry(task: string, id: string): Promise<Buffer>
+  /** Removes a local entry. */
+  remove(task: string, id: string): void
+  /** Removes every local entry of `task`; returns how many there were. */
+  cleanTask(task: string): number
+  /** Persists the stat cache beside the entries. */
+  saveStatCache(): void
+  /** Files hashed so far (not answered from the stat cache). */
+  get hashed(): number
+}
+
 /** A server for one task run. */
 export declare class NativeServer {
   /** The variables to merge into the child's environment. */
@@ -80,6 +120,72 @@ export declare class RunnerClient {
   isConnected(): boolean
 }
 
+/**
+ * The `x-artifact-tag` of `body` under `hash` for `team`, as Turborepo
+ * signs artifacts with `TURBO_REMOTE_CACHE_SIGNATURE_KEY`.
+ */
+export declare function artifactTag(key: string, hash: string, team: string, body: Buffer): string
+
+/** A stored entry and whether it still holds. */
+export interface CacheEntryState {
+  /** Its manifest, as JSON. */
+  manifest: string
+  /** Its id without the `addValue` values. */
+  lookupId: string
+  /** Why it does not hold here now (empty: it holds). */
+  reasons: Array<string>
+}
+
+/** An input of a run to store: a path and what of it matters. */
+export interface CacheInput {
+  /** Absolute path. */
+  path: string
+  /** `content`, `listing` or `existence`. */
+  kind: string
+}
+
+/** A look-up's answer. */
+export interface CacheLookup {
+  /** The manifest (JSON) of the entry that holds, if one does. */
+  hit?: string
+  /** Why no entry holds (the closest one's reasons, `no entry`, refused entries). */
+  reasons: Array<string>
+}
+
+/** What a restore replays. */
+export interface CacheReplay {
+  /** The command's stdout. */
+  stdout: Buffer
+  /** The command's stderr. */
+  stderr: Buffer
+}
+
+/** A run to store (`runner-aware/runner`'s `Cache.store` builds it). */
+export interface CacheRun {
+  /** The runner's task key. */
+  task: string
+  /** Every input. */
+  inputs: Array<CacheInput>
+  /** The env fingerprint as `serializeFingerprint` writes it. */
+  envFingerprint: string
+  /** Outputs relative to the root. */
+  outputs: Array<string>
+  /** What the command printed. */
+  stdout: Buffer
+  /** What the command printed on stderr. */
+  stderr: Buffer
+  /** When the command started (ms since the epoch). */
+  startedAtMs: number
+  /** What the runner's user overruled to store it. */
+  overruled: Array<string>
+}
+
+/**
+ * Checks a manifest from anywhere and returns it as the store writes it;
+ * throws with the reason when it is malformed.
+ */
+export declare function checkCacheManifest(manifest: string): string
+
 /** Starts a server for one task run. */
 export declare function createServer(options?: NativeServerOptions | undefined | null): NativeServer
 
@@ -129,3 +235,6 @@ export interface PrefixQuery {
  * thread, so a big build's trace never holds up the runner's event loop.
  */
 export declare function readTrace(file: string, exclude: Array<string>): Promise<ReportChunks>
+
+/** Whether `tag` is the `x-artifact-tag` of `body` under `hash` for `team`. */
+export declare function verifyArtifactTag(key: string, hash: string, team: string, body: Buffer, tag: string): boolean

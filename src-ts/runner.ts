@@ -41,6 +41,8 @@ export {
   validateFingerprint,
 } from './cache.js';
 export { changedSince, fingerprintInput, inferAccesses, StatCache } from './infer.js';
+export { CACHE_SECRET_ENV, openCache, redactUrl, withoutCacheSecrets } from './store.js';
+export type { Cache, CacheEntry, CacheEntryState, CacheOptions, CacheRun, LookupResult, RemoteCacheOptions, StoreResult } from './store.js';
 export type { InferredAccesses, InferredInput, InputKind } from './infer.js';
 export type { TraceOption } from './trace.js';
 export type {

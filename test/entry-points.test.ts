@@ -24,6 +24,7 @@ const toolApi = [
 ];
 
 const runnerApi = [
+  'CACHE_SECRET_ENV',
   'InvalidEnvGlobError',
   'StatCache',
   'absolutizeReports',
@@ -45,13 +46,16 @@ const runnerApi = [
   'isIgnoredOutput',
   'isWithin',
   'normalizePath',
+  'openCache',
   'parseFingerprint',
   'parseReports',
+  'redactUrl',
   'relativizeReports',
   'serializeFingerprint',
   'serializeReports',
   'validateFingerprint',
   'verdict',
+  'withoutCacheSecrets',
 ];
 
 /** The sorted export names of `specifier`, imported (ESM) or required (CJS) by a fresh process. */

@@ -1,4 +1,4 @@
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,4 +58,34 @@ export async function underRunner(
 export function lastJson<T>(tool: Run): T {
   const lines = tool.stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
+}
+
+/** A cache entry's archive (`<id>.tar.zst`) unpacked: each member's name and bytes, in order. */
+export function entryMembers(file: string): { name: string; data: Buffer }[] {
+  const tar = execFileSync('zstd', ['-dc', file], { maxBuffer: 1 << 30 });
+  const members: { name: string; data: Buffer }[] = [];
+  let longName: string | null = null;
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const header = tar.subarray(at, at + 512);
+    if (header.every((byte) => byte === 0)) break;
+    const size = parseInt(header.subarray(124, 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+    const type = String.fromCharCode(header[156] ?? 0);
+    const data = tar.subarray(at + 512, at + 512 + size);
+    at += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'L') {
+      longName = data.toString('utf8').replace(/\0+$/, '');
+      continue;
+    }
+    const name = longName ?? header.subarray(0, 100).toString('utf8').replace(/\0.*$/, '');
+    longName = null;
+    members.push({ name, data: Buffer.from(data) });
+  }
+  return members;
+}
+
+/** The manifest of a cache entry's archive. */
+export function entryManifest(file: string): { id: string; overruled?: string[]; key: { inputs: Record<string, unknown> } } {
+  const manifest = entryMembers(file).find((member) => member.name === 'manifest.json');
+  if (!manifest) throw new Error(`${file} has no manifest`);
+  return JSON.parse(manifest.data.toString('utf8'));
 }

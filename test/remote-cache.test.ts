@@ -14,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { root, run, sha256, type Run } from './helpers.js';
+import { entryMembers, root, run, sha256, type Run } from './helpers.js';
 
 const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
 const serverPackage = join(root, 'node_modules', 'turborepo-remote-cache');
@@ -132,20 +132,18 @@ function filesUnder(dir: string): string[] {
 }
 
 /**
- * What the server stored, as bytes and decoded: each artifact raw, gunzipped,
- * and for an entry every file it bundles decoded from base64, so a secret
- * cannot hide behind the encoding.
+ * What the server stored, as bytes and decoded: each artifact raw, and an
+ * entry's archive unpacked member by member, so a secret cannot hide behind
+ * the compression.
  */
 function storedBytes(): Buffer {
   const parts: Buffer[] = [];
   for (const file of filesUnder(storage)) {
     const raw = readFileSync(file);
     parts.push(raw);
-    if (raw[0] !== 0x1f || raw[1] !== 0x8b) continue;
-    const text = gunzipSync(raw);
-    parts.push(text);
-    const artifact = JSON.parse(text.toString('utf8')) as { files?: Record<string, string> };
-    for (const data of Object.values(artifact.files ?? {})) parts.push(Buffer.from(data, 'base64'));
+    // zstd's magic number: an entry's archive.
+    if (raw.readUInt32LE(0) !== 0xfd2fb528) continue;
+    for (const member of entryMembers(file)) parts.push(member.data);
   }
   return Buffer.concat(parts);
 }

@@ -21,7 +21,7 @@ import {
   type CloseOptions,
   type Reports,
 } from '../dist/runner.mjs';
-import { lastJson, root, run, sha256, type Run } from './helpers.js';
+import { entryMembers, lastJson, root, run, sha256, type Run } from './helpers.js';
 
 const SECRET = 'hunter2-5f0c7d2e9a4b';
 const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
@@ -147,10 +147,13 @@ describe('the reference caching runner', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain('cache miss: no entry');
     const files = filesUnder(join(work, 'cache'));
-    // The entry, and the stat cache of traced inputs (paths and file digests).
-    expect(files.map((file) => basename(file)).sort()).toEqual(['entry.json', 'fingerprint.json', 'reports.json', 'stat-cache.json', 'stderr', 'stdout']);
-    for (const file of files) expect(readFileSync(file, 'utf8'), file).not.toContain(SECRET);
-    const stored = readFileSync(files.find((file) => file.endsWith('reports.json')) ?? '', 'utf8');
+    // The entry's archive, and the stat cache of traced inputs (paths and file digests).
+    expect(files.map((file) => basename(file).replace(/^[0-9a-f]{64}\.tar\.zst$/, '<id>.tar.zst')).sort()).toEqual(['<id>.tar.zst', 'stat-cache.json']);
+    const archive = files.find((file) => file.endsWith('.tar.zst')) ?? '';
+    const members = entryMembers(archive);
+    for (const { name, data } of members) expect(data.toString('utf8'), name).not.toContain(SECRET);
+    expect(readFileSync(files.find((file) => file.endsWith('stat-cache.json')) ?? '', 'utf8')).not.toContain(SECRET);
+    const stored = members.find((member) => member.name === 'manifest.json')?.data.toString('utf8') ?? '';
     expect(stored).toContain(sha256(SECRET));
 
     expect((await cacheRun()).stderr).toContain('cache hit');

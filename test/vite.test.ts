@@ -132,7 +132,10 @@ describe('stock Vite build under the reference caching runner', () => {
   it('hits the production entry again when the env goes back', async () => {
     const result = await build(production);
     expect(status(result)).toBe('cache hit');
-    expect(tree(join(app, 'dist'))).toEqual(firstBuild);
+    // Every file of the production build, as it was. A restore deletes
+    // nothing its entry does not name, so the development build's asset
+    // (another hashed name, which index.html no longer loads) stays beside it.
+    expect(tree(join(app, 'dist'))).toMatchObject(firstBuild);
   });
 
   it('misses naming a changed source file', async () => {

@@ -457,12 +457,16 @@ fn dir_identity(meta: &Metadata) -> String {
 
 /// Whether the file at `path` changed at or after `since` (its modification
 /// or status-change time): what a run read may not be what a fingerprint
-/// taken now sees. A path that is gone counts as changed when `existed` says
-/// the run saw it.
+/// taken now sees. Directories are left out: a run that writes its outputs
+/// changes the directories it listed, and their listing fingerprints say
+/// what they hold.
 pub fn changed_since(path: &Path, since: SystemTime) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
+    if meta.is_dir() {
+        return false;
+    }
     let modified = meta.modified().is_ok_and(|t| t >= since);
     #[cfg(unix)]
     let changed = {

@@ -17,6 +17,7 @@ use napi_derive::napi;
 use runner_aware::reports::REPORT_CHUNK_BYTES;
 use runner_aware::{Client, EnvMatcher, EnvQuery, Reports, Server, ServerOptions};
 
+pub mod cache;
 mod raw;
 
 /// Options of an env fetch.

@@ -492,10 +492,12 @@ impl Store {
         count
     }
 
-    /// Writes the stat cache beside the entries, so the next look-up re-hashes
-    /// only what changed. Best effort: it is only a shortcut.
+    /// Writes the stat cache beside the entries, when a look-up or store hashed
+    /// a file, so the next look-up re-hashes only what changed. Best effort:
+    /// it is only a shortcut.
     pub fn save_stat_cache(&self) {
-        if fs::create_dir_all(&self.dir).is_err() {
+        // Nothing new to remember: the file stays as it is.
+        if self.stat_cache.hashed() == 0 || fs::create_dir_all(&self.dir).is_err() {
             return;
         }
         if let Ok(mut staging) = tempfile::Builder::new()

@@ -1,0 +1,358 @@
+//! The cache store of the core (`runner_aware::cache`) for Node: every call
+//! that touches the disk runs off the main thread, and manifests cross as
+//! JSON text.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::{Env, Error, Result, Status, Task};
+use napi_derive::napi;
+
+use runner_aware::cache::{self, CacheError, Lookup, Manifest, Store, StoreRequest};
+use runner_aware::env_fingerprint::EnvFingerprint;
+use runner_aware::fingerprint::InputKind;
+
+fn cache_error(err: CacheError) -> Error {
+    Error::new(Status::GenericFailure, err.to_string())
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(Status::InvalidArg, message.into())
+}
+
+fn to_json(manifest: &Manifest) -> String {
+    String::from_utf8(manifest.to_bytes()).unwrap_or_default()
+}
+
+fn parse_manifest(json: &str) -> Result<Manifest> {
+    Manifest::parse(json.as_bytes()).map_err(cache_error)
+}
+
+fn lock(store: &Arc<Mutex<Store>>) -> MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A task on libuv's pool with the store locked; a panic rejects instead of
+/// ending the process.
+macro_rules! store_task {
+    ($name:ident -> $out:ty { $($field:ident : $ty:ty),* } |$store:ident, $this:ident| $body:expr) => {
+        #[doc = concat!("The `", stringify!($name), "` call, run off the main thread.")]
+        pub struct $name {
+            store: Arc<Mutex<Store>>,
+            $($field: $ty),*
+        }
+
+        impl Task for $name {
+            type Output = $out;
+            type JsValue = $out;
+
+            fn compute(&mut self) -> Result<$out> {
+                let $this = &*self;
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut guard = lock(&$this.store);
+                    let $store: &mut Store = &mut guard;
+                    $body
+                }))
+                .unwrap_or_else(|_| Err(Error::from_reason("the cache store panicked")))
+            }
+
+            fn resolve(&mut self, _env: Env, output: $out) -> Result<$out> {
+                Ok(output)
+            }
+        }
+    };
+}
+
+store_task!(LookupTask -> CacheLookup { task: String, env: HashMap<String, String> } |store, this| {
+    Ok(match store.lookup(&this.task, &this.env) {
+        Lookup::Hit(manifest) => CacheLookup { hit: Some(to_json(&manifest)), reasons: Vec::new() },
+        Lookup::Miss { reasons } => CacheLookup { hit: None, reasons },
+    })
+});
+
+store_task!(EntriesTask -> Vec<CacheEntryState> { task: String, env: HashMap<String, String> } |store, this| {
+    let (manifests, _) = store.entries(&this.task);
+    Ok(manifests
+        .into_iter()
+        .map(|manifest| CacheEntryState {
+            reasons: store.stale_reasons(&manifest, &this.env),
+            lookup_id: manifest.key.lookup_id(),
+            manifest: to_json(&manifest),
+        })
+        .collect())
+});
+
+store_task!(StaleTask -> Vec<String> { manifest: String, env: HashMap<String, String> } |store, this| {
+    let manifest = parse_manifest(&this.manifest)?;
+    Ok(store.stale_reasons(&manifest, &this.env))
+});
+
+store_task!(RestoreTask -> CacheReplay { manifest: String } |store, this| {
+    let manifest = parse_manifest(&this.manifest)?;
+    let replay = store.restore(&manifest).map_err(cache_error)?;
+    Ok(CacheReplay { stdout: replay.stdout.into(), stderr: replay.stderr.into() })
+});
+
+store_task!(StoreRunTask -> String { request: StoreRequest } |store, this| {
+    Ok(to_json(&store.store(&this.request).map_err(cache_error)?))
+});
+
+store_task!(ImportTask -> () { manifest: String, bytes: Vec<u8> } |store, this| {
+    let manifest = parse_manifest(&this.manifest)?;
+    store.import(&manifest, &this.bytes).map_err(cache_error)
+});
+
+store_task!(ReadEntryTask -> Buffer { task: String, id: String } |store, this| {
+    Ok(store.read_entry(&this.task, &this.id).map_err(cache_error)?.into())
+});
+
+/// An input of a run to store: a path and what of it matters.
+#[napi(object)]
+pub struct CacheInput {
+    /// Absolute path.
+    pub path: String,
+    /// `content`, `listing` or `existence`.
+    pub kind: String,
+}
+
+/// A run to store (`runner-aware/runner`'s `Cache.store` builds it).
+#[napi(object)]
+pub struct CacheRun {
+    /// The runner's task key.
+    pub task: String,
+    /// Every input.
+    pub inputs: Vec<CacheInput>,
+    /// The env fingerprint as `serializeFingerprint` writes it.
+    pub env_fingerprint: String,
+    /// Outputs relative to the root.
+    pub outputs: Vec<String>,
+    /// What the command printed.
+    pub stdout: Buffer,
+    /// What the command printed on stderr.
+    pub stderr: Buffer,
+    /// When the command started (ms since the epoch).
+    pub started_at_ms: f64,
+    /// What the runner's user overruled to store it.
+    pub overruled: Vec<String>,
+}
+
+/// A look-up's answer.
+#[napi(object)]
+pub struct CacheLookup {
+    /// The manifest (JSON) of the entry that holds, if one does.
+    pub hit: Option<String>,
+    /// Why no entry holds (the closest one's reasons, `no entry`, refused entries).
+    pub reasons: Vec<String>,
+}
+
+/// A stored entry and whether it still holds.
+#[napi(object)]
+pub struct CacheEntryState {
+    /// Its manifest, as JSON.
+    pub manifest: String,
+    /// Its id without the `addValue` values.
+    pub lookup_id: String,
+    /// Why it does not hold here now (empty: it holds).
+    pub reasons: Vec<String>,
+}
+
+/// What a restore replays.
+#[napi(object)]
+pub struct CacheReplay {
+    /// The command's stdout.
+    pub stdout: Buffer,
+    /// The command's stderr.
+    pub stderr: Buffer,
+}
+
+fn kind(name: &str) -> Result<InputKind> {
+    match name {
+        "content" => Ok(InputKind::Content),
+        "listing" => Ok(InputKind::Listing),
+        "existence" => Ok(InputKind::Existence),
+        other => Err(invalid(format!(
+            "an input's kind must be content, listing or existence, got {other:?}"
+        ))),
+    }
+}
+
+fn env_map(env: HashMap<String, Option<String>>) -> HashMap<String, String> {
+    env.into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
+        .collect()
+}
+
+/// A local cache of task entries for one checkout (the core's `Store`).
+#[napi]
+pub struct NativeCacheStore {
+    store: Arc<Mutex<Store>>,
+}
+
+#[napi]
+impl NativeCacheStore {
+    /// A store in `dir` for the checkout at `root`.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(dir: String, root: String) -> Result<Self> {
+        Ok(Self {
+            store: Arc::new(Mutex::new(Store::open(dir, root).map_err(cache_error)?)),
+        })
+    }
+
+    /// The newest entry of `task` whose inputs and env still hold, or why none does.
+    #[napi(ts_return_type = "Promise<CacheLookup>", catch_unwind)]
+    pub fn lookup(
+        &self,
+        task: String,
+        env: HashMap<String, Option<String>>,
+    ) -> AsyncTask<LookupTask> {
+        AsyncTask::new(LookupTask {
+            store: self.store.clone(),
+            task,
+            env: env_map(env),
+        })
+    }
+
+    /// Every local entry of `task`, newest first, with why each does not hold.
+    #[napi(ts_return_type = "Promise<CacheEntryState[]>", catch_unwind)]
+    pub fn entries(
+        &self,
+        task: String,
+        env: HashMap<String, Option<String>>,
+    ) -> AsyncTask<EntriesTask> {
+        AsyncTask::new(EntriesTask {
+            store: self.store.clone(),
+            task,
+            env: env_map(env),
+        })
+    }
+
+    /// Checks a manifest from elsewhere (a remote index) and says why it
+    /// does not hold here (empty: it holds). Rejects a malformed manifest.
+    #[napi(ts_return_type = "Promise<string[]>", catch_unwind)]
+    pub fn stale_reasons(
+        &self,
+        manifest: String,
+        env: HashMap<String, Option<String>>,
+    ) -> AsyncTask<StaleTask> {
+        AsyncTask::new(StaleTask {
+            store: self.store.clone(),
+            manifest,
+            env: env_map(env),
+        })
+    }
+
+    /// Restores a local entry (its manifest as `lookup` gave it): every member
+    /// checked before anything is placed. Resolves with stdout and stderr.
+    #[napi(ts_return_type = "Promise<CacheReplay>", catch_unwind)]
+    pub fn restore(&self, manifest: String) -> AsyncTask<RestoreTask> {
+        AsyncTask::new(RestoreTask {
+            store: self.store.clone(),
+            manifest,
+        })
+    }
+
+    /// Stores a run; resolves with its manifest (JSON). Rejects with the
+    /// reason when the run cannot be stored.
+    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
+    pub fn store(&self, run: CacheRun) -> Result<AsyncTask<StoreRunTask>> {
+        let inputs = run
+            .inputs
+            .iter()
+            .map(|input| Ok((PathBuf::from(&input.path), kind(&input.kind)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let env =
+            EnvFingerprint::parse(&run.env_fingerprint).map_err(|err| invalid(err.to_string()))?;
+        let started_at =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(run.started_at_ms.max(0.0) as u64);
+        let request = StoreRequest {
+            task: run.task,
+            inputs,
+            env,
+            outputs: run.outputs,
+            stdout: run.stdout.to_vec(),
+            stderr: run.stderr.to_vec(),
+            started_at,
+            overruled: run.overruled,
+        };
+        Ok(AsyncTask::new(StoreRunTask {
+            store: self.store.clone(),
+            request,
+        }))
+    }
+
+    /// Adds an archive downloaded from a remote cache as a local entry, once
+    /// all of it checked out against `manifest` (the index line validated).
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
+    pub fn import(&self, manifest: String, bytes: Buffer) -> AsyncTask<ImportTask> {
+        AsyncTask::new(ImportTask {
+            store: self.store.clone(),
+            manifest,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The archive of a local entry, to upload.
+    #[napi(ts_return_type = "Promise<Buffer>", catch_unwind)]
+    pub fn read_entry(&self, task: String, id: String) -> AsyncTask<ReadEntryTask> {
+        AsyncTask::new(ReadEntryTask {
+            store: self.store.clone(),
+            task,
+            id,
+        })
+    }
+
+    /// Removes a local entry.
+    #[napi(catch_unwind)]
+    pub fn remove(&self, task: String, id: String) {
+        lock(&self.store).remove(&task, &id);
+    }
+
+    /// Removes every local entry of `task`; returns how many there were.
+    #[napi(catch_unwind)]
+    pub fn clean_task(&self, task: String) -> u32 {
+        u32::try_from(lock(&self.store).clean_task(&task)).unwrap_or(u32::MAX)
+    }
+
+    /// Persists the stat cache beside the entries.
+    #[napi(catch_unwind)]
+    pub fn save_stat_cache(&self) {
+        lock(&self.store).save_stat_cache();
+    }
+
+    /// Files hashed so far (not answered from the stat cache).
+    #[napi(getter, catch_unwind)]
+    pub fn hashed(&self) -> f64 {
+        lock(&self.store).hashed() as f64
+    }
+}
+
+/// Checks a manifest from anywhere and returns it as the store writes it;
+/// throws with the reason when it is malformed.
+#[napi(catch_unwind)]
+pub fn check_cache_manifest(manifest: String) -> Result<String> {
+    Ok(to_json(&parse_manifest(&manifest)?))
+}
+
+/// The `x-artifact-tag` of `body` under `hash` for `team`, as Turborepo
+/// signs artifacts with `TURBO_REMOTE_CACHE_SIGNATURE_KEY`.
+#[napi(catch_unwind)]
+pub fn artifact_tag(key: String, hash: String, team: String, body: Buffer) -> String {
+    cache::sign::artifact_tag(key.as_bytes(), &hash, &team, &body)
+}
+
+/// Whether `tag` is the `x-artifact-tag` of `body` under `hash` for `team`.
+#[napi(catch_unwind)]
+pub fn verify_artifact_tag(
+    key: String,
+    hash: String,
+    team: String,
+    body: Buffer,
+    tag: String,
+) -> bool {
+    cache::sign::verify_artifact_tag(key.as_bytes(), &hash, &team, &body, &tag)
+}

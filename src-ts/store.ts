@@ -1,0 +1,358 @@
+// The cache store: look up → run → verdict → store; a hit restores. What
+// keeps a cache safe (self-verifying entries, the archive, a restore that
+// never leaves the root nor follows a link) is the Rust core's
+// (`runner_aware::cache`); this module wraps it off the event loop and adds
+// a Turborepo remote cache over HTTP.
+
+import { createRequire } from 'node:module';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+
+import { declaredInputs, declaredOutputs, envFingerprint, isIgnoredInput, isIgnoredOutput, serializeFingerprint } from './cache.js';
+import { inferAccesses, type InferredInput } from './infer.js';
+import { loadBinding } from './native.js';
+import { RemoteCache, type RemoteCacheOptions } from './remote.js';
+import { describeReason, verdict, type CommandOutcome } from './server.js';
+import type { Reports, UncacheableReason } from './types.js';
+
+export type { RemoteCacheOptions } from './remote.js';
+
+/** How a cache is set up. */
+export interface CacheOptions {
+  /** Where entries live. Created when the first entry is stored. */
+  dir: string;
+  /** The checkout entries restore into. Default `process.cwd()`. */
+  root?: string;
+  /** Also share entries through a Turborepo remote cache. */
+  remote?: RemoteCacheOptions | null;
+  /** Where warnings go (a remote that is down, an entry refused). Default: stderr. */
+  onWarning?: (message: string) => void;
+}
+
+/** A stored entry, as a look-up found it. */
+export interface CacheEntry {
+  /** The entry id: the digest of everything it rests on. */
+  readonly id: string;
+  /** When it was stored (ms since the epoch). */
+  readonly createdAt: number;
+  /** Its inputs, relative to the root where inside it. */
+  readonly inputs: readonly string[];
+  /** Its outputs, relative to the root. */
+  readonly outputs: readonly string[];
+  /** Tracked env names and queries it rests on (`VITE_*`, `VITE_ (prefix)`). */
+  readonly env: readonly string[];
+  /** `addValue` names it rests on. */
+  readonly values: readonly string[];
+  /** What the runner's user overruled to store it. */
+  readonly overruled: readonly string[];
+  /** Where the look-up found it. */
+  readonly source: 'local' | 'remote';
+  /** Its manifest, as the core checks it. */
+  readonly manifest: string;
+}
+
+/** What a look-up found. */
+export type LookupResult = { hit: true; entry: CacheEntry } | { hit: false; reasons: string[] };
+
+/** A finished run, for {@link Cache.store}. */
+export interface CacheRun {
+  /** What `server.close()` returned. */
+  reports: Reports;
+  /** How the command ended: a failed or killed command is never stored. */
+  outcome: CommandOutcome;
+  /** When the command started (`Date.now()` before spawning): an input changed since is not stored. */
+  startedAt: number;
+  /** What the command printed, replayed on a hit. */
+  stdout?: Uint8Array | string;
+  /** What the command printed on stderr, replayed on a hit. */
+  stderr?: Uint8Array | string;
+  /** Files the runner's user named as inputs (absolute, or relative to the root), hashed as content. */
+  inputs?: readonly string[];
+  /** Files or directories the runner's user named as outputs. */
+  outputs?: readonly string[];
+  /** `verdict()`'s option: callers whose `disableCache` the user overrules. */
+  cacheableDespite?: readonly string[];
+}
+
+/** What storing a run did. */
+export type StoreResult =
+  | { stored: true; entry: CacheEntry; overruled: UncacheableReason[] }
+  | { stored: false; reasons: string[] };
+
+/** One stored entry and whether it holds now. */
+export interface CacheEntryState {
+  /** The entry. */
+  entry: CacheEntry;
+  /** Why it does not hold (empty: it does). */
+  reasons: string[];
+}
+
+/** A task cache for one checkout. */
+export interface Cache {
+  /** The entries' directory. */
+  readonly dir: string;
+  /** The checkout. */
+  readonly root: string;
+  /**
+   * The newest entry of `task` whose inputs and env still hold, locally,
+   * then in the remote cache (an entry found there is downloaded, checked
+   * whole and kept locally). `env` is what the runner would give
+   * `createServer` (default `process.env`).
+   */
+  lookup(task: string, options?: { env?: Record<string, string | undefined> }): Promise<LookupResult>;
+  /** Restores a hit's outputs; resolves with what the command printed, to replay. */
+  restore(entry: CacheEntry): Promise<{ stdout: Buffer; stderr: Buffer }>;
+  /**
+   * Stores a run when its verdict is cacheable and something keys it (a
+   * traced input, a declared one, or `run.inputs`), then uploads it to the
+   * remote cache. Never throws for the run's or the cache's sake: what
+   * kept it from being stored is in `reasons`.
+   */
+  store(task: string, run: CacheRun): Promise<StoreResult>;
+  /** The task's local entries, newest first, with why each does not hold now. */
+  entries(task: string, options?: { env?: Record<string, string | undefined> }): Promise<CacheEntryState[]>;
+  /** Removes the task's local entries; returns how many there were. */
+  clean(task: string): number;
+  /** Files hashed so far by look-ups and stores (the rest came from the stat cache). */
+  readonly hashed: number;
+  /** Saves the stat cache, so the next process re-hashes only what changed. */
+  close(): void;
+}
+
+function fs(): typeof import('node:fs') {
+  return createRequire(process.execPath)('node:fs') as typeof import('node:fs');
+}
+
+function os(): typeof import('node:os') {
+  return createRequire(process.execPath)('node:os') as typeof import('node:os');
+}
+
+interface Manifest {
+  id: string;
+  createdAt: number;
+  key: { inputs: Record<string, unknown>; env: { envs: Record<string, unknown>; envQueries: ({ glob: string } | { prefix: string })[]; values: Record<string, unknown> } };
+  outputs: { path: string }[];
+  overruled?: string[];
+}
+
+function entryOf(json: string, source: 'local' | 'remote'): CacheEntry {
+  const manifest = JSON.parse(json) as Manifest;
+  return Object.freeze({
+    id: manifest.id,
+    createdAt: manifest.createdAt,
+    inputs: Object.keys(manifest.key.inputs),
+    outputs: manifest.outputs.map((output) => output.path),
+    env: [
+      ...Object.keys(manifest.key.env.envs),
+      ...manifest.key.env.envQueries.map((q) => ('glob' in q ? q.glob : `${q.prefix} (prefix)`)),
+    ],
+    values: Object.keys(manifest.key.env.values),
+    overruled: manifest.overruled ?? [],
+    source,
+    manifest: json,
+  });
+}
+
+function checkEnv(env: Record<string, string | undefined> | undefined, call: string): Record<string, string | undefined> {
+  if (env === undefined) return process.env;
+  if (env === null || typeof env !== 'object') throw new TypeError(`runner-aware ${call}: env must be an object of strings`);
+  return env;
+}
+
+function checkTask(task: unknown, call: string): asserts task is string {
+  if (typeof task !== 'string' || task === '') throw new TypeError(`runner-aware ${call}: the task key must be a non-empty string`);
+}
+
+/** Every file and link at or beneath `path` (a directory is walked, links are not followed). */
+function filesUnder(path: string, out: string[]): void {
+  let stat;
+  try {
+    stat = fs().lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!stat.isDirectory()) {
+    out.push(path);
+    return;
+  }
+  for (const name of fs().readdirSync(path)) filesUnder(join(path, name), out);
+}
+
+/** The temp directories: a run's writes there are scratch, not outputs. */
+function scratchDirs(): string[] {
+  const real = (dir: string): string => {
+    try {
+      return fs().realpathSync.native(dir);
+    } catch {
+      return dir;
+    }
+  };
+  const dirs = process.platform === 'win32' ? [os().tmpdir()] : [os().tmpdir(), '/tmp', '/var/tmp'];
+  return [...new Set(dirs.flatMap((dir) => [dir, real(dir)]))];
+}
+
+/** Opens a task cache in `options.dir` for the checkout at `options.root`. */
+export function openCache(options: CacheOptions): Cache {
+  if (options === null || typeof options !== 'object' || typeof options.dir !== 'string' || options.dir === '') {
+    throw new TypeError('runner-aware openCache: options.dir must name the cache directory');
+  }
+  const root = resolve(options.root ?? process.cwd());
+  const dir = resolve(options.dir);
+  const warn = options.onWarning ?? ((message: string) => process.stderr.write(`runner-aware: warning: ${message}\n`));
+  const native = new (loadBinding().binding.NativeCacheStore)(dir, root);
+  const remote = options.remote ? new RemoteCache(options.remote, warn) : null;
+  const rel = (path: string): string => relative(root, path).split(sep).join('/');
+  const inside = (path: string): boolean => {
+    const r = relative(root, path);
+    return r !== '' && !r.startsWith('..') && !isAbsolute(r);
+  };
+
+  async function lookupRemote(task: string, env: Record<string, string | undefined>, reasons: string[]): Promise<LookupResult> {
+    if (!remote) return { hit: false, reasons };
+    // A miss is explained by the closest entry, local or remote.
+    let closest: string[] | null = reasons.length === 1 && reasons[0] === 'no entry' ? null : reasons;
+    for (const manifest of await remote.index(task)) {
+      const stale = await native.staleReasons(manifest, env).catch((err: Error) => [`remote entry refused: ${err.message}`]);
+      if (stale.length > 0) {
+        if (!closest || stale.length < closest.length) closest = stale;
+        continue;
+      }
+      const entry = entryOf(manifest, 'remote');
+      const bytes = await remote.download(entry.id);
+      if (!bytes) continue;
+      try {
+        await native.import(manifest, bytes);
+        return { hit: true, entry };
+      } catch (err) {
+        warn(`remote entry ${entry.id} refused: ${(err as Error).message}`);
+      }
+    }
+    return { hit: false, reasons: closest ?? reasons };
+  }
+
+  const cache: Cache = {
+    dir,
+    root,
+    async lookup(task, lookupOptions = {}) {
+      checkTask(task, 'Cache.lookup');
+      const env = checkEnv(lookupOptions.env, 'Cache.lookup');
+      const found = await native.lookup(task, env);
+      if (found.hit !== undefined && found.hit !== null) return { hit: true, entry: entryOf(found.hit, 'local') };
+      return lookupRemote(task, env, found.reasons);
+    },
+    async restore(entry) {
+      if (!entry || typeof entry.manifest !== 'string') throw new TypeError('runner-aware Cache.restore: expected an entry from Cache.lookup');
+      const replay = await native.restore(entry.manifest);
+      return { stdout: replay.stdout, stderr: replay.stderr };
+    },
+    async store(task, run) {
+      checkTask(task, 'Cache.store');
+      if (!run || typeof run !== 'object' || !run.reports || typeof run.startedAt !== 'number') {
+        throw new TypeError('runner-aware Cache.store: expected { reports, outcome, startedAt, stdout?, stderr? }');
+      }
+      const { reports } = run;
+      const judged = verdict(reports, run.outcome ?? {}, run.cacheableDespite ? { cacheableDespite: run.cacheableDespite } : {});
+      if (!judged.cacheable) return { stored: false, reasons: judged.reasons.map(describeReason) };
+      const traced = reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
+      const inputs: InferredInput[] = traced ? [...traced.inputs] : declaredInputs(reports).map((path) => ({ path, kind: 'content' as const }));
+      for (const path of run.inputs ?? []) {
+        const file = resolve(root, path);
+        if (!isIgnoredInput(reports, file)) inputs.push({ path: file, kind: 'content' });
+      }
+      const written: string[] = [];
+      for (const path of [...(traced?.outputs ?? []), ...declaredOutputs(reports), ...(run.outputs ?? []).map((p) => resolve(root, p))]) {
+        filesUnder(path, written);
+      }
+      const outputs = [...new Set(written)].filter((path) => !isIgnoredOutput(reports, path));
+      const scratch = scratchDirs();
+      const outside = outputs.filter((path) => !inside(path) && !scratch.some((tmp) => path.startsWith(tmp + sep)));
+      if (outside.length > 0) {
+        const shown = outside.slice(0, 5).join(', ') + (outside.length > 5 ? `, … (${outside.length} in all)` : '');
+        return { stored: false, reasons: [`outputs outside the root: ${shown}`] };
+      }
+      let manifest: string;
+      try {
+        manifest = await native.store({
+          task,
+          inputs,
+          envFingerprint: serializeFingerprint(envFingerprint(reports)),
+          outputs: outputs.filter(inside).map(rel).sort(),
+          stdout: Buffer.from(run.stdout ?? ''),
+          stderr: Buffer.from(run.stderr ?? ''),
+          startedAtMs: run.startedAt,
+          overruled: (judged.overruled ?? []).map(describeReason),
+        });
+      } catch (err) {
+        return { stored: false, reasons: [(err as Error).message.replace(/^not stored: /, '')] };
+      }
+      const entry = entryOf(manifest, 'local');
+      // Same inputs and env with other values: the key misses what the
+      // output depends on, so neither entry can be trusted.
+      const states = await native.entries(task, {});
+      const mine = states.find((state) => JSON.parse(state.manifest).id === entry.id);
+      const conflicting = states.filter((state) => state.lookupId === mine?.lookupId && JSON.parse(state.manifest).id !== entry.id);
+      if (conflicting.length > 0) {
+        const differ = new Set<string>();
+        for (const state of conflicting) {
+          const values = (JSON.parse(state.manifest) as Manifest).key.env.values;
+          const ours = (JSON.parse(manifest) as Manifest).key.env.values;
+          for (const name of new Set([...Object.keys(values), ...Object.keys(ours)])) if (values[name] !== ours[name]) differ.add(name);
+          native.remove(task, JSON.parse(state.manifest).id);
+        }
+        native.remove(task, entry.id);
+        const names = [...differ].sort().map((name) => `value ${name} changed`).join(', ');
+        return { stored: false, reasons: [`${names} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`] };
+      }
+      if (remote) await remote.upload(task, manifest, await native.readEntry(task, entry.id));
+      return { stored: true, entry, overruled: judged.overruled ?? [] };
+    },
+    async entries(task, entriesOptions = {}) {
+      checkTask(task, 'Cache.entries');
+      const states = await native.entries(task, checkEnv(entriesOptions.env, 'Cache.entries'));
+      return states.map((state) => ({ entry: entryOf(state.manifest, 'local'), reasons: state.reasons }));
+    },
+    clean(task) {
+      checkTask(task, 'Cache.clean');
+      return native.cleanTask(task);
+    },
+    get hashed() {
+      return native.hashed;
+    },
+    close() {
+      native.saveStatCache();
+    },
+  };
+  return cache;
+}
+
+/**
+ * The variables that configure a remote cache (its token, its signing key):
+ * the runner's secrets, never the task's. {@link withoutCacheSecrets} drops them.
+ */
+export const CACHE_SECRET_ENV: readonly string[] = Object.freeze([
+  'TURBO_TOKEN',
+  'TURBO_REMOTE_CACHE_SIGNATURE_KEY',
+  'TURBO_API',
+  'TURBO_TEAM',
+  'TURBO_TEAMID',
+  'RUNNER_AWARE_CACHE_TOKEN',
+  'RUNNER_AWARE_CACHE_SIGNATURE_KEY',
+]);
+
+/** `env` without the remote cache's configuration: what a runner may hand its task and `createServer`. */
+export function withoutCacheSecrets(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const secret = new Set(CACHE_SECRET_ENV.map((name) => name.toUpperCase()));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !secret.has(name.toUpperCase())));
+}
+
+/** `url` as it may be printed: no user name or password. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//');
+  }
+}
