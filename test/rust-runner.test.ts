@@ -2,7 +2,10 @@
 // package, the reports printed as JSON.
 
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
@@ -33,6 +36,45 @@ describe('examples/rust-runner', () => {
     expect(result.code, result.stderr).toBe(0);
     const reports = JSON.parse(result.stdout) as Reports;
     expect(reports.notCacheable.map((r) => r.message)).toEqual(['demo']);
+  }, 600_000);
+});
+
+describe('examples/rust-runner with --cache-dir', () => {
+  it('caches a task through the crate store: a miss stores, a hit restores and replays, an edited input misses', async () => {
+    const built = await run('cargo', ['build', '--quiet', '--target', host, '--example', 'rust-runner']);
+    expect(built.code, built.stderr).toBe(0);
+    const app = mkdtempSync(join(tmpdir(), 'runner-aware-rust-cache-'));
+    try {
+      const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
+      writeFileSync(join(app, 'input.txt'), 'one');
+      writeFileSync(
+        join(app, 'build.mjs'),
+        `import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+const { addInput, addOutput } = await import(${JSON.stringify(api)});
+addInput('input.txt');
+addOutput('dist');
+mkdirSync('dist', { recursive: true });
+writeFileSync('dist/out.txt', readFileSync('input.txt', 'utf8').toUpperCase());
+console.log('built');`,
+      );
+      const binary = join(root, 'target', host, 'debug', 'examples', process.platform === 'win32' ? 'rust-runner.exe' : 'rust-runner');
+      const cached = () => run(binary, ['--cache-dir', join(app, '.cache'), '--', process.execPath, 'build.mjs'], { cwd: app });
+      const first = await cached();
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toContain('cache miss: no entry');
+      expect(first.stderr).toMatch(/^cache stored [0-9a-f]{64}$/m);
+      rmSync(join(app, 'dist'), { recursive: true });
+      const hit = await cached();
+      expect(hit.stderr).toContain('cache hit');
+      expect(hit.stdout, 'the stored stdout is replayed').toBe('built\n');
+      expect(readFileSync(join(app, 'dist', 'out.txt'), 'utf8')).toBe('ONE');
+      writeFileSync(join(app, 'input.txt'), 'two');
+      const edited = await cached();
+      expect(edited.stderr).toContain('cache miss: input input.txt changed');
+      expect(readFileSync(join(app, 'dist', 'out.txt'), 'utf8')).toBe('TWO');
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
   }, 600_000);
 });
 

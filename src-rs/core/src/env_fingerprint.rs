@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{EnvMatcher, EnvQuery, NameCase};
 use crate::fingerprint::sha256_hex;
+use crate::reports::Reports;
 
 /// One tracked query of a fingerprint: a glob or a literal prefix, and its
 /// whole match set (name → sha256 of the value).
@@ -118,6 +119,58 @@ impl EnvFingerprint {
         };
         fingerprint.digest = fingerprint.computed_digest(true);
         fingerprint
+    }
+
+    /// The fingerprint of a run's reports (their env values in plain text, as
+    /// the crate's `Reports` hold them): tracked names, tracked queries'
+    /// match sets and the `addValue` values, each as its sha256; names
+    /// matching the runner's never-tracked globs left out. The same as the
+    /// TypeScript `envFingerprint` of the same reports.
+    pub fn of_reports(reports: &Reports) -> Self {
+        let untracked: Vec<EnvMatcher> = reports
+            .untracked_env
+            .iter()
+            .filter_map(|glob| EnvMatcher::new(&EnvQuery::Glob(glob.clone())).ok())
+            .collect();
+        let is_untracked = |name: &str| untracked.iter().any(|m| m.is_match(name));
+        let digest = |value: &str| sha256_hex(value.as_bytes());
+        let envs = reports
+            .envs
+            .iter()
+            .filter(|(name, record)| record.tracked && !is_untracked(name))
+            .map(|(name, record)| (name.clone(), record.value.as_deref().map(digest)))
+            .collect();
+        let queries = reports
+            .env_queries
+            .iter()
+            .filter(|record| record.tracked)
+            .map(|record| {
+                let matches = record
+                    .matches
+                    .iter()
+                    .filter(|(name, _)| !is_untracked(name))
+                    .map(|(name, value)| (name.clone(), digest(value)))
+                    .collect();
+                let (glob, prefix) = match &record.query {
+                    EnvQuery::Glob(glob) => (Some(glob.clone()), None),
+                    EnvQuery::Prefix(prefix) => (None, Some(prefix.clone())),
+                };
+                FingerprintQuery {
+                    glob,
+                    prefix,
+                    matches,
+                }
+            })
+            .collect();
+        let values = reports
+            .values
+            .iter()
+            .map(|(name, value)| (name.clone(), digest(value)))
+            .collect();
+        let mut untracked_env = reports.untracked_env.clone();
+        untracked_env.sort_by(|a, b| js_order(a, b));
+        untracked_env.dedup();
+        Self::new(envs, queries, values, untracked_env)
     }
 
     /// Parses a fingerprint (as `serializeFingerprint` writes it), checking
@@ -259,6 +312,19 @@ mod tests {
                 "env query VITE_* changed"
             ]
         );
+    }
+
+    #[test]
+    fn reports_give_the_typescript_fingerprint() {
+        let reports: Reports = serde_json::from_str(
+            r#"{"ignoredInputs":[],"ignoredOutputs":[],"inputs":[],"outputs":[],"values":{"v":"x"},
+            "envs":{"NODE_ENV":{"value":"production","tracked":true},"MISSING":{"value":null,"tracked":true},
+            "HOME":{"value":"/root","tracked":false}},
+            "envQueries":[{"glob":"VITE_*","tracked":true,"matches":{"VITE_A":"1"}}],"untrackedEnv":[],
+            "cacheable":true,"notCacheable":[],"errors":[],"clients":1,"clientsStillConnected":0,"envRequests":1}"#,
+        )
+        .unwrap();
+        assert_eq!(EnvFingerprint::of_reports(&reports), fixture());
     }
 
     #[test]
