@@ -39,6 +39,11 @@ export declare class NativeCacheStore {
    */
   store(run: CacheRun): Promise<string>
   /**
+   * The task's other entries that rest on the same inputs and env as
+   * `manifest` with other `addValue` values (manifests as JSON).
+   */
+  conflicting(manifest: string): Promise<string[]>
+  /**
    * Adds an archive downloaded from a remote cache as a local entry, once
    * all of it checked out against `manifest` (the index line validated).
    */
@@ -170,6 +175,8 @@ export interface CacheRun {
   envFingerprint: string
   /** Outputs relative to the root. */
   outputs: Array<string>
+  /** Paths relative to the root whose writes are not outputs. */
+  ignoredOutputs: Array<string>
   /** What the command printed. */
   stdout: Buffer
   /** What the command printed on stderr. */

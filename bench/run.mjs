@@ -44,8 +44,8 @@ function log(line) {
 /** Iteration counts: the full suite, or the smoke run that keeps the code from rotting. */
 function sizes() {
   return smoke
-    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, connects: 3, closePaths: 20000, traceClosePaths: 20000, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20, traceModules: 40, traceRounds: 1 }
-    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, connects: 40, closePaths: 1000000, traceClosePaths: 200000, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000, traceModules: 600, traceRounds: 10 };
+    ? { roundTrips: 2000, rounds: 1, warmup: 200, dedupeBatches: 200, syscallRoundTrips: 1000, reports: 5000, concurrentCalls: 200, startups: 3, connects: 3, closePaths: 20000, traceClosePaths: 20000, serverCycles: 50, memoryCycles: 200, memoryWarmup: 20, traceModules: 40, traceRounds: 1, cacheFiles: 500, cacheRounds: 1 }
+    : { roundTrips: 50000, rounds: 5, warmup: 5000, dedupeBatches: 5000, syscallRoundTrips: 20000, reports: 200000, concurrentCalls: 4000, startups: 40, connects: 40, closePaths: 1000000, traceClosePaths: 200000, serverCycles: 5000, memoryCycles: 10000, memoryWarmup: 2000, traceModules: 600, traceRounds: 10, cacheFiles: 10000, cacheRounds: 5 };
 }
 
 function readSamples(file) {
@@ -217,6 +217,8 @@ async function main() {
     results.figures.trace = lastJson(run(process.execPath, [join(root, 'bench', 'trace.mjs'), runnerUrl, n.traceModules, n.traceRounds]));
     log(`the longest event-loop stall while close() reads a trace of ${n.traceClosePaths.toLocaleString('en-US')} paths`);
     results.figures.trace.closeStall = lastJson(run(process.execPath, [join(root, 'bench', 'close-stall.mjs'), runnerUrl, n.traceClosePaths, 'trace']));
+    log(`the cache store on that app and on a ${n.cacheFiles.toLocaleString('en-US')}-file output tree: plain, store, hit, floor, archiving; ${n.cacheRounds} round(s)`);
+    results.figures.cache = lastJson(run(process.execPath, [join(root, 'bench', 'cache.mjs'), runnerUrl, n.traceModules, n.cacheFiles, n.cacheRounds]));
   } else {
     results.notes.push('File-access tracing is not supported here: its rows were not measured.');
   }

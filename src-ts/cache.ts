@@ -32,7 +32,24 @@ export function isWithin(path: string, dir: string, cwd: string = process.cwd())
 }
 
 function isUnderAny(path: string, dirs: readonly string[], cwd: string): boolean {
-  return dirs.some((dir) => isWithin(path, dir, cwd));
+  return underAny(dirs, cwd)(path);
+}
+
+/** An absolute path with no `.` or `..` component, no doubled or trailing separator: what `resolve` would return unchanged. */
+const CLEAN_ABSOLUTE = sep === '/' ? /^\/(?!.*(?:\/\/|\/\.\.?(?:\/|$)|\/$))/ : null;
+
+/**
+ * A predicate for "`path` is one of `dirs` or beneath one", with `dirs`
+ * normalised once: a runner matching a trace's thousands of paths against
+ * the ignores pays for `resolve` only where a path is not already clean.
+ */
+export function underAny(dirs: readonly string[], cwd: string = process.cwd()): (path: string) => boolean {
+  const prefixes = dirs.map((dir) => normalizePath(dir, cwd)).map((dir) => [dir, dir.endsWith(sep) ? dir : dir + sep] as const);
+  if (prefixes.length === 0) return () => false;
+  return (path) => {
+    const p = CLEAN_ABSOLUTE?.test(path) ? path : normalizePath(path, cwd);
+    return prefixes.some(([dir, under]) => p === dir || p.startsWith(under));
+  };
 }
 
 function sortedUnique(paths: Iterable<string>): string[] {

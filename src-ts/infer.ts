@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { declaredInputs, declaredOutputs, isIgnoredInput, isIgnoredOutput } from './cache.js';
+import { declaredInputs, declaredOutputs, underAny } from './cache.js';
 import { modifiedInputs as modifiedInputsOf } from './trace.js';
 import type { Reports } from './types.js';
 
@@ -77,10 +77,12 @@ export function inferAccesses(reports: Reports): InferredAccesses {
   };
   const modifiedInputs: string[] = [];
   const outputs = new Set<string>();
+  const isIgnoredInput = underAny(reports.ignoredInputs);
+  const isIgnoredOutput = underAny(reports.ignoredOutputs);
   if (trace) {
     const changed = new Set([...trace.written, ...trace.deleted]);
     const addInputs = (paths: string[], kind: InputKind, skip: Set<string> = changed): void => {
-      for (const path of paths) if (!skip.has(path) && !isIgnoredInput(reports, path)) note(path, kind);
+      for (const path of paths) if (!skip.has(path) && !isIgnoredInput(path)) note(path, kind);
     };
     // Looking up a directory the run then writes into (mkdir -p dist) is how
     // it makes room for its outputs, which a restore recreates: not an input.
@@ -91,7 +93,7 @@ export function inferAccesses(reports: Reports): InferredAccesses {
     addInputs(trace.listed, 'listing');
     addInputs(trace.read, 'content');
     modifiedInputs.push(...modifiedInputsOf(reports, trace));
-    for (const path of trace.written) if (!isIgnoredOutput(reports, path) && exists(path)) outputs.add(path);
+    for (const path of trace.written) if (!isIgnoredOutput(path) && exists(path)) outputs.add(path);
   }
   for (const path of declaredInputs(reports)) note(path, 'content');
   for (const path of declaredOutputs(reports)) if (exists(path)) outputs.add(path);

@@ -1,10 +1,14 @@
-// Finds the runner-side addon: the local build in a checkout, else the
-// platform package npm installed as an optional dependency.
+// Loads the runner-side addon (found by addon-path.ts: the local build in a
+// checkout, else the platform package), or says which package is missing.
 
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+
+import { bundleFile, findOwnAddon } from './addon-path.js';
 
 import type * as Binding from '../index.js';
+
+export { platformTriple } from './addon-path.js';
 
 // node:fs as an ES module takes a fresh process ~1.3 ms to import (its facade
 // loads fs/promises); only the runner side needs it, so it loads on first use.
@@ -16,35 +20,6 @@ function fs(): typeof import('node:fs') {
 export interface LoadedBinding {
   binding: typeof Binding;
   path: string;
-}
-
-// esbuild empties `import.meta` in the CommonJS bundle, where the module's own
-// `__filename` applies. The ESM bundle must not read `__filename`: `node -e`
-// defines a global one ('[eval]').
-// `node:url` is required here, on first use, rather than imported: a static
-// import of it costs every tool ~0.2 ms of start-up for an ES facade.
-function thisFile(): string {
-  const url = import.meta.url as string | undefined;
-  if (!url) return __filename;
-  const { fileURLToPath } = createRequire(url)('node:url') as typeof import('node:url');
-  return fileURLToPath(url);
-}
-
-function isMusl(): boolean {
-  try {
-    return fs().readFileSync('/usr/bin/ldd', 'utf8').includes('musl');
-  } catch {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-    return !report?.header?.glibcVersionRuntime;
-  }
-}
-
-/** The napi-rs platform triple of this machine, e.g. `linux-x64-gnu`. */
-export function platformTriple(): string {
-  const { platform, arch } = process;
-  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`;
-  if (platform === 'win32') return `win32-${arch}-msvc`;
-  return `${platform}-${arch}`;
 }
 
 let loaded: LoadedBinding | undefined;
@@ -107,24 +82,10 @@ function missingAddonError(triple: string, packageName: string, root: string): E
 /** Loads the addon once, or throws an error that names the missing package and the fix. */
 export function loadBinding(): LoadedBinding {
   if (loaded) return loaded;
-  const triple = platformTriple();
-  const packageName = `runner-aware-${triple}`;
-  const file = thisFile();
-  const root = dirname(dirname(file));
-  const localBuild = join(root, `runner-aware.${triple}.node`);
-  const require = createRequire(file);
-  let path: string;
-  if (fs().existsSync(localBuild)) {
-    path = localBuild;
-  } else {
-    try {
-      path = require.resolve(packageName);
-    } catch {
-      throw missingAddonError(triple, packageName, root);
-    }
-  }
+  const { triple, packageName, root, path } = findOwnAddon();
+  if (path === undefined) throw missingAddonError(triple, packageName, root);
   try {
-    loaded = { binding: require(path) as typeof Binding, path };
+    loaded = { binding: createRequire(bundleFile())(path) as typeof Binding, path };
   } catch (cause) {
     throw new Error(`runner-aware: could not load the native addon ${path}: ${(cause as Error).message}`, { cause });
   }

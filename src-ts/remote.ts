@@ -180,9 +180,9 @@ export class RemoteCache {
     return checked;
   }
 
-  /** The archive of entry `id`, or null. */
-  async download(id: string): Promise<Buffer | null> {
-    return this.get(id, this.options.maxArtifactBytes ?? 1 << 30);
+  /** The archive of entry `id`, or null; at most `limit` bytes (what its manifest allows). */
+  async download(id: string, limit: number): Promise<Buffer | null> {
+    return this.get(id, Math.min(limit, this.options.maxArtifactBytes ?? 1 << 30));
   }
 
   /** Uploads an entry's archive, then adds its manifest to the task's index. */

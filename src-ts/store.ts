@@ -5,9 +5,9 @@
 // a Turborepo remote cache over HTTP.
 
 import { createRequire } from 'node:module';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 
-import { declaredInputs, declaredOutputs, envFingerprint, isIgnoredInput, isIgnoredOutput, serializeFingerprint } from './cache.js';
+import { declaredInputs, declaredOutputs, envFingerprint, serializeFingerprint, underAny } from './cache.js';
 import { inferAccesses, type InferredInput } from './infer.js';
 import { loadBinding } from './native.js';
 import { RemoteCache, type RemoteCacheOptions } from './remote.js';
@@ -162,21 +162,6 @@ function checkTask(task: unknown, call: string): asserts task is string {
   if (typeof task !== 'string' || task === '') throw new TypeError(`runner-aware ${call}: the task key must be a non-empty string`);
 }
 
-/** Every file and link at or beneath `path` (a directory is walked, links are not followed). */
-function filesUnder(path: string, out: string[]): void {
-  let stat;
-  try {
-    stat = fs().lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!stat.isDirectory()) {
-    out.push(path);
-    return;
-  }
-  for (const name of fs().readdirSync(path)) filesUnder(join(path, name), out);
-}
-
 /** The temp directories: a run's writes there are scratch, not outputs. */
 function scratchDirs(): string[] {
   const real = (dir: string): string => {
@@ -188,6 +173,18 @@ function scratchDirs(): string[] {
   };
   const dirs = process.platform === 'win32' ? [os().tmpdir()] : [os().tmpdir(), '/tmp', '/var/tmp'];
   return [...new Set(dirs.flatMap((dir) => [dir, real(dir)]))];
+}
+
+/**
+ * The most bytes an entry's archive can take: its members as the manifest
+ * sizes them, each with a tar header and padding, even if zstd saved
+ * nothing. A download past it is refused before it is held.
+ */
+function archiveBound(json: string): number {
+  const manifest = JSON.parse(json) as { stdout: { size: number }; stderr: { size: number }; outputs: { size?: number }[] };
+  const members = manifest.outputs.length + 3;
+  const bytes = manifest.outputs.reduce((sum, output) => sum + (output.size ?? 0), 0) + manifest.stdout.size + manifest.stderr.size + json.length;
+  return bytes + members * 1024 + (64 << 10);
 }
 
 /** Opens a task cache in `options.dir` for the checkout at `options.root`. */
@@ -217,7 +214,7 @@ export function openCache(options: CacheOptions): Cache {
         continue;
       }
       const entry = entryOf(manifest, 'remote');
-      const bytes = await remote.download(entry.id);
+      const bytes = await remote.download(entry.id, archiveBound(manifest));
       if (!bytes) continue;
       try {
         await native.import(manifest, bytes);
@@ -250,19 +247,18 @@ export function openCache(options: CacheOptions): Cache {
         throw new TypeError('runner-aware Cache.store: expected { reports, outcome, startedAt, stdout?, stderr? }');
       }
       const { reports } = run;
+      const isIgnoredInput = underAny(reports.ignoredInputs, root);
+      const isIgnoredOutput = underAny(reports.ignoredOutputs, root);
       const judged = verdict(reports, run.outcome ?? {}, run.cacheableDespite ? { cacheableDespite: run.cacheableDespite } : {});
       if (!judged.cacheable) return { stored: false, reasons: judged.reasons.map(describeReason) };
       const traced = reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
       const inputs: InferredInput[] = traced ? [...traced.inputs] : declaredInputs(reports).map((path) => ({ path, kind: 'content' as const }));
       for (const path of run.inputs ?? []) {
         const file = resolve(root, path);
-        if (!isIgnoredInput(reports, file)) inputs.push({ path: file, kind: 'content' });
+        if (!isIgnoredInput(file)) inputs.push({ path: file, kind: 'content' });
       }
-      const written: string[] = [];
-      for (const path of [...(traced?.outputs ?? []), ...declaredOutputs(reports), ...(run.outputs ?? []).map((p) => resolve(root, p))]) {
-        filesUnder(path, written);
-      }
-      const outputs = [...new Set(written)].filter((path) => !isIgnoredOutput(reports, path));
+      const outputs = [...new Set([...(traced?.outputs ?? []), ...declaredOutputs(reports), ...(run.outputs ?? []).map((p) => resolve(root, p))])]
+        .filter((path) => !isIgnoredOutput(path));
       const scratch = scratchDirs();
       const outside = outputs.filter((path) => !inside(path) && !scratch.some((tmp) => path.startsWith(tmp + sep)));
       if (outside.length > 0) {
@@ -276,6 +272,8 @@ export function openCache(options: CacheOptions): Cache {
           inputs,
           envFingerprint: serializeFingerprint(envFingerprint(reports)),
           outputs: outputs.filter(inside).map(rel).sort(),
+          // A declared directory holds what a tool said is not an output.
+          ignoredOutputs: reports.ignoredOutputs.filter(inside).map(rel),
           stdout: Buffer.from(run.stdout ?? ''),
           stderr: Buffer.from(run.stderr ?? ''),
           startedAtMs: run.startedAt,
@@ -287,16 +285,14 @@ export function openCache(options: CacheOptions): Cache {
       const entry = entryOf(manifest, 'local');
       // Same inputs and env with other values: the key misses what the
       // output depends on, so neither entry can be trusted.
-      const states = await native.entries(task, {});
-      const mine = states.find((state) => JSON.parse(state.manifest).id === entry.id);
-      const conflicting = states.filter((state) => state.lookupId === mine?.lookupId && JSON.parse(state.manifest).id !== entry.id);
+      const conflicting = await native.conflicting(manifest);
       if (conflicting.length > 0) {
+        const ours = (JSON.parse(manifest) as Manifest).key.env.values;
         const differ = new Set<string>();
-        for (const state of conflicting) {
-          const values = (JSON.parse(state.manifest) as Manifest).key.env.values;
-          const ours = (JSON.parse(manifest) as Manifest).key.env.values;
+        for (const other of conflicting.map((json) => JSON.parse(json) as Manifest)) {
+          const values = other.key.env.values;
           for (const name of new Set([...Object.keys(values), ...Object.keys(ours)])) if (values[name] !== ours[name]) differ.add(name);
-          native.remove(task, JSON.parse(state.manifest).id);
+          native.remove(task, other.id);
         }
         native.remove(task, entry.id);
         const names = [...differ].sort().map((name) => `value ${name} changed`).join(', ');
@@ -353,6 +349,7 @@ export function redactUrl(url: string): string {
     parsed.password = '';
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/[^/@]*@/, '//');
+    // Not a URL: whatever stands between `//` and the last `@` may be credentials.
+    return url.replace(/\/\/.*@/, '//');
   }
 }

@@ -1,7 +1,9 @@
-// The tool side. Pure JavaScript: it loads native code only when a runner put
-// an addon path in `VP_RUN_NODE_CLIENT_PATH`, and then it talks through that
-// addon, so client and server always come from the same binary.
+// The tool side. Pure JavaScript until a call needs the runner: it then talks
+// through the addon the runner handed out in `VP_RUN_NODE_CLIENT_PATH`, so
+// client and server come from the same binary, or, under a runner-aware
+// runner that handed out none it could load, through this package's own.
 
+import { findOwnAddon } from './addon-path.js';
 import { globError, MAX_GLOB_BYTES } from './env-glob.js';
 import type { EnvOptions, EnvQuery } from './types.js';
 
@@ -44,24 +46,125 @@ function loadAddon(addonPath: string): { load?: () => RunnerAddon } {
   return module.exports;
 }
 
+/** The client a loaded addon module gives, or why it gives none. */
+function clientOf(addonPath: string): RunnerAddon {
+  const loaded = loadAddon(addonPath);
+  if (typeof loaded.load !== 'function') throw new Error('it exports no load()');
+  return loaded.load();
+}
+
+function debugging(): boolean {
+  return process.env['RUNNER_AWARE_DEBUG'] !== undefined;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The client this process talks through, loaded on first use: the addon the
+ * runner handed out in `VP_RUN_NODE_CLIENT_PATH`, so client and server come
+ * from the same binary. A runner-aware runner's endpoint in the env with no
+ * such addon that loads (a Rust runner without `client_path`, a path to a
+ * file that is not an addon for this platform) means this package's own addon
+ * instead; the handshake settles the protocol version between the two. When
+ * no client loads at all, a lost marker tells the runner its run is not
+ * cacheable: a tool is heard, or the run says it was not.
+ */
 function runner(): RunnerAddon | null {
   if (addon !== undefined) return addon;
   addon = null;
-  const addonPath = process.env['VP_RUN_NODE_CLIENT_PATH'];
+  const env = process.env;
+  const addonPath = env['VP_RUN_NODE_CLIENT_PATH'];
+  let runnerFailure: string | undefined;
   if (addonPath) {
     try {
-      const loaded = loadAddon(addonPath);
-      addon = loaded.load?.() ?? null;
+      addon = clientOf(addonPath);
+      return addon;
     } catch (err) {
-      // No usable runner addon: every call stays a no-op.
-      if (process.env['RUNNER_AWARE_DEBUG']) debugLoadFailure(addonPath, err);
+      runnerFailure = `cannot load the runner's addon ${addonPath}: ${message(err)}`;
     }
   }
+  const socket = env['RUNNER_AWARE_SOCKET'];
+  if (!socket || env['RUNNER_AWARE_TOKEN'] === undefined) {
+    // No runner-aware runner to hear this process or to tell: every call stays a no-op.
+    if (runnerFailure !== undefined && debugging()) process.stderr.write(`runner-aware: ${runnerFailure}\n`);
+    return addon;
+  }
+  const handedOut = runnerFailure ?? 'the runner handed out no addon (VP_RUN_NODE_CLIENT_PATH is unset)';
+  let ownFailure: string;
+  const own = findOwnAddon();
+  if (own.path === undefined) {
+    ownFailure =
+      `this package has no addon for ${own.triple} ` +
+      `(neither ${nodePath().join(own.root, `runner-aware.${own.triple}.node`)} nor the package ${own.packageName} is installed)`;
+  } else {
+    try {
+      addon = clientOf(own.path);
+      if (debugging()) process.stderr.write(`runner-aware: ${handedOut}; talking through this package's own addon ${own.path}\n`);
+      return addon;
+    } catch (err) {
+      ownFailure = `cannot load this package's own addon ${own.path}: ${message(err)}`;
+    }
+  }
+  reportUnheard(socket, `${handedOut}; ${ownFailure}`);
   return addon;
 }
 
-function debugLoadFailure(addonPath: string, err: unknown): void {
-  process.stderr.write(`runner-aware: cannot load the runner's addon ${addonPath}: ${(err as Error).message}\n`);
+/** Most characters of the command line and of the cause in a lost marker, which the runner reads up to 4 KiB of. */
+const MARKER_COMMAND_CHARS = 200;
+const MARKER_CAUSE_CHARS = 3000;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** This process's command line as a person would type it: the script relative to the cwd when beneath it. */
+function commandLine(): string {
+  const { isAbsolute, relative } = nodePath();
+  const [, script, ...args] = process.argv;
+  const words = [process.argv0, ...process.execArgv];
+  if (script !== undefined) {
+    let shown = script;
+    try {
+      const beneath = relative(process.cwd(), script);
+      if (beneath !== '' && !beneath.startsWith('..') && !isAbsolute(beneath)) shown = beneath;
+    } catch {
+      // A deleted cwd: the script as Node resolved it.
+    }
+    words.push(shown);
+  }
+  words.push(...args);
+  return words.map((word) => (word === '' || /\s/.test(word) ? `'${word}'` : word)).join(' ');
+}
+
+/**
+ * No client could be loaded, so the runner would not hear this process: a
+ * lost marker in the runner's private directory (`RUNNER_AWARE_DIR`, else
+ * the socket's directory; see docs/protocol.md) makes the run not cacheable,
+ * with the reason. Best effort, as for the Rust client: with the directory
+ * gone, the runner is gone too.
+ */
+function reportUnheard(socket: string, cause: string): void {
+  const { dirname, join } = nodePath();
+  const pid = process.pid;
+  const reason =
+    `a tool (pid ${pid}: ${clip(commandLine(), MARKER_COMMAND_CHARS)}) could not load a runner-aware client: ` +
+    clip(cause, MARKER_CAUSE_CHARS);
+  const dir = process.env['RUNNER_AWARE_DIR'] || (process.platform === 'win32' ? '' : dirname(socket));
+  let outcome: string;
+  if (dir === '') {
+    outcome = 'and there is no RUNNER_AWARE_DIR to leave a lost marker in';
+  } else {
+    const marker = join(dir, `lost-${pid}-${BigInt(Date.now()) * 1_000_000n}.json`);
+    try {
+      process.getBuiltinModule('node:fs').writeFileSync(marker, JSON.stringify({ pid, reason }), { flag: 'wx', mode: 0o600 });
+      outcome = `left ${marker}: the run is not cacheable`;
+    } catch (err) {
+      outcome = `and could not leave a lost marker in ${dir}: ${message(err)}`;
+    }
+  }
+  if (debugging()) process.stderr.write(`runner-aware: the runner does not hear this process: ${reason}; ${outcome}\n`);
 }
 
 function checkString(value: unknown, what: string, fn: string): asserts value is string {

@@ -2,6 +2,8 @@
 // turbo reads (TURBO_API, TURBO_TEAM or TURBO_TEAMID, TURBO_TOKEN). The cache
 // itself, its HTTP and its signing are runner-aware/runner's openCache.
 
+import { redactUrl } from 'runner-aware/runner';
+
 /**
  * The remote cache settings from the runner's flags and env (`TURBO_API`,
  * `TURBO_TEAM` or `TURBO_TEAMID`, `TURBO_TOKEN`; a flag wins over its
@@ -19,9 +21,9 @@ export function remoteSettings(flags, env) {
   try {
     base = new URL(url);
   } catch {
-    return { off: `not a URL: ${url}`, usage: flags.remote !== undefined };
+    return { off: `not a URL: ${redactUrl(url)}`, usage: flags.remote !== undefined };
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') return { off: `not an http(s) URL: ${url}`, usage: flags.remote !== undefined };
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') return { off: `not an http(s) URL: ${redactUrl(url)}`, usage: flags.remote !== undefined };
   const token = pick(flags.token, env.TURBO_TOKEN);
   // Forked pull requests run CI without secrets: no token means local only, not a failed build.
   if (token === undefined) return { off: 'no token (--token or TURBO_TOKEN)' };

@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,9 @@ impl InputKind {
 /// beyond it cannot be checked (an entry naming `/` costs a bounded walk).
 pub const MAX_TREE_FILES: usize = 200_000;
 
+/// The most bytes a directory input's content digest reads, for the same reason.
+pub const MAX_TREE_BYTES: u64 = 1 << 30;
+
 /// Why an input cannot be fingerprinted: a look-up treats its entry as not
 /// holding, and a run with such an input is not stored.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +59,8 @@ pub enum FingerprintError {
         /// The input.
         path: PathBuf,
     },
-    /// A directory input holds more files than a digest walks.
-    #[error("{path} holds more than {MAX_TREE_FILES} files: too large to check as one input")]
+    /// A directory input holds more files or bytes than a digest walks.
+    #[error("{path} holds more than {MAX_TREE_FILES} files or {MAX_TREE_BYTES} bytes: too large to check as one input")]
     TooLarge {
         /// The input.
         path: PathBuf,
@@ -78,11 +83,12 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FingerprintError + '_ {
 }
 
 /// Digests of files keyed by identity (device, inode, size, mtime, ctime), so
-/// a look-up re-hashes only what changed. A runner keeps one per cache.
-#[derive(Debug, Default, Clone)]
+/// a look-up re-hashes only what changed. A runner keeps one per cache. It is
+/// shared by the threads that hash a run's inputs at once.
+#[derive(Debug, Default)]
 pub struct StatCache {
-    entries: HashMap<PathBuf, (String, String)>,
-    hashed: u64,
+    entries: Mutex<HashMap<PathBuf, (String, String)>>,
+    hashed: AtomicU64,
 }
 
 /// A stat cache as JSON: `[[path, [identity, sha256]], …]`.
@@ -94,15 +100,21 @@ impl StatCache {
         Self::default()
     }
 
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (String, String)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Files hashed (not answered from the cache) since this cache was made.
     pub fn hashed(&self) -> u64 {
-        self.hashed
+        self.hashed.load(Ordering::Relaxed)
     }
 
     /// The cache as JSON.
     pub fn to_json(&self) -> String {
         let entries: StatCacheJson = self
-            .entries
+            .entries()
             .iter()
             .map(|(path, entry)| (path.clone(), entry.clone()))
             .collect();
@@ -114,25 +126,55 @@ impl StatCache {
     pub fn from_json(json: &str) -> Self {
         let entries: StatCacheJson = serde_json::from_str(json).unwrap_or_default();
         Self {
-            entries: entries.into_iter().collect(),
-            hashed: 0,
+            entries: Mutex::new(entries.into_iter().collect()),
+            hashed: AtomicU64::new(0),
         }
     }
 
     /// The sha256 (hex) of the regular file at `path`, whose metadata is `meta`.
-    fn digest(&mut self, path: &Path, meta: &Metadata) -> Result<String, FingerprintError> {
+    fn digest(&self, path: &Path, meta: &Metadata) -> Result<String, FingerprintError> {
         let identity = identity(meta);
-        if let Some((known, digest)) = self.entries.get(path) {
+        if let Some((known, digest)) = self.entries().get(path) {
             if *known == identity {
                 return Ok(digest.clone());
             }
         }
         let digest = hash_regular_file(path, meta)?;
-        self.hashed += 1;
-        self.entries
+        self.hashed.fetch_add(1, Ordering::Relaxed);
+        self.entries()
             .insert(path.to_path_buf(), (identity, digest.clone()));
         Ok(digest)
     }
+}
+
+/// `work` applied to every item, on up to as many threads as there are
+/// cores: hashing a run's inputs or outputs is the part of storing it that
+/// grows with the build.
+pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
+    if threads <= 1 || items.len() < 64 {
+        return items.iter().map(&work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let work = &work;
+                scope.spawn(move || part.iter().map(work).collect::<Vec<R>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 #[cfg(unix)]
@@ -213,13 +255,13 @@ fn open_regular(path: &Path) -> io::Result<File> {
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The sha256 (hex) of `bytes`.
@@ -287,7 +329,7 @@ fn link_target(path: &Path) -> Result<Option<String>, FingerprintError> {
 pub fn fingerprint_input(
     path: &Path,
     kind: InputKind,
-    cache: &mut StatCache,
+    cache: &StatCache,
 ) -> Result<String, FingerprintError> {
     if is_pseudo(path) {
         return Err(FingerprintError::PseudoFilesystem {
@@ -328,7 +370,7 @@ fn json_string(text: &str) -> String {
 fn fingerprint_followed(
     path: &Path,
     kind: InputKind,
-    cache: &mut StatCache,
+    cache: &StatCache,
 ) -> Result<String, FingerprintError> {
     let Some(meta) = metadata(path, true)? else {
         return Ok("missing".to_owned());
@@ -351,6 +393,7 @@ fn fingerprint_followed(
             let mut walk = Walk {
                 cache,
                 files: 0,
+                bytes: 0,
                 root: path,
             };
             walk.content(path, &meta, &HashSet::new())
@@ -385,8 +428,9 @@ fn name_bytes(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, [u8]> {
 
 /// A content digest's walk of a directory tree, bounded in files.
 struct Walk<'a> {
-    cache: &'a mut StatCache,
+    cache: &'a StatCache,
     files: usize,
+    bytes: u64,
     root: &'a Path,
 }
 
@@ -398,7 +442,11 @@ impl Walk<'_> {
         above: &HashSet<String>,
     ) -> Result<String, FingerprintError> {
         self.files += 1;
-        if self.files > MAX_TREE_FILES {
+        self.bytes += if meta.is_file() { meta.len() } else { 0 };
+        // A single file input is read whole, whatever its size; a tree is bounded.
+        if self.files > MAX_TREE_FILES
+            || (meta.is_file() && self.files > 1 && self.bytes > MAX_TREE_BYTES)
+        {
             return Err(FingerprintError::TooLarge {
                 path: self.root.to_path_buf(),
             });
@@ -492,16 +540,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.txt");
         fs::write(&file, "one").unwrap();
-        let mut cache = StatCache::new();
-        let first = fingerprint_input(&file, InputKind::Content, &mut cache).unwrap();
+        let cache = StatCache::new();
+        let first = fingerprint_input(&file, InputKind::Content, &cache).unwrap();
         assert_eq!(first, sha256_hex(b"one"));
-        fingerprint_input(&file, InputKind::Content, &mut cache).unwrap();
+        fingerprint_input(&file, InputKind::Content, &cache).unwrap();
         assert_eq!(cache.hashed(), 1);
         fs::write(&file, "two!").unwrap();
-        let second = fingerprint_input(&file, InputKind::Content, &mut cache).unwrap();
+        let second = fingerprint_input(&file, InputKind::Content, &cache).unwrap();
         assert_eq!(second, sha256_hex(b"two!"));
         let restored = StatCache::from_json(&cache.to_json());
-        assert_eq!(restored.entries.len(), 1);
+        assert_eq!(restored.entries().len(), 1);
     }
 
     #[test]
@@ -510,29 +558,29 @@ mod tests {
         let sub = dir.path().join("src");
         fs::create_dir(&sub).unwrap();
         fs::write(sub.join("a.ts"), "a").unwrap();
-        let mut cache = StatCache::new();
-        let listing = fingerprint_input(&sub, InputKind::Listing, &mut cache).unwrap();
-        let tree = fingerprint_input(&sub, InputKind::Content, &mut cache).unwrap();
+        let cache = StatCache::new();
+        let listing = fingerprint_input(&sub, InputKind::Listing, &cache).unwrap();
+        let tree = fingerprint_input(&sub, InputKind::Content, &cache).unwrap();
         assert_eq!(
-            fingerprint_input(&sub, InputKind::Existence, &mut cache).unwrap(),
+            fingerprint_input(&sub, InputKind::Existence, &cache).unwrap(),
             "directory"
         );
         fs::write(sub.join("a.ts"), "b").unwrap();
         assert_eq!(
-            fingerprint_input(&sub, InputKind::Listing, &mut cache).unwrap(),
+            fingerprint_input(&sub, InputKind::Listing, &cache).unwrap(),
             listing
         );
         assert_ne!(
-            fingerprint_input(&sub, InputKind::Content, &mut cache).unwrap(),
+            fingerprint_input(&sub, InputKind::Content, &cache).unwrap(),
             tree
         );
         fs::write(sub.join("b.ts"), "b").unwrap();
         assert_ne!(
-            fingerprint_input(&sub, InputKind::Listing, &mut cache).unwrap(),
+            fingerprint_input(&sub, InputKind::Listing, &cache).unwrap(),
             listing
         );
         assert_eq!(
-            fingerprint_input(&dir.path().join("none"), InputKind::Content, &mut cache).unwrap(),
+            fingerprint_input(&dir.path().join("none"), InputKind::Content, &cache).unwrap(),
             "missing"
         );
     }
@@ -544,20 +592,20 @@ mod tests {
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let mut cache = StatCache::new();
+        let cache = StatCache::new();
         // A FIFO no one writes: opening it for reading would block forever.
         assert_eq!(
-            fingerprint_input(&fifo, InputKind::Content, &mut cache).unwrap(),
+            fingerprint_input(&fifo, InputKind::Content, &cache).unwrap(),
             "other"
         );
         assert!(matches!(
-            fingerprint_input(Path::new("/proc/self/mem"), InputKind::Content, &mut cache),
+            fingerprint_input(Path::new("/proc/self/mem"), InputKind::Content, &cache),
             Err(FingerprintError::PseudoFilesystem { .. })
         ));
         std::os::unix::fs::symlink("/proc/self/environ", dir.path().join("env")).unwrap();
         // Nor through a link: the runner's own environment is no input.
         assert!(matches!(
-            fingerprint_input(&dir.path().join("env"), InputKind::Content, &mut cache),
+            fingerprint_input(&dir.path().join("env"), InputKind::Content, &cache),
             Err(FingerprintError::PseudoFilesystem { .. })
         ));
     }

@@ -264,7 +264,7 @@ fn dir_record(path: &str) -> OutputRecord {
 
 /// An input that holds in any fixture: the root exists as a directory.
 fn root_input(root: &Path) -> BTreeMap<String, InputRecord> {
-    let fingerprint = fingerprint_input(root, InputKind::Existence, &mut StatCache::new()).unwrap();
+    let fingerprint = fingerprint_input(root, InputKind::Existence, &StatCache::new()).unwrap();
     BTreeMap::from([(
         ".".to_owned(),
         InputRecord {
@@ -405,6 +405,7 @@ fn run_request(fx: &Fx, node_env: &str, started_at: SystemTime) -> StoreRequest 
         ],
         env: env_fp(node_env),
         outputs: vec!["dist".to_owned()],
+        ignored_outputs: Vec::new(),
         stdout: b"built in 3ms\n".to_vec(),
         stderr: b"warning: none\n".to_vec(),
         started_at,

@@ -102,6 +102,11 @@ store_task!(StoreRunTask -> String { request: StoreRequest } |store, this| {
     Ok(to_json(&store.store(&this.request).map_err(cache_error)?))
 });
 
+store_task!(ConflictingTask -> Vec<String> { manifest: String } |store, this| {
+    let manifest = parse_manifest(&this.manifest)?;
+    Ok(store.conflicting(&manifest).iter().map(to_json).collect())
+});
+
 store_task!(ImportTask -> () { manifest: String, bytes: Vec<u8> } |store, this| {
     let manifest = parse_manifest(&this.manifest)?;
     store.import(&manifest, &this.bytes).map_err(cache_error)
@@ -131,6 +136,8 @@ pub struct CacheRun {
     pub env_fingerprint: String,
     /// Outputs relative to the root.
     pub outputs: Vec<String>,
+    /// Paths relative to the root whose writes are not outputs.
+    pub ignored_outputs: Vec<String>,
     /// What the command printed.
     pub stdout: Buffer,
     /// What the command printed on stderr.
@@ -274,6 +281,7 @@ impl NativeCacheStore {
             inputs,
             env,
             outputs: run.outputs,
+            ignored_outputs: run.ignored_outputs,
             stdout: run.stdout.to_vec(),
             stderr: run.stderr.to_vec(),
             started_at,
@@ -283,6 +291,16 @@ impl NativeCacheStore {
             store: self.store.clone(),
             request,
         }))
+    }
+
+    /// The task's other entries that rest on the same inputs and env as
+    /// `manifest` with other `addValue` values (manifests as JSON).
+    #[napi(ts_return_type = "Promise<string[]>", catch_unwind)]
+    pub fn conflicting(&self, manifest: String) -> AsyncTask<ConflictingTask> {
+        AsyncTask::new(ConflictingTask {
+            store: self.store.clone(),
+            manifest,
+        })
     }
 
     /// Adds an archive downloaded from a remote cache as a local entry, once

@@ -150,6 +150,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
             inputs: declared_inputs(&reports),
             env: EnvFingerprint::of_reports(&reports),
             outputs: declared_outputs(&reports, root),
+            ignored_outputs: Vec::new(),
             stdout: output.stdout,
             stderr: output.stderr,
             started_at,

@@ -52,14 +52,23 @@ fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> CacheErr
 /// Whether the path `rel` under `root` reaches a file through a link in the
 /// checkout (`node_modules/dep -> /store/dep`): such an output lies outside
 /// the checkout, whatever its name says.
-fn through_link(root: &Path, rel: &str) -> Option<PathBuf> {
+fn through_link(
+    root: &Path,
+    rel: &str,
+    real_dirs: &mut std::collections::HashSet<PathBuf>,
+) -> Option<PathBuf> {
     let mut dir = root.to_path_buf();
     let mut components: Vec<&str> = rel.split('/').collect();
     components.pop();
     for component in components {
         dir.push(component);
+        if real_dirs.contains(&dir) {
+            continue;
+        }
         match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.is_dir() => {
+                real_dirs.insert(dir.clone());
+            }
             _ => return Some(dir),
         }
     }
@@ -67,29 +76,172 @@ fn through_link(root: &Path, rel: &str) -> Option<PathBuf> {
 }
 
 /// The records of `paths` (relative to `root`, each checked as an output
-/// path): a directory adds itself and everything beneath; a link is kept as
-/// a link when its target stays inside the root, else the output is
+/// path): a directory adds itself and everything beneath but what lies under
+/// one of `ignored` (relative too: a tool's `ignoreOutput`); a link is kept
+/// as a link when its target stays inside the root, else the output is
 /// refused. Sorted and deduplicated.
-pub fn collect_outputs(root: &Path, paths: &[String]) -> Result<Vec<OutputRecord>, CacheError> {
+pub fn collect_outputs(
+    root: &Path,
+    paths: &[String],
+    ignored: &[String],
+) -> Result<Outputs, CacheError> {
     let mut records = std::collections::BTreeMap::new();
+    let mut real_dirs = std::collections::HashSet::new();
     for rel in paths {
         super::entry::check_output_path(rel)?;
-        if let Some(link) = through_link(root, rel) {
+        if let Some(link) = through_link(root, rel, &mut real_dirs) {
             return Err(CacheError::Unsafe(format!(
                 "{rel}: {} is a link or no directory in the checkout, so the output lies outside it",
                 link.display()
             )));
         }
-        collect(root, rel, &mut records)?;
+        collect(root, rel, ignored, &mut records)?;
     }
-    Ok(records.into_values().collect())
+    // The files' digests, hashed on every core: the part that grows with the
+    // build. Their bytes are held for the archive up to a budget, so most
+    // builds' outputs are read once.
+    let files: Vec<&String> = records
+        .iter()
+        .filter(|(_, record)| matches!(record, OutputRecord::File { .. }))
+        .map(|(rel, _)| rel)
+        .collect();
+    let budget = std::sync::atomic::AtomicU64::new(HELD_BYTES);
+    let read = crate::fingerprint::in_parallel(&files, |rel| read_file(&root.join(rel), &budget));
+    let mut digests = std::collections::HashMap::new();
+    let mut held = std::collections::HashMap::new();
+    for (rel, file) in files.into_iter().zip(read) {
+        let file = file?;
+        if let Some(bytes) = file.bytes {
+            held.insert(rel.clone(), bytes);
+        }
+        digests.insert(rel.clone(), (file.mode, file.size, file.sha256));
+    }
+    let records = records
+        .into_values()
+        .map(|record| match record {
+            OutputRecord::File { path, .. } => {
+                let (mode, size, sha256) = digests.remove(&path).unwrap_or_default();
+                OutputRecord::File {
+                    path,
+                    mode,
+                    size,
+                    sha256,
+                }
+            }
+            other => other,
+        })
+        .collect();
+    Ok(Outputs { records, held })
+}
+
+/// The most bytes of output files held in memory between hashing them and
+/// archiving them; files beyond it are read again (and checked again).
+const HELD_BYTES: u64 = 256 << 20;
+
+/// A run's outputs as [`collect_outputs`] found them: their records, and the
+/// bytes of the files it held for the archive.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Sorted by path, each directory before what it holds.
+    pub records: Vec<OutputRecord>,
+    held: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// What reading an output file found: its mode, size and sha256, and its
+/// bytes while the budget allowed holding them.
+struct ReadFile {
+    mode: u32,
+    size: u64,
+    sha256: String,
+    bytes: Option<Vec<u8>>,
+}
+
+/// Reads an output file, never through a link, and not a special file.
+fn read_file(path: &Path, budget: &std::sync::atomic::AtomicU64) -> Result<ReadFile, CacheError> {
+    use std::sync::atomic::Ordering;
+    let mut file = open_no_follow(path).map_err(io_err(path.display()))?;
+    let meta = file.metadata().map_err(io_err(path.display()))?;
+    if !meta.is_file() {
+        return Err(CacheError::Unsafe(format!(
+            "{}: is not a regular file",
+            path.display()
+        )));
+    }
+    let (mode, len) = (file_mode(&meta), meta.len());
+    let held = budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(len)
+        })
+        .is_ok();
+    if held {
+        // The length fstat gave, read whole: the bytes hashed are the bytes
+        // archived, whatever the file does next.
+        let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
+        file.read_exact(&mut bytes)
+            .map_err(io_err(path.display()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        return Ok(ReadFile {
+            mode,
+            size: bytes.len() as u64,
+            sha256,
+            bytes: Some(bytes),
+        });
+    }
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut file, &mut HashWriter(&mut hasher)).map_err(io_err(path.display()))?;
+    Ok(ReadFile {
+        mode,
+        size,
+        sha256: hex(&hasher.finalize()),
+        bytes: None,
+    })
+}
+
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::other("it is a link"));
+    }
+    File::open(path)
+}
+
+/// A file's record before it is read: its mode, size and digest come after
+/// the walk, with every other file's.
+fn pending_file(path: String) -> OutputRecord {
+    OutputRecord::File {
+        path,
+        mode: 0,
+        size: 0,
+        sha256: String::new(),
+    }
+}
+
+/// Whether `rel` is one of `ignored` or beneath one, component by component.
+fn is_ignored(rel: &str, ignored: &[String]) -> bool {
+    ignored.iter().any(|dir| {
+        rel.strip_prefix(dir.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 fn collect(
     root: &Path,
     rel: &str,
+    ignored: &[String],
     records: &mut std::collections::BTreeMap<String, OutputRecord>,
 ) -> Result<(), CacheError> {
+    if is_ignored(rel, ignored) {
+        return Ok(());
+    }
     let path = root.join(rel);
     let meta = match fs::symlink_metadata(&path) {
         Ok(meta) => meta,
@@ -115,33 +267,32 @@ fn collect(
                 path: rel.to_owned(),
             },
         );
-        let mut names: Vec<String> = Vec::new();
+        let mut names: Vec<(String, bool)> = Vec::new();
         for entry in fs::read_dir(&path).map_err(io_err(path.display()))? {
-            let name = entry.map_err(io_err(path.display()))?.file_name();
+            let entry = entry.map_err(io_err(path.display()))?;
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 return Err(CacheError::Unsafe(format!(
                     "{rel}: holds a name that is not UTF-8"
                 )));
             };
-            names.push(name.to_owned());
+            names.push((name.to_owned(), is_file));
         }
         names.sort();
-        for name in names {
+        for (name, is_file) in names {
             let child = format!("{rel}/{name}");
             super::entry::check_output_path(&child)?;
-            collect(root, &child, records)?;
+            if is_file && !is_ignored(&child, ignored) {
+                // The directory said what it is: no stat of its own (the
+                // file is opened with no link followed when it is read).
+                records.insert(child.clone(), pending_file(child));
+            } else {
+                collect(root, &child, ignored, records)?;
+            }
         }
     } else if meta.is_file() {
-        let (size, sha256) = digest_file(&path)?;
-        records.insert(
-            rel.to_owned(),
-            OutputRecord::File {
-                path: rel.to_owned(),
-                mode: file_mode(&meta),
-                size,
-                sha256,
-            },
-        );
+        records.insert(rel.to_owned(), pending_file(rel.to_owned()));
     } else {
         return Err(CacheError::Unsafe(format!(
             "{rel}: is a special file (a device, FIFO or socket), which no entry holds"
@@ -163,13 +314,6 @@ fn file_mode(meta: &fs::Metadata) -> u32 {
 #[cfg(not(unix))]
 fn file_mode(_meta: &fs::Metadata) -> u32 {
     0o644
-}
-
-fn digest_file(path: &Path) -> Result<(u64, String), CacheError> {
-    let mut file = File::open(path).map_err(io_err(path.display()))?;
-    let mut hasher = Sha256::new();
-    let size = io::copy(&mut file, &mut HashWriter(&mut hasher)).map_err(io_err(path.display()))?;
-    Ok((size, hex(&hasher.finalize())))
 }
 
 struct HashWriter<'a>(&'a mut Sha256);
@@ -212,11 +356,12 @@ fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
 }
 
 /// Writes the archive of `manifest` (whose outputs [`collect_outputs`] made
-/// from `root`) to `out`. A file that changed since it was collected is an
-/// error: the archive would not be what the manifest says.
+/// from `root`) to `out`. A file that was not held and changed since it was
+/// collected is an error: the archive would not be what the manifest says.
 pub fn write_archive<W: Write>(
     root: &Path,
     manifest: &Manifest,
+    outputs: &Outputs,
     stdout: &[u8],
     stderr: &[u8],
     out: W,
@@ -242,6 +387,13 @@ pub fn write_archive<W: Write>(
                 mode,
                 ..
             } => {
+                if let Some(bytes) = outputs.held.get(path) {
+                    // Exactly the bytes that were hashed.
+                    let mut h = header(tar::EntryType::Regular, *size, *mode);
+                    tar.append_data(&mut h, &name, &bytes[..])
+                        .map_err(io_err(&name))?;
+                    continue;
+                }
                 let full = root.join(path);
                 let file = File::open(&full).map_err(io_err(full.display()))?;
                 let mut reader = HashReader {

@@ -196,7 +196,7 @@ impl Manifest {
         }
         let mut previous: Option<&str> = None;
         // The outputs that are no directory: nothing may lie beneath one.
-        let mut leaves: Vec<&str> = Vec::new();
+        let mut leaves: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for output in &self.outputs {
             check_output_path(output.path())?;
             if previous.is_some_and(|p| p >= output.path()) {
@@ -206,17 +206,18 @@ impl Manifest {
             }
             previous = Some(output.path());
             let path = output.path();
-            if leaves.iter().any(|leaf| {
-                path.strip_prefix(leaf)
-                    .is_some_and(|rest| rest.starts_with('/'))
-            }) {
+            // Each directory above it, by its `/`s: linear in the outputs.
+            if path
+                .match_indices('/')
+                .any(|(at, _)| leaves.contains(&path[..at]))
+            {
                 return Err(malformed_path(
                     path,
                     "lies beneath an output that is a file or a link",
                 ));
             }
             if !matches!(output, OutputRecord::Dir { .. }) {
-                leaves.push(path);
+                leaves.insert(path);
             }
             if let OutputRecord::Symlink { path, target } = output {
                 check_link_target(path, target)?;
@@ -238,7 +239,7 @@ fn malformed_path(path: &str, why: &str) -> CacheError {
 /// An input path: relative (possibly `../` for a look-up above the root) or
 /// absolute, clean, no NUL. Inputs are only looked at, never written.
 fn check_input_path(path: &str) -> Result<(), CacheError> {
-    if path.is_empty() || path.len() > MAX_PATH_BYTES || path.contains('\0') {
+    if path.is_empty() || path.len() > MAX_PATH_BYTES || path.contains(char::is_control) {
         return Err(malformed_path(path, "is not a valid input path"));
     }
     Ok(())
@@ -251,7 +252,11 @@ pub fn check_output_path(path: &str) -> Result<(), CacheError> {
     if path.is_empty() || path.len() > MAX_PATH_BYTES {
         return Err(malformed_path(path, "is empty or too long"));
     }
-    if path.contains(['\0', '\\']) || (cfg!(windows) && path.contains(':')) {
+    // A control character would let a name forge lines of a runner's output.
+    if path.contains(['\0', '\\'])
+        || path.contains(char::is_control)
+        || (cfg!(windows) && path.contains(':'))
+    {
         return Err(malformed_path(path, "holds a character no output path may"));
     }
     if path.starts_with('/') {
@@ -265,7 +270,9 @@ pub fn check_output_path(path: &str) -> Result<(), CacheError> {
             return Err(malformed_path(path, "has a component over 255 bytes"));
         }
     }
-    if path == ".git" || path.starts_with(".git/") {
+    // Case-insensitive file systems (macOS, Windows) take `.GIT` for `.git`.
+    let first = path.split('/').next().unwrap_or_default();
+    if first.eq_ignore_ascii_case(".git") {
         return Err(malformed_path(path, "is inside .git"));
     }
     Ok(())
@@ -337,6 +344,9 @@ mod tests {
             ".git",
             "a\\b",
             "a\0b",
+            ".GIT/config",
+            "a\nb",
+            "x\u{1b}[31m",
         ] {
             assert!(check_output_path(bad).is_err(), "{bad:?}");
         }

@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env_fingerprint::EnvFingerprint;
-use crate::fingerprint::{changed_since, fingerprint_input, sha256_hex, InputKind, StatCache};
+use crate::fingerprint::{
+    changed_since, fingerprint_input, in_parallel, sha256_hex, InputKind, StatCache,
+};
 
 pub use archive::{Limits, Replay};
 pub use entry::{BlobRecord, EntryKey, InputRecord, Manifest, OutputRecord, ENTRY_FORMAT};
@@ -85,6 +87,9 @@ pub struct StoreRequest {
     pub env: EnvFingerprint,
     /// Outputs relative to the root (a directory adds all it holds).
     pub outputs: Vec<String>,
+    /// Paths relative to the root whose writes are not outputs (a tool's
+    /// `ignoreOutput`): left out of a directory output.
+    pub ignored_outputs: Vec<String>,
     /// What the command printed.
     pub stdout: Vec<u8>,
     /// What the command printed on stderr.
@@ -256,7 +261,7 @@ impl Store {
         let mut reasons = Vec::new();
         for (input, record) in &manifest.key.inputs {
             let path = self.resolve(input);
-            match fingerprint_input(&path, record.kind, &mut self.stat_cache) {
+            match fingerprint_input(&path, record.kind, &self.stat_cache) {
                 Ok(now) if now == record.fingerprint => {}
                 Ok(_) if record.fingerprint == "missing" => {
                     reasons.push(format!("input {input} added"))
@@ -381,8 +386,9 @@ impl Store {
             .prefix(".staging-")
             .tempfile_in(&dir)
             .map_err(io_err(dir.display()))?;
+        // No fsync: an entry cut short by a crash fails its digests on read
+        // and is a miss, so durability is not worth a disk flush per store.
         write(staging.as_file_mut())?;
-        staging.as_file().sync_all().map_err(io_err("the entry"))?;
         staging
             .persist(dir.join(format!("{id}.tar.zst")))
             .map_err(|err| CacheError::Io(format!("the entry: {}", err.error)))?;
@@ -401,14 +407,21 @@ impl Store {
         }
         let mut inputs = BTreeMap::new();
         let mut changed = Vec::new();
-        for (path, kind) in &request.inputs {
+        let stat_cache = &self.stat_cache;
+        let fingerprints = in_parallel(&request.inputs, |(path, kind)| {
             if changed_since(path, request.started_at) {
-                changed.push(self.portable(path));
-                continue;
+                return Ok(None);
             }
-            let fingerprint = fingerprint_input(path, *kind, &mut self.stat_cache)
-                .map_err(|err| CacheError::Refused(err.to_string()))?;
+            fingerprint_input(path, *kind, stat_cache).map(Some)
+        });
+        for ((path, kind), fingerprint) in request.inputs.iter().zip(fingerprints) {
             let key = self.portable(path);
+            let Some(fingerprint) =
+                fingerprint.map_err(|err| CacheError::Refused(err.to_string()))?
+            else {
+                changed.push(key);
+                continue;
+            };
             let record = InputRecord {
                 kind: *kind,
                 fingerprint,
@@ -437,7 +450,8 @@ impl Store {
             .env
             .check()
             .map_err(|err| CacheError::Refused(err.to_string()))?;
-        let outputs = archive::collect_outputs(&self.root, &request.outputs)?;
+        let mut outputs =
+            archive::collect_outputs(&self.root, &request.outputs, &request.ignored_outputs)?;
         let key = EntryKey {
             task: request.task.clone(),
             inputs,
@@ -447,7 +461,7 @@ impl Store {
             format: ENTRY_FORMAT.to_owned(),
             id: key.id(),
             key,
-            outputs,
+            outputs: std::mem::take(&mut outputs.records),
             stdout: BlobRecord::of(&request.stdout),
             stderr: BlobRecord::of(&request.stderr),
             created_at: now_ms(),
@@ -458,11 +472,30 @@ impl Store {
             .map_err(|err| CacheError::Refused(err.to_string()))?;
         self.write_entry(&request.task, &manifest.id, |file| {
             let out = io::BufWriter::new(file);
-            archive::write_archive(&self.root, &manifest, &request.stdout, &request.stderr, out)?
-                .flush()
-                .map_err(io_err("the entry"))
+            archive::write_archive(
+                &self.root,
+                &manifest,
+                &outputs,
+                &request.stdout,
+                &request.stderr,
+                out,
+            )?
+            .flush()
+            .map_err(io_err("the entry"))
         })?;
         Ok(manifest)
+    }
+
+    /// The task's other entries that rest on the same inputs and env as
+    /// `manifest` but hold other `addValue` values: proof that the key misses
+    /// what the output depends on, so none of them can be trusted.
+    pub fn conflicting(&self, manifest: &Manifest) -> Vec<Manifest> {
+        let lookup_id = manifest.key.lookup_id();
+        self.entries(&manifest.key.task)
+            .0
+            .into_iter()
+            .filter(|other| other.id != manifest.id && other.key.lookup_id() == lookup_id)
+            .collect()
     }
 
     /// The archive of a stored entry, as uploaded to a remote cache.
