@@ -46,11 +46,13 @@ function loadAddon(addonPath: string): { load?: () => RunnerAddon } {
   return module.exports;
 }
 
-/** The client a loaded addon module gives, or why it gives none. */
+/** The client of the addon at `addonPath`; throws why there is none. */
 function clientOf(addonPath: string): RunnerAddon {
   const loaded = loadAddon(addonPath);
   if (typeof loaded.load !== 'function') throw new Error('it exports no load()');
-  return loaded.load();
+  const client = loaded.load();
+  if (client === null || typeof client !== 'object') throw new Error('its load() returned no client');
+  return client;
 }
 
 function debugging(): boolean {
@@ -156,7 +158,10 @@ function reportUnheard(socket: string, cause: string): void {
   if (dir === '') {
     outcome = 'and there is no RUNNER_AWARE_DIR to leave a lost marker in';
   } else {
-    const marker = join(dir, `lost-${pid}-${BigInt(Date.now()) * 1_000_000n}.json`);
+    // Nanoseconds since the epoch, as the protocol names markers; the sub-millisecond
+    // part from the monotonic clock keeps two threads' markers apart.
+    const nanos = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+    const marker = join(dir, `lost-${pid}-${nanos}.json`);
     try {
       process.getBuiltinModule('node:fs').writeFileSync(marker, JSON.stringify({ pid, reason }), { flag: 'wx', mode: 0o600 });
       outcome = `left ${marker}: the run is not cacheable`;

@@ -50,8 +50,13 @@ pub struct ServerOptions {
     pub untracked_env: Option<Vec<String>>,
     /// Grace for connections still open at close; `None` uses [`DEFAULT_CLOSE_TIMEOUT`].
     pub close_timeout: Option<Duration>,
-    /// The Node addon to hand out as `VP_RUN_NODE_CLIENT_PATH`, so tools using
-    /// `@voidzero-dev/vite-task-client` report here.
+    /// The Node addon to hand out as `VP_RUN_NODE_CLIENT_PATH` (the `.node`
+    /// file of the `runner-aware-<triple>` package), so tools using
+    /// `@voidzero-dev/vite-task-client`, which only ever load that variable,
+    /// report here. Tools using the npm package `runner-aware` need none: with
+    /// `None`, or a path they cannot load, they talk through their own
+    /// package's addon, and one that can load no client at all leaves a lost
+    /// marker, so the run is not cacheable. `None` hands out nothing.
     pub client_path: Option<PathBuf>,
     /// Whether, when a runner listens to this process (this runner is a task
     /// of another), the reports are forwarded upstream at close
