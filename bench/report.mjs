@@ -257,7 +257,7 @@ export function summarize(results) {
         met: hit <= 1.3,
       });
       rows.push({
-        figure: `cache store, ${name}: a run that stores (traced, empty cache and stat cache) against the plain build`,
+        figure: `cache store, ${name}: a run that stores (tracing on, empty cache and stat cache) against the plain build`,
         value: `**${fmt(store, 2)}×** (${ms(median(w.store))} against ${ms(median(w.plain))})`,
         target: '≤ 1.15×',
         met: store <= 1.15,

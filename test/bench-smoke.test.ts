@@ -51,7 +51,7 @@ describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
     // One row per figure of the issue, each with a verdict unless its peer is absent.
     // The tracing rows exist where the tracer does (Linux x64 and arm64).
     const traced = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
-    expect(summary.rows).toHaveLength(traced ? 19 : 14);
+    expect(summary.rows).toHaveLength(traced ? 25 : 14);
     if (traced) {
       const trace = summary.rows.filter((r) => r.figure.includes('traced') || r.figure.includes('strace') || r.figure.includes('zero configuration'));
       expect(trace.map((r) => r.target)).toEqual([
@@ -64,6 +64,11 @@ describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
       expect(trace[4]?.value).toMatch(/ms\*\* \(close\(\) took \d+ ms; 20,000 of 20,000 paths in the trace\)$/);
       expect(trace[2]?.value).toMatch(/^\*\*\d+ missed\*\* of [\d,]+|strace not available/);
       expect(trace[3]?.value).toContain('every run a hit');
+      // The cache store's rows, for the Vite app and the output tree: a hit,
+      // a store and archiving, each against a floor measured in the same run.
+      const cache = summary.rows.filter((r) => r.figure.startsWith('cache store, '));
+      expect(cache.map((r) => r.target)).toEqual(['≤ 1.3×', '≤ 1.15×', '≥ 70%', '≤ 1.3×', '≤ 1.15×', '≥ 70%']);
+      for (const row of cache) expect(row.value, row.figure).toMatch(/^\*\*[\d.]+(×|%)\*\*/);
     }
     for (const row of summary.rows) {
       if (!row.figure.includes('upstream') && !row.figure.includes('reports over FIFOs')) expect(typeof row.met, row.figure).toBe('boolean');

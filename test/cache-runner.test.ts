@@ -288,7 +288,7 @@ describe('reference caching runner: its command line', () => {
     expect(status(await runner_([...args, ...toolCommand], env))).toBe('cache miss: no entry');
     const after = await runner_([...args, '--dry-run', ...toolCommand], env);
     expect(after.stdout).toMatch(
-      /\nentries: 1\n {2}([0-9a-f]{64}): holds\n {4}tracked env and queries: MODE, VITE_\*\n {4}inputs: \d+ \(\d+ content(, \d+ listing)?(, \d+ existence)?; \d+ outside the working directory\)\n {4}output files: out\/a\.txt\nwould hit: \1\n$/,
+      /\nentries: 1\n {2}([0-9a-f]{64}): holds\n {4}tracked env and queries: MODE, VITE_\*\n {4}inputs: \d+ \(\d+ content(, \d+ listing)?(, \d+ existence)?; \d+ outside the working directory\)\n {4}output files: out, out\/a\.txt\nwould hit: \1\n$/,
     );
     const stale = await runner_([...args, '--dry-run', ...toolCommand], { ...env, MODE: 'other' });
     expect(stale.stdout).toMatch(/: stale: env MODE changed\n[^]*would run: every entry is stale\n$/);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{EnvMatcher, EnvQuery, NameCase};
 use crate::fingerprint::sha256_hex;
-use crate::reports::Reports;
+use crate::reports::{EnvValues, Reports};
 
 /// One tracked query of a fingerprint: a glob or a literal prefix, and its
 /// whole match set (name → sha256 of the value).
@@ -121,9 +121,9 @@ impl EnvFingerprint {
         fingerprint
     }
 
-    /// The fingerprint of a run's reports (their env values in plain text, as
-    /// the crate's `Reports` hold them): tracked names, tracked queries'
-    /// match sets and the `addValue` values, each as its sha256; names
+    /// The fingerprint of a run's reports (their env values as digests, as a
+    /// server returns them by default, or plain): tracked names, tracked
+    /// queries' match sets and the `addValue` values, each as its sha256; names
     /// matching the runner's never-tracked globs left out. The same as the
     /// TypeScript `envFingerprint` of the same reports.
     pub fn of_reports(reports: &Reports) -> Self {
@@ -133,7 +133,15 @@ impl EnvFingerprint {
             .filter_map(|glob| EnvMatcher::new(&EnvQuery::Glob(glob.clone())).ok())
             .collect();
         let is_untracked = |name: &str| untracked.iter().any(|m| m.is_match(name));
-        let digest = |value: &str| sha256_hex(value.as_bytes());
+        // Digested reports (a server's default) hold the fingerprint's digests already.
+        let plain = reports.env_values == EnvValues::Plain;
+        let digest = |value: &str| {
+            if plain {
+                sha256_hex(value.as_bytes())
+            } else {
+                value.to_owned()
+            }
+        };
         let envs = reports
             .envs
             .iter()
@@ -162,10 +170,11 @@ impl EnvFingerprint {
                 }
             })
             .collect();
+        // `addValue` values are the tools' own words, never digested in reports.
         let values = reports
             .values
             .iter()
-            .map(|(name, value)| (name.clone(), digest(value)))
+            .map(|(name, value)| (name.clone(), sha256_hex(value.as_bytes())))
             .collect();
         let mut untracked_env = reports.untracked_env.clone();
         untracked_env.sort_by(|a, b| js_order(a, b));
@@ -325,6 +334,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(EnvFingerprint::of_reports(&reports), fixture());
+        let mut digested = reports.clone();
+        digested.digest_env_values();
+        assert_ne!(
+            digested.envs["NODE_ENV"].value.as_deref(),
+            Some("production")
+        );
+        assert_eq!(EnvFingerprint::of_reports(&digested), fixture());
     }
 
     #[test]

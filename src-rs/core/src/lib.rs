@@ -23,6 +23,6 @@ pub(crate) mod transport;
 
 pub use client::{Client, ClientConfig};
 pub use env::{EnvMatcher, EnvQuery, InvalidGlob, DEFAULT_UNTRACKED_ENV};
-pub use reports::{EnvQueryRecord, EnvRecord, ReportedError, Reports};
+pub use reports::{EnvQueryRecord, EnvRecord, EnvValues, ReportedError, Reports};
 pub use server::{Server, ServerError, ServerOptions};
 pub use transport::EndpointError;

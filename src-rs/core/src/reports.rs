@@ -152,6 +152,44 @@ pub struct Reports {
     pub clients_still_connected: u64,
     /// Env requests served (`getEnv` and `getEnvs` round trips).
     pub env_requests: u64,
+    /// How `envs` and query `matches` hold values: their sha256 digests (what
+    /// a server returns unless asked otherwise), or the values themselves.
+    #[serde(default)]
+    pub env_values: EnvValues,
+}
+
+/// How reports hold env values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvValues {
+    /// Each value's sha256 (hex): reports a runner can store, print or upload
+    /// without carrying a secret. A server's default.
+    Sha256,
+    /// The values themselves, for a runner that needs them and keeps them to
+    /// itself. What the recorder collects before a server digests it.
+    #[default]
+    Plain,
+}
+
+impl Reports {
+    /// The reports with every env value (`envs`, query `matches`) replaced by
+    /// its sha256 digest, as the fingerprint compares them. Reports that
+    /// already hold digests are left as they are.
+    pub fn digest_env_values(&mut self) {
+        if self.env_values == EnvValues::Sha256 {
+            return;
+        }
+        let digest = |value: &mut String| *value = crate::fingerprint::sha256_hex(value.as_bytes());
+        for record in self.envs.values_mut() {
+            if let Some(value) = &mut record.value {
+                digest(value);
+            }
+        }
+        for query in &mut self.env_queries {
+            query.matches.values_mut().for_each(digest);
+        }
+        self.env_values = EnvValues::Sha256;
+    }
 }
 
 /// Bytes of JSON a chunk of [`Reports::into_json_chunks`] aims at: parsing

@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
 use crate::nesting::NestedRun;
 use crate::protocol::{ENV_CLIENT_PATH, ENV_DIR, ENV_SOCKET, ENV_TOKEN};
-use crate::reports::{Recorder, Reports, UncacheableKind};
+use crate::reports::{EnvValues, Recorder, Reports, UncacheableKind};
 use crate::runtime;
 use crate::session::{Next, Session, SessionContext, SessionState};
 use crate::transport::{Connection, EndpointError, Listener};
@@ -62,6 +62,10 @@ pub struct ServerOptions {
     /// of another), the reports are forwarded upstream at close
     /// ([`crate::nesting`]). `None` means yes.
     pub forward: Option<bool>,
+    /// How the reports hold env values; `None` means
+    /// [`EnvValues::Sha256`], so nothing a runner stores, prints or uploads
+    /// carries a secret. Ask for [`EnvValues::Plain`] only to use the values.
+    pub env_values: Option<EnvValues>,
 }
 
 /// Why a server could not start.
@@ -135,6 +139,7 @@ pub struct Server {
     close_timeout: Duration,
     nested: Option<NestedRun>,
     transports: Vec<&'static str>,
+    env_values: EnvValues,
 }
 
 impl Server {
@@ -197,6 +202,7 @@ impl Server {
             accept_task,
             close_timeout: options.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
             transports,
+            env_values: options.env_values.unwrap_or(EnvValues::Sha256),
             nested: if options.forward.unwrap_or(true) {
                 NestedRun::open(Client::global())
             } else {
@@ -224,7 +230,11 @@ impl Server {
 
     /// The reports so far, without closing.
     pub fn snapshot(&self) -> Reports {
-        self.shared.recorder().snapshot()
+        let mut reports = self.shared.recorder().snapshot();
+        if self.env_values == EnvValues::Sha256 {
+            reports.digest_env_values();
+        }
+        reports
     }
 
     /// Stops accepting, drains every connection, removes the socket directory
@@ -325,11 +335,14 @@ impl Server {
             }
             endpoint.remove();
         }
-        let reports = recorder.into_reports();
+        let mut reports = recorder.into_reports();
         if let Some(nested) = self.nested {
             // Round trips to the outer runner block: off the shared runtime.
             let forwarded = reports.clone();
             let _ = tokio::task::spawn_blocking(move || nested.forward(&forwarded)).await;
+        }
+        if self.env_values == EnvValues::Sha256 {
+            reports.digest_env_values();
         }
         reports
     }

@@ -6,11 +6,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use runner_aware::fingerprint::sha256_hex;
 #[cfg(windows)]
 use runner_aware::protocol::ENV_DIR;
 use runner_aware::protocol::{ENV_SOCKET, ENV_TOKEN};
 use runner_aware::reports::UncacheableKind;
-use runner_aware::{Client, ClientConfig, EnvQuery, Server, ServerOptions};
+use runner_aware::{Client, ClientConfig, EnvQuery, EnvValues, Server, ServerOptions};
 
 fn server(env: &[(&str, &str)]) -> Server {
     Server::start(ServerOptions {
@@ -92,6 +93,30 @@ fn reports_and_answers_round_trip() {
     assert!(!reports.env_queries[0].tracked);
     assert_eq!(reports.clients, 1);
     assert!(reports.errors.is_empty(), "{:?}", reports.errors);
+    // Env values are digests unless the runner asks for plain text.
+    assert_eq!(reports.env_values, EnvValues::Sha256);
+    assert_eq!(
+        reports.envs["A"].value.as_deref(),
+        Some(sha256_hex(b"1").as_str())
+    );
+    assert_eq!(reports.env_queries[0].matches["VITE_X"], sha256_hex(b"x"));
+}
+
+#[test]
+fn env_values_are_plain_only_when_asked() {
+    let server = Server::start(ServerOptions {
+        env: Some(HashMap::from([("A".to_owned(), "1".to_owned())])),
+        close_timeout: Some(Duration::from_millis(200)),
+        env_values: Some(EnvValues::Plain),
+        ..ServerOptions::default()
+    })
+    .expect("server starts");
+    let client = client_of(&server);
+    assert_eq!(client.get_env("A", true).as_deref(), Some("1"));
+    drop(client);
+    let reports = server.close_blocking();
+    assert_eq!(reports.env_values, EnvValues::Plain);
+    assert_eq!(reports.envs["A"].value.as_deref(), Some("1"));
 }
 
 #[test]

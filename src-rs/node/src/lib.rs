@@ -308,6 +308,8 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
         // The JavaScript side forwards through the tool API, which also
         // reaches runners whose addon is not this one.
         forward: Some(false),
+        // The JavaScript side digests at close(), unless asked for plain values.
+        env_values: Some(runner_aware::EnvValues::Plain),
     })
     .map_err(|err| Error::from_reason(err.to_string()))?;
     Ok(NativeServer {
