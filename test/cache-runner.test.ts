@@ -316,6 +316,25 @@ describe('reference caching runner: its command line', () => {
     expect((await runner_(['--cache-dir', cacheDir, '--clean'])).stderr).toBe(`cache-runner: nothing to clean: ${cacheDir} does not exist\n`);
   });
 
+  it('keeps a good build good when the cache cannot be written or read', async () => {
+    // A file where the cache directory should be: nothing can be stored there.
+    writeFileSync(join(app, 'not-a-dir'), 'a file');
+    const blocked = await runner_(['--cache-dir', 'not-a-dir/cache', ...toolCommand]);
+    expect(blocked.code, blocked.stderr).toBe(0);
+    expect(blocked.stdout).toContain('tool ran');
+    expect(status(blocked)).toMatch(/^cache skipped: cache i\/o: .*not-a-dir/);
+    expect(blocked.stderr).not.toMatch(/^\s+at /m);
+    // An entry that is not an archive at all: a miss that names it, then a store over it.
+    expect(status(await runner_(['--cache-dir', cacheDir, ...toolCommand]))).toBe('cache miss: no entry');
+    const [task] = readdirSync(cacheDir).filter((name) => /^[0-9a-f]{64}$/.test(name));
+    const [entry] = readdirSync(join(cacheDir, task ?? '')).filter((name) => name.endsWith('.tar.zst'));
+    writeFileSync(join(cacheDir, task ?? '', entry ?? ''), 'not an archive');
+    const garbled = await runner_(['--cache-dir', cacheDir, ...toolCommand]);
+    expect(garbled.code, garbled.stderr).toBe(0);
+    expect(status(garbled)).toMatch(/^cache miss: no entry, entry [0-9a-f]{64} refused: /);
+    expect(status(await runner_(['--cache-dir', cacheDir, ...toolCommand]))).toBe('cache hit');
+  });
+
   it('refuses to --clean a directory it did not write', async () => {
     const result = await runner_(['--cache-dir', '.', '--clean']);
     expect(result.code).toBe(1);
