@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/audit.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -59,6 +60,9 @@
 #endif
 #ifndef SYS_faccessat2
 #define SYS_faccessat2 439
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
 #endif
 
 struct statx;
@@ -337,15 +341,49 @@ static size_t absolute(int dirfd, const char *path, char *out, size_t cap) {
 
 static void record_incomplete(const char *why, const char *path);
 
+/*
+ * `path` (absolute, `len` bytes, in a buffer of `cap`) rewritten in place
+ * when it goes through a process's cwd, root or descriptor link in /proc:
+ * the link's target, then the rest. Returns the new length, 0 when it names
+ * no file (a pipe's descriptor, a process gone) or is no such path,
+ * TOO_LONG when it does not fit.
+ */
+static size_t through_proc_link(char *path, size_t len, size_t cap) {
+  unsigned long process_end;
+  size_t end = trace_proc_link(path, &process_end);
+  char link[64], target[TRACE_PATH_MAX];
+  if (end == 0 || end >= sizeof link) return 0;
+  memcpy(link, path, end);
+  link[end] = '\0';
+  long r = sys(SYS_readlinkat, AT_FDCWD, link, target, sizeof target - 1);
+  if (r <= 0 || target[0] != '/') return 0;
+  /* The root is "/": the rest is already absolute. */
+  size_t t = r == 1 ? 0 : (size_t)r, rest = len - end;
+  if (t + rest + 2 > cap) return TOO_LONG;
+  memmove(path + t, path + end, rest + 1);
+  memcpy(path, target, t);
+  if (t + rest == 0) {
+    path[0] = '/';
+    path[1] = '\0';
+    return 1;
+  }
+  return t + rest;
+}
+
 static void record_at(char kind, int dirfd, const char *path) {
   char rec[TRACE_PATH_MAX + 2];
   if (trace_path[0] == '\0') return;
   size_t n = absolute(dirfd, path, rec + 1, sizeof rec - 1);
+  /* Off the common path: only a name in /proc is looked at again. */
+  if (n != TOO_LONG && n != 0 && is_pseudo(rec + 1)) {
+    n = through_proc_link(rec + 1, n, sizeof rec - 1);
+    if (n != TOO_LONG && n != 0 && is_pseudo(rec + 1)) return;
+  }
   if (n == TOO_LONG) {
     record_incomplete("a path longer than the tracer records was accessed", NULL);
     return;
   }
-  if (n == 0 || is_pseudo(rec + 1)) return;
+  if (n == 0) return;
   if (starts_with_dir(rec + 1, trace_path)) return;
   rec[0] = kind;
   if (seen_before(rec, n + 1)) return;
@@ -861,57 +899,190 @@ EXPORT int truncate(const char *path, off_t length) {
 }
 EXPORT int truncate64(const char *path, off_t length) { return truncate(path, length); }
 
+static long linkat_traced(int olddir, const char *oldpath, int newdir, const char *newpath, int flags) {
+  record_at(TRACE_WRITTEN, newdir, newpath);
+  long r = sys6(SYS_linkat, olddir, (long)oldpath, newdir, (long)newpath, flags, 0);
+  record_lookup(olddir, oldpath, r);
+  return r;
+}
+
+static long symlinkat_traced(const char *target, int dirfd, const char *linkpath) {
+  record_at(TRACE_WRITTEN, dirfd, linkpath);
+  return sys(SYS_symlinkat, target, dirfd, linkpath, 0);
+}
+
+/* A node made (a FIFO, a socket, a device): written once it exists. */
+static long mknodat_traced(int dirfd, const char *path, long mode, long dev) {
+  long r = sys(SYS_mknodat, dirfd, path, mode, dev);
+  if (r == 0) record_at(TRACE_WRITTEN, dirfd, path);
+  return r;
+}
+
 EXPORT int link(const char *oldpath, const char *newpath) {
   ENSURE_INIT();
-  record_at(TRACE_WRITTEN, AT_FDCWD, newpath);
-  long r = sys6(SYS_linkat, AT_FDCWD, (long)oldpath, AT_FDCWD, (long)newpath, 0, 0);
-  record_lookup(AT_FDCWD, oldpath, r);
-  return (int)ret_errno(r);
+  return (int)ret_errno(linkat_traced(AT_FDCWD, oldpath, AT_FDCWD, newpath, 0));
 }
 
 EXPORT int linkat(int olddir, const char *oldpath, int newdir, const char *newpath, int flags) {
   ENSURE_INIT();
-  record_at(TRACE_WRITTEN, newdir, newpath);
-  long r = sys6(SYS_linkat, olddir, (long)oldpath, newdir, (long)newpath, flags, 0);
-  record_lookup(olddir, oldpath, r);
-  return (int)ret_errno(r);
+  return (int)ret_errno(linkat_traced(olddir, oldpath, newdir, newpath, flags));
 }
 
 EXPORT int symlink(const char *target, const char *linkpath) {
   ENSURE_INIT();
-  record(TRACE_WRITTEN, linkpath);
-  return (int)ret_errno(sys(SYS_symlinkat, target, AT_FDCWD, linkpath, 0));
+  return (int)ret_errno(symlinkat_traced(target, AT_FDCWD, linkpath));
 }
 
 EXPORT int symlinkat(const char *target, int dirfd, const char *linkpath) {
   ENSURE_INIT();
-  record_at(TRACE_WRITTEN, dirfd, linkpath);
-  return (int)ret_errno(sys(SYS_symlinkat, target, dirfd, linkpath, 0));
+  return (int)ret_errno(symlinkat_traced(target, dirfd, linkpath));
+}
+
+/* ---- openat2, listings by descriptor ------------------------------------ */
+
+/*
+ * openat2 (no libc wrapper: syscall(3) or raw) records like openat, with
+ * the flags of its `struct open_how`. RESOLVE_IN_ROOT makes its descriptor
+ * the root, so the name is recorded as the one it has beneath that root.
+ */
+static long openat2_traced(int dirfd, const char *path, const void *how_arg, size_t size) {
+  uint64_t how[3]; /* flags, mode, resolve */
+  if (how_arg == NULL || size < sizeof how || path == NULL) return sys(SYS_openat2, dirfd, path, how_arg, size);
+  memcpy(how, how_arg, sizeof how);
+  char in_root[TRACE_PATH_MAX];
+  const char *name = path;
+  if (how[2] & TRACE_RESOLVE_IN_ROOT) {
+    if (trace_in_root(path, in_root, sizeof in_root) == 0) {
+      record_incomplete("a path longer than the tracer records was accessed", NULL);
+      return sys(SYS_openat2, dirfd, path, how_arg, size);
+    }
+    name = in_root;
+  }
+  record_open_before(dirfd, name, (int)how[0]);
+  long r = sys(SYS_openat2, dirfd, path, how_arg, size);
+  record_open_after(dirfd, name, (int)how[0], r);
+  return r;
+}
+
+/* A directory read by descriptor: listed, under the name its descriptor has.
+ * libc's readdir makes this call internally, where the supervisor's filter
+ * needs no record (the open was one); only syscall(3) and raw calls get here. */
+static long getdents_traced(long nr, int fd, void *buf, long len) {
+  long r = sys(nr, fd, buf, len, 0);
+  if (r >= 0 && trace_path[0]) {
+    char link[32], dir[TRACE_PATH_MAX];
+    fd_link(link, fd);
+    long n = sys(SYS_readlinkat, AT_FDCWD, link, dir, sizeof dir - 1);
+    if (n > 0 && dir[0] == '/') {
+      dir[n] = '\0';
+      record(TRACE_LISTED, dir);
+    }
+  }
+  return r;
+}
+
+/* ---- one table for syscall(3) and raw system calls ----------------------- */
+
+#define NOT_TRACED (-4096 - 2)
+
+/*
+ * Every system call that names a file, recorded and made as the libc hooks
+ * do it: for syscall(3) (libuv's statx, a program's openat2) and for the raw
+ * calls Syscall User Dispatch hands to the SIGSYS handler. One table, so the
+ * two cannot drift. NOT_TRACED for any other number: the caller makes that
+ * call through libc, where the supervisor's filter sees it if it names a
+ * file after all (execve, chroot, open_by_handle_at, …).
+ */
+static long traced_call(long nr, const long *a) {
+  const char *p0 = (const char *)a[0], *p1 = (const char *)a[1];
+  switch (nr) {
+    case SYS_openat:
+      return openat_traced((int)a[0], p1, (int)a[2], a[3]);
+    case SYS_openat2:
+      return openat2_traced((int)a[0], p1, (const void *)a[2], (size_t)a[3]);
+    case SYS_statx:
+      return do_statx((int)a[0], p1, (int)a[2], (unsigned)a[3], (void *)a[4]);
+    case SYS_FSTATAT:
+      return fstatat_traced((int)a[0], p1, (void *)a[2], (int)a[3]);
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_readlinkat:
+      return lookup_traced(nr, (int)a[0], p1, a[2], a[3]);
+    case SYS_mkdirat:
+      return mkdirat_traced((int)a[0], p1, a[2]);
+    case SYS_mknodat:
+      return mknodat_traced((int)a[0], p1, a[2], a[3]);
+    case SYS_unlinkat:
+      return unlinkat_traced((int)a[0], p1, (int)a[2]);
+    case SYS_renameat2:
+      return renameat2_traced((int)a[0], p1, (int)a[2], (const char *)a[3], (unsigned)a[4]);
+    case SYS_linkat:
+      return linkat_traced((int)a[0], p1, (int)a[2], (const char *)a[3], (int)a[4]);
+    case SYS_symlinkat:
+      return symlinkat_traced(p0, (int)a[1], (const char *)a[2]);
+    case SYS_truncate:
+      return truncate_traced(p0, a[1]);
+    case SYS_getdents64:
+      return getdents_traced(nr, (int)a[0], (void *)a[1], a[2]);
+#ifdef SYS_open
+    /* The older calls, as the *at call they equal. */
+    case SYS_open:
+      return openat_traced(AT_FDCWD, p0, (int)a[1], a[2]);
+    case SYS_creat:
+      return openat_traced(AT_FDCWD, p0, O_CREAT | O_WRONLY | O_TRUNC, a[1]);
+    case SYS_stat:
+      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], 0);
+    case SYS_lstat:
+      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], AT_SYMLINK_NOFOLLOW);
+    case SYS_access:
+      return lookup_traced(SYS_faccessat, AT_FDCWD, p0, a[1], 0);
+    case SYS_readlink:
+      return lookup_traced(SYS_readlinkat, AT_FDCWD, p0, a[1], a[2]);
+    case SYS_mkdir:
+      return mkdirat_traced(AT_FDCWD, p0, a[1]);
+    case SYS_mknod:
+      return mknodat_traced(AT_FDCWD, p0, a[1], a[2]);
+    case SYS_rmdir:
+      return unlinkat_traced(AT_FDCWD, p0, AT_REMOVEDIR);
+    case SYS_unlink:
+      return unlinkat_traced(AT_FDCWD, p0, 0);
+    case SYS_rename:
+      return renameat2_traced(AT_FDCWD, p0, AT_FDCWD, p1, 0);
+    case SYS_renameat:
+      return renameat2_traced((int)a[0], p1, (int)a[2], (const char *)a[3], 0);
+    case SYS_link:
+      return linkat_traced(AT_FDCWD, p0, AT_FDCWD, p1, 0);
+    case SYS_symlink:
+      return symlinkat_traced(p0, AT_FDCWD, p1);
+    case SYS_getdents:
+      return getdents_traced(nr, (int)a[0], (void *)a[1], a[2]);
+#endif
+    default:
+      return NOT_TRACED;
+  }
 }
 
 /* ---- syscall(2) --------------------------------------------------------- */
 
-/* libuv stats through syscall(SYS_statx); io_uring would move file access
- * where neither the hooks nor the filter see it, so it is refused (libuv,
- * told ENOSYS, falls back to its thread pool). */
+/* Calls that name a file go through the table above (libuv stats through
+ * syscall(SYS_statx)); any other through libc's syscall(3), which the
+ * supervisor's filter sees. io_uring would move file access where neither
+ * the hooks nor the filter see it, so it is refused (libuv, told ENOSYS,
+ * falls back to its thread pool). */
 EXPORT long syscall(long nr, ...) {
   va_list ap;
   va_start(ap, nr);
-  long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
-  long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+  long a[6];
+  for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
   va_end(ap);
   ENSURE_INIT();
-  switch (nr) {
-    case SYS_statx:
-      return ret_errno(do_statx((int)a, (const char *)b, (int)c, (unsigned)d, (void *)e));
-    case SYS_openat:
-      return do_openat((int)a, (const char *)b, (int)c, (mode_t)d);
-    case SYS_io_uring_setup:
-      errno = ENOSYS;
-      return -1;
-    default:
-      return ret_errno(sys6(nr, a, b, c, d, e, f));
+  if (nr == SYS_io_uring_setup) {
+    errno = ENOSYS;
+    return -1;
   }
+  long r = traced_call(nr, a);
+  if (r != NOT_TRACED) return ret_errno(r);
+  return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* ---- exec: the tracer stays in the child's env -------------------------- */
@@ -1105,13 +1276,15 @@ static const int arg_regs[6] = {REG_RDI, REG_RSI, REG_RDX, REG_R10, REG_R8, REG_
 #define UC_NR(uc) ((uc)->uc_mcontext.gregs[REG_RAX])
 #define UC_RET(uc) ((uc)->uc_mcontext.gregs[REG_RAX])
 #define UC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
-#define SYSCALL_INSN_LEN 2
+#define SYSCALL_INSN_LEN 2 /* syscall, and int $0x80 */
+#define TRACE_NATIVE_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
 #define UC_ARG(uc, i) ((uc)->uc_mcontext.regs[i])
 #define UC_NR(uc) ((uc)->uc_mcontext.regs[8])
 #define UC_RET(uc) ((uc)->uc_mcontext.regs[0])
 #define UC_PC(uc) ((uc)->uc_mcontext.pc)
 #define SYSCALL_INSN_LEN 4
+#define TRACE_NATIVE_ARCH AUDIT_ARCH_AARCH64
 #endif
 
 /* Run the call as the thread itself: it creates a thread or process, or
@@ -1122,43 +1295,9 @@ static struct sigaction program_sigsys; /* a SIGSYS handler the program set, cha
 static int sud_usable;
 
 static long emulate(long nr, const long *a, ucontext_t *uc) {
-  long r;
-  const char *p0 = (const char *)a[0], *p1 = (const char *)a[1];
+  long r = traced_call(nr, a);
+  if (r != NOT_TRACED) return r;
   switch (nr) {
-    case SYS_openat:
-      return openat_traced((int)a[0], p1, (int)a[2], a[3]);
-#ifdef SYS_open
-    case SYS_open:
-      return openat_traced(AT_FDCWD, p0, (int)a[1], a[2]);
-#endif
-    case SYS_statx:
-      return do_statx((int)a[0], p1, (int)a[2], (unsigned)a[3], (void *)a[4]);
-    case SYS_FSTATAT:
-      return fstatat_traced((int)a[0], p1, (void *)a[2], (int)a[3]);
-#ifdef SYS_stat
-    case SYS_stat:
-      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], 0);
-    case SYS_lstat:
-      return fstatat_traced(AT_FDCWD, p0, (void *)a[1], AT_SYMLINK_NOFOLLOW);
-#endif
-    case SYS_faccessat:
-    case SYS_faccessat2:
-    case SYS_readlinkat:
-      return lookup_traced(nr, (int)a[0], p1, a[2], a[3]);
-#ifdef SYS_access
-    case SYS_access:
-      return lookup_traced(SYS_faccessat, AT_FDCWD, p0, a[1], 0);
-    case SYS_readlink:
-      return lookup_traced(SYS_readlinkat, AT_FDCWD, p0, a[1], a[2]);
-#endif
-    case SYS_mkdirat:
-      return mkdirat_traced((int)a[0], p1, a[2]);
-    case SYS_unlinkat:
-      return unlinkat_traced((int)a[0], p1, (int)a[2]);
-    case SYS_renameat2:
-      return renameat2_traced((int)a[0], p1, (int)a[2], (const char *)a[3], (unsigned)a[4]);
-    case SYS_truncate:
-      return truncate_traced(p0, a[1]);
     case SYS_rt_sigprocmask: {
       /* The mask the thread returns to is the handler's saved one. */
       uint64_t *mask = (uint64_t *)(void *)&uc->uc_sigmask, old = *mask, set;
@@ -1219,7 +1358,10 @@ static void on_sigsys(int sig, siginfo_t *info, void *context) {
   long nr = info->si_syscall, a[6];
   for (int i = 0; i < 6; i++) a[i] = (long)UC_ARG(uc, i);
   sud_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-  long r = emulate(nr, a, uc);
+  /* int $0x80 in a 64-bit thread has i386 numbers and registers, which the
+   * table does not know: the thread makes it itself, under the supervisor's
+   * filter, which knows them. */
+  long r = info->si_arch == TRACE_NATIVE_ARCH ? emulate(nr, a, uc) : RUN_NATIVELY;
   if (r == RUN_NATIVELY) {
     /* Back over the instruction with dispatch off for this thread: its raw
      * calls go to the supervisor from now on, slower but seen. */

@@ -148,6 +148,9 @@ static const int traced_syscalls[] = {
 #ifdef SYS_mkdir
     SYS_mkdir,
 #endif
+#ifdef SYS_mknod
+    SYS_mknod,
+#endif
 #ifdef SYS_rmdir
     SYS_rmdir,
 #endif
@@ -172,19 +175,49 @@ static const int traced_syscalls[] = {
     SYS_openat,      SYS_openat2,   SYS_statx,   SYS_faccessat, SYS_faccessat2, SYS_readlinkat,
     SYS_execve,      SYS_execveat,  SYS_mkdirat, SYS_unlinkat,  SYS_renameat2,  SYS_truncate,
     SYS_linkat,      SYS_symlinkat, SYS_mknodat,
+    /* No path to record: the trace says it is incomplete. */
+    SYS_chroot,      SYS_open_by_handle_at, SYS_name_to_handle_at,
 };
 #define N_TRACED (sizeof traced_syscalls / sizeof traced_syscalls[0])
+
+#if defined(__x86_64__)
+/*
+ * A 64-bit kernel runs i386 programs, and `int $0x80` from a 64-bit one,
+ * under other numbers (the filter's arch is then AUDIT_ARCH_I386). Each
+ * file system call of that ABI, with the native call it is handled as: the
+ * same arguments in the same places, pointers and flags alike.
+ */
+static const struct {
+  int i386, native;
+} i386_syscalls[] = {
+    {5, SYS_open},        {8, SYS_creat},          {9, SYS_link},          {10, SYS_unlink},
+    {11, SYS_execve},     {14, SYS_mknod},         {18, SYS_stat},         {33, SYS_access},
+    {38, SYS_rename},     {39, SYS_mkdir},         {40, SYS_rmdir},        {61, SYS_chroot},
+    {83, SYS_symlink},    {84, SYS_lstat},         {85, SYS_readlink},     {92, SYS_truncate},
+    {106, SYS_stat},      {107, SYS_lstat},        {193, SYS_truncate},    {195, SYS_stat},
+    {196, SYS_lstat},     {295, SYS_openat},       {296, SYS_mkdirat},     {297, SYS_mknodat},
+    {300, SYS_newfstatat}, {301, SYS_unlinkat},    {302, SYS_renameat},    {303, SYS_linkat},
+    {304, SYS_symlinkat}, {305, SYS_readlinkat},   {307, SYS_faccessat},   {341, SYS_name_to_handle_at},
+    {342, SYS_open_by_handle_at}, {353, SYS_renameat2}, {358, SYS_execveat}, {383, SYS_statx},
+    {437, SYS_openat2},   {439, SYS_faccessat2},
+};
+#define N_I386 (sizeof i386_syscalls / sizeof i386_syscalls[0])
+#define FOREIGN_ARCH AUDIT_ARCH_I386
+#else
+#define N_I386 0
+#endif
 
 #define LD_ABS(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)offsetof(struct seccomp_data, field))
 #define IP_LO ((uint32_t)offsetof(struct seccomp_data, instruction_pointer))
 #define IP_HI (IP_LO + 4)
 
-/* Builds the filter into `prog` (room for N_TRACED + 16 instructions). */
+/* Builds the filter into `prog` (room for FILTER_MAX instructions). */
+#define FILTER_MAX (N_TRACED + N_I386 + 24)
 static size_t build_filter(struct sock_filter *prog, int preload_mode) {
   size_t n = 0;
   prog[n++] = (struct sock_filter)LD_ABS(arch);
-  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TRACE_AUDIT_ARCH, 1, 0);
-  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  /* Set below: another ABI's calls jump to their part, at the end. */
+  size_t to_foreign = n++;
   prog[n++] = (struct sock_filter)LD_ABS(nr);
 #if defined(__x86_64__)
   /* x32 system calls would reach the same kernel code under other numbers. */
@@ -213,6 +246,22 @@ static size_t build_filter(struct sock_filter *prog, int preload_mode) {
     prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)hi, 1, 0);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   }
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+  /* Another ABI: on x86_64, i386's file system calls are notified and its
+   * io_uring refused; any other ABI's calls are all notified, and the
+   * supervisor says it cannot read them. */
+  prog[to_foreign] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TRACE_AUDIT_ARCH, 0, (uint8_t)(n - to_foreign - 1));
+#if defined(__x86_64__)
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FOREIGN_ARCH, 0, (uint8_t)(N_I386 + 4));
+  prog[n++] = (struct sock_filter)LD_ABS(nr);
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+  for (size_t i = 0; i < N_I386; i++) {
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)i386_syscalls[i].i386, (uint8_t)(N_I386 - i), 0);
+    n++;
+  }
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+#endif
   prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
   return n;
 }
@@ -285,31 +334,74 @@ static void unreadable(pid_t pid, const char *what) {
   write_record(TRACE_INCOMPLETE, why);
 }
 
+static const char too_long[] = "a path longer than the tracer records was accessed";
+
+/*
+ * `out` (absolute) rewritten when it goes through a cwd, root or descriptor
+ * link of a process in /proc: the link's target, then the rest ("self" is
+ * the caller `pid`). Left as it is (a pseudo-file) when the link names no
+ * file: a pipe's descriptor, a process gone.
+ */
+static void through_proc_link(pid_t pid, char *out, size_t cap) {
+  unsigned long process_end;
+  size_t end = trace_proc_link(out, &process_end);
+  if (end == 0) return;
+  char link[128], target[TRACE_PATH_MAX];
+  const char *process = out + strlen("/proc/");
+  int len = (process[0] >= '0' && process[0] <= '9')
+                ? snprintf(link, sizeof link, "%.*s", (int)end, out)
+                : snprintf(link, sizeof link, "/proc/%d%.*s", pid, (int)(end - process_end), out + process_end);
+  if (len < 0 || (size_t)len >= sizeof link) return;
+  ssize_t t = readlink(link, target, sizeof target - 1);
+  if (t <= 0 || target[0] != '/') return;
+  /* The root is "/": the rest is already absolute. */
+  if (t == 1) t = 0;
+  size_t rest = strlen(out + end);
+  if ((size_t)t + rest + 2 > cap) {
+    write_record(TRACE_INCOMPLETE, too_long);
+    return;
+  }
+  memmove(out + t, out + end, rest + 1);
+  memcpy(out, target, (size_t)t);
+  if (t == 0 && rest == 0) strcpy(out, "/");
+}
+
 /* The absolute path a (dirfd, path pointer) pair of `pid` names, or 0 when
- * it names none (a bad pointer, an empty path, a process gone). */
-static int resolve(pid_t pid, int dirfd, uint64_t addr, char *out, size_t cap) {
+ * it names none (a bad pointer, an empty path, a process gone). `in_root`:
+ * the path is resolved with `dirfd` as its root (openat2's RESOLVE_IN_ROOT). */
+static int resolve_name(pid_t pid, int dirfd, uint64_t addr, int in_root, char *out, size_t cap) {
   char rel[TRACE_PATH_MAX];
   long len = read_string(pid, addr, rel, sizeof rel);
   if (len == -2) unreadable(pid, "a path argument");
   if (len <= 0) return 0;
-  if (rel[0] == '/') {
-    memcpy(out, rel, (size_t)len + 1);
-    return 1;
+  if (in_root) {
+    char beneath[TRACE_PATH_MAX];
+    len = (long)trace_in_root(rel, beneath, sizeof beneath);
+    if (len == 0) {
+      write_record(TRACE_INCOMPLETE, too_long);
+      return 0;
+    }
+    memcpy(rel, beneath, (size_t)len + 1);
   }
-  long n = dir_of(pid, dirfd, out, cap);
-  if (n < 0) {
-    /* A process that is gone never makes the call; any other failure hides a path. */
-    if (errno != ENOENT && errno != ESRCH) unreadable(pid, "the directory of a relative path");
-    return 0;
+  long n = 0;
+  if (rel[0] != '/') {
+    n = dir_of(pid, dirfd, out, cap);
+    if (n < 0) {
+      /* A process that is gone never makes the call; any other failure hides a path. */
+      if (errno != ENOENT && errno != ESRCH) unreadable(pid, "the directory of a relative path");
+      return 0;
+    }
+    if ((size_t)(n + 1 + len + 1) > cap) {
+      write_record(TRACE_INCOMPLETE, too_long);
+      return 0;
+    }
+    if (n > 1) out[n++] = '/';
   }
-  if ((size_t)(n + 1 + len + 1) > cap) {
-    write_record(TRACE_INCOMPLETE, "a path longer than the tracer records was accessed");
-    return 0;
-  }
-  if (n > 1) out[n++] = '/';
   memcpy(out + n, rel, (size_t)len + 1);
+  if (strncmp(out, "/proc/", 6) == 0) through_proc_link(pid, out, cap);
   return 1;
 }
+#define resolve(pid, dirfd, addr, out, cap) resolve_name(pid, dirfd, addr, 0, out, cap)
 
 static int starts_with_dir(const char *path, const char *dir) {
   size_t n = strlen(dir);
@@ -393,6 +485,24 @@ static void record_open(const char *path, uint64_t flags) {
  * supervisor's own CPU time, on stderr at exit. */
 static unsigned long notified[512];
 
+/* The native number of a call notified under another ABI's, or -1 (once
+ * per ABI, the trace then says it is incomplete). */
+static int native_nr(const struct seccomp_data *data) {
+  if (data->arch == TRACE_AUDIT_ARCH) return data->nr;
+#if defined(__x86_64__)
+  if (data->arch == FOREIGN_ARCH) {
+    for (size_t i = 0; i < N_I386; i++)
+      if (i386_syscalls[i].i386 == data->nr) return i386_syscalls[i].native;
+    return -1;
+  }
+#endif
+  char why[160];
+  snprintf(why, sizeof why, "a program made system calls of another architecture (audit arch 0x%x), which the tracer cannot read",
+           data->arch);
+  record(TRACE_INCOMPLETE, why);
+  return -1;
+}
+
 static void handle(const struct seccomp_notif *req) {
   pid_t pid = (pid_t)req->pid;
   if (req->data.nr < 512) notified[req->data.nr]++;
@@ -400,7 +510,7 @@ static void handle(const struct seccomp_notif *req) {
   char path[TRACE_PATH_MAX + 1], other[TRACE_PATH_MAX + 1];
 #define PATH_AT(dirfd, arg) resolve(pid, (int)(dirfd), (arg), path, sizeof path)
 #define OTHER_AT(dirfd, arg) resolve(pid, (int)(dirfd), (arg), other, sizeof other)
-  switch (req->data.nr) {
+  switch (native_nr(&req->data)) {
 #ifdef SYS_open
     case SYS_open:
       if (PATH_AT(AT_FDCWD, a[0])) record_open(path, a[1]);
@@ -415,11 +525,15 @@ static void handle(const struct seccomp_notif *req) {
       if (PATH_AT(a[0], a[1])) record_open(path, a[2]);
       break;
     case SYS_openat2: {
-      uint64_t how_flags = 0;
-      long got = read_memory(pid, a[2], &how_flags, sizeof how_flags);
+      uint64_t how[3] = {O_RDWR, 0, 0}; /* flags, mode, resolve */
+      long got = a[3] >= sizeof how ? read_memory(pid, a[2], how, sizeof how) : -1;
       if (got == -2) unreadable(pid, "the flags of an openat2 call");
       /* Flags not known: taken as a read and a write, the stronger record. */
-      if (PATH_AT(a[0], a[1])) record_open(path, got == (long)sizeof how_flags ? how_flags : O_RDWR);
+      if (got != (long)sizeof how) {
+        how[0] = O_RDWR;
+        how[2] = 0;
+      }
+      if (resolve_name(pid, (int)a[0], a[1], (how[2] & TRACE_RESOLVE_IN_ROOT) != 0, path, sizeof path)) record_open(path, how[0]);
       break;
     }
 #ifdef SYS_stat
@@ -474,6 +588,20 @@ static void handle(const struct seccomp_notif *req) {
     case SYS_mkdirat:
     case SYS_mknodat:
       if (PATH_AT(a[0], a[1])) record(TRACE_WRITTEN, path);
+      break;
+#ifdef SYS_mknod
+    case SYS_mknod:
+      if (PATH_AT(AT_FDCWD, a[0])) record(TRACE_WRITTEN, path);
+      break;
+#endif
+    case SYS_name_to_handle_at:
+      if (PATH_AT(a[0], a[1])) record_lookup(path, (a[4] & AT_SYMLINK_FOLLOW) == 0);
+      break;
+    case SYS_open_by_handle_at:
+      record(TRACE_INCOMPLETE, "a program opened a file by handle (open_by_handle_at), which names no path");
+      break;
+    case SYS_chroot:
+      record(TRACE_INCOMPLETE, "a program changed its root directory (chroot), so the paths it names are not the ones the trace records");
       break;
 #ifdef SYS_rmdir
     case SYS_rmdir:
@@ -612,7 +740,7 @@ int main(int argc, char **argv) {
   }
   if (child < 0) die("fork");
   if (child == 0) {
-    struct sock_filter filter[N_TRACED + 24];
+    struct sock_filter filter[FILTER_MAX];
     struct sock_fprog prog = {(unsigned short)build_filter(filter, preload_mode), filter};
     int listener = -1;
     int result = -clone_error;

@@ -57,4 +57,77 @@
 /* Longest path a record carries, the kind byte and NUL not included. */
 #define TRACE_PATH_MAX 4096
 
+/* openat2's resolve flags that change what a name means (<linux/openat2.h>). */
+#define TRACE_RESOLVE_IN_ROOT 0x10
+
+/*
+ * The name a RESOLVE_IN_ROOT path has relative to its root directory, in
+ * `out`: a leading `/` is the root and `..` never climbs above it, so
+ * "/../a/./b" is "a/b" and "/" is ".". Returns its length, or 0 when it does
+ * not fit. Both the preload library and the supervisor record an openat2 of
+ * that kind as this name relative to its descriptor.
+ */
+static inline unsigned long trace_in_root(const char *path, char *out, unsigned long cap) {
+  unsigned long n = 0;
+  while (*path) {
+    const char *end = path;
+    while (*end && *end != '/') end++;
+    unsigned long len = (unsigned long)(end - path);
+    if (len == 2 && path[0] == '.' && path[1] == '.') {
+      while (n > 0 && out[n - 1] != '/') n--;
+      if (n > 0) n--;
+    } else if (len > 0 && !(len == 1 && path[0] == '.')) {
+      if (n + len + 2 > cap) return 0;
+      if (n > 0) out[n++] = '/';
+      for (unsigned long i = 0; i < len; i++) out[n++] = path[i];
+    }
+    path = *end ? end + 1 : end;
+  }
+  if (n == 0) {
+    if (cap < 2) return 0;
+    out[n++] = '.';
+  }
+  out[n] = '\0';
+  return n;
+}
+
+/*
+ * Whether `path` (absolute) goes through a process's link in /proc:
+ * /proc/<self|thread-self|pid>/cwd, .../root or .../fd/<n>, alone or
+ * followed by `/`. Returns the length of that link's part of `path` (0 when
+ * it has none) and sets `*process_end` to where its process part
+ * ("/proc/self") ends. The tracer records such a path as the link's target
+ * followed by the rest, not as a pseudo-file.
+ */
+static inline unsigned long trace_proc_link(const char *path, unsigned long *process_end) {
+  static const char proc[] = "/proc/";
+  unsigned long i = 0;
+  for (; proc[i]; i++)
+    if (path[i] != proc[i]) return 0;
+  const char *p = path + i;
+  if (p[0] == 's' && p[1] == 'e' && p[2] == 'l' && p[3] == 'f' && p[4] == '/') {
+    p += 4;
+  } else if (p[0] == 't' && p[1] == 'h' && p[2] == 'r' && p[3] == 'e' && p[4] == 'a' && p[5] == 'd' && p[6] == '-' &&
+             p[7] == 's' && p[8] == 'e' && p[9] == 'l' && p[10] == 'f' && p[11] == '/') {
+    p += 11;
+  } else {
+    const char *digits = p;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == digits || *p != '/') return 0;
+  }
+  *process_end = (unsigned long)(p - path);
+  p++;
+  if (p[0] == 'c' && p[1] == 'w' && p[2] == 'd') {
+    p += 3;
+  } else if (p[0] == 'r' && p[1] == 'o' && p[2] == 'o' && p[3] == 't') {
+    p += 4;
+  } else if (p[0] == 'f' && p[1] == 'd' && p[2] == '/' && p[3] >= '0' && p[3] <= '9') {
+    p += 3;
+    while (*p >= '0' && *p <= '9') p++;
+  } else {
+    return 0;
+  }
+  return *p == '/' || *p == '\0' ? (unsigned long)(p - path) : 0;
+}
+
 #endif
