@@ -285,6 +285,7 @@ fn manifest_of(
         task: TASK.to_owned(),
         inputs,
         env: env_fp("production"),
+        repo: None,
     };
     Manifest {
         format: ENTRY_FORMAT.to_owned(),
@@ -406,6 +407,8 @@ fn run_request(fx: &Fx, node_env: &str, started_at: SystemTime) -> StoreRequest 
         env: env_fp(node_env),
         outputs: vec!["dist".to_owned()],
         ignored_outputs: Vec::new(),
+        ignored_inputs: Vec::new(),
+        repo: None,
         stdout: b"built in 3ms\n".to_vec(),
         stderr: b"warning: none\n".to_vec(),
         started_at,

@@ -131,6 +131,8 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
         client_path: Some(addon),
         ..ServerOptions::default()
     })?;
+    // Where the tools declare no input, the repository's content keys the run.
+    let before = store.repo_snapshot().ok();
     let started_at = std::time::SystemTime::now();
     let output = Command::new(&command[0])
         .args(&command[1..])
@@ -151,6 +153,8 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
             env: EnvFingerprint::of_reports(&reports),
             outputs: declared_outputs(&reports, root),
             ignored_outputs: Vec::new(),
+            ignored_inputs: Vec::new(),
+            repo: before,
             stdout: output.stdout,
             stderr: output.stderr,
             started_at,

@@ -44,6 +44,10 @@ pub struct EntryKey {
     pub inputs: BTreeMap<String, InputRecord>,
     /// Tracked env and `addValue` values.
     pub env: EnvFingerprint,
+    /// Where no complete trace existed: the repository's content before the
+    /// run ([`super::repo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<super::repo::RepoKey>,
 }
 
 impl EntryKey {
@@ -178,10 +182,16 @@ impl Manifest {
             .env
             .check()
             .map_err(|err| CacheError::Malformed(err.to_string()))?;
-        if self.key.inputs.is_empty() {
+        let repo_files = self.key.repo.as_ref().map_or(0, |repo| repo.files.len());
+        if self.key.inputs.is_empty() && repo_files == 0 {
             return Err(CacheError::Malformed(
                 "the entry rests on no input: it would hold after any change".into(),
             ));
+        }
+        if let Some(repo) = &self.key.repo {
+            for path in repo.files.keys().chain(&repo.exclude) {
+                check_input_path(path)?;
+            }
         }
         for path in self.key.inputs.keys() {
             check_input_path(path)?;

@@ -21,6 +21,7 @@
 
 pub mod archive;
 pub mod entry;
+pub mod repo;
 pub mod restore;
 pub mod sign;
 
@@ -98,6 +99,14 @@ pub struct StoreRequest {
     pub started_at: SystemTime,
     /// What the runner's user overruled to store it.
     pub overruled: Vec<String>,
+    /// The repository's content before the run, taken where no complete
+    /// trace may exist: the run is keyed on it (minus what the run changed,
+    /// which becomes its outputs, and what its tools ignored) when `inputs`
+    /// is empty.
+    pub repo: Option<repo::RepoSnapshot>,
+    /// Paths whose reads are not inputs (a tool's `ignoreInput`), relative to
+    /// the root: left out of a repository key.
+    pub ignored_inputs: Vec<String>,
 }
 
 /// A local cache of task entries, rooted at a checkout.
@@ -107,6 +116,7 @@ pub struct Store {
     root: PathBuf,
     stat_cache: StatCache,
     limits: Limits,
+    repo_snapshot: Option<repo::RepoSnapshot>,
 }
 
 fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> CacheError {
@@ -187,6 +197,7 @@ impl Store {
             root,
             stat_cache,
             limits: Limits::default(),
+            repo_snapshot: None,
         })
     }
 
@@ -278,8 +289,44 @@ impl Store {
             reasons.truncate(SHOWN_REASONS);
             reasons.push("…".to_owned());
         }
+        if let Some(key) = &manifest.key.repo {
+            match self.repo_now() {
+                Ok(now) if now.root == key.root => {
+                    reasons.extend(repo::stale_reasons(key, now, SHOWN_REASONS))
+                }
+                Ok(_) => {
+                    reasons.push("the entry was stored from another place in its repository".into())
+                }
+                Err(err) => reasons.push(format!("the repository cannot be read: {err}")),
+            }
+        }
         reasons.extend(manifest.key.env.validate(env));
         reasons
+    }
+
+    /// The repository's content as a look-up sees it, taken once per store.
+    fn repo_now(&mut self) -> Result<&repo::RepoSnapshot, repo::RepoError> {
+        if self.repo_snapshot.is_none() {
+            self.repo_snapshot = Some(repo::RepoSnapshot::take(
+                &self.root,
+                std::slice::from_ref(&self.dir),
+                &self.stat_cache,
+            )?);
+        }
+        Ok(self
+            .repo_snapshot
+            .as_ref()
+            .unwrap_or_else(|| unreachable!()))
+    }
+
+    /// The repository's content now, for a run that may have no complete
+    /// trace: take it before the run and give it to [`Store::store`].
+    pub fn repo_snapshot(&self) -> Result<repo::RepoSnapshot, repo::RepoError> {
+        repo::RepoSnapshot::take(
+            &self.root,
+            std::slice::from_ref(&self.dir),
+            &self.stat_cache,
+        )
     }
 
     /// The task's local entries, newest first; those that fail a check are
@@ -400,11 +447,18 @@ impl Store {
     /// one that lies outside the root or under a link), and writes the
     /// archive aside before renaming it into place. Returns its manifest.
     pub fn store(&mut self, request: &StoreRequest) -> Result<Manifest, CacheError> {
-        if request.inputs.is_empty() {
-            return Err(CacheError::Refused(
-                "no inputs known: a key that covers nothing would hit after any change".into(),
-            ));
-        }
+        let (repo, changed_outputs) = match (&request.repo, request.inputs.is_empty()) {
+            (Some(before), true) => {
+                let (key, outputs) = self.repo_key(before, request)?;
+                (Some(key), outputs)
+            }
+            (None, true) => {
+                return Err(CacheError::Refused(
+                    "no inputs known: a key that covers nothing would hit after any change".into(),
+                ))
+            }
+            (_, false) => (None, Vec::new()),
+        };
         let mut inputs = BTreeMap::new();
         let mut changed = Vec::new();
         let stat_cache = &self.stat_cache;
@@ -450,12 +504,16 @@ impl Store {
             .env
             .check()
             .map_err(|err| CacheError::Refused(err.to_string()))?;
-        let mut outputs =
-            archive::collect_outputs(&self.root, &request.outputs, &request.ignored_outputs)?;
+        let mut wanted = request.outputs.clone();
+        wanted.extend(changed_outputs);
+        wanted.sort();
+        wanted.dedup();
+        let mut outputs = archive::collect_outputs(&self.root, &wanted, &request.ignored_outputs)?;
         let key = EntryKey {
             task: request.task.clone(),
             inputs,
             env: request.env.clone(),
+            repo,
         };
         let manifest = Manifest {
             format: ENTRY_FORMAT.to_owned(),
@@ -484,6 +542,94 @@ impl Store {
             .map_err(io_err("the entry"))
         })?;
         Ok(manifest)
+    }
+
+    /// A repository key for a run with no complete trace: its content
+    /// before the run, minus what the run changed (which becomes its outputs,
+    /// relative to the root), its declared outputs and what its tools ignored.
+    fn repo_key(
+        &self,
+        before: &repo::RepoSnapshot,
+        request: &StoreRequest,
+    ) -> Result<(repo::RepoKey, Vec<String>), CacheError> {
+        let refused = |err: repo::RepoError| CacheError::Refused(err.to_string());
+        let after = repo::RepoSnapshot::take(
+            &self.root,
+            std::slice::from_ref(&self.dir),
+            &self.stat_cache,
+        )
+        .map_err(refused)?;
+        if after.root != before.root {
+            return Err(CacheError::Refused(
+                "the repository moved while the command ran".into(),
+            ));
+        }
+        let prefix = if before.root.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", before.root)
+        };
+        let in_repo = |rel: &String| format!("{prefix}{rel}");
+        let changed = after.changed_since(before);
+        let outside: Vec<&str> = changed
+            .iter()
+            .filter(|path| !path.starts_with(&prefix))
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            let shown: Vec<&str> = outside.into_iter().take(SHOWN_REASONS).collect();
+            return Err(CacheError::Refused(format!(
+                "the command changed files of the repository outside its root: {}",
+                shown.join(", ")
+            )));
+        }
+        let mut exclude: Vec<String> = request.outputs.iter().map(in_repo).collect();
+        exclude.extend(request.ignored_inputs.iter().map(in_repo));
+        exclude.extend(request.ignored_outputs.iter().map(in_repo));
+        // A file that was there before and the run changed or deleted may be
+        // what it read (a formatter's source): keyed on nothing, a later edit
+        // of it would hit and be overwritten. Only what the tools declared or
+        // ignored may be rewritten.
+        let modified: Vec<&str> = changed
+            .iter()
+            .filter(|path| before.files.contains_key(*path) && !repo::is_excluded(path, &exclude))
+            .map(String::as_str)
+            .collect();
+        if !modified.is_empty() {
+            let more = if modified.len() > SHOWN_REASONS {
+                format!(", … ({} in all)", modified.len())
+            } else {
+                String::new()
+            };
+            let shown: Vec<&str> = modified.into_iter().take(SHOWN_REASONS).collect();
+            return Err(CacheError::Refused(format!(
+                "the command changed or deleted files of the repository it may have read: {}{more}",
+                shown.join(", ")
+            )));
+        }
+        // What the run created (or rewrote where allowed) is its output, and out of its key.
+        let outputs: Vec<String> = changed
+            .iter()
+            .filter(|path| after.files.contains_key(*path))
+            .map(|path| path[prefix.len()..].to_owned())
+            .collect();
+        exclude.extend(changed);
+        exclude.sort();
+        exclude.dedup();
+        let files = before.without(&exclude);
+        if files.is_empty() {
+            return Err(CacheError::Refused(
+                "the repository holds nothing the run could have read: a key that covers nothing would hit after any change".into(),
+            ));
+        }
+        Ok((
+            repo::RepoKey {
+                root: before.root.clone(),
+                exclude,
+                files,
+            },
+            outputs,
+        ))
     }
 
     /// The task's other entries that rest on the same inputs and env as

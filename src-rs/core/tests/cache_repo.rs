@@ -1,0 +1,211 @@
+//! Where no complete trace exists, a run is keyed on its repository's
+//! content: a real git repository, a real run's outputs, and each kind of
+//! file mutated in turn.
+#![cfg(unix)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use runner_aware::cache::repo::{RepoError, RepoSnapshot};
+use runner_aware::cache::{Lookup, Store, StoreRequest};
+use runner_aware::env_fingerprint::EnvFingerprint;
+use runner_aware::fingerprint::StatCache;
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=ci@example.com", "-c", "user.name=ci"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(status.status.success(), "git {args:?}: {status:?}");
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+/// A repository with tracked sources, a git-ignored `.env.local` and cache,
+/// and the app in `packages/app`.
+fn repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    git(top, &["init", "-q"]);
+    write(
+        top,
+        ".gitignore",
+        "dist/\n.env.local\n.cache/\nnode_modules/\n",
+    );
+    write(top, "package-lock.json", "{}\n");
+    write(top, "packages/app/src/main.js", "console.log(1)\n");
+    write(top, "packages/lib/index.js", "export const x = 1\n");
+    write(top, "packages/app/.env.local", "VITE_KEY=a\n");
+    write(top, "packages/app/.cache/state", "1\n");
+    write(top, "packages/app/node_modules/dep/index.js", "dep\n");
+    git(top, &["add", "-A"]);
+    git(top, &["commit", "-q", "-m", "init"]);
+    dir
+}
+
+/// One run of the "build": reads nothing the store knows of, writes dist/.
+fn run_and_store(store: &mut Store, app: &Path) -> Result<(), String> {
+    let before = store.repo_snapshot().map_err(|err| err.to_string())?;
+    let started_at = SystemTime::now();
+    write(
+        app,
+        "dist/out.js",
+        &fs::read_to_string(app.join("src/main.js")).unwrap(),
+    );
+    store
+        .store(&StoreRequest {
+            task: "build".into(),
+            inputs: Vec::new(),
+            env: EnvFingerprint::new(Default::default(), vec![], Default::default(), vec![]),
+            outputs: Vec::new(),
+            ignored_outputs: Vec::new(),
+            ignored_inputs: vec![".cache".into()],
+            stdout: b"built\n".to_vec(),
+            stderr: Vec::new(),
+            started_at,
+            overruled: Vec::new(),
+            repo: Some(before),
+        })
+        .map(|manifest| {
+            assert_eq!(
+                manifest
+                    .outputs
+                    .iter()
+                    .map(|o| o.path())
+                    .collect::<Vec<_>>(),
+                ["dist/out.js"],
+                "what the run created is its output"
+            );
+        })
+        .map_err(|err| err.to_string())
+}
+
+fn lookup(app: &Path, cache: &Path) -> Result<(), Vec<String>> {
+    let mut store = Store::open(cache, app).unwrap();
+    match store.lookup("build", &Default::default()) {
+        Lookup::Hit(_) => Ok(()),
+        Lookup::Miss { reasons } => Err(reasons),
+    }
+}
+
+#[test]
+fn every_file_of_the_repository_keys_the_run_but_outputs_and_ignored_inputs() {
+    let repo = repository();
+    let app = repo.path().join("packages/app");
+    // A cache dir in the repository, as `--cache-dir .cache-runner` makes it:
+    // what the store writes there is never part of a key.
+    let cache = repo.path().join("packages/app/.cache-runner");
+    let mut store = Store::open(&cache, &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+
+    // Each kind of file, changed, misses by name; put back, it hits again.
+    for (rel, text, reason) in [
+        (
+            "packages/app/src/main.js",
+            "console.log(2)\n",
+            "repository file packages/app/src/main.js changed",
+        ),
+        (
+            "packages/lib/index.js",
+            "export const x = 2\n",
+            "repository file packages/lib/index.js changed",
+        ),
+        (
+            "packages/app/.env.local",
+            "VITE_KEY=b\n",
+            "repository file packages/app/.env.local changed",
+        ),
+        (
+            "package-lock.json",
+            "{\"v\":2}\n",
+            "repository file package-lock.json changed",
+        ),
+    ] {
+        let path = repo.path().join(rel);
+        let was = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text).unwrap();
+        assert_eq!(lookup(&app, &cache), Err(vec![reason.to_owned()]), "{rel}");
+        fs::write(&path, was).unwrap();
+        assert_eq!(lookup(&app, &cache), Ok(()), "{rel} put back");
+    }
+    write(repo.path(), "notes.txt", "new\n");
+    assert_eq!(
+        lookup(&app, &cache),
+        Err(vec!["repository file notes.txt added".to_owned()])
+    );
+    fs::remove_file(repo.path().join("notes.txt")).unwrap();
+
+    // What the tools ignored, the run's own outputs and node_modules do not count.
+    write(&app, ".cache/state", "2\n");
+    fs::remove_file(app.join("dist/out.js")).unwrap();
+    write(&app, "node_modules/dep/index.js", "patched\n");
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    let replay = {
+        let mut store = Store::open(&cache, &app).unwrap();
+        let Lookup::Hit(manifest) = store.lookup("build", &Default::default()) else {
+            panic!("a hit");
+        };
+        store.restore(&manifest).unwrap()
+    };
+    assert_eq!(replay.stdout, b"built\n");
+    assert_eq!(
+        fs::read_to_string(app.join("dist/out.js")).unwrap(),
+        "console.log(1)\n"
+    );
+
+    // A rebuild over its own output, which no tool declared: the run rewrote
+    // a file that was there, which it may have read, so it is not stored.
+    let mut store = Store::open(&cache, &app).unwrap();
+    write(&app, "src/main.js", "console.log(3)\n");
+    let err = run_and_store(&mut store, &app).unwrap_err();
+    assert!(
+        err.contains("it may have read: packages/app/dist/out.js"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_changes_the_repository_outside_its_root_is_not_stored() {
+    let repo = repository();
+    let app = repo.path().join("packages/app");
+    let mut store = Store::open(repo.path().join("cache"), &app).unwrap();
+    let before = store.repo_snapshot().unwrap();
+    write(repo.path(), "packages/lib/generated.js", "x\n");
+    let err = store
+        .store(&StoreRequest {
+            task: "build".into(),
+            inputs: Vec::new(),
+            env: EnvFingerprint::new(Default::default(), vec![], Default::default(), vec![]),
+            outputs: Vec::new(),
+            ignored_outputs: Vec::new(),
+            ignored_inputs: Vec::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            started_at: SystemTime::now(),
+            overruled: Vec::new(),
+            repo: Some(before),
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("outside its root: packages/lib/generated.js"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_git_there_is_no_repository_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = RepoSnapshot::take(dir.path(), &[], &StatCache::new()).unwrap_err();
+    assert!(matches!(err, RepoError::NotGit(_)), "{err}");
+}
