@@ -44,6 +44,12 @@ export declare class NativeCacheStore {
    */
   conflicting(manifest: string): Promise<string[]>
   /**
+   * The repository's content now, as JSON, for a run that may have no
+   * complete trace: take it before the run and give it to `store`. Rejects
+   * with the reason where the root is in no git repository.
+   */
+  repoSnapshot(): Promise<string>
+  /**
    * Adds an archive downloaded from a remote cache as a local entry, once
    * all of it checked out against `manifest` (the index line validated).
    */
@@ -177,6 +183,13 @@ export interface CacheRun {
   outputs: Array<string>
   /** Paths relative to the root whose writes are not outputs. */
   ignoredOutputs: Array<string>
+  /** Paths relative to the root whose reads are not inputs. */
+  ignoredInputs: Array<string>
+  /**
+   * The repository's content before the run (`repoSnapshot`), for a run
+   * with no input known: it is keyed on that instead.
+   */
+  repo?: string
   /** What the command printed. */
   stdout: Buffer
   /** What the command printed on stderr. */

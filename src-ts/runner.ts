@@ -42,7 +42,7 @@ export {
 } from './cache.js';
 export { changedSince, fingerprintInput, inferAccesses, StatCache } from './infer.js';
 export { CACHE_SECRET_ENV, openCache, redactUrl, withoutCacheSecrets } from './store.js';
-export type { Cache, CacheEntry, CacheEntryState, CacheOptions, CacheRun, LookupResult, RemoteCacheOptions, StoreResult } from './store.js';
+export type { Cache, CacheEntry, CacheEntryState, CacheOptions, CacheRun, LookupResult, RemoteCacheOptions, RepoSnapshot, StoreResult } from './store.js';
 export type { InferredAccesses, InferredInput, InputKind } from './infer.js';
 export type { TraceOption } from './trace.js';
 export type {

@@ -46,6 +46,8 @@ export interface CacheEntry {
   readonly overruled: readonly string[];
   /** Where the look-up found it. */
   readonly source: 'local' | 'remote';
+  /** What it is keyed on: its inputs (traced or declared), or the repository's content. */
+  readonly keyedOn: 'inputs' | 'repository';
   /** Its manifest, as the core checks it. */
   readonly manifest: string;
 }
@@ -65,6 +67,12 @@ export interface CacheRun {
   stdout?: Uint8Array | string;
   /** What the command printed on stderr, replayed on a hit. */
   stderr?: Uint8Array | string;
+  /**
+   * The repository's content before the run (`Cache.snapshot()`): where the
+   * trace is off, unsupported or incomplete and `inputs` names nothing, the
+   * run is keyed on it, and what the run created becomes its output.
+   */
+  before?: RepoSnapshot;
   /** Files the runner's user named as inputs (absolute, or relative to the root), hashed as content. */
   inputs?: readonly string[];
   /** Files or directories the runner's user named as outputs. */
@@ -75,8 +83,21 @@ export interface CacheRun {
 
 /** What storing a run did. */
 export type StoreResult =
-  | { stored: true; entry: CacheEntry; overruled: UncacheableReason[] }
+  | {
+      stored: true;
+      entry: CacheEntry;
+      overruled: UncacheableReason[];
+      /** What keys the entry: the trace's inputs, the declared ones, or the repository's content. */
+      key: 'trace' | 'declared' | 'repository';
+    }
   | { stored: false; reasons: string[] };
+
+/**
+ * The repository's content at one moment (`Cache.snapshot()`), for a run
+ * that may have no complete trace: where none exists, `store` keys the run on
+ * it instead of refusing. `available` is false outside a git repository.
+ */
+export type RepoSnapshot = { available: true; files: number; readonly json: string } | { available: false; reason: string };
 
 /** One stored entry and whether it holds now. */
 export interface CacheEntryState {
@@ -108,6 +129,12 @@ export interface Cache {
    * kept it from being stored is in `reasons`.
    */
   store(task: string, run: CacheRun): Promise<StoreResult>;
+  /**
+   * The repository's content now (git: tracked files by their object ids,
+   * untracked and ignored files hashed; not `.git`, `node_modules` nor the
+   * cache's own directory): take it before a run and give it to `store`.
+   */
+  snapshot(): Promise<RepoSnapshot>;
   /** The task's local entries, newest first, with why each does not hold now. */
   entries(task: string, options?: { env?: Record<string, string | undefined> }): Promise<CacheEntryState[]>;
   /** Removes the task's local entries; returns how many there were. */
@@ -129,7 +156,11 @@ function os(): typeof import('node:os') {
 interface Manifest {
   id: string;
   createdAt: number;
-  key: { inputs: Record<string, unknown>; env: { envs: Record<string, unknown>; envQueries: ({ glob: string } | { prefix: string })[]; values: Record<string, unknown> } };
+  key: {
+    inputs: Record<string, unknown>;
+    env: { envs: Record<string, unknown>; envQueries: ({ glob: string } | { prefix: string })[]; values: Record<string, unknown> };
+    repo?: { files: Record<string, string> };
+  };
   outputs: { path: string }[];
   overruled?: string[];
 }
@@ -148,6 +179,7 @@ function entryOf(json: string, source: 'local' | 'remote'): CacheEntry {
     values: Object.keys(manifest.key.env.values),
     overruled: manifest.overruled ?? [],
     source,
+    keyedOn: manifest.key.repo ? 'repository' : 'inputs',
     manifest: json,
   });
 }
@@ -249,10 +281,18 @@ export function openCache(options: CacheOptions): Cache {
       const { reports } = run;
       const isIgnoredInput = underAny(reports.ignoredInputs, root);
       const isIgnoredOutput = underAny(reports.ignoredOutputs, root);
-      const judged = verdict(reports, run.outcome ?? {}, run.cacheableDespite ? { cacheableDespite: run.cacheableDespite } : {});
+      // Where no complete trace exists and nothing else keys the run, the
+      // repository's content does: what the trace could not see is then covered.
+      const complete = reports.trace !== undefined && reports.trace.mode !== 'unsupported' && reports.trace.complete;
+      const fallback = !complete && run.before?.available === true && (run.inputs ?? []).length === 0;
+      const judged = verdict(
+        fallback ? { notCacheable: reports.notCacheable.filter((reason) => reason.kind !== 'trace' && reason.kind !== 'modified-input') } : reports,
+        run.outcome ?? {},
+        run.cacheableDespite ? { cacheableDespite: run.cacheableDespite } : {},
+      );
       if (!judged.cacheable) return { stored: false, reasons: judged.reasons.map(describeReason) };
-      const traced = reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
-      const inputs: InferredInput[] = traced ? [...traced.inputs] : declaredInputs(reports).map((path) => ({ path, kind: 'content' as const }));
+      const traced = !fallback && reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
+      const inputs: InferredInput[] = fallback ? [] : traced ? [...traced.inputs] : declaredInputs(reports).map((path) => ({ path, kind: 'content' as const }));
       for (const path of run.inputs ?? []) {
         const file = resolve(root, path);
         if (!isIgnoredInput(file)) inputs.push({ path: file, kind: 'content' });
@@ -274,6 +314,8 @@ export function openCache(options: CacheOptions): Cache {
           outputs: outputs.filter(inside).map(rel).sort(),
           // A declared directory holds what a tool said is not an output.
           ignoredOutputs: reports.ignoredOutputs.filter(inside).map(rel),
+          ignoredInputs: reports.ignoredInputs.filter(inside).map(rel),
+          ...(fallback && run.before?.available ? { repo: run.before.json } : {}),
           stdout: Buffer.from(run.stdout ?? ''),
           stderr: Buffer.from(run.stderr ?? ''),
           startedAtMs: run.startedAt,
@@ -299,12 +341,20 @@ export function openCache(options: CacheOptions): Cache {
         return { stored: false, reasons: [`${names} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`] };
       }
       if (remote) await remote.upload(task, manifest, await native.readEntry(task, entry.id));
-      return { stored: true, entry, overruled: judged.overruled ?? [] };
+      return { stored: true, entry, overruled: judged.overruled ?? [], key: fallback ? 'repository' : traced ? 'trace' : 'declared' };
     },
     async entries(task, entriesOptions = {}) {
       checkTask(task, 'Cache.entries');
       const states = await native.entries(task, checkEnv(entriesOptions.env, 'Cache.entries'));
       return states.map((state) => ({ entry: entryOf(state.manifest, 'local'), reasons: state.reasons }));
+    },
+    async snapshot() {
+      try {
+        const json = await native.repoSnapshot();
+        return { available: true, files: Object.keys((JSON.parse(json) as { files: object }).files).length, json };
+      } catch (err) {
+        return { available: false, reason: (err as Error).message };
+      }
     },
     clean(task) {
       checkTask(task, 'Cache.clean');

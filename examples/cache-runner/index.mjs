@@ -367,7 +367,8 @@ async function dryRun(cache) {
     const parts = [
       ['tracked env and queries', entry.env],
       ['values', entry.values],
-      ['inputs', [inputSummary(entry)]],
+      ['inputs', entry.inputs.length > 0 ? [inputSummary(entry)] : []],
+      ['keyed on the repository', entry.keyedOn === 'repository' ? [`${Object.keys(JSON.parse(entry.manifest).key.repo.files).length} files`] : []],
       ['output files', entry.outputs],
     ];
     for (const [name, items] of parts) if (items.length > 0) lines.push(`    ${name}: ${items.join(', ')}`);
@@ -406,7 +407,7 @@ if (!flags.force) {
       process.stdout.write(stdout);
       process.stderr.write(stderr);
       cache.close();
-      process.stderr.write('cache hit\n');
+      process.stderr.write(found.entry.keyedOn === 'repository' ? 'cache hit (keyed on the repository\'s content)\n' : 'cache hit\n');
       process.exit(0);
     } catch (err) {
       missReasons = [`the entry could not be restored (${err.message})`];
@@ -418,18 +419,23 @@ if (!flags.force) {
   }
 }
 
+// Where no complete trace may exist, the repository's content before the
+// run is what keys it (without --input).
+const before = flags.input.length === 0 ? await cache.snapshot() : undefined;
 const startedAt = Date.now();
 const { reports, outcome, code, stdout, stderr } = await runCommand();
-// Without a trace, only --input files key the run (a tool's addInput alone
-// would hold after any change to what it did not declare).
+// Without a trace and outside a git repository, only --input files key the
+// run (a tool's addInput alone would hold after any change to what it did
+// not declare).
 const traced = reports.trace && reports.trace.mode !== 'unsupported';
-const unkeyed = !traced && flags.input.length === 0
-  ? `no inputs known (${reports.trace ? reports.trace.incomplete.join('; ') : 'tracing is off'}), and no --input: a key that covers nothing would hit after any change`
+const unkeyed = !traced && flags.input.length === 0 && !before?.available
+  ? `no inputs known (${reports.trace ? reports.trace.incomplete.join('; ') : 'tracing is off'}; ${before?.reason ?? 'no repository snapshot'}), and no --input: a key that covers nothing would hit after any change`
   : null;
 const result = unkeyed
   ? { stored: false, reasons: [...verdict(reports, outcome, { cacheableDespite }).reasons.map(describeReason), unkeyed] }
   : await cache.store(taskKey, {
   reports: keyedReports(reports),
+  before,
   outcome,
   startedAt,
   stdout,
@@ -448,7 +454,8 @@ if (result.stored) {
       if (ours[name] !== theirs[name]) missReasons.push(`value ${name} changed`);
     }
   }
-  process.stderr.write(`cache miss: ${missReasons.join(', ')}\n`);
+  const keyedOn = result.key === 'repository' ? ' (keyed on the repository\'s content)' : '';
+  process.stderr.write(`cache miss: ${missReasons.join(', ')}${keyedOn}\n`);
 } else {
   const reasons = outcome.error ? [...result.reasons, outcome.error] : result.reasons;
   process.stderr.write(`cache skipped: ${reasons.join('; ')}\n`);

@@ -163,11 +163,15 @@ fn every_file_of_the_repository_keys_the_run_but_outputs_and_ignored_inputs() {
         "console.log(1)\n"
     );
 
-    // A rebuild over its own output, which no tool declared: the run rewrote
-    // a file that was there, which it may have read, so it is not stored.
+    // A rebuild over what an entry of the task restored is stored; a run
+    // that rewrites any other file that was there (one it may have read, as
+    // a formatter does) is not.
     let mut store = Store::open(&cache, &app).unwrap();
     write(&app, "src/main.js", "console.log(3)\n");
-    let err = run_and_store(&mut store, &app).unwrap_err();
+    run_and_store(&mut store, &app).unwrap();
+    write(&app, "src/main.js", "console.log(4)\n");
+    let mut other = Store::open(repo.path().join("other-cache"), &app).unwrap();
+    let err = run_and_store(&mut other, &app).unwrap_err();
     assert!(
         err.contains("it may have read: packages/app/dist/out.js"),
         "{err}"

@@ -107,6 +107,11 @@ store_task!(ConflictingTask -> Vec<String> { manifest: String } |store, this| {
     Ok(store.conflicting(&manifest).iter().map(to_json).collect())
 });
 
+store_task!(RepoSnapshotTask -> String { } |store, _this| {
+    let snapshot = store.repo_snapshot().map_err(|err| Error::from_reason(err.to_string()))?;
+    serde_json::to_string(&snapshot).map_err(|err| Error::from_reason(err.to_string()))
+});
+
 store_task!(ImportTask -> () { manifest: String, bytes: Vec<u8> } |store, this| {
     let manifest = parse_manifest(&this.manifest)?;
     store.import(&manifest, &this.bytes).map_err(cache_error)
@@ -138,6 +143,11 @@ pub struct CacheRun {
     pub outputs: Vec<String>,
     /// Paths relative to the root whose writes are not outputs.
     pub ignored_outputs: Vec<String>,
+    /// Paths relative to the root whose reads are not inputs.
+    pub ignored_inputs: Vec<String>,
+    /// The repository's content before the run (`repoSnapshot`), for a run
+    /// with no input known: it is keyed on that instead.
+    pub repo: Option<String>,
     /// What the command printed.
     pub stdout: Buffer,
     /// What the command printed on stderr.
@@ -282,6 +292,14 @@ impl NativeCacheStore {
             env,
             outputs: run.outputs,
             ignored_outputs: run.ignored_outputs,
+            ignored_inputs: run.ignored_inputs,
+            repo: run
+                .repo
+                .map(|json| {
+                    serde_json::from_str(&json)
+                        .map_err(|err| invalid(format!("not a repository snapshot: {err}")))
+                })
+                .transpose()?,
             stdout: run.stdout.to_vec(),
             stderr: run.stderr.to_vec(),
             started_at,
@@ -300,6 +318,16 @@ impl NativeCacheStore {
         AsyncTask::new(ConflictingTask {
             store: self.store.clone(),
             manifest,
+        })
+    }
+
+    /// The repository's content now, as JSON, for a run that may have no
+    /// complete trace: take it before the run and give it to `store`. Rejects
+    /// with the reason where the root is in no git repository.
+    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
+    pub fn repo_snapshot(&self) -> AsyncTask<RepoSnapshotTask> {
+        AsyncTask::new(RepoSnapshotTask {
+            store: self.store.clone(),
         })
     }
 

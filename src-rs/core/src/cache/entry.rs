@@ -62,9 +62,10 @@ impl EntryKey {
     /// depends on.
     pub fn lookup_id(&self) -> String {
         let inputs = serde_json::to_string(&self.inputs).unwrap_or_default();
+        let repo = serde_json::to_string(&self.repo).unwrap_or_default();
         sha256_hex(
             format!(
-                "{ENTRY_FORMAT}\0lookup\0{}\0{inputs}\0{}",
+                "{ENTRY_FORMAT}\0lookup\0{}\0{inputs}\0{repo}\0{}",
                 self.task,
                 self.env.lookup_digest()
             )

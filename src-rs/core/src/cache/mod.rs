@@ -589,10 +589,20 @@ impl Store {
         // A file that was there before and the run changed or deleted may be
         // what it read (a formatter's source): keyed on nothing, a later edit
         // of it would hit and be overwritten. Only what the tools declared or
-        // ignored may be rewritten.
+        // ignored may be rewritten, and what an entry of this task restored
+        // (a rebuild over its own previous output).
+        let mut rewritable = exclude.clone();
+        rewritable.extend(self.entries(&request.task).0.iter().flat_map(|entry| {
+            entry
+                .outputs
+                .iter()
+                .map(|output| in_repo(&output.path().to_owned()))
+        }));
         let modified: Vec<&str> = changed
             .iter()
-            .filter(|path| before.files.contains_key(*path) && !repo::is_excluded(path, &exclude))
+            .filter(|path| {
+                before.files.contains_key(*path) && !repo::is_excluded(path, &rewritable)
+            })
             .map(String::as_str)
             .collect();
         if !modified.is_empty() {
@@ -640,7 +650,11 @@ impl Store {
         self.entries(&manifest.key.task)
             .0
             .into_iter()
-            .filter(|other| other.id != manifest.id && other.key.lookup_id() == lookup_id)
+            .filter(|other| {
+                other.id != manifest.id
+                    && other.key.lookup_id() == lookup_id
+                    && other.key.env.values != manifest.key.env.values
+            })
             .collect()
     }
 
