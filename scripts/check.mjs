@@ -18,8 +18,29 @@ function step(title, command, args) {
   }
 }
 
+/** Runs a step like `step` and returns what it printed. */
+function output(title, command, args) {
+  process.stdout.write(`check: ${title}\n`);
+  try {
+    return execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  } catch {
+    process.stderr.write(`check failed: ${title} (${command} ${args.join(' ')})\n`);
+    process.exit(1);
+  }
+}
+
 step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
 step('cargo clippy', 'cargo', ['clippy', '--workspace', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings']);
+// A Rust tool depends on the core's `client` feature alone: it must build by
+// itself and pull in none of the runner's dependencies, on any platform.
+const clientOnly = ['-p', 'runner_aware', '--no-default-features', '--features', 'client'];
+step('cargo check of the client-only core', 'cargo', ['check', ...clientOnly, '--quiet']);
+const clientTree = output('the client-only core has none of the runner\'s dependencies', 'cargo', ['tree', ...clientOnly, '-e', 'normal', '--prefix', 'none', '--target', 'all']);
+const runnerOnly = clientTree.split('\n').filter((line) => /^(tokio|globset|tempfile|zstd|tar|sha2|hmac|base64) /.test(line));
+if (runnerOnly.length > 0) {
+  process.stderr.write(`check failed: the client-only core depends on ${[...new Set(runnerOnly)].join(', ')}\n`);
+  process.exit(1);
+}
 if (process.platform === 'linux') {
   for (const file of ['preload.c', 'supervisor.c']) {
     step(`cc -Werror src-rs/tracer/${file}`, process.env.CC || 'cc', ['-fsyntax-only', '-Wall', '-Wextra', '-Werror', join(root, 'src-rs', 'tracer', file)]);

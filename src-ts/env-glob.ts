@@ -3,7 +3,8 @@
 // must learn of a glob the core would reject whether or not a runner is
 // listening, without loading native code. This follows globset's parser rule
 // for rule and gives its reasons word for word; test/env-glob.test.ts holds it
-// to the addon's own answer.
+// to the addon's own answer. src-rs/core/src/env/syntax.rs is the same check
+// for Rust tools built with the core's `client` feature alone.
 
 /** The longest env glob the Rust core compiles, in UTF-8 bytes. */
 export const MAX_GLOB_BYTES = 4096;
