@@ -22,8 +22,8 @@ pub const MAX_REPO_FILES: usize = 1_000_000;
 /// Why a repository's content cannot key a run.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    /// The root is in no git repository (or git is missing).
-    #[error("{0} is not in a git repository (or git is not installed): no key covers what the task read")]
+    /// The root is in no git work tree.
+    #[error("{0} is not in a git repository: no key covers what the task read")]
     NotGit(String),
     /// git failed.
     #[error("git {0}")]
@@ -57,12 +57,23 @@ pub struct RepoKey {
     pub files: BTreeMap<String, String>,
 }
 
-fn git(top: &Path, args: &[&str]) -> Result<Vec<u8>, RepoError> {
-    let output = Command::new("git")
+/// Starts git with `args` in `top`, its output piped.
+fn git_start(top: &Path, args: &[&str]) -> Result<std::process::Child, RepoError> {
+    Command::new("git")
         .arg("-C")
         .arg(top)
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| RepoError::Git(format!("{}: {err}", args.join(" "))))
+}
+
+/// What a started git printed, or why it failed.
+fn git_finish(child: std::process::Child, args: &[&str]) -> Result<Vec<u8>, RepoError> {
+    let output = child
+        .wait_with_output()
         .map_err(|err| RepoError::Git(format!("{}: {err}", args.join(" "))))?;
     if !output.status.success() {
         return Err(RepoError::Git(format!(
@@ -89,19 +100,35 @@ impl RepoSnapshot {
     /// directories `skip` (absolute: the cache's own directory, which every
     /// look-up and store changes).
     pub fn take(root: &Path, skip: &[PathBuf], stat_cache: &StatCache) -> Result<Self, RepoError> {
-        let shown = root.display().to_string();
-        let top = git(root, &["rev-parse", "--show-toplevel"])
-            .map_err(|_| RepoError::NotGit(shown.clone()))?;
-        let top = PathBuf::from(String::from_utf8_lossy(&top).trim());
-        let top = fs::canonicalize(&top).unwrap_or(top);
         let real_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        // The work tree's top: the nearest directory with a `.git` (a
+        // directory, or the file of a linked work tree or submodule), as git
+        // finds it, without a process to ask.
+        let top = real_root
+            .ancestors()
+            .find(|dir| dir.join(".git").exists())
+            .map(Path::to_path_buf)
+            .ok_or_else(|| RepoError::NotGit(root.display().to_string()))?;
         let root_rel = real_root
             .strip_prefix(&top)
             .map(|rel| rel.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
         let mut files = BTreeMap::new();
+        // The index, and what differs from it in the work tree: both at once.
+        const LS_FILES: &[&str] = &["ls-files", "-s", "-z"];
+        const STATUS: &[&str] = &[
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=no",
+            "--no-renames",
+        ];
+        let ls_files = git_start(&top, LS_FILES)?;
+        let status = git_start(&top, STATUS)?;
+        let (index, status) = (git_finish(ls_files, LS_FILES), git_finish(status, STATUS));
+        let (index, status) = (index?, status?);
         // The index: every tracked path and the object id git keeps for it.
-        for record in git(&top, &["ls-files", "-s", "-z"])?.split(|&b| b == 0) {
+        for record in index.split(|&b| b == 0) {
             let record = String::from_utf8_lossy(record);
             let Some((meta, path)) = record.split_once('\t') else {
                 continue;
@@ -111,16 +138,6 @@ impl RepoSnapshot {
         }
         let tracked: HashSet<String> = files.keys().cloned().collect();
         // What differs from the index in the work tree: hashed as it is now.
-        let status = git(
-            &top,
-            &[
-                "status",
-                "--porcelain=v1",
-                "-z",
-                "--untracked-files=no",
-                "--no-renames",
-            ],
-        )?;
         for record in status.split(|&b| b == 0) {
             let record = String::from_utf8_lossy(record);
             if record.len() < 4 {
