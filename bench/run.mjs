@@ -222,6 +222,12 @@ async function main() {
   } else {
     results.notes.push('File-access tracing is not supported here: its rows were not measured.');
   }
+  if (spawnSync('git', ['--version'], { stdio: 'ignore' }).status === 0) {
+    log(`a look-up keyed on a ${n.cacheFiles.toLocaleString('en-US')}-file git repository against git status; ${n.cacheRounds} round(s)`);
+    results.figures.repo = lastJson(run(process.execPath, [join(root, 'bench', 'repo.mjs'), runnerUrl, n.cacheFiles, n.cacheRounds]));
+  } else {
+    results.notes.push('git is not installed: the repository key was not measured.');
+  }
 
   results.loadAfter = loadavg()[0];
   const summary = summarize(results);

@@ -51,7 +51,7 @@ describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
     // One row per figure of the issue, each with a verdict unless its peer is absent.
     // The tracing rows exist where the tracer does (Linux x64 and arm64).
     const traced = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
-    expect(summary.rows).toHaveLength(traced ? 25 : 14);
+    expect(summary.rows).toHaveLength(traced ? 26 : 15);
     if (traced) {
       const trace = summary.rows.filter((r) => r.figure.includes('traced') || r.figure.includes('strace') || r.figure.includes('zero configuration'));
       expect(trace.map((r) => r.target)).toEqual([
@@ -70,6 +70,9 @@ describe.runIf(process.platform === 'linux')('npm run bench (smoke)', () => {
       expect(cache.map((r) => r.target)).toEqual(['≤ 1.3×', '≤ 1.15×', '≥ 70%', '≤ 1.3×', '≤ 1.15×', '≥ 70%']);
       for (const row of cache) expect(row.value, row.figure).toMatch(/^\*\*[\d.]+(×|%)\*\*/);
     }
+    const repo = summary.rows.find((r) => r.figure.startsWith('repository key'));
+    expect(repo?.target).toBe('≤ 2×');
+    expect(repo?.value).toMatch(/^\*\*[\d.]+×\*\* \(\d+ ms against \d+ ms/);
     for (const row of summary.rows) {
       if (!row.figure.includes('upstream') && !row.figure.includes('reports over FIFOs')) expect(typeof row.met, row.figure).toBe('boolean');
     }

@@ -138,14 +138,16 @@ describe.runIf(process.platform !== 'win32')('a tool whose protocol range the ru
   it('leaves the run not cacheable (version), naming its pid', async () => {
     const server = await createServer();
     // A client that speaks only protocol versions newer than the runner's, with the token: one of the task's processes.
-    const peer = `const net = require('node:net');
+    // Over the transport the runner serves (FIFOs only under test:fifo).
+    const rawPeer = pathToFileURL(join(root, 'test', 'scenarios', 'raw-peer.mjs')).href;
+    const peer = `const { connect } = await import(${JSON.stringify(rawPeer)});
       const hello = Buffer.from(JSON.stringify({ op: 'hello', minVersion: 90, maxVersion: 99, token: process.env.RUNNER_AWARE_TOKEN, pid: process.pid }));
       const header = Buffer.alloc(4); header.writeUInt32LE(hello.length);
-      const socket = net.connect(process.env.RUNNER_AWARE_SOCKET, () => socket.write(Buffer.concat([header, hello])));
+      const socket = connect(process.env.RUNNER_AWARE_SOCKET, () => socket.write(Buffer.concat([header, hello])));
       let answer = Buffer.alloc(0);
       socket.on('data', (chunk) => { answer = Buffer.concat([answer, chunk]); });
       socket.on('close', () => console.log(JSON.stringify({ pid: process.pid, answer: answer.subarray(4).toString() })));`;
-    const tool = await run(process.execPath, ['-e', peer], { env: { ...process.env, ...server.env } });
+    const tool = await run(process.execPath, ['--input-type=module', '-e', peer], { env: { ...process.env, ...server.env } });
     const reports = await server.close();
     expect(tool.code, tool.stderr).toBe(0);
     const said = lastJson<{ pid: number; answer: string }>(tool);
