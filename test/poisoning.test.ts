@@ -13,7 +13,7 @@
 // it and a hit; a control forgery that stays inside the checkout shows the
 // forgeries are otherwise well-formed.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -25,11 +25,10 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { entryMembers, root, run, type Run } from './helpers.js';
+import { startRemoteServer, type RemoteServer } from './remote-server.js';
 
 const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
 const api = pathToFileURL(join(root, 'dist', 'index.mjs')).href;
-const serverPackage = join(root, 'node_modules', 'turborepo-remote-cache');
-const serverCli = join(serverPackage, (JSON.parse(readFileSync(join(serverPackage, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['turborepo-remote-cache'] ?? '');
 
 const TOKEN = 'poisoning-test-token';
 const SECRET = 'runner-secret-value-3b9e1c';
@@ -74,7 +73,7 @@ interface Manifest {
 }
 
 let work = '';
-const servers: ChildProcess[] = [];
+const servers: RemoteServer[] = [];
 let plain: Server;
 // What a genuine run uploaded: the task's index hash, its manifest, and what it printed.
 let indexHash = '';
@@ -94,51 +93,9 @@ function entryId(key: Manifest['key']): string {
 /** Starts a turborepo-remote-cache server on a free loopback port, with `extra` in its env. */
 async function startServer(name: string, extra: Record<string, string> = {}): Promise<Server> {
   const storage = join(work, `storage-${name}`);
-  mkdirSync(join(work, `server-tmp-${name}`));
-  const child = spawn(process.execPath, [serverCli], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      TMPDIR: join(work, `server-tmp-${name}`),
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      STORAGE_PROVIDER: 'local',
-      STORAGE_PATH: storage,
-      STORAGE_PATH_USE_TMP_FOLDER: 'false',
-      TURBO_TOKEN: TOKEN,
-      ...extra,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  servers.push(child);
-  let log = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`turborepo-remote-cache did not start:\n${log}`)), 20_000);
-    const read = (chunk: Buffer): void => {
-      log += chunk.toString();
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stdout.on('data', read);
-    child.stderr.on('data', read);
-    child.on('exit', (code) => reject(new Error(`turborepo-remote-cache exited with ${code}:\n${log}`)));
-  });
-  const status = await fetch(`${url}/v8/artifacts/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  expect(status.status, 'the server answers').toBe(200);
-  return { url, storage, child };
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
+  const server = await startRemoteServer({ storage, tmp: join(work, `server-tmp-${name}`), token: TOKEN, env: extra });
+  servers.push(server);
+  return { url: server.url, storage, child: server.child };
 }
 
 /** A fresh checkout of the app at `<work>/<name>/app`, with no local cache. */
@@ -350,7 +307,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const child of servers) await stopServer(child);
+  for (const server of servers) await server.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

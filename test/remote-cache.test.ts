@@ -5,20 +5,17 @@
 // checkout at another path, no plaintext secret reaches the server, and a
 // remote that refuses the runner never fails the task.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { entryMembers, root, run, sha256, type Run } from './helpers.js';
+import { startRemoteServer, type RemoteServer } from './remote-server.js';
 
 const runner = join(root, 'examples', 'cache-runner', 'index.mjs');
-const serverPackage = join(root, 'node_modules', 'turborepo-remote-cache');
-const serverCli = join(serverPackage, (JSON.parse(readFileSync(join(serverPackage, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['turborepo-remote-cache'] ?? '');
 
 const TOKEN = 'remote-cache-test-token';
 const TEAM = 'runner-aware-ci';
@@ -37,66 +34,18 @@ console.log('built');
 
 let work = '';
 let storage = '';
-let server: ChildProcess | undefined;
+let server: RemoteServer | undefined;
 let url = '';
-
-/** Starts the server on a free loopback port and resolves with its URL once it answers. */
-async function startServer(): Promise<string> {
-  const child = spawn(process.execPath, [serverCli], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      TMPDIR: join(work, 'server-tmp'),
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      STORAGE_PROVIDER: 'local',
-      STORAGE_PATH: storage,
-      STORAGE_PATH_USE_TMP_FOLDER: 'false',
-      TURBO_TOKEN: TOKEN,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  server = child;
-  let log = '';
-  const listening = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`turborepo-remote-cache did not start:\n${log}`)), 20_000);
-    const read = (chunk: Buffer): void => {
-      log += chunk.toString();
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stdout.on('data', read);
-    child.stderr.on('data', read);
-    child.on('exit', (code) => reject(new Error(`turborepo-remote-cache exited with ${code}:\n${log}`)));
-  });
-  const status = await fetch(`${listening}/v8/artifacts/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  expect(status.status, 'the server answers').toBe(200);
-  return listening;
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ra-remote-cache-'));
   storage = join(work, 'storage');
-  mkdirSync(join(work, 'server-tmp'));
-  url = await startServer();
+  server = await startRemoteServer({ storage, tmp: join(work, 'server-tmp'), token: TOKEN });
+  url = server.url;
 }, 30_000);
 
 afterAll(async () => {
-  await stopServer();
+  await server?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
