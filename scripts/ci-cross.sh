@@ -119,6 +119,8 @@ install() {
   # musl's dynamic loader, to run a musl program against the musl tracer.
   if wants musl; then
     [ -e /lib/ld-musl-x86_64.so.1 ] || packages+=(musl)
+    # musl-gcc: zstd's C sources for the musl target.
+    command -v musl-gcc >/dev/null || packages+=(musl-tools)
   fi
   if [ ${#packages[@]} -gt 0 ]; then
     apt-get update -qq
@@ -134,6 +136,7 @@ install() {
     python3 -m venv "$cross/venv"
     "$cross/venv/bin/pip" install -q "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
   fi
+
   # The scenario runs the built JavaScript.
   [ -f dist/runner.mjs ] || npm run build:js
 }
@@ -333,7 +336,9 @@ linux_arm64() {
 musl() {
   local target_dir=$cross/musl
   step "Rust tests, x86_64-unknown-linux-musl, natively"
-  CARGO_TARGET_DIR=$target_dir cargo test -p runner_aware --target x86_64-unknown-linux-musl --quiet
+  # zstd's C sources are compiled against musl by Debian's musl-gcc.
+  CARGO_TARGET_DIR=$target_dir CC_x86_64_unknown_linux_musl=musl-gcc \
+    cargo test -p runner_aware --target x86_64-unknown-linux-musl --quiet
 
   local target triple
   for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
