@@ -179,6 +179,28 @@ fn every_file_of_the_repository_keys_the_run_but_outputs_and_ignored_inputs() {
 }
 
 #[test]
+fn each_look_up_of_a_long_lived_store_sees_the_repository_as_it_is_then() {
+    let repo = repository();
+    let app = repo.path().join("packages/app");
+    let mut store = Store::open(repo.path().join("cache"), &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert!(matches!(
+        store.lookup("build", &Default::default()),
+        Lookup::Hit(_)
+    ));
+    // The same store, as a runner process keeps it across tasks: a file
+    // changed since its last look-up is a miss, not the old snapshot's hit.
+    write(&app, "src/main.js", "console.log(5)\n");
+    let Lookup::Miss { reasons } = store.lookup("build", &Default::default()) else {
+        panic!("a change after the last look-up was not seen");
+    };
+    assert_eq!(
+        reasons,
+        ["repository file packages/app/src/main.js changed"]
+    );
+}
+
+#[test]
 fn a_run_that_changes_the_repository_outside_its_root_is_not_stored() {
     let repo = repository();
     let app = repo.path().join("packages/app");

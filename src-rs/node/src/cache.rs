@@ -76,6 +76,7 @@ store_task!(LookupTask -> CacheLookup { task: String, env: HashMap<String, Strin
 });
 
 store_task!(EntriesTask -> Vec<CacheEntryState> { task: String, env: HashMap<String, String> } |store, this| {
+    store.refresh();
     let (manifests, _) = store.entries(&this.task);
     Ok(manifests
         .into_iter()

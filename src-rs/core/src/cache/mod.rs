@@ -304,19 +304,25 @@ impl Store {
         reasons
     }
 
-    /// The repository's content as a look-up sees it, taken once per store.
+    /// The repository's content as this look-up sees it: taken once, on the
+    /// first entry keyed on it, and reused for the others and for the remote
+    /// index lines checked right after. [`Store::lookup`] and
+    /// [`Store::refresh`] forget it, so a later look-up never compares with
+    /// the repository as it was before another task ran.
     fn repo_now(&mut self) -> Result<&repo::RepoSnapshot, repo::RepoError> {
         if self.repo_snapshot.is_none() {
-            self.repo_snapshot = Some(repo::RepoSnapshot::take(
-                &self.root,
-                std::slice::from_ref(&self.dir),
-                &self.stat_cache,
-            )?);
+            self.repo_snapshot = Some(self.repo_snapshot()?);
         }
         Ok(self
             .repo_snapshot
             .as_ref()
             .unwrap_or_else(|| unreachable!()))
+    }
+
+    /// Forgets the repository snapshot the last look-up took: the next check
+    /// of an entry keyed on the repository takes a new one.
+    pub fn refresh(&mut self) {
+        self.repo_snapshot = None;
     }
 
     /// The repository's content now, for a run that may have no complete
@@ -377,6 +383,7 @@ impl Store {
     /// the runner would give `createServer`): the newest entry whose inputs
     /// and env still hold is a hit.
     pub fn lookup(&mut self, task: &str, env: &HashMap<String, String>) -> Lookup {
+        self.refresh();
         let (manifests, refused) = self.entries(task);
         let mut closest: Option<Vec<String>> = None;
         for manifest in manifests {
