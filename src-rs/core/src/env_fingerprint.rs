@@ -241,6 +241,45 @@ impl EnvFingerprint {
     /// give `createServer`): every tracked name and every tracked query's
     /// whole match set. The reasons name what changed, never a value.
     pub fn validate(&self, env: &HashMap<String, String>) -> Vec<String> {
+        self.validate_with_values(env, None)
+    }
+
+    /// [`EnvFingerprint::validate`], and when `values` are given (a later
+    /// run's `addValue` values: known only once a tool ran), each value
+    /// compared too: `value NAME changed` (`added`, `removed`), sorted.
+    pub fn validate_with_values(
+        &self,
+        env: &HashMap<String, String>,
+        values: Option<&BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let mut reasons = self.validate_env(env);
+        if let Some(values) = values {
+            let current: BTreeMap<&str, String> = values
+                .iter()
+                .map(|(name, value)| (name.as_str(), sha256_hex(value.as_bytes())))
+                .collect();
+            let mut names: Vec<&str> = self
+                .values
+                .keys()
+                .map(String::as_str)
+                .chain(current.keys().copied())
+                .collect();
+            names.sort_by(|a, b| js_order(a, b));
+            names.dedup();
+            for name in names {
+                match (self.values.get(name), current.get(name)) {
+                    (Some(a), Some(b)) if a == b => {}
+                    (None, Some(_)) => reasons.push(format!("value {name} added")),
+                    (Some(_), None) => reasons.push(format!("value {name} removed")),
+                    (Some(_), Some(_)) => reasons.push(format!("value {name} changed")),
+                    (None, None) => {}
+                }
+            }
+        }
+        reasons
+    }
+
+    fn validate_env(&self, env: &HashMap<String, String>) -> Vec<String> {
         let case = NameCase::NATIVE;
         let folded: HashMap<std::borrow::Cow<'_, str>, &str> = env
             .iter()

@@ -22,6 +22,8 @@ pub mod protocol;
 #[cfg(feature = "server")]
 pub mod reports;
 #[cfg(feature = "server")]
+pub mod rules;
+#[cfg(feature = "server")]
 pub(crate) mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
@@ -40,6 +42,12 @@ pub use env::{EnvQuery, InvalidGlob, DEFAULT_UNTRACKED_ENV};
 #[cfg(feature = "server")]
 pub use reports::{EnvQueryRecord, EnvRecord, EnvValues, ReportedError, Reports};
 #[cfg(feature = "server")]
-pub use server::{Server, ServerError, ServerOptions};
+pub use rules::{
+    verdict, CommandOutcome, InferredAccesses, InferredInput, Verdict, VerdictOptions,
+};
+#[cfg(feature = "server")]
+pub use server::{Server, ServerError, ServerOptions, TraceRequest};
+#[cfg(feature = "server")]
+pub use trace::{Trace, TraceMode};
 #[cfg(feature = "server")]
 pub use transport::EndpointError;

@@ -81,6 +81,12 @@ pub enum UncacheableKind {
     StillConnected,
     /// A process of the task connected after `close()` began.
     LateClient,
+    /// The file-access trace may miss accesses.
+    Trace,
+    /// The task read a path and then wrote or deleted it.
+    ModifiedInput,
+    /// The command failed or was killed ([`crate::rules::verdict`]).
+    Exit,
 }
 
 /// One reason a run may not be cached.
@@ -156,6 +162,10 @@ pub struct Reports {
     /// a server returns unless asked otherwise), or the values themselves.
     #[serde(default)]
     pub env_values: EnvValues,
+    /// What every process of the task did to files, when the server traced
+    /// it ([`crate::ServerOptions::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 /// How reports hold env values.

@@ -24,8 +24,10 @@ use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
 use crate::nesting::NestedRun;
 use crate::protocol::{ENV_CLIENT_PATH, ENV_DIR, ENV_SOCKET, ENV_TOKEN};
 use crate::reports::{EnvValues, Recorder, Reports, UncacheableKind};
+use crate::rules::apply_trace_and_ignores;
 use crate::runtime;
 use crate::session::{Next, Session, SessionContext, SessionState};
+use crate::trace::{TraceMode, TraceSession, TraceUnavailable, Tracer};
 use crate::transport::{Connection, EndpointError, Listener};
 
 /// Env name globs of the channel itself, never tracked.
@@ -66,6 +68,36 @@ pub struct ServerOptions {
     /// [`EnvValues::Sha256`], so nothing a runner stores, prints or uploads
     /// carries a secret. Ask for [`EnvValues::Plain`] only to use the values.
     pub env_values: Option<EnvValues>,
+    /// Trace what every process of the task reads, looks up, lists, writes
+    /// and deletes (Linux), through the tracer in
+    /// [`ServerOptions::tracer_dir`]. The trace comes back as
+    /// `reports.trace`; a trace that may miss accesses makes the run not
+    /// cacheable (a `trace` reason), as does a path the task read and then
+    /// wrote or deleted that no ignored input covers (`modified-input`).
+    /// Spawn [`Server::command`] with [`Server::env`]. `None` traces nothing.
+    pub trace: Option<TraceRequest>,
+    /// Where the tracer is (`runner-aware-trace.<triple>` and
+    /// `runner-aware-preload.<triple>.so`: the npm platform package's
+    /// directory, beside its addon); `None` looks in the directory
+    /// `RUNNER_AWARE_TRACER_DIR` names.
+    pub tracer_dir: Option<PathBuf>,
+    /// Paths the runner's user ignores, as if a tool had called
+    /// `ignoreInput` and `ignoreOutput` for each (the runner's own cache
+    /// directory, a log file): they join the reports' `ignored_inputs` and
+    /// `ignored_outputs`. Relative paths resolve against the current
+    /// directory.
+    pub ignore: Vec<String>,
+}
+
+/// How a server traces its task ([`ServerOptions::trace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceRequest {
+    /// Trace in preload mode where the tracer runs; elsewhere the trace is
+    /// `unsupported` with the reason, and the run falls back to what the
+    /// tools declared (or the repository's content).
+    IfSupported,
+    /// Trace in this mode, or fail to start: [`ServerError::Trace`].
+    Mode(TraceMode),
 }
 
 /// Why a server could not start.
@@ -80,6 +112,9 @@ pub enum ServerError {
     /// An `untracked_env` pattern is not a valid glob.
     #[error(transparent)]
     UntrackedEnv(#[from] InvalidGlob),
+    /// A trace mode was asked for and cannot be done here.
+    #[error(transparent)]
+    Trace(#[from] TraceUnavailable),
 }
 
 /// Where a server is in its life; connections watch it to know when to stop.
@@ -140,6 +175,8 @@ pub struct Server {
     nested: Option<NestedRun>,
     transports: Vec<&'static str>,
     env_values: EnvValues,
+    trace: Option<TraceSession>,
+    ignore: Vec<String>,
 }
 
 impl Server {
@@ -194,7 +231,32 @@ impl Server {
                 client_path.to_string_lossy().into_owned(),
             );
         }
+        let trace = match options.trace {
+            None => None,
+            Some(request) => {
+                // The private directory: named in the env where the address
+                // is not a path inside it (a Windows named pipe).
+                let private_dir = child_env
+                    .get(ENV_DIR)
+                    .map(PathBuf::from)
+                    .or_else(|| socket_path.parent().map(Path::to_path_buf))
+                    .unwrap_or_default();
+                let (mode, required) = match request {
+                    TraceRequest::IfSupported => (TraceMode::Preload, false),
+                    TraceRequest::Mode(mode) => (mode, true),
+                };
+                let tracer = match &options.tracer_dir {
+                    Some(dir) => Tracer::in_dir(dir),
+                    None => Tracer::from_env(),
+                };
+                let session = TraceSession::start(mode, tracer, &private_dir, required)?;
+                child_env.extend(session.env().clone());
+                Some(session)
+            }
+        };
         Ok(Self {
+            trace,
+            ignore: options.ignore,
             shared,
             socket_path,
             child_env,
@@ -214,6 +276,24 @@ impl Server {
     /// The variables to merge into the child's environment.
     pub fn env(&self) -> &BTreeMap<String, String> {
         &self.child_env
+    }
+
+    /// How the task is traced ([`ServerOptions::trace`]): `None` when not
+    /// asked, `unsupported` where nothing can be.
+    pub fn trace_mode(&self) -> Option<TraceMode> {
+        self.trace.as_ref().map(TraceSession::mode)
+    }
+
+    /// The command line to spawn for `argv`: under the trace supervisor
+    /// when tracing, else `argv` as it is.
+    pub fn command<S: Into<std::ffi::OsString> + Clone>(
+        &self,
+        argv: &[S],
+    ) -> Vec<std::ffi::OsString> {
+        match &self.trace {
+            Some(session) => session.command(argv),
+            None => argv.iter().cloned().map(Into::into).collect(),
+        }
     }
 
     /// The socket the server listens on.
@@ -323,7 +403,7 @@ impl Server {
         }
         let endpoint = listener.map(Listener::stop);
         let mut recorder = std::mem::take(&mut *self.shared.recorder());
-        if let Some(endpoint) = endpoint {
+        if let Some(endpoint) = &endpoint {
             // Word from tools that could not use the channel (see
             // docs/protocol.md): read after every connection has ended.
             for marker in endpoint.lost_markers() {
@@ -333,9 +413,28 @@ impl Server {
                     marker.pid,
                 );
             }
+        }
+        // The trace file lives in the private directory the endpoint removes.
+        let trace = match self.trace {
+            Some(session) => {
+                let mode = session.mode();
+                Some(
+                    tokio::task::spawn_blocking(move || session.finish())
+                        .await
+                        .unwrap_or_else(|_| crate::trace::Trace {
+                            mode,
+                            incomplete: vec!["reading the trace file panicked".to_owned()],
+                            ..crate::trace::Trace::default()
+                        }),
+                )
+            }
+            None => None,
+        };
+        if let Some(endpoint) = endpoint {
             endpoint.remove();
         }
         let mut reports = recorder.into_reports();
+        apply_trace_and_ignores(&mut reports, trace, &self.ignore);
         if let Some(nested) = self.nested {
             // Round trips to the outer runner block: off the shared runtime.
             let forwarded = reports.clone();

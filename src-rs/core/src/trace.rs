@@ -9,21 +9,55 @@
 //! process killed at any instant leaves no effect unrecorded.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::paths::clean;
 use crate::reports::ChunkWriter;
 
+/// How a task is traced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceMode {
+    /// A preload library records what goes through libc; the supervisor's
+    /// seccomp filter sees the rest (static programs, raw system calls).
+    /// The default.
+    #[default]
+    Preload,
+    /// The supervisor sees every file-access system call of the task.
+    Seccomp,
+    /// Nothing is traced here (another platform, no tracer, a traced
+    /// runner); the trace says why, and a runner falls back to what the
+    /// tools declared or to the repository's content.
+    Unsupported,
+}
+
+impl TraceMode {
+    /// The mode's name, as reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preload => "preload",
+            Self::Seccomp => "seccomp",
+            Self::Unsupported => "unsupported",
+        }
+    }
+}
+
 /// What every process of a traced task touched: absolute, lexically clean
 /// paths, deduplicated and sorted.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trace {
+    /// How the task was traced. [`parse`] leaves the default; a
+    /// [`TraceSession`] sets its own.
+    #[serde(default)]
+    pub mode: TraceMode,
     /// Whether the trace saw every file access of the task. When `false`,
     /// `incomplete` says why, and a run trusted on this trace is not cacheable.
     pub complete: bool,
@@ -243,6 +277,265 @@ impl Trace {
 /// Reads and parses the trace file at `file`; see [`parse`].
 pub fn read(file: &Path, exclude: &[PathBuf]) -> io::Result<Trace> {
     Ok(parse(&fs::read(file)?, exclude))
+}
+
+/// The variable naming the trace file, in a traced task's env.
+pub const ENV_TRACE: &str = "RUNNER_AWARE_TRACE";
+
+/// The variable naming the preload library, for the supervisor.
+pub const ENV_TRACE_PRELOAD: &str = "RUNNER_AWARE_TRACE_PRELOAD";
+
+/// The variable naming where a runner finds the tracer when its options
+/// name no directory.
+pub const ENV_TRACER_DIR: &str = "RUNNER_AWARE_TRACER_DIR";
+
+/// The name of this build's platform, as the tracer's files and the npm
+/// platform packages spell it (`linux-x64-gnu`, `linux-arm64-musl`); `None`
+/// where no tracer is built.
+pub fn platform_triple() -> Option<&'static str> {
+    if cfg!(not(target_os = "linux")) {
+        return None;
+    }
+    match (
+        cfg!(target_arch = "x86_64"),
+        cfg!(target_arch = "aarch64"),
+        cfg!(target_env = "musl"),
+    ) {
+        (true, _, false) => Some("linux-x64-gnu"),
+        (true, _, true) => Some("linux-x64-musl"),
+        (_, true, false) => Some("linux-arm64-gnu"),
+        (_, true, true) => Some("linux-arm64-musl"),
+        _ => None,
+    }
+}
+
+/// The tracer's two programs: the seccomp supervisor a traced command runs
+/// under, and the preload library it puts in the command's `LD_PRELOAD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracer {
+    /// `runner-aware-trace.<triple>`.
+    pub supervisor: PathBuf,
+    /// `runner-aware-preload.<triple>.so`.
+    pub preload: PathBuf,
+}
+
+impl Tracer {
+    /// The tracer in `dir` (where the npm platform package keeps it, beside
+    /// the addon), or why there is none usable here.
+    pub fn in_dir(dir: &Path) -> Result<Self, String> {
+        let Some(triple) = platform_triple() else {
+            return Err(format!(
+                "file-access tracing is Linux on x64 and arm64 only (this is {} on {})",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ));
+        };
+        let tracer = Self {
+            supervisor: dir.join(format!("runner-aware-trace.{triple}")),
+            preload: dir.join(format!("runner-aware-preload.{triple}.so")),
+        };
+        for file in [&tracer.supervisor, &tracer.preload] {
+            if !file.is_file() {
+                return Err(format!(
+                    "{} is missing (the platform package or the build lacks the tracer)",
+                    file.display()
+                ));
+            }
+        }
+        Ok(tracer)
+    }
+
+    /// The tracer in the directory `RUNNER_AWARE_TRACER_DIR` names.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var_os(ENV_TRACER_DIR) {
+            Some(dir) if !dir.is_empty() => Self::in_dir(Path::new(&dir)),
+            _ => Err(format!(
+                "no tracer was given (set {ENV_TRACER_DIR}, or name its directory in the runner's options)"
+            )),
+        }
+    }
+}
+
+/// The trace files this process's sessions made: never taken for an outer
+/// runner's.
+static OWN_TRACE_FILES: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn own_trace_files<T>(f: impl FnOnce(&mut HashSet<PathBuf>) -> T) -> T {
+    let mut guard = OWN_TRACE_FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(HashSet::new))
+}
+
+/// Why a trace asked for in so many words cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file-access tracing ({mode}) was asked for and cannot be done: {reason}")]
+pub struct TraceUnavailable {
+    /// The mode asked for.
+    pub mode: &'static str,
+    /// Why not.
+    pub reason: String,
+}
+
+/// A trace being recorded for one run, or the reason none is: the env the
+/// task needs, its command wrapped in the supervisor, and the trace read back
+/// once it has exited. A runner gets one from its server
+/// ([`crate::ServerOptions::trace`]); this is the piece for a runner with a
+/// channel of its own.
+#[derive(Debug)]
+pub struct TraceSession {
+    mode: TraceMode,
+    env: BTreeMap<String, String>,
+    supervisor: Option<PathBuf>,
+    file: Option<PathBuf>,
+    unsupported: Option<String>,
+    private_dir: PathBuf,
+}
+
+impl TraceSession {
+    /// Starts a trace in `private_dir` (the runner's own directory, which
+    /// the trace leaves out): `mode` is [`TraceMode::Preload`] or
+    /// [`TraceMode::Seccomp`], `tracer` where the tracer is or why it is
+    /// not. Where nothing can be traced (no tracer, another platform, this
+    /// runner itself traced by an outer one, which already records what this
+    /// task does) the session's mode is `unsupported` with the reason, or,
+    /// when `required`, it is an error.
+    pub fn start(
+        mode: TraceMode,
+        tracer: Result<Tracer, String>,
+        private_dir: &Path,
+        required: bool,
+    ) -> Result<Self, TraceUnavailable> {
+        let unavailable = |reason: String| -> Result<Self, TraceUnavailable> {
+            if required {
+                return Err(TraceUnavailable {
+                    mode: mode.as_str(),
+                    reason,
+                });
+            }
+            Ok(Self::unsupported(reason, private_dir))
+        };
+        if mode == TraceMode::Unsupported {
+            return unavailable("no trace mode was asked for".to_owned());
+        }
+        if let Some(outer) = std::env::var_os(ENV_TRACE).filter(|file| !file.is_empty()) {
+            let outer = PathBuf::from(outer);
+            // Not a file of this process's own sessions (a runner may put a
+            // server's env into its own), nor one that is gone (a daemon that
+            // outlived the traced task that started it). A second supervisor
+            // could not listen: the kernel allows one seccomp listener in a
+            // process's filter chain.
+            if !own_trace_files(|own| own.contains(&outer)) && outer.exists() {
+                return unavailable(format!(
+                    "this runner is itself traced by an outer runner ({}), whose trace records what this task does",
+                    outer.display()
+                ));
+            }
+        }
+        let tracer = match tracer {
+            Ok(tracer) => tracer,
+            Err(reason) => return unavailable(reason),
+        };
+        let file = private_dir.join("trace");
+        let created = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file);
+        if let Err(err) = created {
+            return unavailable(format!(
+                "the trace file {} could not be made: {err}",
+                file.display()
+            ));
+        }
+        own_trace_files(|own| own.insert(file.clone()));
+        let mut env = BTreeMap::from([
+            (ENV_TRACE.to_owned(), file.to_string_lossy().into_owned()),
+            // libuv's io_uring would do file I/O no system call shows.
+            ("UV_USE_IO_URING".to_owned(), "0".to_owned()),
+        ]);
+        if mode == TraceMode::Preload {
+            env.insert(
+                ENV_TRACE_PRELOAD.to_owned(),
+                tracer.preload.to_string_lossy().into_owned(),
+            );
+        }
+        Ok(Self {
+            mode,
+            env,
+            supervisor: Some(tracer.supervisor),
+            file: Some(file),
+            unsupported: None,
+            private_dir: private_dir.to_path_buf(),
+        })
+    }
+
+    fn unsupported(reason: String, private_dir: &Path) -> Self {
+        Self {
+            mode: TraceMode::Unsupported,
+            env: BTreeMap::new(),
+            supervisor: None,
+            file: None,
+            unsupported: Some(reason),
+            private_dir: private_dir.to_path_buf(),
+        }
+    }
+
+    /// How the task is traced: the mode asked for, or `unsupported`.
+    pub fn mode(&self) -> TraceMode {
+        self.mode
+    }
+
+    /// Variables the task needs (none when nothing is traced).
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// The command line to spawn for `argv`: under the supervisor when
+    /// tracing, else `argv` as it is. Without the supervisor nothing sees
+    /// what the preload library cannot, and the trace says so.
+    pub fn command<S: Into<OsString> + Clone>(&self, argv: &[S]) -> Vec<OsString> {
+        let argv = argv.iter().cloned().map(Into::into);
+        match &self.supervisor {
+            Some(supervisor) => [
+                supervisor.clone().into_os_string(),
+                "--mode".into(),
+                self.mode.as_str().into(),
+                "--".into(),
+            ]
+            .into_iter()
+            .chain(argv)
+            .collect(),
+            None => argv.collect(),
+        }
+    }
+
+    /// Reads the trace once the task has exited. Never fails: a trace file
+    /// that cannot be read is an incomplete trace with the reason.
+    pub fn finish(self) -> Trace {
+        let Some(file) = self.file else {
+            return Trace {
+                mode: TraceMode::Unsupported,
+                incomplete: vec![format!(
+                    "trace: unsupported: {}",
+                    self.unsupported.unwrap_or_default()
+                )],
+                ..Trace::default()
+            };
+        };
+        let trace = match read(&file, std::slice::from_ref(&self.private_dir)) {
+            Ok(trace) => trace,
+            Err(err) => Trace {
+                incomplete: vec![format!("the trace file could not be read: {err}")],
+                ..Trace::default()
+            },
+        };
+        let _ = fs::remove_file(&file);
+        own_trace_files(|own| own.remove(&file));
+        Trace {
+            mode: self.mode,
+            ..trace
+        }
+    }
 }
 
 // The trace format holds Linux paths, and `Path` reads them as the host's:

@@ -19,6 +19,7 @@ use runner_aware::{Client, EnvMatcher, EnvQuery, Reports, Server, ServerOptions}
 
 pub mod cache;
 mod raw;
+pub mod rules;
 
 /// Options of an env fetch.
 #[napi(object)]
@@ -310,6 +311,7 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
         forward: Some(false),
         // The JavaScript side digests at close(), unless asked for plain values.
         env_values: Some(runner_aware::EnvValues::Plain),
+        ..ServerOptions::default()
     })
     .map_err(|err| Error::from_reason(err.to_string()))?;
     Ok(NativeServer {
