@@ -51,3 +51,8 @@ pub use server::{Server, ServerError, ServerOptions, TraceRequest};
 pub use trace::{Trace, TraceMode};
 #[cfg(feature = "server")]
 pub use transport::EndpointError;
+
+/// docs/runners.md, whose Rust examples `cargo test --doc` compiles.
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../../../docs/runners.md")]
+pub struct RunnersDoc;
