@@ -34,15 +34,11 @@ export declare class NativeCacheStore {
    */
   restore(manifest: string): Promise<CacheReplay>
   /**
-   * Stores a run; resolves with its manifest (JSON). Rejects with the
-   * reason when the run cannot be stored.
+   * Stores a finished run by the core's rules (`Store::store_run`);
+   * resolves with JSON: `{ stored: true, manifest, overruled, key }` or
+   * `{ stored: false, reasons }`.
    */
-  store(run: CacheRun): Promise<string>
-  /**
-   * The task's other entries that rest on the same inputs and env as
-   * `manifest` with other `addValue` values (manifests as JSON).
-   */
-  conflicting(manifest: string): Promise<string[]>
+  store(task: string, reports: unknown, run: CacheRun): Promise<string>
   /**
    * The repository's content now, as JSON, for a run that may have no
    * complete trace: take it before the run and give it to `store`. Rejects
@@ -86,6 +82,37 @@ export declare class NativeServer {
    * never block it for long.
    */
   close(): Promise<ReportChunks>
+}
+
+/** The digests of files keyed by identity, for `fingerprintInput`. */
+export declare class NativeStatCache {
+  /** A cache from `toJson()`'s text; anything else gives an empty cache. */
+  constructor(json?: string | undefined | null)
+  /** Files hashed (not answered from the cache) since it was made. */
+  get hashed(): number
+  /** The cache as JSON text: `[[path, [identity, sha256]], …]`. */
+  toJsonText(): string
+}
+
+/** A trace being recorded for one run (`runner_aware::trace::TraceSession`). */
+export declare class NativeTraceSession {
+  /**
+   * Starts a trace in `private_dir` with the tracer in `tracer_dir`:
+   * `mode` is `preload` or `seccomp`; with `required` a trace that
+   * cannot be made throws, else the session is `unsupported`.
+   */
+  constructor(mode: string, tracerDir: string, privateDir: string, required: boolean)
+  /** `preload`, `seccomp` or `unsupported`. */
+  get mode(): string
+  /** Variables the task needs. */
+  get env(): Record<string, string>
+  /** The command line to spawn for `argv`. */
+  command(argv: Array<string>): Array<string>
+  /**
+   * Reads the trace once the task has exited, off the main thread, as
+   * report chunks; never rejects (an unreadable trace is incomplete).
+   */
+  finish(): Promise<ReportChunks>
 }
 
 /**
@@ -147,14 +174,6 @@ export interface CacheEntryState {
   reasons: Array<string>
 }
 
-/** An input of a run to store: a path and what of it matters. */
-export interface CacheInput {
-  /** Absolute path. */
-  path: string
-  /** `content`, `listing` or `existence`. */
-  kind: string
-}
-
 /** A look-up's answer. */
 export interface CacheLookup {
   /** The manifest (JSON) of the entry that holds, if one does. */
@@ -171,34 +190,36 @@ export interface CacheReplay {
   stderr: Buffer
 }
 
-/** A run to store (`runner-aware/runner`'s `Cache.store` builds it). */
+/**
+ * A finished run to store (`runner-aware/runner`'s `Cache.store` builds
+ * it): everything but the reports.
+ */
 export interface CacheRun {
-  /** The runner's task key. */
-  task: string
-  /** Every input. */
-  inputs: Array<CacheInput>
-  /** The env fingerprint as `serializeFingerprint` writes it. */
-  envFingerprint: string
-  /** Outputs relative to the root. */
-  outputs: Array<string>
-  /** Paths relative to the root whose writes are not outputs. */
-  ignoredOutputs: Array<string>
-  /** Paths relative to the root whose reads are not inputs. */
-  ignoredInputs: Array<string>
-  /**
-   * The repository's content before the run (`repoSnapshot`), for a run
-   * with no input known: it is keyed on that instead.
-   */
-  repo?: string
+  /** The command's exit code; absent when a signal ended it. */
+  exitCode?: number
+  /** The signal that ended the command. */
+  signal?: string
+  /** When the command started (ms since the epoch). */
+  startedAtMs: number
   /** What the command printed. */
   stdout: Buffer
   /** What the command printed on stderr. */
   stderr: Buffer
-  /** When the command started (ms since the epoch). */
-  startedAtMs: number
-  /** What the runner's user overruled to store it. */
-  overruled: Array<string>
+  /** The repository's content before the run (`repoSnapshot`'s JSON). */
+  before?: string
+  /** Files the runner's user named as inputs. */
+  inputs: Array<string>
+  /** Files or directories the runner's user named as outputs. */
+  outputs: Array<string>
+  /** Callers whose `disableCache` the user overrules. */
+  cacheableDespite?: Array<string>
 }
+
+/**
+ * The paths among `paths` whose files changed at or after `since_ms`
+ * (milliseconds since the epoch).
+ */
+export declare function changedSince(paths: Array<string>, sinceMs: number): Array<string>
 
 /**
  * Checks a manifest from anywhere and returns it as the store writes it;
@@ -206,8 +227,21 @@ export interface CacheRun {
  */
 export declare function checkCacheManifest(manifest: string): string
 
+/** Checks a fingerprint's JSON text, digest and queries included. */
+export declare function checkFingerprint(json: string): void
+
 /** Starts a server for one task run. */
 export declare function createServer(options?: NativeServerOptions | undefined | null): NativeServer
+
+/** `describeReason(reason)`. */
+export declare function describeReason(reason: unknown): string
+
+/**
+ * The env fingerprint of reports, as JSON text: its records are keyed by
+ * env names, and a name such as `__proto__` must come back as a key, which
+ * only `JSON.parse` makes of it.
+ */
+export declare function envFingerprint(reports: unknown): string
 
 /** Options of an env fetch. */
 export interface EnvOptions {
@@ -217,6 +251,12 @@ export interface EnvOptions {
    */
   tracked?: boolean
 }
+
+/** `fingerprintInput({ path, kind }, cache)`. */
+export declare function fingerprintInput(path: string, kind: string, cache: NativeStatCache): string
+
+/** `inferAccesses(reports)`. */
+export declare function inferAccesses(reports: unknown): unknown
 
 /**
  * The `@voidzero-dev/vite-task-client` entry point: the client of this
@@ -255,6 +295,18 @@ export interface PrefixQuery {
  * thread, so a big build's trace never holds up the runner's event loop.
  */
 export declare function readTrace(file: string, exclude: Array<string>): Promise<ReportChunks>
+
+/**
+ * The reasons a trace adds (`trace`, `modified-input`), given the reports'
+ * ignored inputs.
+ */
+export declare function traceReasons(ignoredInputs: string[], trace: unknown): unknown
+
+/** Why a stored fingerprint no longer holds against `env` (and `values`). */
+export declare function validateFingerprint(fingerprint: unknown, env: Record<string, string>, values?: Record<string, string> | undefined | null): Array<string>
+
+/** `verdict(reports.notCacheable, outcome, options)`. */
+export declare function verdict(notCacheable: unknown, outcome: unknown, options: unknown): unknown
 
 /** Whether `tag` is the `x-artifact-tag` of `body` under `hash` for `team`. */
 export declare function verifyArtifactTag(key: string, hash: string, team: string, body: Buffer, tag: string): boolean

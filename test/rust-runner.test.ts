@@ -64,7 +64,7 @@ console.log('built');`,
       const first = await cached();
       expect(first.code, first.stderr).toBe(0);
       expect(first.stderr).toContain('cache miss: no entry');
-      expect(first.stderr).toMatch(/^cache stored [0-9a-f]{64}$/m);
+      expect(first.stderr).toMatch(/^cache stored [0-9a-f]{64} \(keyed on the declared inputs\)$/m);
       rmSync(join(app, 'dist'), { recursive: true });
       const hit = await cached();
       expect(hit.stderr).toContain('cache hit');

@@ -171,6 +171,14 @@ impl EnvFingerprint {
             })
             .collect();
         // `addValue` values are the tools' own words, never digested in reports.
+        let mut queries: Vec<FingerprintQuery> = queries;
+        // Globs first, then prefixes, each by text: the order a fingerprint
+        // lists its queries in, whatever order the reports gave.
+        queries.sort_by(|a, b| {
+            let (ka, pa) = a.sort_key();
+            let (kb, pb) = b.sort_key();
+            ka.cmp(&kb).then_with(|| js_order(pa, pb))
+        });
         let values = reports
             .values
             .iter()

@@ -171,11 +171,18 @@ pub fn describe_reason(reason: &UncacheableReason) -> String {
     let command = match &reason.command {
         None => String::new(),
         Some(command) if command.encode_utf16().count() > SHOWN_COMMAND_CHARS => {
-            // Cut as JavaScript's `slice` does: by UTF-16 code unit.
-            let units: Vec<u16> = command
+            // Cut by UTF-16 code unit, as a JavaScript runner counts, and
+            // never inside a character.
+            let mut units: Vec<u16> = command
                 .encode_utf16()
                 .take(SHOWN_COMMAND_CHARS - 1)
                 .collect();
+            if units
+                .last()
+                .is_some_and(|unit| (0xD800..0xDC00).contains(unit))
+            {
+                units.pop();
+            }
             format!(": {}…", String::from_utf16_lossy(&units))
         }
         Some(command) => format!(": {command}"),

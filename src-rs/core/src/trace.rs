@@ -425,10 +425,15 @@ impl TraceSession {
             // outlived the traced task that started it). A second supervisor
             // could not listen: the kernel allows one seccomp listener in a
             // process's filter chain.
+            // Not an error even where a mode was required: the task is
+            // traced, by the outer runner.
             if !own_trace_files(|own| own.contains(&outer)) && outer.exists() {
-                return unavailable(format!(
-                    "this runner is itself traced by an outer runner ({}), whose trace records what this task does",
-                    outer.display()
+                return Ok(Self::unsupported(
+                    format!(
+                        "this runner is itself traced by an outer runner ({}), whose trace records what this task does",
+                        outer.display()
+                    ),
+                    private_dir,
                 ));
             }
         }

@@ -11,9 +11,11 @@ use napi::bindgen_prelude::{AsyncTask, Buffer};
 use napi::{Env, Error, Result, Status, Task};
 use napi_derive::napi;
 
-use runner_aware::cache::{self, CacheError, Lookup, Manifest, Store, StoreRequest};
-use runner_aware::env_fingerprint::EnvFingerprint;
-use runner_aware::fingerprint::InputKind;
+use runner_aware::cache::repo::RepoSnapshot;
+use runner_aware::cache::{self, CacheError, Lookup, Manifest, Run, Store, Stored};
+use runner_aware::reports::Reports;
+use runner_aware::rules::CommandOutcome;
+use serde_json::Value;
 
 fn cache_error(err: CacheError) -> Error {
     Error::new(Status::GenericFailure, err.to_string())
@@ -99,14 +101,41 @@ store_task!(RestoreTask -> CacheReplay { manifest: String } |store, this| {
     Ok(CacheReplay { stdout: replay.stdout.into(), stderr: replay.stderr.into() })
 });
 
-store_task!(StoreRunTask -> String { request: StoreRequest } |store, this| {
-    Ok(to_json(&store.store(&this.request).map_err(cache_error)?))
+store_task!(StoreRunTask -> String { task: String, reports: Reports, run: RunParts } |store, this| {
+    let run = Run {
+        reports: &this.reports,
+        outcome: this.run.outcome.clone(),
+        started_at: this.run.started_at,
+        stdout: this.run.stdout.clone(),
+        stderr: this.run.stderr.clone(),
+        before: this.run.before.clone(),
+        inputs: this.run.inputs.clone(),
+        outputs: this.run.outputs.clone(),
+        cacheable_despite: this.run.cacheable_despite.clone(),
+    };
+    let answer = match store.store_run(&this.task, &run) {
+        Stored::Stored { manifest, overruled, key } => serde_json::json!({
+            "stored": true,
+            "manifest": to_json(&manifest),
+            "overruled": overruled,
+            "key": key,
+        }),
+        Stored::NotStored { reasons } => serde_json::json!({ "stored": false, "reasons": reasons }),
+    };
+    Ok(answer.to_string())
 });
 
-store_task!(ConflictingTask -> Vec<String> { manifest: String } |store, this| {
-    let manifest = parse_manifest(&this.manifest)?;
-    Ok(store.conflicting(&manifest).iter().map(to_json).collect())
-});
+/// What a run to store holds besides its reports, owned for the pool.
+pub struct RunParts {
+    outcome: CommandOutcome,
+    started_at: SystemTime,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    before: Option<RepoSnapshot>,
+    inputs: Vec<PathBuf>,
+    outputs: Vec<PathBuf>,
+    cacheable_despite: Option<Vec<String>>,
+}
 
 store_task!(RepoSnapshotTask -> String { } |store, _this| {
     let snapshot = store.repo_snapshot().map_err(|err| Error::from_reason(err.to_string()))?;
@@ -122,41 +151,28 @@ store_task!(ReadEntryTask -> Buffer { task: String, id: String } |store, this| {
     Ok(store.read_entry(&this.task, &this.id).map_err(cache_error)?.into())
 });
 
-/// An input of a run to store: a path and what of it matters.
-#[napi(object)]
-pub struct CacheInput {
-    /// Absolute path.
-    pub path: String,
-    /// `content`, `listing` or `existence`.
-    pub kind: String,
-}
-
-/// A run to store (`runner-aware/runner`'s `Cache.store` builds it).
+/// A finished run to store (`runner-aware/runner`'s `Cache.store` builds
+/// it): everything but the reports.
 #[napi(object)]
 pub struct CacheRun {
-    /// The runner's task key.
-    pub task: String,
-    /// Every input.
-    pub inputs: Vec<CacheInput>,
-    /// The env fingerprint as `serializeFingerprint` writes it.
-    pub env_fingerprint: String,
-    /// Outputs relative to the root.
-    pub outputs: Vec<String>,
-    /// Paths relative to the root whose writes are not outputs.
-    pub ignored_outputs: Vec<String>,
-    /// Paths relative to the root whose reads are not inputs.
-    pub ignored_inputs: Vec<String>,
-    /// The repository's content before the run (`repoSnapshot`), for a run
-    /// with no input known: it is keyed on that instead.
-    pub repo: Option<String>,
+    /// The command's exit code; absent when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the command.
+    pub signal: Option<String>,
+    /// When the command started (ms since the epoch).
+    pub started_at_ms: f64,
     /// What the command printed.
     pub stdout: Buffer,
     /// What the command printed on stderr.
     pub stderr: Buffer,
-    /// When the command started (ms since the epoch).
-    pub started_at_ms: f64,
-    /// What the runner's user overruled to store it.
-    pub overruled: Vec<String>,
+    /// The repository's content before the run (`repoSnapshot`'s JSON).
+    pub before: Option<String>,
+    /// Files the runner's user named as inputs.
+    pub inputs: Vec<String>,
+    /// Files or directories the runner's user named as outputs.
+    pub outputs: Vec<String>,
+    /// Callers whose `disableCache` the user overrules.
+    pub cacheable_despite: Option<Vec<String>>,
 }
 
 /// A look-up's answer.
@@ -186,17 +202,6 @@ pub struct CacheReplay {
     pub stdout: Buffer,
     /// The command's stderr.
     pub stderr: Buffer,
-}
-
-fn kind(name: &str) -> Result<InputKind> {
-    match name {
-        "content" => Ok(InputKind::Content),
-        "listing" => Ok(InputKind::Listing),
-        "existence" => Ok(InputKind::Existence),
-        other => Err(invalid(format!(
-            "an input's kind must be content, listing or existence, got {other:?}"
-        ))),
-    }
 }
 
 fn env_map(env: HashMap<String, Option<String>>) -> HashMap<String, String> {
@@ -274,52 +279,49 @@ impl NativeCacheStore {
         })
     }
 
-    /// Stores a run; resolves with its manifest (JSON). Rejects with the
-    /// reason when the run cannot be stored.
-    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
-    pub fn store(&self, run: CacheRun) -> Result<AsyncTask<StoreRunTask>> {
-        let inputs = run
-            .inputs
-            .iter()
-            .map(|input| Ok((PathBuf::from(&input.path), kind(&input.kind)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let env =
-            EnvFingerprint::parse(&run.env_fingerprint).map_err(|err| invalid(err.to_string()))?;
-        let started_at =
-            SystemTime::UNIX_EPOCH + Duration::from_millis(run.started_at_ms.max(0.0) as u64);
-        let request = StoreRequest {
-            task: run.task,
-            inputs,
-            env,
-            outputs: run.outputs,
-            ignored_outputs: run.ignored_outputs,
-            ignored_inputs: run.ignored_inputs,
-            repo: run
-                .repo
-                .map(|json| {
-                    serde_json::from_str(&json)
-                        .map_err(|err| invalid(format!("not a repository snapshot: {err}")))
-                })
-                .transpose()?,
+    /// Stores a finished run by the core's rules (`Store::store_run`);
+    /// resolves with JSON: `{ stored: true, manifest, overruled, key }` or
+    /// `{ stored: false, reasons }`.
+    #[napi(
+        ts_args_type = "task: string, reports: unknown, run: CacheRun",
+        ts_return_type = "Promise<string>",
+        catch_unwind
+    )]
+    pub fn store(
+        &self,
+        task: String,
+        reports: Value,
+        run: CacheRun,
+    ) -> Result<AsyncTask<StoreRunTask>> {
+        let reports: Reports = serde_json::from_value(reports)
+            .map_err(|err| invalid(format!("not valid reports: {err}")))?;
+        let before = run
+            .before
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|err| invalid(format!("not a repository snapshot: {err}")))
+            })
+            .transpose()?;
+        let parts = RunParts {
+            outcome: CommandOutcome {
+                exit_code: run.exit_code,
+                signal: run.signal,
+            },
+            started_at: SystemTime::UNIX_EPOCH
+                + Duration::from_millis(run.started_at_ms.max(0.0) as u64),
             stdout: run.stdout.to_vec(),
             stderr: run.stderr.to_vec(),
-            started_at,
-            overruled: run.overruled,
+            before,
+            inputs: run.inputs.into_iter().map(PathBuf::from).collect(),
+            outputs: run.outputs.into_iter().map(PathBuf::from).collect(),
+            cacheable_despite: run.cacheable_despite,
         };
         Ok(AsyncTask::new(StoreRunTask {
             store: self.store.clone(),
-            request,
+            task,
+            reports,
+            run: parts,
         }))
-    }
-
-    /// The task's other entries that rest on the same inputs and env as
-    /// `manifest` with other `addValue` values (manifests as JSON).
-    #[napi(ts_return_type = "Promise<string[]>", catch_unwind)]
-    pub fn conflicting(&self, manifest: String) -> AsyncTask<ConflictingTask> {
-        AsyncTask::new(ConflictingTask {
-            store: self.store.clone(),
-            manifest,
-        })
     }
 
     /// The repository's content now, as JSON, for a run that may have no

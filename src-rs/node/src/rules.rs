@@ -132,23 +132,22 @@ pub fn trace_reasons(ignored_inputs: Vec<String>, trace: Value) -> Result<Value>
     ))
 }
 
-/// The env fingerprint of reports.
-#[napi(
-    catch_unwind,
-    ts_args_type = "reports: unknown",
-    ts_return_type = "unknown"
-)]
-pub fn env_fingerprint(reports: Value) -> Result<Value> {
+/// The env fingerprint of reports, as JSON text: its records are keyed by
+/// env names, and a name such as `__proto__` must come back as a key, which
+/// only `JSON.parse` makes of it.
+#[napi(catch_unwind, ts_args_type = "reports: unknown")]
+pub fn env_fingerprint(reports: Value) -> Result<String> {
     let reports: ReportsView = from_js(reports, "reports")?;
-    to_js(&EnvFingerprint::of_reports(&reports.into_reports()))
+    serde_json::to_string(&EnvFingerprint::of_reports(&reports.into_reports()))
+        .map_err(|err| Error::from_reason(err.to_string()))
 }
 
-/// A fingerprint from its JSON text, checked, digest included.
-#[napi(catch_unwind, ts_return_type = "unknown")]
-pub fn parse_fingerprint(json: String) -> Result<Value> {
-    let fingerprint =
-        EnvFingerprint::parse(&json).map_err(|err| invalid("not a valid EnvFingerprint", err))?;
-    to_js(&fingerprint)
+/// Checks a fingerprint's JSON text, digest and queries included.
+#[napi(catch_unwind)]
+pub fn check_fingerprint(json: String) -> Result<()> {
+    EnvFingerprint::parse(&json)
+        .map(drop)
+        .map_err(|err| Error::new(Status::InvalidArg, err.to_string()))
 }
 
 /// Why a stored fingerprint no longer holds against `env` (and `values`).
@@ -161,10 +160,10 @@ pub fn validate_fingerprint(
     env: HashMap<String, String>,
     values: Option<HashMap<String, String>>,
 ) -> Result<Vec<String>> {
-    let fingerprint: EnvFingerprint = from_js(fingerprint, "not a valid EnvFingerprint")?;
+    let fingerprint: EnvFingerprint = from_js(fingerprint, "not a valid env fingerprint")?;
     fingerprint
         .check()
-        .map_err(|err| invalid("not a valid EnvFingerprint", err))?;
+        .map_err(|err| Error::new(Status::InvalidArg, err.to_string()))?;
     let values: Option<BTreeMap<String, String>> = values.map(|v| v.into_iter().collect());
     Ok(fingerprint.validate_with_values(&env, values.as_ref()))
 }

@@ -1,213 +1,186 @@
-//! A task runner written in Rust, using the crate's server API directly: one
-//! server per task, its env handed to the child, the reports after it exits.
+//! A task runner written in Rust on the crate alone: one server per task,
+//! its env handed to the child, the reports and the verdict after it exits,
+//! and with a cache directory the whole loop: look up → run → store, a hit
+//! restoring the outputs and replaying what the command printed.
 //!
 //! ```sh
-//! npm install                          # builds the addon Node tools talk through
-//! cargo run --example rust-runner      # runs tool.mjs beside this file
-//! cargo run --example rust-runner -- node -e "require('runner-aware').disableCache('demo')"
-//! cargo run --example rust-runner -- --cache-dir target/rr-cache -- node build.mjs
+//! npm install                          # builds the addon Node tools talk through, and the tracer
+//! cargo run --example rust-runner      # runs tool.mjs beside this file, prints its reports
+//! cargo run --example rust-runner -- -- node -e "require('runner-aware').disableCache('demo')"
+//! cargo run --example rust-runner -- --cache-dir target/rr-cache --trace -- node build.mjs
 //! ```
 //!
-//! With `--cache-dir`, the task runs in the current directory and is cached
-//! through the crate's store
-//! (`runner_aware::cache`): a look-up, then a hit restores the outputs and
-//! replays the output, or a miss runs the command and stores the run when its
-//! verdict is cacheable, keyed on the inputs the tools declared and the env
-//! they tracked.
-//!
-//! Node tools report through the runner-aware addon named in
-//! `VP_RUN_NODE_CLIENT_PATH`. This example uses the checkout's build; a runner
-//! that ships on its own points `RUNNER_AWARE_ADDON` (here) at the `.node` file
-//! of the `runner-aware-<triple>` npm package it installs.
+//! Options, before `--` and the command:
+//! - `--cache-dir <dir>`: cache the task through the crate's store
+//!   (`runner_aware::cache`), running it in the current directory;
+//! - `--trace`: trace what the task reads and writes (Linux), so its inputs
+//!   need no declaring; the tracer is looked for in `RUNNER_AWARE_TRACER_DIR`,
+//!   else in this checkout's build;
+//! - `--client-path <file>`: hand out the `.node` addon that tools using
+//!   `@voidzero-dev/vite-task-client` (stock Vite) load. Tools using the npm
+//!   package `runner-aware` need none: they load their own.
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::SystemTime;
 
-use runner_aware::cache::{Lookup, Store, StoreRequest};
-use runner_aware::env_fingerprint::EnvFingerprint;
-use runner_aware::fingerprint::InputKind;
-use runner_aware::{Reports, Server, ServerOptions};
+use runner_aware::cache::{KeyKind, Lookup, Run, Store, Stored};
+use runner_aware::rules::{describe_reason, verdict, CommandOutcome, VerdictOptions};
+use runner_aware::{Server, ServerOptions, TraceRequest};
 
-/// The addon built by `napi build` in this checkout (`runner-aware.<triple>.node`).
-fn local_addon(root: &Path) -> Result<PathBuf, Box<dyn Error>> {
-    std::fs::read_dir(root)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .find(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("runner-aware.") && name.ends_with(".node"))
-        })
-        .ok_or_else(|| {
-            format!(
-                "no runner-aware.<triple>.node in {}: run npm install",
-                root.display()
-            )
-            .into()
-        })
+struct Options {
+    cache_dir: Option<PathBuf>,
+    trace: bool,
+    client_path: Option<PathBuf>,
+    command: Vec<String>,
 }
 
-/// The tools' declared inputs, minus those under an ignored input.
-fn declared_inputs(reports: &Reports) -> Vec<(PathBuf, InputKind)> {
-    reports
-        .inputs
-        .iter()
-        .filter(|input| {
-            !reports
-                .ignored_inputs
-                .iter()
-                .any(|dir| Path::new(input).starts_with(dir))
-        })
-        .map(|input| (PathBuf::from(input), InputKind::Content))
-        .collect()
-}
-
-/// The tools' declared outputs under `root`, relative to it.
-fn declared_outputs(reports: &Reports, root: &Path) -> Vec<String> {
-    reports
-        .outputs
-        .iter()
-        .filter_map(|output| Path::new(output).strip_prefix(root).ok())
-        .map(|rel| rel.to_string_lossy().replace('\\', "/"))
-        .filter(|rel| !rel.is_empty())
-        .collect()
+fn parse_args() -> Result<Options, Box<dyn Error>> {
+    let mut options = Options {
+        cache_dir: None,
+        trace: false,
+        client_path: None,
+        command: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--cache-dir" => {
+                options.cache_dir =
+                    Some(args.next().ok_or("--cache-dir needs a directory")?.into());
+            }
+            "--client-path" => {
+                options.client_path = Some(args.next().ok_or("--client-path needs a file")?.into());
+            }
+            "--trace" => options.trace = true,
+            "--" => {
+                options.command = args.collect();
+                break;
+            }
+            other if other.starts_with("--") => {
+                return Err(format!("unknown option {other:?}").into());
+            }
+            // The command, which may also follow `--`.
+            _ => {
+                options.command = std::iter::once(arg).chain(args).collect();
+                break;
+            }
+        }
+    }
+    if options.command.is_empty() {
+        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rust-runner/tool.mjs");
+        options.command = vec!["node".into(), tool.to_string_lossy().into_owned()];
+    }
+    Ok(options)
 }
 
 fn main() -> Result<ExitCode, Box<dyn Error>> {
-    // The checkout: the crate lives in src-rs/core.
-    let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let root = &std::fs::canonicalize(root)?;
-    let addon = match std::env::var_os("RUNNER_AWARE_ADDON") {
-        Some(path) => PathBuf::from(path),
-        None => local_addon(root)?,
-    };
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let cache_dir = if args.first().is_some_and(|arg| arg == "--cache-dir") {
-        let dir = args
-            .get(1)
-            .cloned()
-            .ok_or("--cache-dir needs a directory")?;
-        args.drain(..2);
-        if args.first().is_some_and(|arg| arg == "--") {
-            args.remove(0);
-        }
-        Some(dir)
-    } else {
-        None
-    };
-    let mut command = args;
-    if command.is_empty() {
-        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rust-runner/tool.mjs");
-        command = vec!["node".into(), tool.to_string_lossy().into_owned()];
-    }
-
+    let options = parse_args()?;
     // Tools may fetch only what the runner chooses to serve: here its own env
     // plus a mode the task is run in.
     let mut env: HashMap<String, String> = std::env::vars().collect();
     env.insert("NODE_ENV".into(), "production".into());
-
-    let Some(cache_dir) = cache_dir else {
-        return report_only(root, addon, env, &command);
-    };
     // The task runs in the current directory, which the cache restores into.
-    let root = &std::env::current_dir()?;
-    // Look up: the task key is the command; the entry says what else it rests on.
-    let task = command.join("\0");
-    let mut store = Store::open(&cache_dir, root)?;
-    match store.lookup(&task, &env) {
-        Lookup::Hit(manifest) => {
-            let replay = store.restore(&manifest)?;
-            std::io::Write::write_all(&mut std::io::stdout(), &replay.stdout)?;
-            std::io::Write::write_all(&mut std::io::stderr(), &replay.stderr)?;
-            store.save_stat_cache();
-            eprintln!("cache hit");
-            return Ok(ExitCode::SUCCESS);
+    let root = std::env::current_dir()?;
+    let task = options.command.join("\0");
+
+    let mut store = match &options.cache_dir {
+        Some(dir) => {
+            let mut store = Store::open(dir, &root)?;
+            match store.lookup(&task, &env) {
+                Lookup::Hit(manifest) => {
+                    let replay = store.restore(&manifest)?;
+                    std::io::stdout().write_all(&replay.stdout)?;
+                    std::io::stderr().write_all(&replay.stderr)?;
+                    store.save_stat_cache();
+                    eprintln!("cache hit");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Lookup::Miss { reasons } => eprintln!("cache miss: {}", reasons.join(", ")),
+            }
+            Some(store)
         }
-        Lookup::Miss { reasons } => eprintln!("cache miss: {}", reasons.join(", ")),
-    }
+        None => None,
+    };
+
     let server = Server::start(ServerOptions {
         env: Some(env),
-        client_path: Some(addon),
+        client_path: options.client_path,
+        trace: options.trace.then_some(TraceRequest::IfSupported),
+        tracer_dir: tracer_dir(),
         ..ServerOptions::default()
     })?;
-    // Where the tools declare no input, the repository's content keys the run.
-    let before = store.repo_snapshot().ok();
-    let started_at = std::time::SystemTime::now();
-    let output = Command::new(&command[0])
-        .args(&command[1..])
-        .current_dir(root)
+    // Where no complete trace exists and no input is declared, the
+    // repository's content keys the run: its state before the run.
+    let before = store.as_ref().and_then(|store| store.repo_snapshot().ok());
+    let argv = server.command(&options.command);
+    let started_at = SystemTime::now();
+    let output = Command::new(&argv[0])
+        .args(&argv[1..])
         .envs(server.env())
-        .stdin(std::process::Stdio::inherit())
+        .stdin(Stdio::inherit())
         .output()
-        .map_err(|error| format!("cannot run {}: {error}", command[0]))?;
+        .map_err(|error| format!("cannot run {}: {error}", options.command[0]))?;
     let reports = server.close_blocking();
-    std::io::Write::write_all(&mut std::io::stdout(), &output.stdout)?;
-    std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
-    if !output.status.success() || !reports.cacheable {
-        eprintln!("cache skipped: the command failed or its reports say it is not cacheable");
-    } else {
-        let request = StoreRequest {
-            task,
-            inputs: declared_inputs(&reports),
-            env: EnvFingerprint::of_reports(&reports),
-            outputs: declared_outputs(&reports, root),
-            ignored_outputs: Vec::new(),
-            ignored_inputs: Vec::new(),
-            repo: before,
-            stdout: output.stdout,
-            stderr: output.stderr,
-            started_at,
-            overruled: Vec::new(),
-        };
-        match store.store(&request) {
-            Ok(manifest) => eprintln!("cache stored {}", manifest.id),
-            Err(err) => eprintln!("cache skipped: {err}"),
+    std::io::stdout().write_all(&output.stdout)?;
+    std::io::stderr().write_all(&output.stderr)?;
+    let outcome = CommandOutcome::of(&output.status);
+
+    let Some(store) = &mut store else {
+        // No cache: print the reports and the verdict a cache would act on.
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        let judged = verdict(&reports.not_cacheable, &outcome, &VerdictOptions::default());
+        eprintln!(
+            "rust-runner: {} exited with {}, {} client(s), {}",
+            options.command[0],
+            output.status,
+            reports.clients,
+            if judged.cacheable {
+                "cacheable".to_owned()
+            } else {
+                let reasons: Vec<String> = judged.reasons.iter().map(describe_reason).collect();
+                format!("not cacheable: {}", reasons.join("; "))
+            }
+        );
+        return Ok(exit_code(&output.status));
+    };
+    let run = Run {
+        stdout: output.stdout,
+        stderr: output.stderr,
+        before,
+        ..Run::new(&reports, outcome, started_at)
+    };
+    match store.store_run(&task, &run) {
+        Stored::Stored { manifest, key, .. } => {
+            let key = match key {
+                KeyKind::Trace => "the trace",
+                KeyKind::Declared => "the declared inputs",
+                KeyKind::Repository => "the repository's content",
+            };
+            eprintln!("cache stored {} (keyed on {key})", manifest.id);
         }
+        Stored::NotStored { reasons } => eprintln!("cache skipped: {}", reasons.join("; ")),
     }
     store.save_stat_cache();
-    Ok(if output.status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit_code(&output.status))
 }
 
-/// Runs the command once under a server and prints its reports.
-fn report_only(
-    root: &Path,
-    addon: PathBuf,
-    env: HashMap<String, String>,
-    command: &[String],
-) -> Result<ExitCode, Box<dyn Error>> {
-    let server = Server::start(ServerOptions {
-        env: Some(env),
-        client_path: Some(addon),
-        ..ServerOptions::default()
-    })?;
+/// Where the tracer is: `RUNNER_AWARE_TRACER_DIR`, else this checkout, where
+/// `npm install` builds it beside the addon.
+fn tracer_dir() -> Option<PathBuf> {
+    if std::env::var_os(runner_aware::trace::ENV_TRACER_DIR).is_some() {
+        return None;
+    }
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).ok()
+}
 
-    let status = Command::new(&command[0])
-        .args(&command[1..])
-        .current_dir(root)
-        .envs(server.env())
-        .status()
-        .map_err(|error| format!("cannot run {}: {error}", command[0]))?;
-    let reports = server.close_blocking();
-
-    println!("{}", serde_json::to_string_pretty(&reports)?);
-    eprintln!(
-        "rust-runner: {} exited with {status}, {} client(s), {}",
-        command[0],
-        reports.clients,
-        if reports.cacheable {
-            "cacheable"
-        } else {
-            "not cacheable"
-        }
-    );
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+fn exit_code(status: &std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
 }

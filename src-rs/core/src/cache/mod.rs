@@ -23,6 +23,7 @@ pub mod archive;
 pub mod entry;
 pub mod repo;
 pub mod restore;
+pub mod run;
 pub mod sign;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,7 @@ use crate::fingerprint::{
 
 pub use archive::{Limits, Replay};
 pub use entry::{BlobRecord, EntryKey, InputRecord, Manifest, OutputRecord, ENTRY_FORMAT};
+pub use run::{KeyKind, Run, Stored};
 
 /// Why the cache could not do something. Every variant is a miss or a
 /// skipped store for the runner, with this as the reason.

@@ -1,0 +1,221 @@
+//! Storing a finished run by the core's rules (`Store::store_run`), as a
+//! Rust runner does with its server's reports and as the Node package's
+//! `Cache.store` does through the addon: the verdict, the key a run gets,
+//! outputs that stay inside the root, and values that contradict.
+#![cfg(unix)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use runner_aware::cache::{KeyKind, Lookup, Run, Store, Stored};
+use runner_aware::reports::{Reports, UncacheableKind, UncacheableReason};
+use runner_aware::rules::CommandOutcome;
+use runner_aware::trace::{Trace, TraceMode};
+
+const TASK: &str = "node build.mjs";
+
+struct Fx {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    store: Store,
+}
+
+fn fx() -> Fx {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let root = base.join("root");
+    fs::create_dir_all(root.join("src")).unwrap();
+    fs::write(root.join("src/in.txt"), "input").unwrap();
+    fs::create_dir_all(root.join("dist")).unwrap();
+    fs::write(root.join("dist/out.txt"), "output").unwrap();
+    let store = Store::open(base.join("cache"), &root).unwrap();
+    Fx {
+        _tmp: tmp,
+        root,
+        store,
+    }
+}
+
+/// What a run looks like once its tools declared `src/in.txt` and `dist`.
+fn declared(fx: &Fx) -> Reports {
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    Reports {
+        inputs: [path("src/in.txt")].into(),
+        outputs: [path("dist")].into(),
+        cacheable: true,
+        ..Reports::default()
+    }
+}
+
+fn ok() -> CommandOutcome {
+    CommandOutcome {
+        exit_code: Some(0),
+        signal: None,
+    }
+}
+
+/// A start time after the fixture's files were written: none of them
+/// changed while the command ran.
+fn started() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(1)
+}
+
+fn reasons(stored: Stored) -> Vec<String> {
+    match stored {
+        Stored::NotStored { reasons } => reasons,
+        Stored::Stored { .. } => panic!("stored"),
+    }
+}
+
+#[test]
+fn a_declared_run_is_stored_and_then_hits() {
+    let mut fx = fx();
+    let reports = declared(&fx);
+    let stored = fx
+        .store
+        .store_run(TASK, &Run::new(&reports, ok(), started()));
+    let Stored::Stored { manifest, key, .. } = stored else {
+        panic!("not stored: {stored:?}");
+    };
+    assert_eq!(key, KeyKind::Declared);
+    let outputs: Vec<&str> = manifest.outputs.iter().map(|output| output.path()).collect();
+    assert!(outputs.contains(&"dist/out.txt"), "{outputs:?}");
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Hit(_)
+    ));
+    fs::write(fx.root.join("src/in.txt"), "edited").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+}
+
+#[test]
+fn a_failed_or_killed_command_is_never_stored() {
+    let mut fx = fx();
+    let reports = declared(&fx);
+    let failed = CommandOutcome {
+        exit_code: Some(2),
+        signal: None,
+    };
+    assert_eq!(
+        reasons(
+            fx.store
+                .store_run(TASK, &Run::new(&reports, failed, started()))
+        ),
+        ["exit: the command exited with code 2"]
+    );
+    let killed = CommandOutcome {
+        exit_code: None,
+        signal: Some("SIGKILL".into()),
+    };
+    assert_eq!(
+        reasons(
+            fx.store
+                .store_run(TASK, &Run::new(&reports, killed, started()))
+        ),
+        ["exit: the command was killed by SIGKILL"]
+    );
+}
+
+#[test]
+fn a_disable_cache_is_not_stored_unless_the_user_overrules_its_caller() {
+    let mut fx = fx();
+    let mut reports = declared(&fx);
+    reports.cacheable = false;
+    reports.not_cacheable = vec![UncacheableReason {
+        kind: UncacheableKind::DisableCache,
+        message: "dev server".into(),
+        pid: Some(7),
+        caller: Some("vite … _createServer".into()),
+        command: None,
+    }];
+    let run = Run::new(&reports, ok(), started());
+    assert_eq!(
+        reasons(fx.store.store_run(TASK, &run)),
+        ["disable-cache: dev server, from vite … _createServer (pid 7)"]
+    );
+    let run = Run {
+        cacheable_despite: Some(vec!["vite".into()]),
+        ..run
+    };
+    let Stored::Stored { overruled, .. } = fx.store.store_run(TASK, &run) else {
+        panic!("not stored");
+    };
+    assert_eq!(overruled.len(), 1);
+}
+
+#[test]
+fn outputs_outside_the_root_are_refused() {
+    let mut fx = fx();
+    let mut reports = declared(&fx);
+    // Not in a temp directory, whose stray writes are scratch, not outputs.
+    reports.outputs.insert("/srv/elsewhere/out.js".to_owned());
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started())),
+    );
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("outputs outside the root: ") && got[0].contains("elsewhere"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn nothing_keys_a_run_with_no_input_and_no_snapshot() {
+    let mut fx = fx();
+    let reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started())),
+    );
+    assert!(got[0].contains("no inputs known"), "{got:?}");
+}
+
+#[test]
+fn an_incomplete_trace_is_not_stored_on_the_trace() {
+    let mut fx = fx();
+    let mut reports = declared(&fx);
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: false,
+        incomplete: vec!["a static program ran".into()],
+        read: vec![fx.root.join("src/in.txt").to_string_lossy().into_owned()],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    assert!(!reports.cacheable);
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started())),
+    );
+    assert_eq!(
+        got,
+        ["trace: the file-access trace may be incomplete: a static program ran"]
+    );
+}
+
+#[test]
+fn values_that_contradict_drop_both_entries() {
+    let mut fx = fx();
+    let mut reports = declared(&fx);
+    reports.values.insert("config".into(), "one".into());
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started())),
+        Stored::Stored { .. }
+    ));
+    reports.values.insert("config".into(), "two".into());
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started())),
+    );
+    assert!(got[0].starts_with("value config changed"), "{got:?}");
+    assert!(fx.store.entries(TASK).0.is_empty());
+}
