@@ -2,12 +2,13 @@
 // package, the reports printed as JSON.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Reports } from '../dist/runner.mjs';
 import { root, run, sha256 } from './helpers.js';
@@ -103,4 +104,80 @@ describe('examples/rust-runner nested under a Node runner', () => {
     expect(reports.cacheable).toBe(false);
     expect(reports.notCacheable.map((r) => r.message)).toContainEqual(expect.stringMatching(/^a nested run \(pid \d+\) is not cacheable: disable-cache: watch, from \[eval\]$/));
   }, 600_000);
+});
+
+describe('a Rust runner written from the crate README', () => {
+  // The examples built once: the runner (the README's loop) and a tool on the client feature alone.
+  const example = (name: string): string => join(root, 'target', host, 'debug', 'examples', name);
+  const addon = (): string => join(root, readdirSync(root).find((file) => /^runner-aware\.[\w-]+\.node$/.test(file)) ?? 'missing');
+  let app = '';
+
+  beforeAll(async () => {
+    const built = await run('cargo', ['build', '--quiet', '--target', host, '--example', 'rust-runner', '--example', 'rust-tool']);
+    expect(built.code, built.stderr).toBe(0);
+    app = realpathSync(mkdtempSync(join(tmpdir(), 'runner-aware-rust-tools-')));
+    writeFileSync(join(app, 'in.txt'), 'source');
+    // A Node tool on the npm package, which loads its own addon: the runner hands out none.
+    writeFileSync(
+      join(app, 'node-tool.mjs'),
+      `const ra = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.mjs')).href)});
+ra.addValue('node-tool', String(ra.isConnected()));
+ra.getEnv('NODE_ENV');`,
+    );
+    // A tool on @voidzero-dev/vite-task-client (as stock Vite reports), which loads only VP_RUN_NODE_CLIENT_PATH.
+    writeFileSync(
+      join(app, 'vtc-tool.mjs'),
+      `const { ignoreInput } = await import(${JSON.stringify(pathToFileURL(join(root, 'node_modules', '@voidzero-dev', 'vite-task-client', 'src', 'index.js')).href)});
+ignoreInput('.vtc-cache');`,
+    );
+  }, 600_000);
+
+  afterAll(() => {
+    if (app) rmSync(app, { recursive: true, force: true });
+  });
+
+  it('hears a Node tool with no client_path, a Rust tool, and a vite-task-client tool with one', async () => {
+    const chain = `node node-tool.mjs && ${JSON.stringify(example('rust-tool'))} in.txt out.txt && node vtc-tool.mjs`;
+    const result = await run(example('rust-runner'), ['--client-path', addon(), '--', 'sh', '-c', chain], { cwd: app });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('rust-tool: connected=true mode=production');
+    const reports = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as Reports;
+    expect(reports.clients).toBe(3);
+    expect(reports.values).toEqual({ 'node-tool': 'true' });
+    expect(reports.inputs).toEqual([join(app, 'in.txt')]);
+    expect(reports.outputs).toEqual([join(app, 'out.txt')]);
+    expect(reports.ignoredInputs).toEqual([join(app, '.vtc-cache')]);
+    expect(reports.envs['NODE_ENV']).toEqual({ value: sha256('production'), tracked: true });
+    expect(result.stderr).toContain('3 client(s), cacheable');
+    expect(readFileSync(join(app, 'out.txt'), 'utf8')).toBe('production: source');
+  }, 120_000);
+
+  it("says why a Rust tool's run is not cacheable", async () => {
+    const result = await run(example('rust-runner'), ['--', example('rust-tool'), '--watch', 'in.txt', 'out.txt'], { cwd: app });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/not cacheable: disable-cache: rust-tool --watch \(pid \d+: .*rust-tool --watch in\.txt out\.txt\)/);
+  }, 120_000);
+
+  it('refuses to start with a client_path that is no addon, rather than leave vite-task-client tools unheard', async () => {
+    const garbage = join(app, 'x.node');
+    writeFileSync(garbage, randomBytes(4096));
+    const result = await run(example('rust-runner'), ['--client-path', garbage, '--', 'node', 'vtc-tool.mjs'], { cwd: app });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`client_path ${garbage} is not a Node addon for this platform`);
+  }, 120_000);
+
+  it('marks the run not cacheable, naming the tool, when a Node tool can load no client at all', async () => {
+    // The tool bundle vendored without its addon, under a runner that hands out none.
+    const vendored = join(app, 'vendored');
+    cpSync(join(root, 'dist'), join(vendored, 'dist'), { recursive: true });
+    const code = `const ra = await import(${JSON.stringify(pathToFileURL(join(vendored, 'dist', 'index.mjs')).href)}); ra.getEnv('NODE_ENV'); console.log('pid', process.pid);`;
+    const result = await run(example('rust-runner'), ['--', process.execPath, '--input-type=module', '-e', code], { cwd: app });
+    expect(result.code, result.stderr).toBe(0);
+    const pid = /^pid (\d+)$/m.exec(result.stdout)?.[1];
+    const reports = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as Reports;
+    expect(reports.cacheable).toBe(false);
+    expect(reports.notCacheable.map((reason) => [reason.kind, reason.pid])).toEqual([['lost', Number(pid)]]);
+    expect(reports.notCacheable[0]?.message).toContain(`a tool (pid ${pid}: `);
+    expect(result.stderr).toMatch(/not cacheable: lost: a tool could not deliver what it said: a tool \(pid \d+: /);
+  }, 120_000);
 });

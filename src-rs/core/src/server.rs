@@ -59,6 +59,11 @@ pub struct ServerOptions {
     /// `None`, or a path they cannot load, they talk through their own
     /// package's addon, and one that can load no client at all leaves a lost
     /// marker, so the run is not cacheable. `None` hands out nothing.
+    ///
+    /// A vite-task-client tool that cannot load the file says nothing, so
+    /// [`Server::start`] refuses a path that is no file or no object file
+    /// of this platform ([`ServerError::ClientPath`]) rather than start a
+    /// run whose tools would go unheard.
     pub client_path: Option<PathBuf>,
     /// Whether, when a runner listens to this process (this runner is a task
     /// of another), the reports are forwarded upstream at close
@@ -115,6 +120,55 @@ pub enum ServerError {
     /// A trace mode was asked for and cannot be done here.
     #[error(transparent)]
     Trace(#[from] TraceUnavailable),
+    /// `client_path` names no Node addon this platform could load.
+    #[error("client_path {path} is not a Node addon for this platform: {reason}")]
+    ClientPath {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The first bytes of a loadable library here: ELF, PE (`MZ`) or Mach-O.
+fn object_magic_ok(head: &[u8]) -> bool {
+    if cfg!(windows) {
+        head.starts_with(b"MZ")
+    } else if cfg!(target_os = "macos") {
+        [
+            [0xfe, 0xed, 0xfa, 0xcf],
+            [0xcf, 0xfa, 0xed, 0xfe],
+            [0xca, 0xfe, 0xba, 0xbe],
+            [0xbe, 0xba, 0xfe, 0xca],
+        ]
+        .iter()
+        .any(|magic| head.starts_with(magic))
+    } else {
+        head.starts_with(b"\x7fELF")
+    }
+}
+
+/// Checks that `path` is a regular file that starts as an object file of
+/// this platform does: a missing file, a truncated download or random bytes
+/// are refused before any tool is started.
+fn check_addon(path: &Path) -> Result<(), ServerError> {
+    let refuse = |reason: String| ServerError::ClientPath {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|err| refuse(err.to_string()))?;
+    let meta = file.metadata().map_err(|err| refuse(err.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".to_owned()));
+    }
+    let mut head = [0u8; 4];
+    let read = std::io::Read::read(&mut file, &mut head).map_err(|err| refuse(err.to_string()))?;
+    if !object_magic_ok(&head[..read]) {
+        return Err(refuse(
+            "it does not start as a library of this platform does (a truncated download, or another file)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a server is in its life; connections watch it to know when to stop.
@@ -197,6 +251,10 @@ impl Server {
             }
         }
         let table = EnvTable::new(env, untracked.clone())?;
+        // Before anything is made that would need removing.
+        if let Some(client_path) = &options.client_path {
+            check_addon(client_path)?;
+        }
         let token = random_token()?;
         let handle = runtime::handle();
         let listener = {
@@ -206,6 +264,34 @@ impl Server {
         let socket_path = PathBuf::from(listener.address());
         let transports = listener.transports();
         let marker_dir = listener.marker_dir_env();
+        // The private directory: named in the env where the address is not
+        // a path inside it (a Windows named pipe).
+        let private_dir = marker_dir
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| socket_path.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let trace = match options.trace {
+            None => None,
+            Some(request) => {
+                let (mode, required) = match request {
+                    TraceRequest::IfSupported => (TraceMode::Preload, false),
+                    TraceRequest::Mode(mode) => (mode, true),
+                };
+                let tracer = match &options.tracer_dir {
+                    Some(dir) => Tracer::in_dir(dir),
+                    None => Tracer::from_env(),
+                };
+                match TraceSession::start(mode, tracer, &private_dir, required) {
+                    Ok(session) => Some(session),
+                    Err(err) => {
+                        // Nothing of this server may outlive the refusal.
+                        listener.stop().remove();
+                        return Err(err.into());
+                    }
+                }
+            }
+        };
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             recorder: Mutex::new(Recorder::new(untracked)),
@@ -231,29 +317,9 @@ impl Server {
                 client_path.to_string_lossy().into_owned(),
             );
         }
-        let trace = match options.trace {
-            None => None,
-            Some(request) => {
-                // The private directory: named in the env where the address
-                // is not a path inside it (a Windows named pipe).
-                let private_dir = child_env
-                    .get(ENV_DIR)
-                    .map(PathBuf::from)
-                    .or_else(|| socket_path.parent().map(Path::to_path_buf))
-                    .unwrap_or_default();
-                let (mode, required) = match request {
-                    TraceRequest::IfSupported => (TraceMode::Preload, false),
-                    TraceRequest::Mode(mode) => (mode, true),
-                };
-                let tracer = match &options.tracer_dir {
-                    Some(dir) => Tracer::in_dir(dir),
-                    None => Tracer::from_env(),
-                };
-                let session = TraceSession::start(mode, tracer, &private_dir, required)?;
-                child_env.extend(session.env().clone());
-                Some(session)
-            }
-        };
+        if let Some(session) = &trace {
+            child_env.extend(session.env().clone());
+        }
         Ok(Self {
             trace,
             ignore: options.ignore,

@@ -77,7 +77,14 @@ fn parse_args() -> Result<Options, Box<dyn Error>> {
     Ok(options)
 }
 
-fn main() -> Result<ExitCode, Box<dyn Error>> {
+fn main() -> ExitCode {
+    run().unwrap_or_else(|err| {
+        eprintln!("rust-runner: {err}");
+        ExitCode::from(2)
+    })
+}
+
+fn run() -> Result<ExitCode, Box<dyn Error>> {
     let options = parse_args()?;
     // Tools may fetch only what the runner chooses to serve: here its own env
     // plus a mode the task is run in.
