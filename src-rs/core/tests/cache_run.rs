@@ -79,7 +79,11 @@ fn a_declared_run_is_stored_and_then_hits() {
         panic!("not stored: {stored:?}");
     };
     assert_eq!(key, KeyKind::Declared);
-    let outputs: Vec<&str> = manifest.outputs.iter().map(|output| output.path()).collect();
+    let outputs: Vec<&str> = manifest
+        .outputs
+        .iter()
+        .map(|output| output.path())
+        .collect();
     assert!(outputs.contains(&"dist/out.txt"), "{outputs:?}");
     assert!(matches!(
         fx.store.lookup(TASK, &Default::default()),
