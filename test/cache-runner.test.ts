@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -270,6 +270,43 @@ describe('reference caching runner: its command line', () => {
     expect(result.stderr).toMatch(/^cache-runner: warning: --input src\/\*\*\/\*\.ts matches no file$/m);
     expect(result.stderr).not.toContain('--input config.json');
     expect(status(result)).toBe('cache miss: no entry');
+  });
+
+  it('expands --input globs with braces, classes and negation; a matching directory covers its files', async () => {
+    const files = ['src/a.ts', 'src/a.test.ts', 'src/lib/b.ts', 'src/.hidden.ts', 'lib/c.js', 'lib/d.ts', 'docs/e.md', 'node_modules/x/i.ts', 'src/node_modules/y.ts'];
+    for (const file of files) {
+      mkdirSync(dirname(join(app, file)), { recursive: true });
+      writeFileSync(join(app, file), file);
+    }
+    const globs = ['{src,lib}/**', '!**/*.test.ts', 'lib/[cx].js', 'src', '**/i.ts'];
+    const dry = await runner_(['--cache-dir', cacheDir, '--dry-run', ...globs.flatMap((glob) => ['--input', glob]), ...toolCommand]);
+    expect(dry.code, dry.stderr).toBe(0);
+    // Each glob with the files it adds: `  input GLOB: N files` and then the files.
+    const matched = new Map<string, string[]>();
+    let current: string[] = [];
+    for (const line of dry.stdout.split('\n')) {
+      const input = /^ {2}input (.+): (\d+ files?|left out)$/.exec(line);
+      if (input) matched.set(input[1] ?? '', (current = []));
+      else if (/^ {4}\S+ {2}sha256 /.test(line)) current.push(line.trim().split(/\s+/)[0] ?? '');
+      else current = [];
+    }
+    expect(Object.fromEntries(matched)).toEqual({
+      '!**/*.test.ts': [],
+      '{src,lib}/**': ['lib/c.js', 'lib/d.ts', 'src/.hidden.ts', 'src/a.ts', 'src/lib/b.ts'],
+      'lib/[cx].js': ['lib/c.js'],
+      src: ['src/.hidden.ts', 'src/a.ts', 'src/lib/b.ts'],
+      '**/i.ts': [],
+    });
+    expect(dry.stderr).toBe('cache-runner: warning: --input **/i.ts matches no file\n');
+
+    // The same globs key a run: a file they leave out changes nothing, one they match misses.
+    const keyed = (): Promise<Run> => cacheRun([], {}, ['--trace', 'off', ...globs.slice(0, 4).flatMap((glob) => ['--input', glob])]);
+    expect(status(await keyed())).toBe('cache miss: no entry');
+    writeFileSync(join(app, 'src', 'a.test.ts'), 'changed');
+    writeFileSync(join(app, 'docs', 'e.md'), 'changed');
+    expect(status(await keyed())).toBe('cache hit');
+    writeFileSync(join(app, 'src', 'lib', 'b.ts'), 'changed');
+    expect(status(await keyed())).toBe('cache miss: input src/lib/b.ts changed');
   });
 
   it('prints the key part by part with --dry-run, and runs and stores nothing', async () => {

@@ -63,6 +63,7 @@ import {
   verdict,
   withoutCacheSecrets,
 } from 'runner-aware/runner';
+import { globSync } from 'tinyglobby';
 
 import { remoteSettings } from './remote.mjs';
 
@@ -70,8 +71,8 @@ import { remoteSettings } from './remote.mjs';
 // never enough to change what they build.
 const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TERM', 'LANG',
   'SYSTEMROOT', 'COMSPEC', 'PATHEXT', 'WINDIR', 'USERPROFILE', 'APPDATA', 'LOCALAPPDATA'];
-// Never walked when expanding globs: dependencies and VCS data are not task files.
-const SKIP_DIRS = new Set(['node_modules', '.git']);
+// Never matched by --input and --output globs: dependencies and VCS data are not task files.
+const SKIP_DIRS = ['**/node_modules/**', '**/.git/**'];
 
 const USAGE = 'usage: cache-runner [--cache-dir DIR] [--force] [--dry-run] [--trace MODE] [--ignore PATH]… [--env NAME|GLOB]… [--input GLOB]… [--output GLOB]…\n' +
   '                    [--remote URL --team TEAM [--token-file FILE]] -- <command…>\n' +
@@ -100,10 +101,15 @@ Options:
                    as when a tool says so itself (ignoreInput, ignoreOutput):
                    for a tool's own cache that it does not report, such as
                    Vitest's results under node_modules/.vite
-  --input GLOB     files the command reads (** any directories, * and ? in a
-                   name); a glob that matches no file is warned about.
+  --input GLOB     files the command reads: ** any directories, * and ? in a
+                   name, [abc] classes, {src,lib} alternatives; a matching
+                   directory covers its files; !GLOB leaves out what it
+                   matches ('src/**' '!**/*.test.ts'). Dot files count;
+                   node_modules and .git never do. A glob that matches no
+                   file is warned about.
                    Without a trace, a run with no --input is never stored
-  --output GLOB    files the command writes, archived with the entry
+  --output GLOB    files the command writes, archived with the entry (globs
+                   as for --input)
   --cacheable-despite CALLER
                    store the run even though CALLER disabled caching (a
                    module, as runner-aware names it: vite for vite … _createServer);
@@ -216,25 +222,25 @@ const portable = (file) => {
 
 // --- files ------------------------------------------------------------------
 
-/** Every regular file at or under `file` (absolute paths). */
-function filesUnder(file) {
-  const stat = fs.statSync(file, { throwIfNoEntry: false });
-  if (stat?.isFile()) return [file];
-  if (!stat?.isDirectory()) return [];
-  return fs.readdirSync(file).filter((name) => !SKIP_DIRS.has(name)).flatMap((name) => filesUnder(path.join(file, name)));
-}
-
-/** `**` any directories, `*` and `?` within one name; a matching directory covers its files. */
-function globRegExp(glob) {
-  const special = { '**/': '(?:.*/)?', '**': '.*', '*': '[^/]*', '?': '[^/]' };
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\/|\*\*|\*|\?/g, (m) => special[m]);
-  return new RegExp(`^${body}(?:/.*)?$`);
-}
-
+/**
+ * The files `globs` match under the working directory (absolute, sorted),
+ * by tinyglobby: `**`, `*`, `?`, `[…]` classes and `{a,b}` alternatives; a
+ * glob that starts with `!` leaves out what it matches. A matching directory
+ * covers its files. Only the directories a glob can reach are walked.
+ */
 function expandGlobs(globs) {
-  if (globs.length === 0) return [];
-  const patterns = globs.map(globRegExp);
-  return filesUnder(cwd).filter((file) => patterns.some((re) => re.test(portable(file))));
+  const patterns = globs.flatMap((glob) => {
+    const trimmed = glob.replace(/\/+$/, '');
+    return trimmed.endsWith('**') ? [trimmed] : [trimmed, `${trimmed}/**`];
+  });
+  if (!patterns.some((pattern) => !pattern.startsWith('!'))) return [];
+  return globSync(patterns, { cwd, absolute: true, dot: true, ignore: SKIP_DIRS, expandDirectories: false }).map(path.normalize).sort();
+}
+
+/** The --input globs that add files (not `!…`), each with the files it adds once every `!…` glob has left out its own. */
+function inputGlobs() {
+  const negated = flags.input.filter((glob) => glob.startsWith('!'));
+  return flags.input.filter((glob) => !glob.startsWith('!')).map((glob) => ({ glob, files: expandGlobs([glob, ...negated]) }));
 }
 
 // --- the cache ----------------------------------------------------------------
@@ -350,8 +356,8 @@ async function dryRun(cache) {
     const names = Object.keys(query.matches);
     lines.push(`  env ${query.glob}: ${names.length} match${names.length === 1 ? '' : 'es'}${names.length ? ` (${names.join(', ')})` : ''}`);
   }
-  for (const glob of flags.input) {
-    const files = expandGlobs([glob]);
+  for (const glob of flags.input.filter((g) => g.startsWith('!'))) lines.push(`  input ${glob}: left out`);
+  for (const { glob, files } of inputGlobs()) {
     lines.push(`  input ${glob}: ${files.length} file${files.length === 1 ? '' : 's'}`);
     for (const file of files) lines.push(`    ${portable(file)}  sha256 ${sha256(fs.readFileSync(file))}`);
   }
@@ -390,7 +396,7 @@ if (flags.clean) {
   clean(cache);
   process.exit(0);
 }
-for (const glob of flags.input) if (expandGlobs([glob]).length === 0) warn(`warning: --input ${glob} matches no file`);
+for (const { glob, files } of inputGlobs()) if (files.length === 0) warn(`warning: --input ${glob} matches no file`);
 if (flags['dry-run']) {
   await dryRun(cache);
   process.exit(0);
