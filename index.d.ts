@@ -278,6 +278,11 @@ export interface NativeServerOptions {
   closeTimeoutMs?: number
   /** The addon to hand out as `VP_RUN_NODE_CLIENT_PATH`. */
   clientPath?: string
+  /**
+   * Paths the runner's user ignores, as if a tool had ignored each as an
+   * input and an output.
+   */
+  ignore?: Array<string>
 }
 
 /** A literal-prefix env query: every name that starts with `prefix`. */

@@ -24,7 +24,7 @@ use crate::env::{EnvTable, InvalidGlob, DEFAULT_UNTRACKED_ENV};
 use crate::nesting::NestedRun;
 use crate::protocol::{ENV_CLIENT_PATH, ENV_DIR, ENV_SOCKET, ENV_TOKEN};
 use crate::reports::{EnvValues, Recorder, Reports, UncacheableKind};
-use crate::rules::apply_trace_and_ignores;
+use crate::rules::{apply_trace_and_ignores, normalize};
 use crate::runtime;
 use crate::session::{Next, Session, SessionContext, SessionState};
 use crate::trace::{TraceMode, TraceSession, TraceUnavailable, Tracer};
@@ -322,7 +322,8 @@ impl Server {
         }
         Ok(Self {
             trace,
-            ignore: options.ignore,
+            // Resolved now: the runner may change directory before close.
+            ignore: options.ignore.iter().map(|path| normalize(path)).collect(),
             shared,
             socket_path,
             child_env,
@@ -377,6 +378,7 @@ impl Server {
     /// The reports so far, without closing.
     pub fn snapshot(&self) -> Reports {
         let mut reports = self.shared.recorder().snapshot();
+        apply_trace_and_ignores(&mut reports, None, &self.ignore);
         if self.env_values == EnvValues::Sha256 {
             reports.digest_env_values();
         }

@@ -205,6 +205,9 @@ pub struct NativeServerOptions {
     pub close_timeout_ms: Option<u32>,
     /// The addon to hand out as `VP_RUN_NODE_CLIENT_PATH`.
     pub client_path: Option<String>,
+    /// Paths the runner's user ignores, as if a tool had ignored each as an
+    /// input and an output.
+    pub ignore: Option<Vec<String>>,
 }
 
 /// A server for one task run.
@@ -298,6 +301,7 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
         untracked_env: None,
         close_timeout_ms: None,
         client_path: None,
+        ignore: None,
     });
     let server = Server::start(ServerOptions {
         env: options.env,
@@ -311,6 +315,7 @@ pub fn create_server(options: Option<NativeServerOptions>) -> Result<NativeServe
         forward: Some(false),
         // The JavaScript side digests at close(), unless asked for plain values.
         env_values: Some(runner_aware::EnvValues::Plain),
+        ignore: options.ignore.unwrap_or_default(),
         ..ServerOptions::default()
     })
     .map_err(|err| Error::from_reason(err.to_string()))?;
