@@ -357,7 +357,7 @@ await row(
   }),
   ({ waiting, after }) => ({
     ok: waiting.ignoredInputs.includes('/late') && !waiting.cacheable && kindsOf(waiting).join() === 'late-client' && after.lateConnected === false,
-    figure: `while \`close()\` waited: served, not cacheable (late-client); after it resolved (in ${after.closeMs} ms): not seen, the documented limit (README, "Processes that outlive the command")`,
+    figure: `while \`close()\` waited: served, not cacheable (late-client); after it resolved (in ${after.closeMs} ms): not seen, the documented limit (docs/runners.md, "Processes that outlive the command")`,
   }),
 );
 await row(
@@ -439,7 +439,7 @@ ${rows.join('\n')}
 - **A process of the task that connects after its command exited** is served
   while \`close()\` still waits on an open connection, and makes the run not
   cacheable (\`late-client\`). One that first connects after \`close()\`
-  resolved is not seen at all; the README's runner section says so.
+  resolved is not seen at all; docs/runners.md (the server) says so.
 - **A runner process that ends** by \`process.exit()\`, an uncaught exception,
   or SIGINT, SIGTERM or SIGHUP with no handler of its own removes every open
   server's directory and still ends the way it would have (the signal is

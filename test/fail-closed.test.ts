@@ -252,7 +252,7 @@ describe.runIf(unix)('15. a process of the task that connects after its command 
     expect(result.closeMs).toBeLessThan(1000 + 500);
   });
 
-  it('after close() resolved: not seen at all (the limit the README documents)', async () => {
+  it('after close() resolved: not seen at all (the limit docs/runners.md documents)', async () => {
     // Nothing was connected, so close() resolved at once; the late process
     // found no socket and no directory to leave a marker in.
     const result = await scenario.lateClient({ delayMs: 200, closeTimeoutMs: 1000 });
