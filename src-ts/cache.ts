@@ -3,6 +3,7 @@
 
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
+import { checkEnv, checkEnvQuery, checkFingerprint, checkObject, checkOptions, checkReports, checkString, pathOptions, toPath, toPaths } from './checks.js';
 import { digestedMatches, nullRecord, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
 import type { EnvQuery, EnvQueryRecord, Reports, Trace } from './types.js';
@@ -15,7 +16,9 @@ import type { EnvQuery, EnvQueryRecord, Reports, Trace } from './types.js';
  * `..` removed and no trailing separator. Lexical: symlinks are not resolved,
  * the same way the tool side reports paths.
  */
-export function normalizePath(path: string, cwd: string = process.cwd()): string {
+export function normalizePath(path: string | URL, cwd: string | URL = process.cwd()): string {
+  path = toPath(path, 'path', 'normalizePath');
+  cwd = toPath(cwd, 'cwd', 'normalizePath');
   return resolve(cwd, path);
 }
 
@@ -24,7 +27,10 @@ export function normalizePath(path: string, cwd: string = process.cwd()): string
  * after normalisation: `dist` covers `dist/a` but not `dist2/a` or
  * `distribution.txt`. Relative paths resolve against `cwd`.
  */
-export function isWithin(path: string, dir: string, cwd: string = process.cwd()): boolean {
+export function isWithin(path: string | URL, dir: string | URL, cwd: string | URL = process.cwd()): boolean {
+  path = toPath(path, 'path', 'isWithin');
+  dir = toPath(dir, 'dir', 'isWithin');
+  cwd = toPath(cwd, 'cwd', 'isWithin');
   const p = normalizePath(path, cwd);
   const d = normalizePath(dir, cwd);
   if (p === d) return true;
@@ -57,12 +63,18 @@ function sortedUnique(paths: Iterable<string>): string[] {
 }
 
 /** Whether a read of `path` is not an input because a tool ignored it (or a directory above it). */
-export function isIgnoredInput(reports: Pick<Reports, 'ignoredInputs'>, path: string, cwd: string = process.cwd()): boolean {
+export function isIgnoredInput(reports: Pick<Reports, 'ignoredInputs'>, path: string | URL, cwd: string | URL = process.cwd()): boolean {
+  checkReports(reports, ['ignoredInputs'], 'isIgnoredInput');
+  path = toPath(path, 'path', 'isIgnoredInput');
+  cwd = toPath(cwd, 'cwd', 'isIgnoredInput');
   return isUnderAny(path, reports.ignoredInputs, cwd);
 }
 
 /** Whether a write of `path` is not an output because a tool ignored it (or a directory above it). */
-export function isIgnoredOutput(reports: Pick<Reports, 'ignoredOutputs'>, path: string, cwd: string = process.cwd()): boolean {
+export function isIgnoredOutput(reports: Pick<Reports, 'ignoredOutputs'>, path: string | URL, cwd: string | URL = process.cwd()): boolean {
+  checkReports(reports, ['ignoredOutputs'], 'isIgnoredOutput');
+  path = toPath(path, 'path', 'isIgnoredOutput');
+  cwd = toPath(cwd, 'cwd', 'isIgnoredOutput');
   return isUnderAny(path, reports.ignoredOutputs, cwd);
 }
 
@@ -70,7 +82,10 @@ export function isIgnoredOutput(reports: Pick<Reports, 'ignoredOutputs'>, path: 
  * The observed reads that are inputs: every path normalised, minus those under
  * an ignored input; sorted and deduped.
  */
-export function filterInputs(reports: Pick<Reports, 'ignoredInputs'>, reads: Iterable<string>, cwd: string = process.cwd()): string[] {
+export function filterInputs(reports: Pick<Reports, 'ignoredInputs'>, reads: Iterable<string | URL>, cwd: string | URL = process.cwd()): string[] {
+  checkReports(reports, ['ignoredInputs'], 'filterInputs');
+  reads = toPaths(reads, 'reads', 'filterInputs');
+  cwd = toPath(cwd, 'cwd', 'filterInputs');
   const kept = [...reads].map((p) => normalizePath(p, cwd)).filter((p) => !isUnderAny(p, reports.ignoredInputs, cwd));
   return sortedUnique(kept);
 }
@@ -79,13 +94,17 @@ export function filterInputs(reports: Pick<Reports, 'ignoredInputs'>, reads: Ite
  * The observed writes that are outputs: every path normalised, minus those
  * under an ignored output; sorted and deduped.
  */
-export function filterOutputs(reports: Pick<Reports, 'ignoredOutputs'>, writes: Iterable<string>, cwd: string = process.cwd()): string[] {
+export function filterOutputs(reports: Pick<Reports, 'ignoredOutputs'>, writes: Iterable<string | URL>, cwd: string | URL = process.cwd()): string[] {
+  checkReports(reports, ['ignoredOutputs'], 'filterOutputs');
+  writes = toPaths(writes, 'writes', 'filterOutputs');
+  cwd = toPath(cwd, 'cwd', 'filterOutputs');
   const kept = [...writes].map((p) => normalizePath(p, cwd)).filter((p) => !isUnderAny(p, reports.ignoredOutputs, cwd));
   return sortedUnique(kept);
 }
 
 /** The inputs the tools declared with `addInput`, minus any under an ignored input. */
 export function declaredInputs(reports: Pick<Reports, 'inputs' | 'ignoredInputs'>): string[] {
+  checkReports(reports, ['inputs', 'ignoredInputs'], 'declaredInputs');
   return filterInputs(reports, reports.inputs);
 }
 
@@ -95,6 +114,7 @@ export function declaredInputs(reports: Pick<Reports, 'inputs' | 'ignoredInputs'
  * file with `isIgnoredOutput` when archiving it.
  */
 export function declaredOutputs(reports: Pick<Reports, 'outputs' | 'ignoredOutputs'>): string[] {
+  checkReports(reports, ['outputs', 'ignoredOutputs'], 'declaredOutputs');
   return filterOutputs(reports, reports.outputs);
 }
 
@@ -134,6 +154,7 @@ export type AnyEnvQuery = EnvQuery | { glob: string };
  * Loads the native addon, like `createServer`.
  */
 export function envMatcher(query: AnyEnvQuery): (name: string) => boolean {
+  checkEnvQuery(query, 'query', 'envMatcher');
   if (typeof query === 'object' && 'prefix' in query) {
     const prefix = query.prefix;
     return (name) => name.startsWith(prefix);
@@ -191,6 +212,7 @@ export interface EnvFingerprint {
  * to reports whose `envValues` is `sha256`.
  */
 export function envValueDigest(value: string): string {
+  checkString(value, 'value', 'envValueDigest');
   return sha256(value);
 }
 
@@ -201,6 +223,7 @@ export function envValueDigest(value: string): string {
  * `close()` returns such reports unless asked for `plain` ones.
  */
 export function digestReports(reports: Reports): Reports {
+  checkReports(reports, ['envs', 'envQueries'], 'digestReports');
   if (reports.envValues === 'sha256') return reports;
   return {
     ...reports,
@@ -241,6 +264,7 @@ function queryKind(query: { glob: string } | { prefix: string }): ['glob' | 'pre
 
 /** How a query is named in reasons and summaries: `VITE_*`, or `VITE_ (prefix)`. */
 export function describeQuery(query: AnyEnvQuery): string {
+  checkEnvQuery(query, 'query', 'describeQuery');
   if (typeof query === 'string') return query;
   return 'glob' in query ? query.glob : `${query.prefix} (prefix)`;
 }
@@ -284,6 +308,7 @@ function digestOf(parts: Pick<EnvFingerprint, 'envs' | 'envQueries' | 'values'>)
  * fingerprint's.
  */
 export function envFingerprint(reports: Pick<Reports, 'envs' | 'envQueries' | 'values' | 'untrackedEnv' | 'envValues'>): EnvFingerprint {
+  checkReports(reports, ['envs', 'envQueries', 'values', 'untrackedEnv'], 'envFingerprint');
   const isUntracked = untrackedMatcher(reports.untrackedEnv);
   const digest = reports.envValues === 'sha256' ? asDigest : sha256;
   const envs = sortedRecord(
@@ -347,6 +372,9 @@ export function validateFingerprint(
   env: Record<string, string | undefined>,
   options: ValidateOptions = {},
 ): FingerprintValidation {
+  checkFingerprint(stored, 'stored', 'validateFingerprint');
+  checkEnv(env, 'env', 'validateFingerprint');
+  if (checkOptions(options, ['values'], 'validateFingerprint').values !== undefined) checkObject(options.values, 'options.values', 'validateFingerprint');
   const storedNames = Object.keys(stored.envs);
   const currentEnvs = Object.fromEntries(storedNames.map((name): [string, string | null] => {
     const value = envValue(env, name);
@@ -407,7 +435,7 @@ export interface PathOptions {
    * them against it when parsing, so an entry moves between checkouts and
    * machines. Paths outside it are written as `../…`.
    */
-  root?: string;
+  root?: string | URL;
 }
 
 function toPortable(path: string, root: string): string {
@@ -429,7 +457,9 @@ function mapTrace(trace: Trace, map: (path: string) => string): Trace {
 }
 
 /** `reports` with every path (the trace's too) rewritten relative to `root` (`/`-separated). */
-export function relativizeReports(reports: Reports, root: string): Reports {
+export function relativizeReports(reports: Reports, root: string | URL): Reports {
+  checkReports(reports, ['ignoredInputs', 'ignoredOutputs', 'inputs', 'outputs', 'trace'], 'relativizeReports');
+  root = toPath(root, 'root', 'relativizeReports');
   const out: Reports = { ...reports };
   for (const field of PATH_FIELDS) out[field] = reports[field].map((path) => toPortable(path, root));
   if (reports.trace) out.trace = mapTrace(reports.trace, (path) => toPortable(path, root));
@@ -437,7 +467,9 @@ export function relativizeReports(reports: Reports, root: string): Reports {
 }
 
 /** `reports` with every relative path resolved against `root`; the inverse of `relativizeReports`. */
-export function absolutizeReports(reports: Reports, root: string): Reports {
+export function absolutizeReports(reports: Reports, root: string | URL): Reports {
+  checkReports(reports, ['ignoredInputs', 'ignoredOutputs', 'inputs', 'outputs', 'trace'], 'absolutizeReports');
+  root = toPath(root, 'root', 'absolutizeReports');
   const out: Reports = { ...reports };
   for (const field of PATH_FIELDS) out[field] = sortedUnique(reports[field].map((path) => fromPortable(path, root)));
   if (reports.trace) out.trace = mapTrace(reports.trace, (path) => fromPortable(path, root));
@@ -446,6 +478,8 @@ export function absolutizeReports(reports: Reports, root: string): Reports {
 
 /** `reports` as JSON, paths relative to `options.root` when given. */
 export function serializeReports(reports: Reports, options: PathOptions = {}): string {
+  checkObject(reports, 'reports', 'serializeReports');
+  options = pathOptions(options, 'root', 'serializeReports');
   return JSON.stringify(options.root === undefined ? reports : relativizeReports(reports, options.root));
 }
 
@@ -455,6 +489,8 @@ export function serializeReports(reports: Reports, options: PathOptions = {}): s
  * naming the first bad field.
  */
 export function parseReports(json: string, options: PathOptions = {}): Reports {
+  checkString(json, 'json', 'parseReports');
+  options = pathOptions(options, 'root', 'parseReports');
   const what = 'Reports';
   const value: unknown = JSON.parse(json);
   if (!isRecord(value)) fail(what, 'expected an object');
@@ -495,6 +531,7 @@ export function parseReports(json: string, options: PathOptions = {}): Reports {
 
 /** `fingerprint` as JSON. It holds no paths and no plaintext values. */
 export function serializeFingerprint(fingerprint: EnvFingerprint): string {
+  checkFingerprint(fingerprint, 'fingerprint', 'serializeFingerprint');
   return JSON.stringify(fingerprint);
 }
 
@@ -503,6 +540,7 @@ export function serializeFingerprint(fingerprint: EnvFingerprint): string {
  * included. Throws a `TypeError` naming what is wrong.
  */
 export function parseFingerprint(json: string): EnvFingerprint {
+  checkString(json, 'json', 'parseFingerprint');
   const what = 'EnvFingerprint';
   const value: unknown = JSON.parse(json);
   if (!isRecord(value)) fail(what, 'expected an object');

@@ -7,10 +7,11 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { isAbsolute, relative, sep } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { didYouMean } from './checks.js';
 import { inferAccesses } from './infer.js';
-import { createServer, describeReason, verdict, type CommandOutcome, type Server } from './server.js';
+import { createServer, describeReason, TraceUnavailableError, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
 
 const USAGE = `Usage: runner-aware inspect [--json] [--out FILE] [--trace MODE] [--ignore PATH]… [--close-timeout MS] [--plain-values] -- <command> [args…]
@@ -35,6 +36,8 @@ Options:
                       FILE is opened before the command runs, so a bad path costs no run)
   --trace MODE        auto (default: preload where the tracer runs, none elsewhere),
                       preload, seccomp (every process under the supervisor), or off.
+                      preload and seccomp must be had: where no tracer runs (not
+                      Linux x64 or arm64, a build without it), inspect exits 2.
                       A trace that may miss accesses, or shows the command modifying
                       what it read, makes the run not cacheable
   --ignore PATH       reads and writes under PATH are neither inputs nor outputs, as
@@ -56,9 +59,47 @@ Examples:
   runner-aware inspect -- npx vite build
   runner-aware inspect --out reports.json -- npm run build`;
 
+/** `message` as a line of this CLI: one `runner-aware` prefix, whether or not the message has its own. */
+function line(message: string): string {
+  return `${/^runner-aware[ :]/.test(message) ? message : `runner-aware: ${message}`}\n`;
+}
+
 function fail(message: string): never {
-  process.stderr.write(`runner-aware: ${message}\n${USAGE}\nRun runner-aware --help for more.\n`);
+  process.stderr.write(`${line(message)}${USAGE}\nRun runner-aware --help for more.\n`);
   process.exit(2);
+}
+
+/** The options of `inspect`. */
+const OPTIONS = {
+  json: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  'close-timeout': { type: 'string' },
+  'plain-values': { type: 'boolean', default: false },
+  trace: { type: 'string', default: 'auto' },
+  ignore: { type: 'string', multiple: true, default: [] as string[] },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'v', default: false },
+} satisfies NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * What to say about an argument `parseArgs` refused: an option of the
+ * command given without `--` before it (`inspect --json node -e 1`), with
+ * the line that works, or an option of inspect's own mistyped, with the
+ * nearest one.
+ */
+function usageHint(argv: string[], err: Error): string {
+  if ((err as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return err.message;
+  const { tokens = [] } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  const unknown = tokens.find((token) => token.kind === 'option' && !(token.name in OPTIONS));
+  const shown = unknown?.kind === 'option' ? unknown.rawName : '';
+  const command = tokens.find((token) => token.kind === 'positional');
+  if (command?.kind === 'positional' && unknown !== undefined && command.index < unknown.index) {
+    const quoted = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`);
+    const fixed = [...argv.slice(0, command.index), '--', ...argv.slice(command.index)].map(quoted).join(' ');
+    return `unknown option ${shown}: options of the command go after --, as in: runner-aware inspect ${fixed}`;
+  }
+  const name = shown.replace(/^--?/, '');
+  return `unknown option ${shown}${didYouMean(name, Object.keys(OPTIONS)).replace(/'(.+)'/, "'--$1'")}`;
 }
 
 /** This package's version, from the package.json next to dist/. */
@@ -156,22 +197,9 @@ function noReports(why: string): Reports {
 async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: number }> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        out: { type: 'string' },
-        'close-timeout': { type: 'string' },
-        'plain-values': { type: 'boolean', default: false },
-        trace: { type: 'string', default: 'auto' },
-        ignore: { type: 'string', multiple: true, default: [] },
-        help: { type: 'boolean', short: 'h', default: false },
-        version: { type: 'boolean', short: 'v', default: false },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   } catch (err) {
-    fail((err as Error).message);
+    fail(usageHint(argv, err as Error));
   }
   if (parsed.values.help) {
     process.stdout.write(`${HELP}\n`);
@@ -188,8 +216,11 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   if (closeTimeoutMs !== undefined && !Number.isInteger(closeTimeoutMs)) fail(`--close-timeout ${closeTimeout} is not a number of milliseconds`);
   const traceMode = parsed.values.trace;
   if (!['auto', 'preload', 'seccomp', 'off'].includes(traceMode)) fail(`--trace ${traceMode}: expected auto, preload, seccomp or off`);
-  // auto is the reference runner's default too, so both reach the same verdict.
-  const trace = traceMode === 'off' ? false : traceMode === 'seccomp' ? 'seccomp' : 'preload';
+  const ignore = parsed.values.ignore;
+  if (ignore.includes('')) fail('--ignore needs a path, not an empty string');
+  // auto is the reference runner's default too, so both reach the same verdict:
+  // a trace where one can be made. A mode by name must be had.
+  const trace = traceMode === 'off' ? false : traceMode === 'auto' ? true : (traceMode as 'preload' | 'seccomp');
 
   // The out file is opened before the command runs: a bad path is found
   // before the work, not after it.
@@ -207,12 +238,16 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   let server: Server | undefined;
   let unserved: string | undefined;
   try {
-    server = await createServer({ trace, ignore: parsed.values.ignore, ...(closeTimeoutMs === undefined ? {} : { closeTimeoutMs }) });
+    server = await createServer({ trace, ignore, ...(closeTimeoutMs === undefined ? {} : { closeTimeoutMs }) });
   } catch (err) {
+    if (err instanceof TraceUnavailableError) {
+      process.stderr.write(line(`--trace ${err.mode} cannot be done here: ${err.reason} (--trace auto traces where it can)`));
+      return { exitCode: 2 };
+    }
     if (err instanceof TypeError) fail(err.message);
     unserved = err instanceof Error ? err.message : String(err);
     // With --json alone stderr is the JSON, which carries the reason.
-    if (!parsed.values.json || out !== undefined) process.stderr.write(`runner-aware: ${unserved}\nrunner-aware: running the command without a server; the run is not cacheable\n`);
+    if (!parsed.values.json || out !== undefined) process.stderr.write(`${line(unserved)}runner-aware: running the command without a server; the run is not cacheable\n`);
   }
   // Without a terminal the command gets a process group of its own, so a
   // signal to inspect reaches every process of it once. With one, the
@@ -242,7 +277,7 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const outcome = await new Promise<CommandOutcome & { exitCode: number }>((resolve) => {
     child.on('error', (err) => {
-      process.stderr.write(`runner-aware: cannot run ${command}: ${err.message}\n`);
+      process.stderr.write(line(`cannot run ${command}: ${err.message}`));
       resolve({ exitCode: 127 });
     });
     child.on('exit', (code, signal) => {
@@ -296,7 +331,7 @@ function exitLike({ exitCode, signal }: CommandOutcome & { exitCode: number }): 
 main(process.argv.slice(2)).then(
   exitLike,
   (err: unknown) => {
-    process.stderr.write(`runner-aware: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(line(err instanceof Error ? err.message : String(err)));
     process.exit(1);
   },
 );

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+import { checkInput, checkInstance, checkReports, refuse, typeName } from './checks.js';
 import { declaredInputs, declaredOutputs, underAny } from './cache.js';
 import { modifiedInputs as modifiedInputsOf } from './trace.js';
 import type { Reports } from './types.js';
@@ -68,6 +69,7 @@ function exists(path: string): boolean {
  * outputs are known.
  */
 export function inferAccesses(reports: Reports): InferredAccesses {
+  checkReports(reports, ['ignoredInputs', 'ignoredOutputs', 'inputs', 'outputs', 'trace'], 'inferAccesses');
   const trace = reports.trace;
   const kinds = new Map<string, InputKind>();
   const rank: Record<InputKind, number> = { existence: 0, listing: 1, content: 2 };
@@ -177,6 +179,8 @@ function contentDigest(path: string, stat: BigIntStats, cache: StatCache, above:
  * is a change even where the two copies' files at the link look the same.
  */
 export function fingerprintInput(input: InferredInput, cache: StatCache = new StatCache()): string {
+  checkInput(input, 'input', 'fingerprintInput');
+  checkInstance(cache, StatCache, 'StatCache', 'cache', 'fingerprintInput');
   const link = statOf(input.path, false);
   if (link === undefined) return 'missing';
   const followed = fingerprintFollowed(input, cache);
@@ -217,6 +221,9 @@ function fingerprintFollowed(input: InferredInput, cache: StatCache): string {
  * what a fingerprint taken now sees, so such a run must not be stored.
  */
 export function changedSince(inputs: readonly InferredInput[], since: number): string[] {
+  if (!Array.isArray(inputs)) refuse('changedSince', `inputs must be an array of InferredInput ({ path, kind }), got ${typeName(inputs)}`);
+  inputs.forEach((input, i) => checkInput(input, `inputs[${i}]`, 'changedSince'));
+  if (!Number.isFinite(since)) refuse('changedSince', `since must be a time in ms since the epoch (Date.now()), got ${String(since)}`);
   const sinceNs = BigInt(Math.floor(since)) * 1_000_000n;
   return inputs
     .filter((input) => {

@@ -2,7 +2,7 @@
 // cache needs (path-aware ignore matching, the tracked-env fingerprint and its
 // validation, reports as stored data). Loads the native addon on first use.
 
-export { createServer, describeReason, verdict } from './server.js';
+export { createServer, describeReason, TraceUnavailableError, verdict } from './server.js';
 export type { CloseOptions, CommandOutcome, Server, ServerOptions, Verdict, VerdictOptions } from './server.js';
 export type {
   EnvOptions,

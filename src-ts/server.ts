@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
 import { normalizePath } from './cache.js';
+import { checkOptions, checkOutcome, checkReason, checkReports, checkStringArray, refuse, toPaths, typeName } from './checks.js';
 import { openChunks } from './chunks.js';
 import { digestedMatches, nullRecord, sha256 } from './digest.js';
 import { loadBinding } from './native.js';
@@ -41,11 +42,18 @@ export interface ServerOptions {
    * cacheable (a `trace` reason), as does a path the task read and then
    * wrote or deleted that no ignored input covers (`modified-input`). Start the command as
    * `server.command(argv)`, with `server.env` in its env.
-   * - `true` or `'preload'`: a preload library records the calls of
-   *   dynamically linked programs, and a seccomp supervisor everything it
-   *   cannot see (static programs, raw system calls); a few percent of CPU;
+   * - `true`: trace where it can be done, in `'preload'` mode; where it
+   *   cannot (not Linux x64 or arm64, no tracer beside the addon), nothing
+   *   is traced and `reports.trace.mode` is `unsupported`, with the reason;
+   * - `'preload'`: a preload library records the calls of dynamically
+   *   linked programs, and a seccomp supervisor everything it cannot see
+   *   (static programs, raw system calls); a few percent of CPU;
    * - `'seccomp'`: the supervisor sees every file system call; slower.
-   * Elsewhere, `reports.trace.mode` is `unsupported` and nothing is traced.
+   * A mode asked for by name must be honoured: where it cannot be,
+   * `createServer` rejects with a {@link TraceUnavailableError} saying why.
+   * A runner that is itself traced by an outer runner traces nothing,
+   * whatever it asks for (`unsupported`, saying so): the outer trace records
+   * its task, and one process tree takes one tracer.
    * Default `false`.
    */
   trace?: TraceOption;
@@ -56,7 +64,7 @@ export interface ServerOptions {
    * Relative paths resolve against the runner's working directory now; they
    * are in the reports' `ignoredInputs` and `ignoredOutputs`. Default none.
    */
-  ignore?: readonly string[];
+  ignore?: readonly (string | URL)[];
 }
 
 /** Options of `close()` and `snapshot()`. */
@@ -144,6 +152,7 @@ function digestValues(envs: Iterable<EnvRecord>, queries: Reports['envQueries'])
 }
 
 function checkCloseOptions(options: CloseOptions, method: string): EnvValueEncoding {
+  checkOptions(options, ['envValues'], method);
   const encoding = options.envValues ?? 'sha256';
   if (encoding !== 'sha256' && encoding !== 'plain') {
     throw new TypeError(`runner-aware ${method}: envValues must be 'sha256' or 'plain', got ${String(encoding)}`);
@@ -288,6 +297,7 @@ const SHOWN_COMMAND_CHARS = 200;
  * the reference runner print reasons this way.
  */
 export function describeReason(reason: UncacheableReason): string {
+  checkReason(reason, 'reason', 'describeReason');
   const from = reason.caller ? `, from ${reason.caller}` : '';
   const command =
     reason.command === undefined
@@ -346,6 +356,9 @@ function isOverruled(reason: UncacheableReason, callers: readonly string[]): boo
  * `runner-aware inspect` and the reference runner print this.
  */
 export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: CommandOutcome = {}, options: VerdictOptions = {}): Verdict {
+  checkReports(reports, ['notCacheable'], 'verdict');
+  checkOutcome(outcome, 'outcome', 'verdict');
+  if (checkOptions(options, ['cacheableDespite'], 'verdict').cacheableDespite !== undefined) checkStringArray(options.cacheableDespite, 'options.cacheableDespite', 'verdict');
   let reasons = [...reports.notCacheable];
   if (outcome.signal) {
     reasons.push({ kind: 'exit', message: `the command was killed by ${outcome.signal}` });
@@ -359,11 +372,13 @@ export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: Command
   return { cacheable: reasons.length === 0, reasons, overruled };
 }
 
-function checkOptions(options: ServerOptions): void {
-  const { closeTimeoutMs, untrackedEnv, env, forward, trace, ignore } = options;
-  if (ignore !== undefined && !(Array.isArray(ignore) && ignore.every((path) => typeof path === 'string' && path !== ''))) {
-    throw new TypeError('runner-aware createServer: ignore must be an array of paths');
-  }
+/** Every option `createServer` takes. */
+const SERVER_OPTIONS = ['env', 'untrackedEnv', 'closeTimeoutMs', 'forward', 'trace', 'ignore'] as const;
+
+/** `options` checked, with the `ignore` paths as strings (`file:` URLs made paths). */
+function checkServerOptions(options: ServerOptions): Omit<ServerOptions, 'ignore'> & { ignore?: readonly string[] } {
+  const { closeTimeoutMs, untrackedEnv, env, forward, trace, ignore } = checkOptions(options, SERVER_OPTIONS, 'createServer');
+  if (ignore !== undefined && !Array.isArray(ignore)) refuse('createServer', `ignore must be an array of paths, got ${typeName(ignore)}`);
   if (trace !== undefined && typeof trace !== 'boolean' && trace !== 'preload' && trace !== 'seccomp') {
     throw new TypeError(`runner-aware createServer: trace must be true, false, 'preload' or 'seccomp', got ${String(trace)}`);
   }
@@ -379,11 +394,32 @@ function checkOptions(options: ServerOptions): void {
   if (env !== undefined && (env === null || typeof env !== 'object')) {
     throw new TypeError('runner-aware createServer: env must be an object of strings');
   }
+  const { ignore: paths, ...checked } = options;
+  return paths === undefined ? checked : { ...checked, ignore: toPaths(paths, 'ignore', 'createServer') };
+}
+
+/**
+ * A file-access trace asked for by mode (`createServer({ trace: 'preload' })`
+ * or `'seccomp'`, `inspect --trace seccomp`) that cannot be made here: not
+ * Linux x64 or arm64, or no tracer beside the addon. `trace: true` runs
+ * untraced in those cases instead.
+ */
+export class TraceUnavailableError extends Error {
+  /** The mode asked for. */
+  readonly mode: 'preload' | 'seccomp';
+  /** Why it cannot be made. */
+  readonly reason: string;
+  constructor(mode: 'preload' | 'seccomp', reason: string) {
+    super(`runner-aware createServer: trace '${mode}' was asked for and cannot be done: ${reason} (trace: true traces where it can and runs untraced elsewhere)`);
+    this.name = 'TraceUnavailableError';
+    this.mode = mode;
+    this.reason = reason;
+  }
 }
 
 /** Starts a server for one task run. Put `server.env` in the child's env; call `close()` after it exits. */
-export async function createServer(options: ServerOptions = {}): Promise<Server> {
-  checkOptions(options);
+export async function createServer(serverOptions: ServerOptions = {}): Promise<Server> {
+  const options = checkServerOptions(serverOptions);
   const { binding, path } = loadBinding();
   const native = binding.createServer({
     ...(options.env || !isMainThread() ? { env: definedEntries(options.env ?? process.env) } : {}),
@@ -400,7 +436,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     tracing = options.trace ? startTrace(options.trace, privateDir) : undefined;
   } catch (err) {
     await native.close();
-    throw err;
+    if (typeof options.trace !== 'string') throw err;
+    const reason = (err as Error).message.replace(/^file-access tracing \(\w+\) was asked for and cannot be done: /, '');
+    throw new TraceUnavailableError(options.trace, reason);
   }
   const env = Object.freeze({ ...native.env, ...tracing?.env });
   const ignored = (options.ignore ?? []).map((path) => normalizePath(path));
@@ -428,7 +466,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Server>
     socketPath,
     transports: Object.freeze(native.transports),
     trace: tracing?.mode,
-    command: (argv: readonly string[]) => (tracing ? tracing.command(argv) : [...argv]),
+    command: (argv: readonly string[]) => {
+      checkStringArray(argv, 'argv', 'server.command');
+      return tracing ? tracing.command(argv) : [...argv];
+    },
     snapshot: (closeOptions: CloseOptions = {}) => {
       const encoding = checkCloseOptions(closeOptions, 'snapshot');
       const reports = withIgnores(withNullRecords(JSON.parse(native.snapshot()) as Reports));

@@ -9,6 +9,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 import { declaredInputs, declaredOutputs, envFingerprint, serializeFingerprint, underAny } from './cache.js';
 import { inferAccesses, type InferredInput } from './infer.js';
+import { checkEnv as checkEnvMap, checkOptions, checkString, refuse, toPath, toPaths, typeName } from './checks.js';
 import { loadBinding } from './native.js';
 import { RemoteCache, type RemoteCacheOptions } from './remote.js';
 import { describeReason, verdict, type CommandOutcome } from './server.js';
@@ -19,12 +20,15 @@ export type { RemoteCacheOptions } from './remote.js';
 /** How a cache is set up. */
 export interface CacheOptions {
   /** Where entries live. Created when the first entry is stored. */
-  dir: string;
+  dir: string | URL;
   /** The checkout entries restore into. Default `process.cwd()`. */
-  root?: string;
+  root?: string | URL;
   /** Also share entries through a Turborepo remote cache. */
   remote?: RemoteCacheOptions | null;
-  /** Where warnings go (a remote that is down, an entry refused). Default: stderr. */
+  /**
+   * Where warnings go (a remote that is down, an entry refused, a cache
+   * directory that cannot be written). Default: stderr.
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -74,9 +78,9 @@ export interface CacheRun {
    */
   before?: RepoSnapshot;
   /** Files the runner's user named as inputs (absolute, or relative to the root), hashed as content. */
-  inputs?: readonly string[];
+  inputs?: readonly (string | URL)[];
   /** Files or directories the runner's user named as outputs. */
-  outputs?: readonly string[];
+  outputs?: readonly (string | URL)[];
   /** `verdict()`'s option: callers whose `disableCache` the user overrules. */
   cacheableDespite?: readonly string[];
 }
@@ -126,7 +130,9 @@ export interface Cache {
    * Stores a run when its verdict is cacheable and something keys it (a
    * traced input, a declared one, or `run.inputs`), then uploads it to the
    * remote cache. Never throws for the run's or the cache's sake: what
-   * kept it from being stored is in `reasons`.
+   * kept it from being stored is in `reasons`, and a cache that could not
+   * be written (a full disk, a directory without write permission) is also
+   * a warning (`onWarning`), so a runner keeps the command's exit code.
    */
   store(task: string, run: CacheRun): Promise<StoreResult>;
   /**
@@ -184,10 +190,59 @@ function entryOf(json: string, source: 'local' | 'remote'): CacheEntry {
   });
 }
 
-function checkEnv(env: Record<string, string | undefined> | undefined, call: string): Record<string, string | undefined> {
+function checkEnv(options: { env?: Record<string, string | undefined> } | undefined, call: string): Record<string, string | undefined> {
+  const { env } = checkOptions(options, ['env'], call);
   if (env === undefined) return process.env;
-  if (env === null || typeof env !== 'object') throw new TypeError(`runner-aware ${call}: env must be an object of strings`);
+  checkEnvMap(env, 'options.env', call);
   return env;
+}
+
+/** Every option of `openCache`, and of its `remote`. */
+const CACHE_OPTIONS = ['dir', 'root', 'remote', 'onWarning'] as const;
+const REMOTE_OPTIONS = ['url', 'team', 'token', 'signatureKey', 'timeoutMs', 'maxArtifactBytes'] as const;
+
+/** Every field of a {@link CacheRun}. */
+const CACHE_RUN_FIELDS = ['reports', 'outcome', 'startedAt', 'stdout', 'stderr', 'before', 'inputs', 'outputs', 'cacheableDespite'] as const;
+
+/** A run as the store's body takes it: `inputs` and `outputs` as paths. */
+type CheckedRun = Omit<CacheRun, 'inputs' | 'outputs'> & { inputs?: readonly string[]; outputs?: readonly string[] };
+
+/** A cache whose `store` takes checked runs; {@link checkedStore} makes it a {@link Cache}. */
+type UncheckedCache = Omit<Cache, 'store'> & { store(task: string, run: CheckedRun): Promise<StoreResult> };
+
+/** `run` with no field it does not know, and its `inputs` and `outputs` as paths (`file:` URLs made paths). */
+function checkedRun(run: CacheRun): CheckedRun {
+  // Not a run at all: the store's own check says what one is.
+  if (run === null || typeof run !== 'object') return run as CheckedRun;
+  const { inputs, outputs, ...rest } = checkOptions(run, CACHE_RUN_FIELDS, 'Cache.store', 'run');
+  return {
+    ...rest,
+    ...(inputs === undefined ? {} : { inputs: toPaths(inputs, 'run.inputs', 'Cache.store') }),
+    ...(outputs === undefined ? {} : { outputs: toPaths(outputs, 'run.outputs', 'Cache.store') }),
+  };
+}
+
+/**
+ * `cache` with a `store` that checks the run, and that resolves when the
+ * cache cannot take it (a cache directory that cannot be written, a full
+ * disk): not stored, with the reason, and a warning. The run was fine; a
+ * runner keeps its exit code. A bad argument still throws.
+ */
+function checkedStore(cache: UncheckedCache, warn: (message: string) => void): Cache {
+  const store = cache.store.bind(cache);
+  return Object.assign(cache, {
+    async store(task: string, run: CacheRun): Promise<StoreResult> {
+      const checked = checkedRun(run);
+      try {
+        return await store(task, checked);
+      } catch (err) {
+        if (err instanceof TypeError) throw err;
+        const reason = `the cache could not store the run: ${(err as Error).message}`;
+        warn(reason);
+        return { stored: false, reasons: [reason] };
+      }
+    },
+  });
 }
 
 function checkTask(task: unknown, call: string): asserts task is string {
@@ -221,11 +276,11 @@ function archiveBound(json: string): number {
 
 /** Opens a task cache in `options.dir` for the checkout at `options.root`. */
 export function openCache(options: CacheOptions): Cache {
-  if (options === null || typeof options !== 'object' || typeof options.dir !== 'string' || options.dir === '') {
-    throw new TypeError('runner-aware openCache: options.dir must name the cache directory');
-  }
-  const root = resolve(options.root ?? process.cwd());
-  const dir = resolve(options.dir);
+  if (checkOptions(options, CACHE_OPTIONS, 'openCache').dir === undefined) refuse('openCache', 'options.dir must name the cache directory');
+  if (options.remote) checkOptions(options.remote, REMOTE_OPTIONS, 'openCache', 'remote');
+  if (options.onWarning !== undefined && typeof options.onWarning !== 'function') refuse('openCache', `onWarning must be a function, got ${typeName(options.onWarning)}`);
+  const root = resolve(options.root === undefined ? process.cwd() : toPath(options.root, 'options.root', 'openCache'));
+  const dir = resolve(toPath(options.dir, 'options.dir', 'openCache'));
   const warn = options.onWarning ?? ((message: string) => process.stderr.write(`runner-aware: warning: ${message}\n`));
   const native = new (loadBinding().binding.NativeCacheStore)(dir, root);
   const remote = options.remote ? new RemoteCache(options.remote, warn) : null;
@@ -258,12 +313,12 @@ export function openCache(options: CacheOptions): Cache {
     return { hit: false, reasons: closest ?? reasons };
   }
 
-  const cache: Cache = {
+  const cache: UncheckedCache = {
     dir,
     root,
     async lookup(task, lookupOptions = {}) {
       checkTask(task, 'Cache.lookup');
-      const env = checkEnv(lookupOptions.env, 'Cache.lookup');
+      const env = checkEnv(lookupOptions, 'Cache.lookup');
       const found = await native.lookup(task, env);
       if (found.hit !== undefined && found.hit !== null) return { hit: true, entry: entryOf(found.hit, 'local') };
       return lookupRemote(task, env, found.reasons);
@@ -322,6 +377,8 @@ export function openCache(options: CacheOptions): Cache {
           overruled: (judged.overruled ?? []).map(describeReason),
         });
       } catch (err) {
+        // `not stored: …` is the run's reason; anything else (`cache i/o: …`) is the cache's failure.
+        if (!(err as Error).message.startsWith('not stored: ')) throw err;
         return { stored: false, reasons: [(err as Error).message.replace(/^not stored: /, '')] };
       }
       const entry = entryOf(manifest, 'local');
@@ -345,7 +402,7 @@ export function openCache(options: CacheOptions): Cache {
     },
     async entries(task, entriesOptions = {}) {
       checkTask(task, 'Cache.entries');
-      const states = await native.entries(task, checkEnv(entriesOptions.env, 'Cache.entries'));
+      const states = await native.entries(task, checkEnv(entriesOptions, 'Cache.entries'));
       return states.map((state) => ({ entry: entryOf(state.manifest, 'local'), reasons: state.reasons }));
     },
     async snapshot() {
@@ -367,7 +424,7 @@ export function openCache(options: CacheOptions): Cache {
       native.saveStatCache();
     },
   };
-  return cache;
+  return checkedStore(cache, warn);
 }
 
 /**
@@ -386,12 +443,14 @@ export const CACHE_SECRET_ENV: readonly string[] = Object.freeze([
 
 /** `env` without the remote cache's configuration: what a runner may hand its task and `createServer`. */
 export function withoutCacheSecrets(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  checkEnvMap(env, 'env', 'withoutCacheSecrets');
   const secret = new Set(CACHE_SECRET_ENV.map((name) => name.toUpperCase()));
   return Object.fromEntries(Object.entries(env).filter(([name]) => !secret.has(name.toUpperCase())));
 }
 
 /** `url` as it may be printed: no user name or password. */
 export function redactUrl(url: string): string {
+  checkString(url, 'url', 'redactUrl');
   try {
     const parsed = new URL(url);
     if (!parsed.username && !parsed.password) return url;

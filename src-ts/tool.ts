@@ -183,11 +183,19 @@ function checkName(value: unknown, fn: string): asserts value is string {
   if (value === '') throw new TypeError(`runner-aware ${fn}: name must not be empty`);
 }
 
-function checkPath(value: unknown, fn: string): asserts value is string {
-  checkString(value, 'path', fn);
+/** `value` as a path: a string, or a `file:` URL (`new URL(import.meta.url)`) as its path. */
+function checkedPath(value: unknown, fn: string): string {
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:') throw new TypeError(`runner-aware ${fn}: path must be a string or a file: URL, got a ${value.protocol} URL`);
+    value = process.getBuiltinModule('node:url').fileURLToPath(value);
+  }
+  if (typeof value !== 'string') {
+    throw new TypeError(`runner-aware ${fn}: path must be a string or a file: URL, got ${value === null ? 'null' : typeof value}`);
+  }
   // An empty path would resolve to the whole cwd; a NUL byte names no file.
   if (value === '') throw new TypeError(`runner-aware ${fn}: path must not be empty`);
   if (value.includes('\0')) throw new TypeError(`runner-aware ${fn}: path must not contain a NUL byte`);
+  return value;
 }
 
 // The last glob that passed the check: a tool asking the same query again
@@ -231,8 +239,8 @@ function envOptions(options: unknown, fn: string): EnvOptions | undefined {
 // outside a runner a tool's first thousand calls run in V8's interpreter,
 // where every extra call frame costs about as much as the call's own work.
 
-function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOutput', path: string): void {
-  if (typeof path !== 'string' || path === '' || path.includes('\0')) checkPath(path, method);
+function reportPath(method: 'ignoreInput' | 'ignoreOutput' | 'addInput' | 'addOutput', path: string | URL): void {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) path = checkedPath(path, method);
   const client = addon === undefined ? runner() : addon;
   if (client === null) return;
   const target = client[method];
@@ -253,23 +261,23 @@ function absolute(path: string): string {
   }
 }
 
-/** Reads under `path` (a file or directory, relative to the cwd) are not inputs of this run. */
-export function ignoreInput(path: string): void {
+/** Reads under `path` (a file or directory, relative to the cwd, or a `file:` URL) are not inputs of this run. */
+export function ignoreInput(path: string | URL): void {
   reportPath('ignoreInput', path);
 }
 
-/** Writes under `path` (a file or directory, relative to the cwd) are not outputs of this run. */
-export function ignoreOutput(path: string): void {
+/** Writes under `path` (a file or directory, relative to the cwd, or a `file:` URL) are not outputs of this run. */
+export function ignoreOutput(path: string | URL): void {
   reportPath('ignoreOutput', path);
 }
 
-/** `path` is a real input of this run, whether or not the runner saw it read. */
-export function addInput(path: string): void {
+/** `path` (relative to the cwd, or a `file:` URL) is a real input of this run, whether or not the runner saw it read. */
+export function addInput(path: string | URL): void {
   reportPath('addInput', path);
 }
 
-/** `path` is a real output of this run, to be archived with it. */
-export function addOutput(path: string): void {
+/** `path` (relative to the cwd, or a `file:` URL) is a real output of this run, to be archived with it. */
+export function addOutput(path: string | URL): void {
   reportPath('addOutput', path);
 }
 
@@ -331,6 +339,8 @@ export function getEnvs(query: EnvQuery, options?: EnvOptions): Record<string, s
 
 /** `getEnv`, then sets `process.env[name]` to the runner's value where it is not already set. */
 export function fetchEnv(name: string, options?: EnvOptions): string | undefined {
+  if (typeof name !== 'string' || name === '') checkName(name, 'fetchEnv');
+  if (options !== undefined) options = envOptions(options, 'fetchEnv');
   const value = getEnv(name, options);
   if (value !== undefined && process.env[name] === undefined) process.env[name] = value;
   return value;
@@ -338,6 +348,8 @@ export function fetchEnv(name: string, options?: EnvOptions): string | undefined
 
 /** `getEnvs`, then sets each match in `process.env` where it is not already set. */
 export function fetchEnvs(query: EnvQuery, options?: EnvOptions): Record<string, string> {
+  if (query !== checkedGlob) checkQuery(query, 'fetchEnvs');
+  if (options !== undefined) options = envOptions(options, 'fetchEnvs');
   const matches = getEnvs(query, options);
   for (const [name, value] of Object.entries(matches)) {
     if (process.env[name] === undefined) process.env[name] = value;

@@ -12,7 +12,7 @@ import type { Reports, Trace, TraceMode, UncacheableReason } from './types.js';
 /** The path lists of a trace. */
 type TraceList = (typeof TRACE_FIELDS)[number];
 
-/** What `createServer({ trace })` accepts: `true` is `'preload'`. */
+/** What `createServer({ trace })` accepts: `true` is `'preload'` where a trace can be made and no trace elsewhere; a mode by name must be honoured. */
 export type TraceOption = boolean | 'preload' | 'seccomp';
 
 /** A trace being recorded for one run, or the reason none is. */
@@ -46,6 +46,15 @@ function unsupported(why: string): TraceSession {
   };
 }
 
+/**
+ * No trace can be made here: for `true`, an `unsupported` session with the
+ * reason; for a mode asked for by name, an error saying why.
+ */
+function unavailable(option: TraceOption, why: string): TraceSession {
+  if (option === true) return unsupported(why);
+  throw new Error(`file-access tracing (${option === 'seccomp' ? 'seccomp' : 'preload'}) was asked for and cannot be done: ${why}`);
+}
+
 /** The tracer's two files beside the addon, or why they are not usable here. */
 function tracerFiles(addonPath: string): { preload: string; supervisor: string } | string {
   if (process.platform !== 'linux') return `file-access tracing is Linux only (this is ${process.platform})`;
@@ -64,8 +73,9 @@ function tracerFiles(addonPath: string): { preload: string; supervisor: string }
  * Starts a trace for one run in `privateDir`: the trace file, the env the
  * supervisor needs (the trace file, the preload library, which it puts in
  * the command's LD_PRELOAD, and `UV_USE_IO_URING=0`), and the supervisor
- * around the command. Without the supervisor nothing is traced, and the
- * trace says so.
+ * around the command. Where no tracer runs, `true` gives an `unsupported`
+ * session with the reason, and a mode asked for by name throws. A runner
+ * traced by an outer runner traces nothing either way.
  */
 export function startTrace(option: TraceOption, privateDir: string): TraceSession {
   // A runner that is a task of a traced runner is itself traced: what its
@@ -76,14 +86,15 @@ export function startTrace(option: TraceOption, privateDir: string): TraceSessio
   // would only mark the outer trace incomplete.
   // Not a trace file of this process's own servers (a runner may put
   // server.env into process.env), nor one that is gone (a daemon that
-  // outlived the traced task that started it).
+  // outlived the traced task that started it). Not an error even where a
+  // mode was asked for by name: the task is traced, by the outer runner.
   const outer = process.env['RUNNER_AWARE_TRACE'];
   if (outer && !ownTraceFiles.has(outer) && fs().existsSync(outer)) {
     return unsupported(`this runner is itself traced by an outer runner (${outer}), whose trace records what this task does`);
   }
   const { path } = loadBinding();
   const files = tracerFiles(path);
-  if (typeof files === 'string') return unsupported(files);
+  if (typeof files === 'string') return unavailable(option, files);
   const mode: TraceMode = option === 'seccomp' ? 'seccomp' : 'preload';
   const file = join(privateDir, 'trace');
   fs().writeFileSync(file, '', { mode: 0o600, flag: 'wx' });

@@ -233,7 +233,9 @@ describe('reference caching runner: its command line', () => {
 
   it('answers a typo, a missing command or a bad env glob with a usage error, not a stack trace', async () => {
     const cases: [string[], RegExp][] = [
-      [['--forse', ...toolCommand], /^cache-runner: Unknown option '--forse'/],
+      [['--forse', ...toolCommand], /^cache-runner: unknown option --forse\n/],
+      // The command's own option, with no -- before the command: the line that works.
+      [['--trace', 'off', 'node', '-e', '1'], /^cache-runner: unknown option -e: options of the command go after --, as in: cache-runner --trace off -- node -e 1\n/],
       [['--env'], /^cache-runner: Option '--env <value>' argument missing/],
       [[], /^cache-runner: no command: put it after --\n/],
       [['--env', 'VITE_[', ...toolCommand], /^cache-runner: --env invalid env glob "VITE_\["/],
@@ -359,7 +361,9 @@ describe('reference caching runner: its command line', () => {
     const blocked = await runner_(['--cache-dir', 'not-a-dir/cache', ...toolCommand]);
     expect(blocked.code, blocked.stderr).toBe(0);
     expect(blocked.stdout).toContain('tool ran');
-    expect(status(blocked)).toMatch(/^cache skipped: cache i\/o: .*not-a-dir/);
+    // A warning, besides the status line: the cache is broken, not the run.
+    expect(status(blocked)).toMatch(/^cache skipped: the cache could not store the run: cache i\/o: .*not-a-dir/);
+    expect(blocked.stderr).toMatch(/^cache-runner: the cache could not store the run: cache i\/o: .*not-a-dir/m);
     expect(blocked.stderr).not.toMatch(/^\s+at /m);
     // An entry that is not an archive at all: a miss that names it, then a store over it.
     expect(status(await runner_(['--cache-dir', cacheDir, ...toolCommand]))).toBe('cache miss: no entry');

@@ -27,6 +27,7 @@ const runnerApi = [
   'CACHE_SECRET_ENV',
   'InvalidEnvGlobError',
   'StatCache',
+  'TraceUnavailableError',
   'absolutizeReports',
   'changedSince',
   'createServer',

@@ -318,7 +318,7 @@ fs.writeFileSync('state/count', String(count + 1));`,
 
   it('refuses an ignore that is not a list of paths', async () => {
     await expect(createServer({ ignore: 'dist' as unknown as string[] })).rejects.toThrow('ignore must be an array of paths');
-    await expect(createServer({ ignore: [''] })).rejects.toThrow('ignore must be an array of paths');
+    await expect(createServer({ ignore: [''] })).rejects.toThrow('ignore[0] must not be empty');
   });
 
   it('infers inputs by kind and outputs that still exist', async () => {

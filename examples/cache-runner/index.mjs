@@ -60,6 +60,7 @@ import {
   envValueDigest,
   openCache,
   redactUrl,
+  TraceUnavailableError,
   verdict,
   withoutCacheSecrets,
 } from 'runner-aware/runner';
@@ -93,6 +94,9 @@ Options:
   --trace MODE     see what the command reads and writes (Linux): auto (the
                    default: preload where supported, else off), preload,
                    seccomp (every system call through the supervisor), off.
+                   preload and seccomp must be had: where no tracer runs
+                   (not Linux x64 or arm64, a build without it), the runner
+                   says why and exits 2.
                    Traced reads, look-ups and listings are inputs and
                    traced writes outputs, with no --input or --output; a run
                    that modified what it read, or whose trace may be
@@ -135,36 +139,52 @@ Options:
 
 Exit status: the command's (0 on a hit); 2 for a usage error.`;
 
+/**
+ * What to say about an argument parseArgs refused: an option of the command
+ * given without `--` before the command (`cache-runner node -e 1`) gets the
+ * line that works.
+ */
+function usageHint(argv, err) {
+  if (err.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return err.message;
+  const { tokens } = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const unknown = tokens.find((token) => token.kind === 'option' && err.message.includes(`'${token.rawName}'`));
+  const command = tokens.find((token) => token.kind === 'positional');
+  if (!unknown || !command || command.index > unknown.index) return `unknown option ${unknown?.rawName ?? err.message}`;
+  const quoted = (word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`);
+  const fixed = [...argv.slice(0, command.index), '--', ...argv.slice(command.index)].map(quoted).join(' ');
+  return `unknown option ${unknown.rawName}: options of the command go after --, as in: cache-runner ${fixed}`;
+}
+
 /** A usage error: what is wrong and how to call the runner, no stack trace. */
 function usageError(message) {
   process.stderr.write(`cache-runner: ${message}\n${USAGE}\nRun cache-runner --help for the options.\n`);
   process.exit(2);
 }
 
+// The runner's own options; everything after -- is the command.
+const OPTIONS = {
+  'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
+  force: { type: 'boolean', default: false },
+  'cacheable-despite': { type: 'string', multiple: true, default: [] },
+  'dry-run': { type: 'boolean', default: false },
+  trace: { type: 'string', default: 'auto' },
+  clean: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  env: { type: 'string', multiple: true, default: [] },
+  input: { type: 'string', multiple: true, default: [] },
+  output: { type: 'string', multiple: true, default: [] },
+  ignore: { type: 'string', multiple: true, default: [] },
+  remote: { type: 'string' },
+  team: { type: 'string' },
+  token: { type: 'string' },
+  'token-file': { type: 'string' },
+};
+
 let parsed;
 try {
-  parsed = parseArgs({
-    allowPositionals: true,
-    options: {
-      'cache-dir': { type: 'string', default: 'node_modules/.cache/cache-runner' },
-      force: { type: 'boolean', default: false },
-      'cacheable-despite': { type: 'string', multiple: true, default: [] },
-      'dry-run': { type: 'boolean', default: false },
-      trace: { type: 'string', default: 'auto' },
-      clean: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-      env: { type: 'string', multiple: true, default: [] },
-      input: { type: 'string', multiple: true, default: [] },
-      output: { type: 'string', multiple: true, default: [] },
-      ignore: { type: 'string', multiple: true, default: [] },
-      remote: { type: 'string' },
-      team: { type: 'string' },
-      token: { type: 'string' },
-      'token-file': { type: 'string' },
-    },
-  });
+  parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
 } catch (err) {
-  usageError(err.message);
+  usageError(usageHint(process.argv.slice(2), err));
 }
 const { values: flags, positionals: command } = parsed;
 if (flags.help) {
@@ -247,6 +267,7 @@ function inputGlobs() {
 
 // An override is part of the task: entries stored despite a tool are not hit by a run without it.
 const cacheableDespite = [...new Set(flags['cacheable-despite'])].sort();
+// auto and preload make the same task: a trace where one can be made, preload mode.
 const traceMode = flags.trace === 'auto' ? 'preload' : flags.trace;
 const ignored = [...new Set(flags.ignore.map((dir) => path.resolve(cwd, dir)))].sort();
 const taskKey = sha256(JSON.stringify({ command, env: [...flags.env].sort(), input: flags.input, output: flags.output,
@@ -282,7 +303,16 @@ async function runCommand() {
   // Tools fetch from the runner's env less its secrets; the child itself
   // sees only the strict env. Traced, the command runs under the trace
   // supervisor. The user's --ignore counts as if a tool had said it.
-  const server = await createServer({ env: runnerEnv, trace: traceMode === 'off' ? false : traceMode, ignore: ignored });
+  // auto traces where it can; a mode by name must be had.
+  const trace = flags.trace === 'off' ? false : flags.trace === 'auto' ? true : flags.trace;
+  let server;
+  try {
+    server = await createServer({ env: runnerEnv, trace, ignore: ignored });
+  } catch (err) {
+    if (!(err instanceof TraceUnavailableError)) throw err;
+    process.stderr.write(`cache-runner: --trace ${err.mode} cannot be done here: ${err.reason} (--trace auto traces where it can)\n`);
+    process.exit(2);
+  }
   const [file, ...args] = server.command(command);
   const child = spawn(file, args, { cwd, env: { ...strictEnv(), ...server.env }, stdio: ['inherit', 'pipe', 'pipe'] });
   const stdout = [];
@@ -405,8 +435,13 @@ if (flags['dry-run']) {
 // A miss is explained by the closest entry: the one with the fewest reasons, newest first.
 let missReasons = ['forced'];
 let closest = null;
+// A cache that cannot be read is a miss, with a warning: the task still runs.
+const unreadable = (err) => {
+  warn(`warning: the cache could not be read: ${err.message}`);
+  return { hit: false, reasons: [`the cache could not be read (${err.message})`] };
+};
 if (!flags.force) {
-  const found = await cache.lookup(taskKey, { env: runnerEnv });
+  const found = await cache.lookup(taskKey, { env: runnerEnv }).catch(unreadable);
   if (found.hit) {
     try {
       const { stdout, stderr } = await cache.restore(found.entry);
@@ -420,7 +455,7 @@ if (!flags.force) {
     }
   } else {
     missReasons = found.reasons;
-    const states = await cache.entries(taskKey, { env: runnerEnv });
+    const states = await cache.entries(taskKey, { env: runnerEnv }).catch(() => []);
     closest = states.find((state) => state.reasons.join(', ') === missReasons.join(', '))?.entry ?? null;
   }
 }
@@ -449,7 +484,11 @@ const result = unkeyed
   inputs: expandGlobs(flags.input),
   outputs: expandGlobs(flags.output),
   cacheableDespite,
-}).catch((err) => ({ stored: false, reasons: [`the cache could not store the run: ${err.message}`] }));
+}).catch((err) => {
+  // openCache's store warns about a cache it cannot write and resolves; this is for anything else.
+  warn(`warning: the cache could not store the run: ${err.message}`);
+  return { stored: false, reasons: [`the cache could not store the run: ${err.message}`] };
+});
 if (result.stored) {
   for (const reason of result.overruled) process.stderr.write(`cache stored despite: ${describeReason(reason)}\n`);
   // Values are known only now: they add to the explanation, never to the decision to run.
