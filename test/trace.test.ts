@@ -131,6 +131,38 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
     expect(trace.written).toContain(join(cwd, 'static-out.txt'));
   });
 
+  it.each(['preload', 'seccomp'] as const)('%s mode keeps the order of accesses across a static program and a Node step', async (mode) => {
+    const run = (reads: string, writes: string, after: string): string =>
+      `require('node:child_process').execFileSync(${JSON.stringify(staticReader)}, [${JSON.stringify(reads)}, 'probe.txt', ${JSON.stringify(writes)}]); ${after}`;
+    // The static program reads input.txt, a later Node step rewrites it: the run modified its input.
+    const cwd = scratch(`order-read-${mode}`);
+    const modified = await traced(node(run('input.txt', 'made.txt', "require('node:fs').writeFileSync('input.txt', 'rewritten')")), { trace: mode, cwd });
+    expect(modified.result.code, modified.result.stderr).toBe(0);
+    expect(modified.trace.readThenWritten).toContain(join(cwd, 'input.txt'));
+    expect(modified.reports.notCacheable.map((reason) => reason.kind)).toContain('modified-input');
+    // The static program writes made.txt, a later Node step reads it: its own output, not a modified input.
+    const other = scratch(`order-write-${mode}`);
+    const made = await traced(node(run('input.txt', 'made.txt', "require('node:fs').readFileSync('made.txt')")), { trace: mode, cwd: other });
+    expect(made.result.code, made.result.stderr).toBe(0);
+    expect(made.trace.written).toContain(join(other, 'made.txt'));
+    expect(made.trace.readThenWritten).toEqual([]);
+    expect(made.reports.cacheable, JSON.stringify(made.reports.notCacheable)).toBe(true);
+  });
+
+  it.each(['preload', 'seccomp'] as const)('%s mode takes a file opened read-write and truncated for a write, not a read', async (mode) => {
+    const cwd = scratch(`trunc-${mode}`);
+    const code = `const fs = require('node:fs');
+fs.writeFileSync('out.css', 'old');
+fs.closeSync(fs.openSync('out.css', fs.constants.O_RDWR | fs.constants.O_TRUNC));
+fs.closeSync(fs.openSync('input.txt', fs.constants.O_RDWR));`;
+    const { trace, result } = await traced(node(code), { trace: mode, cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(trace.written).toContain(join(cwd, 'out.css'));
+    expect(trace.read).not.toContain(join(cwd, 'out.css'));
+    // Read-write without truncation can read what was there: a read, then a write.
+    expect(trace.readThenWritten).toEqual([join(cwd, 'input.txt')]);
+  });
+
   it("sees a native library thread's raw system calls in the thread itself, and through the supervisor with dispatch off", async () => {
     const cwd = scratch('raw-thread');
     // newfstatat's number, which the supervisor's statistics name.
@@ -444,7 +476,7 @@ console.log(JSON.stringify({ mode: server.trace, argv, trace: reports.trace, cac
     expect(out.argv).toEqual(['true']);
     expect(out.trace.mode).toBe('unsupported');
     expect(out.trace.complete).toBe(false);
-    expect(out.trace.incomplete[0]).toMatch(/^trace: unsupported: .*runner-aware-preload\./);
+    expect(out.trace.incomplete[0]).toMatch(/^trace: unsupported: .*runner-aware-(preload\.|trace\.).* is missing/);
     expect(out.cacheable).toBe(true);
   });
 

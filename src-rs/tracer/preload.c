@@ -409,7 +409,9 @@ static void record_incomplete(const char *why, const char *path) {
 /* What an open's flags do to a path, and what its outcome says. */
 static void record_open_before(int dirfd, const char *path, int flags) {
   int acc = flags & O_ACCMODE;
-  if (acc == O_RDWR) record_at(TRACE_READ, dirfd, path);
+  /* O_TRUNC empties the file before anything can be read from it (Dart's
+   * way of writing sass-embedded's CSS): a write, not an input. */
+  if (acc == O_RDWR && !(flags & O_TRUNC)) record_at(TRACE_READ, dirfd, path);
   if (acc != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) record_at(TRACE_WRITTEN, dirfd, path);
 }
 
@@ -609,7 +611,8 @@ EXPORT int creat64(const char *path, mode_t mode) {
 /* stdio opens through libc's internal open, which the supervisor sees; the
  * hook records first so an unsupervised process sees it too. */
 static int fopen_flags(const char *mode) {
-  int flags = mode[0] == 'r' ? O_RDONLY : O_WRONLY | O_CREAT;
+  /* "w" truncates, "a" appends: as fopen itself opens. */
+  int flags = mode[0] == 'r' ? O_RDONLY : O_WRONLY | O_CREAT | (mode[0] == 'w' ? O_TRUNC : O_APPEND);
   for (const char *m = mode + 1; *m && *m != ','; m++)
     if (*m == '+') flags = (flags & ~O_ACCMODE) | O_RDWR;
   return flags;

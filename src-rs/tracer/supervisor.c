@@ -85,11 +85,14 @@ static void die(const char *what) {
 }
 
 /*
- * The supervisor's records are buffered and written in blocks: it records
- * before it lets a call continue, so nothing a task did can be missing from
- * its buffer, and the buffer reaches the file before the supervisor exits.
- * If the supervisor itself is killed, the run ends with that signal, which no
- * runner caches.
+ * The supervisor's records of one notification reach the file before it lets
+ * the call continue: the preload library in the task's other processes
+ * writes its records at once, and the order of records in the file is the
+ * order the accesses happened across every process (a static program reading
+ * a file that a later Node step rewrites is a modified input, and the
+ * reverse is not). Records are deduplicated first, so a file is written to
+ * once per new path, not per call. If the supervisor itself is killed, the
+ * run ends with that signal, which no runner caches.
  */
 static char out_buf[1 << 16];
 static size_t out_len;
@@ -465,7 +468,8 @@ static void record_exec(const char *path) {
 static void record_open(const char *path, uint64_t flags) {
   int acc = (int)(flags & O_ACCMODE);
   if (acc != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) {
-    if (acc == O_RDWR) record(TRACE_READ, path);
+    /* O_TRUNC empties the file before anything can be read from it. */
+    if (acc == O_RDWR && !(flags & O_TRUNC)) record(TRACE_READ, path);
     record(TRACE_WRITTEN, path);
     return;
   }
@@ -857,6 +861,7 @@ int main(int argc, char **argv) {
       memset(req, 0, sizes.seccomp_notif);
       if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) {
         handle(req);
+        flush_records();
         memset(resp, 0, sizes.seccomp_notif_resp);
         resp->id = req->id;
         resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
