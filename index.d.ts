@@ -285,6 +285,12 @@ export interface NativeServerOptions {
   ignore?: Array<string>
 }
 
+/**
+ * The package managers' and Node's own private files for `env`
+ * (`runner_aware::rules::package_manager_paths`).
+ */
+export declare function packageManagerPaths(env: Record<string, string>): Array<string>
+
 /** A literal-prefix env query: every name that starts with `prefix`. */
 export interface PrefixQuery {
   /** The prefix; `*` and `?` in it are not special. */

@@ -309,22 +309,10 @@ function digestOf(parts: Pick<EnvFingerprint, 'envs' | 'envQueries' | 'values'>)
  */
 export function envFingerprint(reports: Pick<Reports, 'envs' | 'envQueries' | 'values' | 'untrackedEnv' | 'envValues'>): EnvFingerprint {
   checkReports(reports, ['envs', 'envQueries', 'values', 'untrackedEnv'], 'envFingerprint');
-  const isUntracked = untrackedMatcher(reports.untrackedEnv);
-  const digest = reports.envValues === 'sha256' ? asDigest : sha256;
-  const envs = sortedRecord(
-    Object.entries(reports.envs)
-      .filter(([name, record]) => record.tracked && !isUntracked(name))
-      .map(([name, record]): [string, string | null] => [name, record.value === null ? null : digest(record.value)]),
-  );
-  const envQueries = reports.envQueries
-    .filter((record) => record.tracked)
-    .map((record: EnvQueryRecord): FingerprintQuery => {
-      const matches = hashedMatches(record.matches, isUntracked, digest);
-      return 'glob' in record ? { glob: record.glob, matches } : { prefix: record.prefix, matches };
-    })
-    .sort(compareQueries);
-  const values = sortedRecord(Object.entries(reports.values).map(([name, value]): [string, string] => [name, sha256(value)]));
-  return { version: 1, digest: digestOf({ envs, envQueries, values }), envs, envQueries, values, untrackedEnv: sortedUnique(reports.untrackedEnv) };
+  const { envs, envQueries, values, untrackedEnv, envValues } = reports;
+  // A glob the core cannot compile is an error here, as for the server.
+  for (const glob of untrackedEnv) envMatcher(glob);
+  return JSON.parse(loadBinding().binding.envFingerprint({ envs, envQueries, values, untrackedEnv, envValues })) as EnvFingerprint;
 }
 
 /** Whether a stored fingerprint still holds, and if not, why. */
@@ -375,24 +363,16 @@ export function validateFingerprint(
   checkFingerprint(stored, 'stored', 'validateFingerprint');
   checkEnv(env, 'env', 'validateFingerprint');
   if (checkOptions(options, ['values'], 'validateFingerprint').values !== undefined) checkObject(options.values, 'options.values', 'validateFingerprint');
-  const storedNames = Object.keys(stored.envs);
-  const currentEnvs = Object.fromEntries(storedNames.map((name): [string, string | null] => {
-    const value = envValue(env, name);
-    return [name, value === undefined ? null : sha256(value)];
-  }));
-  const reasons = changes(stored.envs, currentEnvs, 'env');
-
-  const isUntracked = untrackedMatcher(stored.untrackedEnv);
-  const defined = Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined);
-  for (const query of stored.envQueries) {
-    const matches = envMatcher(query);
-    const current = hashedMatches(Object.fromEntries(defined.filter(([name]) => matches(name))), isUntracked);
-    if (changes(query.matches, current, 'env').length > 0) reasons.push(`env query ${describeQuery(query)} changed`);
-  }
-
-  if (options.values) {
-    const currentValues = Object.fromEntries(Object.entries(options.values).map(([name, value]) => [name, sha256(value)]));
-    reasons.push(...changes(stored.values, currentValues, 'value'));
+  // A glob the core cannot compile is an InvalidEnvGlobError, as for envMatcher.
+  for (const query of (stored.envQueries ?? []) as unknown[]) if (isRecord(query) && typeof query['glob'] === 'string') envMatcher(query['glob']);
+  for (const glob of stored.untrackedEnv ?? []) if (typeof glob === 'string') envMatcher(glob);
+  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  let reasons: string[];
+  try {
+    reasons = loadBinding().binding.validateFingerprint(stored, defined, options.values);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'InvalidArg') throw new TypeError(`runner-aware validateFingerprint: ${(err as Error).message}`);
+    throw err;
   }
   return { valid: reasons.length === 0, reasons };
 }
@@ -552,7 +532,13 @@ export function parseFingerprint(json: string): EnvFingerprint {
   const queries = value['envQueries'];
   if (!Array.isArray(queries)) fail(what, 'envQueries must be an array');
   queries.forEach((query: unknown, i) => checkQuery(query, what, `envQueries[${i}]`));
-  const fingerprint = value as unknown as EnvFingerprint;
-  if (digestOf(fingerprint) !== fingerprint.digest) fail(what, 'digest does not match its content');
-  return fingerprint;
+  // A glob the core cannot compile is an InvalidEnvGlobError, as for envMatcher;
+  // the core checks the digest and every query, as a look-up does.
+  for (const query of queries as Record<string, unknown>[]) if (typeof query['glob'] === 'string') envMatcher(query['glob']);
+  try {
+    loadBinding().binding.checkFingerprint(json);
+  } catch (err) {
+    fail(what, (err as Error).message.replace(/^not a valid env fingerprint: /, ''));
+  }
+  return value as unknown as EnvFingerprint;
 }

@@ -4,7 +4,6 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 
 import type { ReportChunks } from '../index.js';
-import { normalizePath } from './cache.js';
 import { checkOptions, checkOutcome, checkReason, checkReports, checkStringArray, refuse, toPaths, typeName } from './checks.js';
 import { openChunks } from './chunks.js';
 import { digestedMatches, nullRecord, sha256 } from './digest.js';
@@ -286,9 +285,6 @@ function forwardUpstream(reports: Reports): void {
   }
 }
 
-/** At most this many characters of a command line are shown in a reason. */
-const SHOWN_COMMAND_CHARS = 200;
-
 /**
  * A reason as one line for people, with who gave it when known: `kind:
  * message`, then `, from <caller>` and ` (pid N: <command line>)`, e.g.
@@ -298,13 +294,7 @@ const SHOWN_COMMAND_CHARS = 200;
  */
 export function describeReason(reason: UncacheableReason): string {
   checkReason(reason, 'reason', 'describeReason');
-  const from = reason.caller ? `, from ${reason.caller}` : '';
-  const command =
-    reason.command === undefined
-      ? ''
-      : `: ${reason.command.length > SHOWN_COMMAND_CHARS ? `${reason.command.slice(0, SHOWN_COMMAND_CHARS - 1)}…` : reason.command}`;
-  const pid = reason.pid ? ` (pid ${reason.pid}${command})` : '';
-  return `${reason.kind}: ${reason.message}${from}${pid}`;
+  return loadBinding().binding.describeReason(reason);
 }
 
 /** How the task's command ended, for {@link verdict}. */
@@ -342,13 +332,6 @@ export interface VerdictOptions {
   cacheableDespite?: readonly string[];
 }
 
-/** Whether the user overrules `reason` by one of `callers`. */
-function isOverruled(reason: UncacheableReason, callers: readonly string[]): boolean {
-  const { caller } = reason;
-  if (reason.kind !== 'disable-cache' || !caller) return false;
-  return callers.some((overruled) => overruled !== '' && (caller === overruled || caller.startsWith(`${overruled} `)));
-}
-
 /**
  * The one verdict a runner acts on: the reports' `cacheable` with their
  * reasons, plus the command's exit (a failed or killed command is never
@@ -359,17 +342,9 @@ export function verdict(reports: Pick<Reports, 'notCacheable'>, outcome: Command
   checkReports(reports, ['notCacheable'], 'verdict');
   checkOutcome(outcome, 'outcome', 'verdict');
   if (checkOptions(options, ['cacheableDespite'], 'verdict').cacheableDespite !== undefined) checkStringArray(options.cacheableDespite, 'options.cacheableDespite', 'verdict');
-  let reasons = [...reports.notCacheable];
-  if (outcome.signal) {
-    reasons.push({ kind: 'exit', message: `the command was killed by ${outcome.signal}` });
-  } else if (outcome.exitCode !== undefined && outcome.exitCode !== null && outcome.exitCode !== 0) {
-    reasons.push({ kind: 'exit', message: `the command exited with code ${outcome.exitCode}` });
-  }
-  const callers = options.cacheableDespite;
-  if (callers === undefined) return { cacheable: reasons.length === 0, reasons };
-  const overruled = reasons.filter((reason) => isOverruled(reason, callers));
-  reasons = reasons.filter((reason) => !overruled.includes(reason));
-  return { cacheable: reasons.length === 0, reasons, overruled };
+  const { exitCode = null, signal = null } = outcome;
+  const { cacheableDespite } = options;
+  return loadBinding().binding.verdict(reports.notCacheable, { exitCode, signal }, cacheableDespite === undefined ? {} : { cacheableDespite }) as Verdict;
 }
 
 /** Every option `createServer` takes. */
@@ -425,6 +400,8 @@ export async function createServer(serverOptions: ServerOptions = {}): Promise<S
     ...(options.env || !isMainThread() ? { env: definedEntries(options.env ?? process.env) } : {}),
     ...(options.untrackedEnv ? { untrackedEnv: options.untrackedEnv } : {}),
     ...(options.closeTimeoutMs !== undefined ? { closeTimeoutMs: options.closeTimeoutMs } : {}),
+    // The runner's user's ignores, as if a tool had said them: the core adds them at close.
+    ...(options.ignore ? { ignore: [...options.ignore] } : {}),
     clientPath: path,
   });
   const socketPath = native.socketPath;
@@ -441,15 +418,6 @@ export async function createServer(serverOptions: ServerOptions = {}): Promise<S
     throw new TraceUnavailableError(options.trace, reason);
   }
   const env = Object.freeze({ ...native.env, ...tracing?.env });
-  const ignored = (options.ignore ?? []).map((path) => normalizePath(path));
-  /** `reports` with the runner's user's ignores, as if a tool had said them. */
-  const withIgnores = (reports: Reports): Reports => {
-    if (ignored.length > 0) {
-      reports.ignoredInputs = [...new Set([...reports.ignoredInputs, ...ignored])].sort();
-      reports.ignoredOutputs = [...new Set([...reports.ignoredOutputs, ...ignored])].sort();
-    }
-    return reports;
-  };
   const untrack = track(privateDir);
   // A runner that is a task of another forwards upstream; it connects now,
   // so the outer runner knows of it from the start. Forwarding or not, its
@@ -472,7 +440,7 @@ export async function createServer(serverOptions: ServerOptions = {}): Promise<S
     },
     snapshot: (closeOptions: CloseOptions = {}) => {
       const encoding = checkCloseOptions(closeOptions, 'snapshot');
-      const reports = withIgnores(withNullRecords(JSON.parse(native.snapshot()) as Reports));
+      const reports = withNullRecords(JSON.parse(native.snapshot()) as Reports);
       if (encoding === 'sha256') digestValues(Object.values(reports.envs), reports.envQueries);
       reports.envValues = encoding;
       return reports;
@@ -482,7 +450,7 @@ export async function createServer(serverOptions: ServerOptions = {}): Promise<S
       try {
         // The trace file lives in the private directory the native close removes.
         const trace = await tracing?.finish();
-        const reports = withIgnores(await readChunks(await native.close(), encoding));
+        const reports = await readChunks(await native.close(), encoding);
         if (trace) {
           reports.trace = trace;
           const reasons = traceReasons(reports, trace);

@@ -4,15 +4,12 @@
 // (`runner_aware::cache`); this module wraps it off the event loop and adds
 // a Turborepo remote cache over HTTP.
 
-import { createRequire } from 'node:module';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 
-import { declaredInputs, declaredOutputs, envFingerprint, serializeFingerprint, underAny } from './cache.js';
-import { inferAccesses, type InferredInput } from './infer.js';
 import { checkEnv as checkEnvMap, checkOptions, checkString, refuse, toPath, toPaths, typeName } from './checks.js';
 import { loadBinding } from './native.js';
 import { RemoteCache, type RemoteCacheOptions } from './remote.js';
-import { describeReason, verdict, type CommandOutcome } from './server.js';
+import type { CommandOutcome } from './server.js';
 import type { Reports, UncacheableReason } from './types.js';
 
 export type { RemoteCacheOptions } from './remote.js';
@@ -151,14 +148,6 @@ export interface Cache {
   close(): void;
 }
 
-function fs(): typeof import('node:fs') {
-  return createRequire(process.execPath)('node:fs') as typeof import('node:fs');
-}
-
-function os(): typeof import('node:os') {
-  return createRequire(process.execPath)('node:os') as typeof import('node:os');
-}
-
 interface Manifest {
   id: string;
   createdAt: number;
@@ -249,19 +238,6 @@ function checkTask(task: unknown, call: string): asserts task is string {
   if (typeof task !== 'string' || task === '') throw new TypeError(`runner-aware ${call}: the task key must be a non-empty string`);
 }
 
-/** The temp directories: a run's writes there are scratch, not outputs. */
-function scratchDirs(): string[] {
-  const real = (dir: string): string => {
-    try {
-      return fs().realpathSync.native(dir);
-    } catch {
-      return dir;
-    }
-  };
-  const dirs = process.platform === 'win32' ? [os().tmpdir()] : [os().tmpdir(), '/tmp', '/var/tmp'];
-  return [...new Set(dirs.flatMap((dir) => [dir, real(dir)]))];
-}
-
 /**
  * The most bytes an entry's archive can take: its members as the manifest
  * sizes them, each with a tar header and padding, even if zstd saved
@@ -284,11 +260,6 @@ export function openCache(options: CacheOptions): Cache {
   const warn = options.onWarning ?? ((message: string) => process.stderr.write(`runner-aware: warning: ${message}\n`));
   const native = new (loadBinding().binding.NativeCacheStore)(dir, root);
   const remote = options.remote ? new RemoteCache(options.remote, warn) : null;
-  const rel = (path: string): string => relative(root, path).split(sep).join('/');
-  const inside = (path: string): boolean => {
-    const r = relative(root, path);
-    return r !== '' && !r.startsWith('..') && !isAbsolute(r);
-  };
 
   async function lookupRemote(task: string, env: Record<string, string | undefined>, reasons: string[]): Promise<LookupResult> {
     if (!remote) return { hit: false, reasons };
@@ -334,71 +305,28 @@ export function openCache(options: CacheOptions): Cache {
         throw new TypeError('runner-aware Cache.store: expected { reports, outcome, startedAt, stdout?, stderr? }');
       }
       const { reports } = run;
-      const isIgnoredInput = underAny(reports.ignoredInputs, root);
-      const isIgnoredOutput = underAny(reports.ignoredOutputs, root);
-      // Where no complete trace exists and nothing else keys the run, the
-      // repository's content does: what the trace could not see is then covered.
-      const complete = reports.trace !== undefined && reports.trace.mode !== 'unsupported' && reports.trace.complete;
-      const fallback = !complete && run.before?.available === true && (run.inputs ?? []).length === 0;
-      const judged = verdict(
-        fallback ? { notCacheable: reports.notCacheable.filter((reason) => reason.kind !== 'trace' && reason.kind !== 'modified-input') } : reports,
-        run.outcome ?? {},
-        run.cacheableDespite ? { cacheableDespite: run.cacheableDespite } : {},
-      );
-      if (!judged.cacheable) return { stored: false, reasons: judged.reasons.map(describeReason) };
-      const traced = !fallback && reports.trace && reports.trace.mode !== 'unsupported' ? inferAccesses(reports) : null;
-      const inputs: InferredInput[] = fallback ? [] : traced ? [...traced.inputs] : declaredInputs(reports).map((path) => ({ path, kind: 'content' as const }));
-      for (const path of run.inputs ?? []) {
-        const file = resolve(root, path);
-        if (!isIgnoredInput(file)) inputs.push({ path: file, kind: 'content' });
-      }
-      const outputs = [...new Set([...(traced?.outputs ?? []), ...declaredOutputs(reports), ...(run.outputs ?? []).map((p) => resolve(root, p))])]
-        .filter((path) => !isIgnoredOutput(path));
-      const scratch = scratchDirs();
-      const outside = outputs.filter((path) => !inside(path) && !scratch.some((tmp) => path.startsWith(tmp + sep)));
-      if (outside.length > 0) {
-        const shown = outside.slice(0, 5).join(', ') + (outside.length > 5 ? `, … (${outside.length} in all)` : '');
-        return { stored: false, reasons: [`outputs outside the root: ${shown}`] };
-      }
-      let manifest: string;
-      try {
-        manifest = await native.store({
-          task,
-          inputs,
-          envFingerprint: serializeFingerprint(envFingerprint(reports)),
-          outputs: outputs.filter(inside).map(rel).sort(),
-          // A declared directory holds what a tool said is not an output.
-          ignoredOutputs: reports.ignoredOutputs.filter(inside).map(rel),
-          ignoredInputs: reports.ignoredInputs.filter(inside).map(rel),
-          ...(fallback && run.before?.available ? { repo: run.before.json } : {}),
+      // The rules are the core's (`Store::store_run`): the verdict, the key
+      // (a complete trace, declared inputs, or the repository), outputs
+      // inside the root, and entries whose values contradict dropped.
+      const { exitCode, signal } = run.outcome ?? {};
+      const answer = JSON.parse(
+        await native.store(task, reports, {
+          ...(typeof exitCode === 'number' ? { exitCode } : {}),
+          ...(signal ? { signal } : {}),
+          startedAtMs: run.startedAt,
           stdout: Buffer.from(run.stdout ?? ''),
           stderr: Buffer.from(run.stderr ?? ''),
-          startedAtMs: run.startedAt,
-          overruled: (judged.overruled ?? []).map(describeReason),
-        });
-      } catch (err) {
-        // `not stored: …` is the run's reason; anything else (`cache i/o: …`) is the cache's failure.
-        if (!(err as Error).message.startsWith('not stored: ')) throw err;
-        return { stored: false, reasons: [(err as Error).message.replace(/^not stored: /, '')] };
-      }
+          ...(run.before?.available ? { before: run.before.json } : {}),
+          inputs: [...(run.inputs ?? [])],
+          outputs: [...(run.outputs ?? [])],
+          ...(run.cacheableDespite ? { cacheableDespite: [...run.cacheableDespite] } : {}),
+        }),
+      ) as { stored: true; manifest: string; overruled: UncacheableReason[]; key: 'trace' | 'declared' | 'repository' } | { stored: false; reasons: string[] };
+      if (!answer.stored) return { stored: false, reasons: answer.reasons };
+      const manifest = answer.manifest;
       const entry = entryOf(manifest, 'local');
-      // Same inputs and env with other values: the key misses what the
-      // output depends on, so neither entry can be trusted.
-      const conflicting = await native.conflicting(manifest);
-      if (conflicting.length > 0) {
-        const ours = (JSON.parse(manifest) as Manifest).key.env.values;
-        const differ = new Set<string>();
-        for (const other of conflicting.map((json) => JSON.parse(json) as Manifest)) {
-          const values = other.key.env.values;
-          for (const name of new Set([...Object.keys(values), ...Object.keys(ours)])) if (values[name] !== ours[name]) differ.add(name);
-          native.remove(task, other.id);
-        }
-        native.remove(task, entry.id);
-        const names = [...differ].sort().map((name) => `value ${name} changed`).join(', ');
-        return { stored: false, reasons: [`${names} with the same inputs and env, so the key misses what it depends on (stored entry dropped)`] };
-      }
       if (remote) await remote.upload(task, manifest, await native.readEntry(task, entry.id));
-      return { stored: true, entry, overruled: judged.overruled ?? [], key: fallback ? 'repository' : traced ? 'trace' : 'declared' };
+      return { stored: true, entry, overruled: answer.overruled, key: answer.key };
     },
     async entries(task, entriesOptions = {}) {
       checkTask(task, 'Cache.entries');

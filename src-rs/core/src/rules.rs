@@ -449,3 +449,109 @@ pub fn apply_trace_and_ignores(reports: &mut Reports, trace: Option<Trace>, igno
         reports.trace = Some(trace);
     }
 }
+
+/// The package managers' and Node's own private files outside the checkout,
+/// for `env` (the runner's environment: `HOME`, `npm_config_cache`,
+/// `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `NODE_COMPILE_CACHE`): what `npm run`,
+/// `npx`, pnpm, yarn and corepack read and write for themselves on every
+/// run (logs, metadata caches, update checks, Node's compiled-code cache),
+/// which are neither a task's inputs nor its outputs. A runner passes them as
+/// [`crate::ServerOptions::ignore`] so `npm run build` caches as `vite build`
+/// does. Package contents are not on the list: a package store that
+/// `node_modules` links into (pnpm's, yarn's PnP cache) and npx's installed
+/// packages hold code a task runs, which are inputs.
+pub fn package_manager_paths(env: &std::collections::HashMap<String, String>) -> Vec<String> {
+    let var = |name: &str| env.get(name).filter(|value| !value.is_empty()).cloned();
+    let home = var("HOME").or_else(|| var("USERPROFILE"));
+    let under = |base: Option<String>, rel: &str| base.map(|base| format!("{base}/{rel}"));
+    let cache_home = var("XDG_CACHE_HOME").or_else(|| under(home.clone(), ".cache"));
+    let state_home = var("XDG_STATE_HOME").or_else(|| under(home.clone(), ".local/state"));
+    let npm_cache = var("npm_config_cache").or_else(|| under(home.clone(), ".npm"));
+    let mut paths: Vec<String> = [
+        // npm: its debug logs (and their listing, to rotate them), its HTTP
+        // cache, and the update notifier's stamp.
+        under(npm_cache.clone(), "_logs"),
+        under(npm_cache.clone(), "_cacache"),
+        under(npm_cache, "_update-notifier-last-checked"),
+        // pnpm: its metadata cache and its state (update checks).
+        under(cache_home.clone(), "pnpm"),
+        under(state_home, "pnpm"),
+        // yarn 1: its cache, which installs copy out of.
+        under(cache_home.clone(), "yarn"),
+        // yarn 2+: its telemetry.
+        under(home.clone(), ".yarn/berry/telemetry.json"),
+        // corepack: which package manager version it last resolved.
+        under(cache_home.clone(), "node/corepack/lastKnownGood.json"),
+        // Node's compiled-code cache: code the task runs is read from the
+        // sources, which are recorded; the cache only makes it faster.
+        var("NODE_COMPILE_CACHE"),
+        under(cache_home, "node-compile-cache"),
+        under(
+            var("TMPDIR").or_else(|| Some("/tmp".to_owned())),
+            "node-compile-cache",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|path| normalize(&path))
+    .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn package_manager_paths_follow_the_env() {
+        let paths = package_manager_paths(&env(&[("HOME", "/home/u")]));
+        for expected in [
+            "/home/u/.npm/_logs",
+            "/home/u/.npm/_cacache",
+            "/home/u/.cache/pnpm",
+            "/home/u/.local/state/pnpm",
+            "/tmp/node-compile-cache",
+        ] {
+            assert!(
+                paths.contains(&expected.to_owned()),
+                "{expected} in {paths:?}"
+            );
+        }
+        // What holds code a task runs is no private file.
+        assert!(!paths
+            .iter()
+            .any(|path| path.contains("_npx") || path.ends_with("store")));
+        let moved = package_manager_paths(&env(&[
+            ("HOME", "/home/u"),
+            ("npm_config_cache", "/cache/npm"),
+            ("XDG_CACHE_HOME", "/xdg"),
+        ]));
+        assert!(moved.contains(&"/cache/npm/_logs".to_owned()));
+        assert!(moved.contains(&"/xdg/pnpm".to_owned()));
+        assert!(!moved.iter().any(|path| path.starts_with("/home/u/.npm")));
+        // No home: only what the env names.
+        assert_eq!(
+            package_manager_paths(&env(&[("TMPDIR", "/t")])),
+            ["/t/node-compile-cache"]
+        );
+    }
+
+    #[test]
+    fn path_sets_compare_by_component() {
+        let set = PathSet::new(&["/w/dist".to_owned()]);
+        assert!(set.covers("/w/dist"));
+        assert!(set.covers("/w/dist/a.js"));
+        assert!(set.covers("/w/x/../dist/a.js"));
+        assert!(!set.covers("/w/dist2/a.js"));
+        assert!(!set.covers("/w/distribution.txt"));
+    }
+}

@@ -74,7 +74,8 @@ fn a_declared_run_is_stored_and_then_hits() {
     let reports = declared(&fx);
     let stored = fx
         .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()));
+        .store_run(TASK, &Run::new(&reports, ok(), started()))
+        .unwrap();
     let Stored::Stored { manifest, key, .. } = stored else {
         panic!("not stored: {stored:?}");
     };
@@ -108,6 +109,7 @@ fn a_failed_or_killed_command_is_never_stored() {
         reasons(
             fx.store
                 .store_run(TASK, &Run::new(&reports, failed, started()))
+                .unwrap()
         ),
         ["exit: the command exited with code 2"]
     );
@@ -119,6 +121,7 @@ fn a_failed_or_killed_command_is_never_stored() {
         reasons(
             fx.store
                 .store_run(TASK, &Run::new(&reports, killed, started()))
+                .unwrap()
         ),
         ["exit: the command was killed by SIGKILL"]
     );
@@ -138,14 +141,14 @@ fn a_disable_cache_is_not_stored_unless_the_user_overrules_its_caller() {
     }];
     let run = Run::new(&reports, ok(), started());
     assert_eq!(
-        reasons(fx.store.store_run(TASK, &run)),
+        reasons(fx.store.store_run(TASK, &run).unwrap()),
         ["disable-cache: dev server, from vite … _createServer (pid 7)"]
     );
     let run = Run {
         cacheable_despite: Some(vec!["vite".into()]),
         ..run
     };
-    let Stored::Stored { overruled, .. } = fx.store.store_run(TASK, &run) else {
+    let Stored::Stored { overruled, .. } = fx.store.store_run(TASK, &run).unwrap() else {
         panic!("not stored");
     };
     assert_eq!(overruled.len(), 1);
@@ -159,7 +162,8 @@ fn outputs_outside_the_root_are_refused() {
     reports.outputs.insert("/srv/elsewhere/out.js".to_owned());
     let got = reasons(
         fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started())),
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
     );
     assert_eq!(got.len(), 1);
     assert!(
@@ -177,7 +181,8 @@ fn nothing_keys_a_run_with_no_input_and_no_snapshot() {
     };
     let got = reasons(
         fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started())),
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
     );
     assert!(got[0].contains("no inputs known"), "{got:?}");
 }
@@ -197,7 +202,8 @@ fn an_incomplete_trace_is_not_stored_on_the_trace() {
     assert!(!reports.cacheable);
     let got = reasons(
         fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started())),
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
     );
     assert_eq!(
         got,
@@ -212,13 +218,15 @@ fn values_that_contradict_drop_both_entries() {
     reports.values.insert("config".into(), "one".into());
     assert!(matches!(
         fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started())),
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
         Stored::Stored { .. }
     ));
     reports.values.insert("config".into(), "two".into());
     let got = reasons(
         fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started())),
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
     );
     assert!(got[0].starts_with("value config changed"), "{got:?}");
     assert!(fx.store.entries(TASK).0.is_empty());

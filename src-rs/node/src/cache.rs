@@ -113,7 +113,7 @@ store_task!(StoreRunTask -> String { task: String, reports: Reports, run: RunPar
         outputs: this.run.outputs.clone(),
         cacheable_despite: this.run.cacheable_despite.clone(),
     };
-    let answer = match store.store_run(&this.task, &run) {
+    let answer = match store.store_run(&this.task, &run).map_err(cache_error)? {
         Stored::Stored { manifest, overruled, key } => serde_json::json!({
             "stored": true,
             "manifest": to_json(&manifest),

@@ -341,3 +341,10 @@ impl Task for FinishTrace {
         })
     }
 }
+
+/// The package managers' and Node's own private files for `env`
+/// (`runner_aware::rules::package_manager_paths`).
+#[napi(catch_unwind)]
+pub fn package_manager_paths(env: HashMap<String, String>) -> Vec<String> {
+    rules::package_manager_paths(&env)
+}

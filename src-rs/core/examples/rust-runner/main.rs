@@ -161,7 +161,7 @@ fn run() -> Result<ExitCode, Box<dyn Error>> {
         ..Run::new(&reports, outcome, started_at)
     };
     match store.store_run(&task, &run) {
-        Stored::Stored { manifest, key, .. } => {
+        Ok(Stored::Stored { manifest, key, .. }) => {
             let key = match key {
                 KeyKind::Trace => "the trace",
                 KeyKind::Declared => "the declared inputs",
@@ -169,7 +169,9 @@ fn run() -> Result<ExitCode, Box<dyn Error>> {
             };
             eprintln!("cache stored {} (keyed on {key})", manifest.id);
         }
-        Stored::NotStored { reasons } => eprintln!("cache skipped: {}", reasons.join("; ")),
+        Ok(Stored::NotStored { reasons }) => eprintln!("cache skipped: {}", reasons.join("; ")),
+        // The cache's own failure: a warning, and the command's exit code stands.
+        Err(err) => eprintln!("rust-runner: the cache could not store the run: {err}"),
     }
     store.save_stat_cache();
     Ok(exit_code(&output.status))

@@ -134,14 +134,16 @@ impl Store {
     /// Stores a finished run when its verdict is cacheable and something
     /// keys it: a complete trace's inputs, the inputs the tools declared or
     /// the user named, or, where no complete trace exists and nothing was
-    /// named, the repository's content before the run (`run.before`). Never
-    /// fails for the run's or the cache's sake: what kept it from being
-    /// stored is in [`Stored::NotStored`].
+    /// named, the repository's content before the run (`run.before`). What
+    /// kept the run from being stored is in [`Stored::NotStored`]; an error
+    /// is the cache's own failure ([`CacheError::Io`]: a directory that
+    /// cannot be written), which a runner reports as a warning, keeping the
+    /// command's exit code.
     ///
     /// Where the repository keys the run, the trace's own reasons (`trace`,
     /// `modified-input`) do not count: the key covers what the trace could
     /// not see, and what the run changed becomes its output.
-    pub fn store_run(&mut self, task: &str, run: &Run<'_>) -> Stored {
+    pub fn store_run(&mut self, task: &str, run: &Run<'_>) -> Result<Stored, CacheError> {
         let reports = run.reports;
         let trace = reports
             .trace
@@ -172,9 +174,9 @@ impl Store {
             },
         );
         if !judged.cacheable {
-            return Stored::NotStored {
+            return Ok(Stored::NotStored {
                 reasons: judged.reasons.iter().map(describe_reason).collect(),
-            };
+            });
         }
         let overruled = judged.overruled.unwrap_or_default();
         let ignored_inputs = PathSet::new(&reports.ignored_inputs);
@@ -217,7 +219,10 @@ impl Store {
             .cloned()
             .collect();
         if !outside.is_empty() {
-            return not_stored(format!("outputs outside the root: {}", shown(&outside)));
+            return Ok(not_stored(format!(
+                "outputs outside the root: {}",
+                shown(&outside)
+            )));
         }
         let inside = |paths: &mut dyn Iterator<Item = &String>| -> Vec<String> {
             paths.filter_map(|path| self.relative(path)).collect()
@@ -240,8 +245,9 @@ impl Store {
         };
         let manifest = match self.store(&request) {
             Ok(manifest) => manifest,
-            Err(CacheError::Refused(reason)) => return not_stored(reason),
-            Err(err) => return not_stored(err.to_string()),
+            Err(CacheError::Refused(reason)) => return Ok(not_stored(reason)),
+            Err(err @ CacheError::Io(_)) => return Err(err),
+            Err(err) => return Ok(not_stored(err.to_string())),
         };
         // Same inputs and env with other values: the key misses what the
         // output depends on, so neither entry can be trusted.
@@ -263,12 +269,12 @@ impl Store {
                 .iter()
                 .map(|name| format!("value {name} changed"))
                 .collect();
-            return not_stored(format!(
+            return Ok(not_stored(format!(
                 "{} with the same inputs and env, so the key misses what it depends on (stored entry dropped)",
                 names.join(", ")
-            ));
+            )));
         }
-        Stored::Stored {
+        Ok(Stored::Stored {
             manifest: Box::new(manifest),
             overruled,
             key: if fallback {
@@ -278,7 +284,7 @@ impl Store {
             } else {
                 KeyKind::Declared
             },
-        }
+        })
     }
 
     /// `path` made absolute against the root, lexically clean.
