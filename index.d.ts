@@ -286,6 +286,12 @@ export interface NativeServerOptions {
 }
 
 /**
+ * `path` with the `node_modules/.bin` directories of `cwd` and its
+ * ancestors in front (`runner_aware::rules::node_modules_bin_path`).
+ */
+export declare function nodeModulesBinPath(cwd: string, path: string): string
+
+/**
  * The package managers' and Node's own private files for `env`
  * (`runner_aware::rules::package_manager_paths`).
  */

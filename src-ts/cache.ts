@@ -118,6 +118,36 @@ export function declaredOutputs(reports: Pick<Reports, 'outputs' | 'ignoredOutpu
   return filterOutputs(reports, reports.outputs);
 }
 
+/**
+ * The package managers' and Node's own private files outside the checkout,
+ * for `env` (default `process.env`: `HOME`, `npm_config_cache`,
+ * `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `NODE_COMPILE_CACHE`, `TMPDIR`): npm's
+ * `_logs`, `_cacache` and update stamp, pnpm's metadata cache and state,
+ * yarn's cache and telemetry, corepack's last resolved version, Node's
+ * compiled-code cache. They are neither a task's inputs nor its outputs:
+ * pass them as `createServer({ ignore })` so `npm run build` caches as the
+ * command it runs does (`runner-aware inspect` and the reference runner
+ * do). Package contents are not on the list: a store `node_modules` links
+ * into, and npx's installed packages, hold code a task runs.
+ */
+export function packageManagerPaths(env: Record<string, string | undefined> = process.env): string[] {
+  checkEnv(env, 'env', 'packageManagerPaths');
+  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+  return loadBinding().binding.packageManagerPaths(defined);
+}
+
+/**
+ * `path` (a `PATH` value, default `process.env.PATH`) with the
+ * `node_modules/.bin` directories of `cwd` and its ancestors in front,
+ * nearest first, as npm sets it for a script: a command named by a
+ * package's binary (`vite build`) then runs as it does under `npm run`.
+ */
+export function nodeModulesBinPath(cwd: string | URL = process.cwd(), path: string = process.env['PATH'] ?? ''): string {
+  const dir = toPath(cwd, 'cwd', 'nodeModulesBinPath');
+  checkString(path, 'path', 'nodeModulesBinPath');
+  return loadBinding().binding.nodeModulesBinPath(resolve(dir), path);
+}
+
 // ---------------------------------------------------------------------------
 // Env name globs: compiled by the Rust core, so a runner matches names exactly
 // as its server does.

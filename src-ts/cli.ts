@@ -10,6 +10,7 @@ import { isAbsolute, relative, sep } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { didYouMean } from './checks.js';
+import { nodeModulesBinPath, packageManagerPaths } from './cache.js';
 import { inferAccesses } from './infer.js';
 import { createServer, describeReason, TraceUnavailableError, verdict, type CommandOutcome, type Server } from './server.js';
 import type { Reports } from './types.js';
@@ -152,14 +153,16 @@ export function summarize(reports: Reports, exitCode: number, outcome: CommandOu
     return `${label}  ${q.tracked ? 'tracked' : 'untracked'}  ${names.length} match${names.length === 1 ? '' : 'es'}${names.length ? `: ${names.join(', ')}` : ''}`;
   });
   const { cacheable, reasons } = verdict(reports, outcome);
+  const packageManager = new Set(packageManagerPaths());
   const lines = [
     `runner-aware: exit ${exitCode}, ${reports.clients} client${reports.clients === 1 ? '' : 's'}, ${cacheable ? 'cacheable' : 'not cacheable'}`,
     ...list(
       'not cacheable because',
       reasons.map(describeReason),
     ),
-    ...list('ignored inputs', reports.ignoredInputs),
-    ...list('ignored outputs', reports.ignoredOutputs),
+    // The package managers' own files are ignored on every run: not news.
+    ...list('ignored inputs', reports.ignoredInputs.filter((path) => !packageManager.has(path))),
+    ...list('ignored outputs', reports.ignoredOutputs.filter((path) => !packageManager.has(path))),
     ...list('inputs', reports.inputs),
     ...list('outputs', reports.outputs),
     ...list('values', Object.entries(reports.values).map(([n, v]) => `${n} = ${v}`)),
@@ -238,7 +241,9 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   let server: Server | undefined;
   let unserved: string | undefined;
   try {
-    server = await createServer({ trace, ignore, ...(closeTimeoutMs === undefined ? {} : { closeTimeoutMs }) });
+    // The package managers' own files (npm's logs, caches) are no task's
+    // inputs or outputs: `npm run build` is judged as its command is.
+    server = await createServer({ trace, ignore: [...ignore, ...packageManagerPaths()], ...(closeTimeoutMs === undefined ? {} : { closeTimeoutMs }) });
   } catch (err) {
     if (err instanceof TraceUnavailableError) {
       process.stderr.write(line(`--trace ${err.mode} cannot be done here: ${err.reason} (--trace auto traces where it can)`));
@@ -257,7 +262,8 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   const [file, ...fileArgs] = server ? server.command([command, ...args]) : [command, ...args];
   const child = spawn(file as string, fileArgs, {
     stdio: 'inherit',
-    env: server ? { ...process.env, ...server.env } : process.env,
+    // node_modules/.bin on PATH, as npm puts it for a script: `inspect -- vite build` runs the project's vite.
+    env: { ...process.env, PATH: nodeModulesBinPath(process.cwd(), process.env['PATH'] ?? ''), ...server?.env },
     shell: process.platform === 'win32',
     detached: ownGroup,
   });
@@ -277,7 +283,8 @@ async function inspect(argv: string[]): Promise<CommandOutcome & { exitCode: num
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const outcome = await new Promise<CommandOutcome & { exitCode: number }>((resolve) => {
     child.on('error', (err) => {
-      process.stderr.write(line(`cannot run ${command}: ${err.message}`));
+      const notFound = (err as NodeJS.ErrnoException).code === 'ENOENT' && !command.includes('/');
+      process.stderr.write(line(`cannot run ${command}: ${notFound ? 'not found on PATH' : err.message}`));
       resolve({ exitCode: 127 });
     });
     child.on('exit', (code, signal) => {

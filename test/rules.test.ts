@@ -2,7 +2,8 @@
 // test/fixtures/rules.json runs here through `runner-aware/runner` (Node) and
 // in src-rs/core/tests/rules_fixtures.rs through the crate (Rust), against the
 // same expected results. The expected results were those of the TypeScript
-// implementation the rules replaced, so both say what it said.
+// implementation the rules replaced, so both say what it said; cases added
+// since (a directory made only to hold ignored files) were written by hand.
 // `<root>` in a case stands for a scratch directory holding its files.
 
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

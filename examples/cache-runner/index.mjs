@@ -58,7 +58,9 @@ import {
   envFingerprint,
   envMatcher,
   envValueDigest,
+  nodeModulesBinPath,
   openCache,
+  packageManagerPaths,
   redactUrl,
   TraceUnavailableError,
   verdict,
@@ -307,14 +309,18 @@ async function runCommand() {
   const trace = flags.trace === 'off' ? false : flags.trace === 'auto' ? true : flags.trace;
   let server;
   try {
-    server = await createServer({ env: runnerEnv, trace, ignore: ignored });
+    // The package managers' own files (npm's logs, caches) are no task's
+    // inputs or outputs: `npm run build` caches as its command does.
+    server = await createServer({ env: runnerEnv, trace, ignore: [...ignored, ...packageManagerPaths(runnerEnv)] });
   } catch (err) {
     if (!(err instanceof TraceUnavailableError)) throw err;
     process.stderr.write(`cache-runner: --trace ${err.mode} cannot be done here: ${err.reason} (--trace auto traces where it can)\n`);
     process.exit(2);
   }
   const [file, ...args] = server.command(command);
-  const child = spawn(file, args, { cwd, env: { ...strictEnv(), ...server.env }, stdio: ['inherit', 'pipe', 'pipe'] });
+  // node_modules/.bin on PATH, as npm puts it for a script.
+  const env = strictEnv();
+  const child = spawn(file, args, { cwd, env: { ...env, PATH: nodeModulesBinPath(cwd, env.PATH ?? ''), ...server.env }, stdio: ['inherit', 'pipe', 'pipe'] });
   const stdout = [];
   const stderr = [];
   child.stdout.on('data', (chunk) => { stdout.push(chunk); process.stdout.write(chunk); });
@@ -325,7 +331,7 @@ async function runCommand() {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
   const outcome = await new Promise((resolve) => {
-    child.on('error', (err) => resolve({ exitCode: 127, error: `cannot run ${file}: ${err.message}` }));
+    child.on('error', (err) => resolve({ exitCode: 127, error: `cannot run ${file}: ${err.code === 'ENOENT' && !file.includes('/') ? 'not found on PATH' : err.message}` }));
     child.on('close', (exitCode, signal) => resolve({ exitCode, signal }));
   });
   const reports = await server.close();

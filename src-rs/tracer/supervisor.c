@@ -770,7 +770,10 @@ int main(int argc, char **argv) {
     if (listener < 0) unsetenv(TRACE_ENV_SUPERVISED);
     sigprocmask(SIG_SETMASK, &old, NULL);
     execvp(command[0], command);
-    fprintf(stderr, "runner-aware-trace: cannot run %s: %s\n", command[0], strerror(errno));
+    if (errno == ENOENT && strchr(command[0], '/') == NULL)
+      fprintf(stderr, "runner-aware-trace: cannot run %s: not found on PATH\n", command[0]);
+    else
+      fprintf(stderr, "runner-aware-trace: cannot run %s: %s\n", command[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
   }
 

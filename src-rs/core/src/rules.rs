@@ -358,6 +358,24 @@ pub fn infer_accesses(reports: &Reports) -> InferredAccesses {
                 outputs.insert(path.clone());
             }
         }
+        // A directory the run made only to hold what is ignored (npm's
+        // `~/.npm`, made for its `_logs`) is no output: one with an ignored
+        // path beneath it and no output of its own beneath it is dropped.
+        let ignored_dirs: Vec<String> = reports
+            .ignored_outputs
+            .iter()
+            .map(|dir| normalize(dir))
+            .collect();
+        let beneath = |path: &str, dir: &str| path != dir && is_within_clean(path, dir);
+        // Deepest first, so a holder's parent sees it gone (`~` made for `~/.npm`).
+        let mut deepest_first: Vec<String> = outputs.iter().cloned().collect();
+        deepest_first.sort_by_key(|path| std::cmp::Reverse(path.len()));
+        for out in deepest_first {
+            let holds_ignored = ignored_dirs.iter().any(|dir| beneath(dir, &out));
+            if holds_ignored && !outputs.iter().any(|other| beneath(other, &out)) {
+                outputs.remove(&out);
+            }
+        }
     }
     for path in declared_inputs(reports) {
         note(&path, InputKind::Content);
@@ -500,6 +518,25 @@ pub fn package_manager_paths(env: &std::collections::HashMap<String, String>) ->
     paths
 }
 
+/// `path` (a `PATH` value) with the `node_modules/.bin` directories of `cwd`
+/// and each of its ancestors in front, nearest first, as npm puts them for a
+/// script: a command named by its package's binary (`vite build`) runs as
+/// it does under `npm run`. Directories already on `path` are not repeated.
+pub fn node_modules_bin_path(cwd: &Path, path: &str) -> String {
+    let separator = if cfg!(windows) { ';' } else { ':' };
+    let present: BTreeSet<&str> = path.split(separator).collect();
+    let mut dirs: Vec<String> = cwd
+        .ancestors()
+        .map(|dir| dir.join("node_modules").join(".bin"))
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .filter(|dir| !present.contains(dir.as_str()))
+        .collect();
+    if !path.is_empty() {
+        dirs.push(path.to_owned());
+    }
+    dirs.join(&separator.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +579,19 @@ mod tests {
         assert_eq!(
             package_manager_paths(&env(&[("TMPDIR", "/t")])),
             ["/t/node-compile-cache"]
+        );
+    }
+
+    #[test]
+    fn node_modules_bin_comes_first_nearest_first() {
+        let path = node_modules_bin_path(Path::new("/w/app"), "/usr/bin:/w/node_modules/.bin");
+        assert_eq!(
+            path,
+            "/w/app/node_modules/.bin:/node_modules/.bin:/usr/bin:/w/node_modules/.bin"
+        );
+        assert_eq!(
+            node_modules_bin_path(Path::new("/w"), ""),
+            "/w/node_modules/.bin:/node_modules/.bin"
         );
     }
 

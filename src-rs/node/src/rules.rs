@@ -348,3 +348,10 @@ impl Task for FinishTrace {
 pub fn package_manager_paths(env: HashMap<String, String>) -> Vec<String> {
     rules::package_manager_paths(&env)
 }
+
+/// `path` with the `node_modules/.bin` directories of `cwd` and its
+/// ancestors in front (`runner_aware::rules::node_modules_bin_path`).
+#[napi(catch_unwind)]
+pub fn node_modules_bin_path(cwd: String, path: String) -> String {
+    rules::node_modules_bin_path(Path::new(&cwd), &path)
+}
