@@ -4,7 +4,7 @@
 // nor outputs, so `npm run build` caches as the command it runs does, and
 // `inspect` and the reference runner judge both alike.
 
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -102,6 +102,29 @@ describe.runIf(traced)('npm run and node_modules/.bin, traced with no configurat
     writeFileSync(join(app, 'src.txt'), 'edited');
     const third = await cached('npm', 'run', 'build');
     expect(third.stderr).toMatch(/^cache miss: .*src\.txt/m);
+  }, 60_000);
+
+  it('hits in a clean checkout a build that lists its directory, and misses when a name appears there', async () => {
+    // What esbuild, tsc and tailwind do: list the project's directory, then write an output there.
+    writeFileSync(
+      join(app, 'list-build.mjs'),
+      `import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+const names = readdirSync('.').filter((name) => name.endsWith('.txt'));
+mkdirSync('out', { recursive: true });
+writeFileSync('out/list.txt', names.join(','));`,
+    );
+    const first = await cached('node', 'list-build.mjs');
+    expect(first.stderr, first.stderr).toMatch(/^cache miss: no entry$/m);
+    expect(first.stderr).not.toMatch(/^cache skipped/m);
+    // A clean checkout, as on CI: no out/ (and the runner's own cache in node_modules now).
+    rmSync(join(app, 'out'), { recursive: true });
+    const clean = await cached('node', 'list-build.mjs');
+    expect(clean.stderr, clean.stderr).toMatch(/^cache hit/m);
+    expect(readFileSync(join(app, 'out', 'list.txt'), 'utf8')).toBe('src.txt');
+    writeFileSync(join(app, 'new.txt'), '');
+    const added = await cached('node', 'list-build.mjs');
+    expect(added.stderr).toMatch(/^cache miss: input \. changed/m);
+    expect(readFileSync(join(app, 'out', 'list.txt'), 'utf8')).toBe('new.txt,src.txt');
   }, 60_000);
 
   it.each([['auto'], ['off']])("runs a package's binary by name, and says when a name is found nowhere (--trace %s)", async (mode) => {

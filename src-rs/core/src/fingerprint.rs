@@ -331,6 +331,20 @@ pub fn fingerprint_input(
     kind: InputKind,
     cache: &StatCache,
 ) -> Result<String, FingerprintError> {
+    fingerprint_input_without(path, kind, cache, &[])
+}
+
+/// [`fingerprint_input`] with a listing's names in `without` left out: what
+/// the task itself wrote there (`dist`, which a clean checkout lacks and a
+/// restore brings back), what its tools ignored and the cache's own
+/// directory, none of which says anything about what the task read. Other
+/// kinds ignore `without`.
+pub fn fingerprint_input_without(
+    path: &Path,
+    kind: InputKind,
+    cache: &StatCache,
+    without: &[String],
+) -> Result<String, FingerprintError> {
     if is_pseudo(path) {
         return Err(FingerprintError::PseudoFilesystem {
             path: path.to_path_buf(),
@@ -340,7 +354,7 @@ pub fn fingerprint_input(
         return Ok("missing".to_owned());
     };
     refuse_pseudo_target(path, &link)?;
-    let followed = fingerprint_followed(path, kind, cache)?;
+    let followed = fingerprint_followed(path, kind, cache, without)?;
     if link.file_type().is_symlink() {
         if let Some(target) = link_target(path)? {
             return Ok(format!("link {} {followed}", json_string(&target)));
@@ -371,6 +385,7 @@ fn fingerprint_followed(
     path: &Path,
     kind: InputKind,
     cache: &StatCache,
+    without: &[String],
 ) -> Result<String, FingerprintError> {
     let Some(meta) = metadata(path, true)? else {
         return Ok("missing".to_owned());
@@ -379,7 +394,14 @@ fn fingerprint_followed(
         InputKind::Existence => Ok(type_of(&meta).to_owned()),
         InputKind::Listing if !meta.is_dir() => Ok(type_of(&meta).to_owned()),
         InputKind::Listing => {
-            let names = sorted_names(path)?;
+            let mut names = sorted_names(path)?;
+            if !without.is_empty() {
+                names.retain(|name| {
+                    !without
+                        .iter()
+                        .any(|left| name_bytes(name) == left.as_bytes())
+                });
+            }
             let mut hasher = Sha256::new();
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {

@@ -231,3 +231,73 @@ fn values_that_contradict_drop_both_entries() {
     assert!(got[0].starts_with("value config changed"), "{got:?}");
     assert!(fx.store.entries(TASK).0.is_empty());
 }
+
+/// Reports of a traced run that listed the root and `node_modules`, read
+/// `src/in.txt` and wrote `dist/out.txt`.
+fn listed(fx: &Fx) -> Reports {
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("src/in.txt")],
+        listed: vec![fx.root.to_string_lossy().into_owned(), path("node_modules")],
+        written: vec![path("dist"), path("dist/out.txt")],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    reports
+}
+
+#[test]
+fn a_listing_leaves_out_the_tasks_outputs_and_the_caches_own_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap().join("root");
+    fs::create_dir_all(root.join("src")).unwrap();
+    fs::create_dir_all(root.join("node_modules/dep")).unwrap();
+    fs::write(root.join("src/in.txt"), "input").unwrap();
+    fs::create_dir_all(root.join("dist")).unwrap();
+    fs::write(root.join("dist/out.txt"), "output").unwrap();
+    // The runner's cache where runners keep theirs: it appears in the
+    // `node_modules` listing once the first entry is stored.
+    let store = Store::open(root.join("node_modules/.cache/runner"), &root).unwrap();
+    let mut fx = Fx {
+        _tmp: tmp,
+        root,
+        store,
+    };
+    let reports = listed(&fx);
+    let Stored::Stored { key, .. } = fx
+        .store
+        .store_run(TASK, &Run::new(&reports, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert_eq!(key, KeyKind::Trace);
+    assert!(fx.root.join("node_modules/.cache").is_dir());
+    // The second run, with the cache's directory in node_modules: a hit.
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Hit(_)
+    ));
+    // A clean checkout, as on CI: no dist. Still a hit, and the restore brings it back.
+    fs::remove_dir_all(fx.root.join("dist")).unwrap();
+    let Lookup::Hit(entry) = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("a clean checkout missed");
+    };
+    fx.store.restore(&entry).unwrap();
+    assert_eq!(
+        fs::read_to_string(fx.root.join("dist/out.txt")).unwrap(),
+        "output"
+    );
+    // What the task could have seen in its listing still counts.
+    fs::write(fx.root.join("new.txt"), "").unwrap();
+    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("a new name in a listed directory hit");
+    };
+    assert_eq!(reasons, ["input . changed"]);
+}

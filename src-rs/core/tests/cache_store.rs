@@ -270,6 +270,7 @@ fn root_input(root: &Path) -> BTreeMap<String, InputRecord> {
         InputRecord {
             kind: InputKind::Existence,
             fingerprint,
+            without: Vec::new(),
         },
     )])
 }
@@ -1494,4 +1495,27 @@ fn a_tag_over_one_artifact_does_not_verify_another() {
         truncated,
         &tag
     ));
+}
+
+#[test]
+fn a_listing_can_leave_out_only_single_names() {
+    let fx = fx();
+    for (kind, name) in [
+        (InputKind::Listing, "../outside"),
+        (InputKind::Listing, "a/b"),
+        (InputKind::Listing, ".."),
+        (InputKind::Listing, ""),
+        (InputKind::Content, "dist"),
+    ] {
+        let mut inputs = root_input(&fx.root);
+        let record = inputs.get_mut(".").unwrap();
+        record.kind = kind;
+        record.without = vec![name.to_owned()];
+        let manifest = manifest_of(inputs, Vec::new(), b"", b"");
+        let err = manifest.check().unwrap_err().to_string();
+        assert!(
+            err.contains("no one path component"),
+            "{kind:?} {name:?}: {err}"
+        );
+    }
 }

@@ -30,6 +30,11 @@ pub struct InputRecord {
     pub kind: InputKind,
     /// [`crate::fingerprint::fingerprint_input`]'s answer at store time.
     pub fingerprint: String,
+    /// For a listing: the names left out of it (what the task wrote there,
+    /// what its tools ignored, the cache's own directory), sorted; each one
+    /// path component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without: Vec<String>,
 }
 
 /// Everything an entry's validity rests on; its id is the digest of this.
@@ -194,8 +199,21 @@ impl Manifest {
                 check_input_path(path)?;
             }
         }
-        for path in self.key.inputs.keys() {
+        for (path, record) in &self.key.inputs {
             check_input_path(path)?;
+            for name in &record.without {
+                if record.kind != InputKind::Listing
+                    || name.is_empty()
+                    || name == "."
+                    || name == ".."
+                    || name.contains(['/', '\\', '\0'])
+                {
+                    return Err(malformed_path(
+                        path,
+                        "leaves out of its listing a name that is no one path component",
+                    ));
+                }
+            }
         }
         for (name, blob) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             if blob.size > MAX_LOG_BYTES {

@@ -34,7 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env_fingerprint::EnvFingerprint;
 use crate::fingerprint::{
-    changed_since, fingerprint_input, in_parallel, sha256_hex, InputKind, StatCache,
+    changed_since, fingerprint_input_without, in_parallel, sha256_hex, InputKind, StatCache,
 };
 
 pub use archive::{Limits, Replay};
@@ -178,6 +178,23 @@ fn clean(path: &Path) -> PathBuf {
     crate::paths::clean(path).into_owned()
 }
 
+/// The first component beneath `dir` of each of `paths` that lies strictly
+/// beneath it, sorted and deduplicated.
+fn names_beneath(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
+    let dir = clean(dir);
+    let mut names: Vec<String> = paths
+        .iter()
+        .filter_map(|path| path.strip_prefix(&dir).ok())
+        .filter_map(|rest| match rest.components().next() {
+            Some(std::path::Component::Normal(name)) => Some(name.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 impl Store {
     /// A store in `dir` for the checkout at `root` (both made absolute
     /// against the current directory). The directory is created when the
@@ -274,7 +291,7 @@ impl Store {
         let mut reasons = Vec::new();
         for (input, record) in &manifest.key.inputs {
             let path = self.resolve(input);
-            match fingerprint_input(&path, record.kind, &self.stat_cache) {
+            match fingerprint_input_without(&path, record.kind, &self.stat_cache, &record.without) {
                 Ok(now) if now == record.fingerprint => {}
                 Ok(_) if record.fingerprint == "missing" => {
                     reasons.push(format!("input {input} added"))
@@ -470,14 +487,35 @@ impl Store {
         };
         let mut inputs = BTreeMap::new();
         let mut changed = Vec::new();
+        // What a listing leaves out: the names beneath it of what the task
+        // wrote, what its tools ignored and the cache's own directory. A
+        // clean checkout (no `dist`) and one with old outputs list alike.
+        let left_out: Vec<PathBuf> = request
+            .outputs
+            .iter()
+            .chain(&request.ignored_outputs)
+            .chain(&request.ignored_inputs)
+            .map(|rel| self.resolve(rel))
+            .chain([self.dir.clone()])
+            .collect();
+        let withouts: Vec<Vec<String>> = request
+            .inputs
+            .iter()
+            .map(|(path, kind)| match kind {
+                InputKind::Listing => names_beneath(path, &left_out),
+                _ => Vec::new(),
+            })
+            .collect();
         let stat_cache = &self.stat_cache;
-        let fingerprints = in_parallel(&request.inputs, |(path, kind)| {
+        let jobs: Vec<(&(PathBuf, InputKind), &Vec<String>)> =
+            request.inputs.iter().zip(&withouts).collect();
+        let fingerprints = in_parallel(&jobs, |((path, kind), without)| {
             if changed_since(path, request.started_at) {
                 return Ok(None);
             }
-            fingerprint_input(path, *kind, stat_cache).map(Some)
+            fingerprint_input_without(path, *kind, stat_cache, without).map(Some)
         });
-        for ((path, kind), fingerprint) in request.inputs.iter().zip(fingerprints) {
+        for (((path, kind), without), fingerprint) in jobs.into_iter().zip(fingerprints) {
             let key = self.portable(path);
             let Some(fingerprint) =
                 fingerprint.map_err(|err| CacheError::Refused(err.to_string()))?
@@ -488,6 +526,7 @@ impl Store {
             let record = InputRecord {
                 kind: *kind,
                 fingerprint,
+                without: without.clone(),
             };
             // One path reached two ways keeps its strongest kind.
             match inputs.get(&key) {
