@@ -62,6 +62,10 @@ console.log('built');`,
       );
       const binary = join(root, 'target', host, 'debug', 'examples', process.platform === 'win32' ? 'rust-runner.exe' : 'rust-runner');
       const cached = () => run(binary, ['--cache-dir', join(app, '.cache'), '--', process.execPath, 'build.mjs'], { cwd: app });
+      // A file written within a clock tick of the start may have changed while
+      // the run went on, as far as its time says: such a run is not stored.
+      // The inputs are older than that, as a person's edits are.
+      await new Promise((resolve) => setTimeout(resolve, 50));
       const first = await cached();
       expect(first.code, first.stderr).toBe(0);
       expect(first.stderr).toContain('cache miss: no entry');
@@ -72,6 +76,7 @@ console.log('built');`,
       expect(hit.stdout, 'the stored stdout is replayed').toBe('built\n');
       expect(readFileSync(join(app, 'dist', 'out.txt'), 'utf8')).toBe('ONE');
       writeFileSync(join(app, 'input.txt'), 'two');
+      await new Promise((resolve) => setTimeout(resolve, 50));
       const edited = await cached();
       expect(edited.stderr).toContain('cache miss: input input.txt changed');
       expect(readFileSync(join(app, 'dist', 'out.txt'), 'utf8')).toBe('TWO');

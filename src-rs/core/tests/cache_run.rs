@@ -301,3 +301,82 @@ fn a_listing_leaves_out_the_tasks_outputs_and_the_caches_own_directory() {
     };
     assert_eq!(reasons, ["input . changed"]);
 }
+
+#[test]
+fn an_input_that_changes_while_the_command_runs_is_not_stored() {
+    let path = |fx: &Fx, rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let traced = |fx: &Fx, trace: Trace| {
+        let mut reports = Reports {
+            cacheable: true,
+            ..Reports::default()
+        };
+        let trace = Trace {
+            mode: TraceMode::Preload,
+            complete: true,
+            written: vec![path(fx, "dist"), path(fx, "dist/out.txt")],
+            ..trace
+        };
+        runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+        reports
+    };
+
+    // A file it read, deleted before the run ended.
+    let mut fx = fx();
+    let reports = traced(
+        &fx,
+        Trace {
+            read: vec![path(&fx, "src/in.txt")],
+            ..Trace::default()
+        },
+    );
+    fs::remove_file(fx.root.join("src/in.txt")).unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
+    );
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("inputs changed while the command ran: ")
+            && got[0].ends_with("in.txt (removed)"),
+        "{got:?}"
+    );
+
+    // A file it looked for in vain, there by the end.
+    let mut fx = self::fx();
+    let reports = traced(
+        &fx,
+        Trace {
+            read: vec![path(&fx, "src/in.txt")],
+            missing: vec![path(&fx, ".env.production")],
+            ..Trace::default()
+        },
+    );
+    fs::write(fx.root.join(".env.production"), "VITE_X=1").unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
+    );
+    assert!(got[0].ends_with(".env.production (added)"), "{got:?}");
+
+    // A file added to a directory it listed, while it ran.
+    let mut fx = self::fx();
+    let reports = traced(
+        &fx,
+        Trace {
+            read: vec![path(&fx, "src/in.txt")],
+            listed: vec![path(&fx, "src")],
+            ..Trace::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let began = SystemTime::now();
+    fs::write(fx.root.join("src/extra.ts"), "export {}").unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), began))
+            .unwrap(),
+    );
+    assert_eq!(got, ["inputs changed while the command ran: src"]);
+}

@@ -62,6 +62,11 @@ pub enum CacheError {
 /// The most entries a look-up considers per task (the newest first).
 pub const MAX_ENTRIES_PER_TASK: usize = 64;
 
+/// How far before a run's start a file time still counts as during it:
+/// the kernel stamps files from a clock that lags by up to a tick (10 ms at
+/// 100 Hz), so a change made just after the start can look older.
+const COARSE_CLOCK_MARGIN: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How many reasons of one entry a miss names.
 const SHOWN_REASONS: usize = 5;
 
@@ -193,6 +198,27 @@ fn names_beneath(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// Whether a name other than `without` in the directory `dir` changed at
+/// or after `since`: a file added to a listed directory while the task ran
+/// (an editor saving `src/extra.ts` during a `tsc` build), which the task
+/// may not have seen. The directory's own times move with what the task
+/// itself writes there, so each entry is looked at instead.
+fn entry_appeared_since(dir: &Path, without: &[String], since: SystemTime) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .take(crate::fingerprint::MAX_TREE_FILES)
+        .any(|entry| {
+            let name = entry.file_name();
+            !without
+                .iter()
+                .any(|left| name.to_string_lossy() == left.as_str())
+                && changed_since(&entry.path(), since)
+        })
 }
 
 impl Store {
@@ -507,10 +533,18 @@ impl Store {
             })
             .collect();
         let stat_cache = &self.stat_cache;
+        // File times come from a clock that lags by up to a tick: a file
+        // written just after the start may carry a time just before it.
+        let since = request
+            .started_at
+            .checked_sub(COARSE_CLOCK_MARGIN)
+            .unwrap_or(request.started_at);
         let jobs: Vec<(&(PathBuf, InputKind), &Vec<String>)> =
             request.inputs.iter().zip(&withouts).collect();
         let fingerprints = in_parallel(&jobs, |((path, kind), without)| {
-            if changed_since(path, request.started_at) {
+            if changed_since(path, since)
+                || (*kind == InputKind::Listing && entry_appeared_since(path, without, since))
+            {
                 return Ok(None);
             }
             fingerprint_input_without(path, *kind, stat_cache, without).map(Some)

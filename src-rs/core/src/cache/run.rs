@@ -194,6 +194,39 @@ impl Store {
                 .map(|path| (PathBuf::from(path), crate::fingerprint::InputKind::Content))
                 .collect(),
         };
+        // What the trace saw that is not so now: a file it read or found that
+        // is gone, one it looked for in vain that is there. The task did not
+        // do it (what it wrote or deleted is no input), so someone did while
+        // it ran, and what it read may not be what a look-up would see.
+        if let (Some(trace), Some(traced)) = (trace, &traced) {
+            let inputs: std::collections::BTreeSet<&str> = traced
+                .inputs
+                .iter()
+                .map(|input| input.path.as_str())
+                .collect();
+            let exists = |path: &str| std::fs::symlink_metadata(path).is_ok();
+            let mut changed: Vec<String> = trace
+                .read
+                .iter()
+                .chain(&trace.found)
+                .filter(|path| inputs.contains(path.as_str()) && !exists(path))
+                .map(|path| format!("{path} (removed)"))
+                .collect();
+            changed.extend(
+                trace
+                    .missing
+                    .iter()
+                    .filter(|path| inputs.contains(path.as_str()) && exists(path))
+                    .map(|path| format!("{path} (added)")),
+            );
+            if !changed.is_empty() {
+                changed.sort();
+                return Ok(not_stored(format!(
+                    "inputs changed while the command ran: {}",
+                    shown(&changed)
+                )));
+            }
+        }
         for path in &run.inputs {
             let file = self.absolute(path);
             if !ignored_inputs.covers(&file) {
