@@ -17,7 +17,13 @@ const rounds = Number(roundsArg);
 const { openCache } = await import(runnerUrl);
 
 const work = mkdtempSync(join(tmpdir(), 'ra-bench-repo-'));
-const git = (...args) => execFileSync('git', ['-c', 'user.email=bench@example.com', '-c', 'user.name=bench', ...args], { cwd: work, stdio: ['ignore', 'pipe', 'ignore'] });
+// No automatic gc: the commit of 10,000 loose objects would start one in the
+// background, repacking while the rounds are timed and while the tree is removed.
+const git = (...args) =>
+  execFileSync('git', ['-c', 'user.email=bench@example.com', '-c', 'user.name=bench', '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', ...args], {
+    cwd: work,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
 const result = { files, gitStatusMs: [], lookupMs: [] };
 try {
   for (let i = 0; i < files; i++) {

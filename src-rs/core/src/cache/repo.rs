@@ -14,7 +14,9 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::{fingerprint_input, InputKind, StatCache};
+use crate::fingerprint::{fingerprint_input, in_parallel, InputKind, StatCache};
+
+mod index;
 
 /// The most files a snapshot takes: a repository beyond it is keyed on nothing.
 pub const MAX_REPO_FILES: usize = 1_000_000;
@@ -85,6 +87,36 @@ fn git_finish(child: std::process::Child, args: &[&str]) -> Result<Vec<u8>, Repo
     Ok(output.stdout)
 }
 
+/// `git status` as a snapshot asks it: the tracked files that differ from
+/// the index or from `HEAD`. With one CPU to run on, git's preload (threads
+/// that share the stat of every tracked file) only adds thread start-ups.
+fn status_args() -> Vec<&'static str> {
+    let mut args = Vec::new();
+    if std::thread::available_parallelism().map_or(1, usize::from) == 1 {
+        args.extend(["-c", "core.preloadIndex=false"]);
+    }
+    args.extend([
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=no",
+        "--no-renames",
+    ]);
+    args
+}
+
+/// Every path of the index and `git:<object id>`, sorted: read in process,
+/// or from `git ls-files -s -z` where the index is not one [`index::read`]
+/// follows.
+fn tracked_files(top: &Path) -> Result<Vec<(String, String)>, RepoError> {
+    if let Some(entries) = index::read(top) {
+        return Ok(sorted_unique(entries));
+    }
+    const LS_FILES: &[&str] = &["ls-files", "-s", "-z"];
+    let listing = git_start(top, LS_FILES)?;
+    Ok(index_entries(&git_finish(listing, LS_FILES)?))
+}
+
 /// Whether `path` is one of `dirs` or beneath one, component by component.
 pub fn is_excluded(path: &str, dirs: &[String]) -> bool {
     dirs.iter().any(|dir| {
@@ -113,31 +145,30 @@ impl RepoSnapshot {
             .strip_prefix(&top)
             .map(|rel| rel.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
-        let mut files = BTreeMap::new();
-        // The index, and what differs from it in the work tree: both at once.
-        const LS_FILES: &[&str] = &["ls-files", "-s", "-z"];
-        const STATUS: &[&str] = &[
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=no",
-            "--no-renames",
-        ];
-        let ls_files = git_start(&top, LS_FILES)?;
-        let status = git_start(&top, STATUS)?;
-        let (index, status) = (git_finish(ls_files, LS_FILES), git_finish(status, STATUS));
-        let (index, status) = (index?, status?);
-        // The index: every tracked path and the object id git keeps for it.
-        for record in index.split(|&b| b == 0) {
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
-                continue;
+        // What differs from the index in the work tree, from git, while the
+        // index is read and the work tree walked here: most of `git status`'s
+        // time is its stat of every tracked file.
+        let status = git_start(&top, &status_args())?;
+        let skip: Vec<PathBuf> = skip
+            .iter()
+            .map(|dir| fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
+            .collect();
+        let listed = tracked_files(&top).map(|tracked| {
+            let mut walk = Walk {
+                top: &top,
+                tracked: tracked.iter().map(|(path, _)| path.as_str()).collect(),
+                skip: &skip,
+                untracked: Vec::new(),
             };
-            let oid = meta.split(' ').nth(1).unwrap_or_default();
-            files.insert(path.to_owned(), format!("git:{oid}"));
-        }
-        let tracked: HashSet<String> = files.keys().cloned().collect();
+            let walked = walk.dir("").map(|()| walk.untracked);
+            (tracked, walked)
+        });
+        let status = git_finish(status, &status_args());
+        let (mut files, untracked) = listed?;
+        let status = status?;
+        let untracked = untracked?;
         // What differs from the index in the work tree: hashed as it is now.
+        let mut added = Vec::new();
         for record in status.split(|&b| b == 0) {
             let record = String::from_utf8_lossy(record);
             if record.len() < 4 {
@@ -148,19 +179,25 @@ impl RepoSnapshot {
             let fingerprint = if fs::symlink_metadata(&full).is_err() {
                 "missing".to_owned()
             } else {
-                file_fingerprint(&full, stat_cache)?
+                file_fingerprint(&full, None, stat_cache)?
             };
-            files.insert(path.to_owned(), fingerprint);
+            match find(&files, path) {
+                Ok(at) => files[at].1 = fingerprint,
+                Err(_) => added.push((path.to_owned(), fingerprint)),
+            }
         }
-        // Untracked and ignored files: a walk of the work tree.
-        let skip: Vec<PathBuf> = skip
-            .iter()
-            .map(|dir| fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
-            .collect();
-        walk(&top, "", &tracked, &skip, &mut files, stat_cache)?;
+        // Untracked and ignored files, hashed (where the stat cache does not
+        // know them) on every core.
+        let fingerprints = in_parallel(&untracked, |(path, is_link)| {
+            file_fingerprint(&top.join(path), Some(*is_link), stat_cache)
+        });
+        files.extend(added);
+        for ((path, _), fingerprint) in untracked.into_iter().zip(fingerprints) {
+            files.push((path, fingerprint?));
+        }
         Ok(Self {
             root: root_rel,
-            files,
+            files: sorted_unique(files).into_iter().collect(),
         })
     }
 
@@ -196,83 +233,149 @@ impl RepoSnapshot {
 /// Why `key` no longer holds against `now` (empty: it holds); the first few
 /// files by name.
 pub fn stale_reasons(key: &RepoKey, now: &RepoSnapshot, shown: usize) -> Vec<String> {
-    let current = now.without(&key.exclude);
-    let mut reasons = Vec::new();
+    // One pass over both sorted maps: files changed or removed in the key's
+    // order, then those added.
+    let mut current = now
+        .files
+        .iter()
+        .filter(|(path, _)| !is_excluded(path, &key.exclude))
+        .peekable();
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
     let mut count = 0;
+    let mut note = |list: &mut Vec<String>, reason: &dyn Fn() -> String| {
+        count += 1;
+        if list.len() < shown {
+            list.push(reason());
+        }
+    };
     for (path, then) in &key.files {
-        let reason = match current.get(path) {
-            Some(fingerprint) if fingerprint == then => continue,
-            Some(_) => format!("repository file {path} changed"),
-            None => format!("repository file {path} removed"),
-        };
-        count += 1;
-        if reasons.len() < shown {
-            reasons.push(reason);
+        while let Some((new, _)) = current.next_if(|(now_path, _)| *now_path < path) {
+            note(&mut added, &|| format!("repository file {new} added"));
+        }
+        match current.next_if(|(now_path, _)| *now_path == path) {
+            Some((_, fingerprint)) if fingerprint == then => {}
+            Some(_) => note(&mut changed, &|| format!("repository file {path} changed")),
+            None => note(&mut changed, &|| format!("repository file {path} removed")),
         }
     }
-    for path in current.keys().filter(|path| !key.files.contains_key(*path)) {
-        count += 1;
-        if reasons.len() < shown {
-            reasons.push(format!("repository file {path} added"));
-        }
+    for (new, _) in current {
+        note(&mut added, &|| format!("repository file {new} added"));
     }
+    let mut reasons = changed;
+    reasons.extend(added.into_iter().take(shown.saturating_sub(reasons.len())));
     if count > reasons.len() {
         reasons.push(format!("… ({count} repository files in all)"));
     }
     reasons
 }
 
-fn file_fingerprint(path: &Path, stat_cache: &StatCache) -> Result<String, RepoError> {
+/// `files`' entry for `path`, or where it would go: `files` is sorted.
+fn find(files: &[(String, String)], path: &str) -> Result<usize, usize> {
+    files.binary_search_by(|(known, _)| known.as_str().cmp(path))
+}
+
+/// `files` sorted by path, each path once with the last fingerprint given
+/// for it (git lists an unmerged path once per stage).
+fn sorted_unique(mut files: Vec<(String, String)>) -> Vec<(String, String)> {
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(&mut later.1, &mut earlier.1);
+        }
+        same
+    });
+    files
+}
+
+/// Every path of `git ls-files -s -z`'s output and `git:<object id>`, sorted.
+fn index_entries(output: &[u8]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for record in output.split(|&b| b == 0) {
+        let Some(tab) = record.iter().position(|&b| b == b'\t') else {
+            continue;
+        };
+        let oid = record[..tab]
+            .split(|&b| b == b' ')
+            .nth(1)
+            .unwrap_or_default();
+        let mut fingerprint = String::with_capacity(4 + oid.len());
+        fingerprint.push_str("git:");
+        fingerprint.push_str(&String::from_utf8_lossy(oid));
+        files.push((
+            String::from_utf8_lossy(&record[tab + 1..]).into_owned(),
+            fingerprint,
+        ));
+    }
+    sorted_unique(files)
+}
+
+/// A file's fingerprint; `is_link` is what the directory listing said, when
+/// there was one.
+fn file_fingerprint(
+    path: &Path,
+    is_link: Option<bool>,
+    stat_cache: &StatCache,
+) -> Result<String, RepoError> {
     // A link counts by where it points: it is never followed into a tree.
-    if let Ok(target) = fs::read_link(path) {
-        return Ok(format!("link {}", target.to_string_lossy()));
+    if is_link != Some(false) {
+        if let Ok(target) = fs::read_link(path) {
+            return Ok(format!("link {}", target.to_string_lossy()));
+        }
     }
     fingerprint_input(path, InputKind::Content, stat_cache)
         .map_err(|err| RepoError::Git(format!("cannot read {}: {err}", path.display())))
 }
 
-fn walk(
-    top: &Path,
-    rel: &str,
-    tracked: &HashSet<String>,
-    skip: &[PathBuf],
-    files: &mut BTreeMap<String, String>,
-    stat_cache: &StatCache,
-) -> Result<(), RepoError> {
-    let dir = if rel.is_empty() {
-        top.to_path_buf()
-    } else {
-        top.join(rel)
-    };
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".git" || name == "node_modules" {
-            continue;
-        }
-        let path = if rel.is_empty() {
-            name
+/// The walk of the work tree for the files git does not track.
+struct Walk<'a> {
+    top: &'a Path,
+    /// The index's paths.
+    tracked: HashSet<&'a str>,
+    skip: &'a [PathBuf],
+    /// Untracked files and links found so far, and whether each is a link.
+    untracked: Vec<(String, bool)>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, rel: &str) -> Result<(), RepoError> {
+        let dir = if rel.is_empty() {
+            self.top.to_path_buf()
         } else {
-            format!("{rel}/{name}")
+            self.top.join(rel)
         };
-        let Ok(kind) = entry.file_type() else {
-            continue;
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(());
         };
-        if kind.is_dir() {
-            if !skip.iter().any(|dir| *dir == top.join(&path)) {
-                walk(top, &path, tracked, skip, files, stat_cache)?;
+        let mut path = String::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == ".git" || name == "node_modules" {
+                continue;
             }
-        } else if !tracked.contains(&path) && (kind.is_file() || kind.is_symlink()) {
-            files.insert(
-                path.clone(),
-                file_fingerprint(&top.join(&path), stat_cache)?,
-            );
-            if files.len() > MAX_REPO_FILES {
-                return Err(RepoError::TooLarge);
+            path.clear();
+            if !rel.is_empty() {
+                path.push_str(rel);
+                path.push('/');
+            }
+            path.push_str(&name);
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if !self.skip.iter().any(|dir| *dir == self.top.join(&path)) {
+                    self.dir(&path)?;
+                }
+            } else if (kind.is_file() || kind.is_symlink()) && !self.tracked.contains(path.as_str())
+            {
+                self.untracked.push((path.clone(), kind.is_symlink()));
+                if self.tracked.len() + self.untracked.len() > MAX_REPO_FILES {
+                    return Err(RepoError::TooLarge);
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
