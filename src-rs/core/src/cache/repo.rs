@@ -148,7 +148,8 @@ impl RepoSnapshot {
         // What differs from the index in the work tree, from git, while the
         // index is read and the work tree walked here: most of `git status`'s
         // time is its stat of every tracked file.
-        let status = git_start(&top, &status_args())?;
+        let status_args = status_args();
+        let status = git_start(&top, &status_args)?;
         let skip: Vec<PathBuf> = skip
             .iter()
             .map(|dir| fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
@@ -163,7 +164,7 @@ impl RepoSnapshot {
             let walked = walk.dir("").map(|()| walk.untracked);
             (tracked, walked)
         });
-        let status = git_finish(status, &status_args());
+        let status = git_finish(status, &status_args);
         let (mut files, untracked) = listed?;
         let status = status?;
         let untracked = untracked?;
