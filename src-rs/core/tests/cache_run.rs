@@ -380,3 +380,90 @@ fn an_input_that_changes_while_the_command_runs_is_not_stored() {
     );
     assert_eq!(got, ["inputs changed while the command ran: src"]);
 }
+
+/// A traced run that wrote `dist/out.txt`, having deleted `deleted` first.
+fn wrote_dist(fx: &Fx, deleted: &[&str]) -> Reports {
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("src/in.txt")],
+        written: vec![path("dist"), path("dist/out.txt")],
+        deleted: deleted.iter().map(|rel| path(rel)).collect(),
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    reports
+}
+
+#[test]
+fn a_restore_empties_what_the_recorded_run_emptied_and_nothing_else() {
+    // Vite's way: it empties outDir, then writes. The restore does the same.
+    let mut fx = fx();
+    let reports = wrote_dist(&fx, &["dist/old-1a2b.js"]);
+    let Stored::Stored { manifest, .. } = fx
+        .store
+        .store_run(TASK, &Run::new(&reports, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert_eq!(manifest.emptied, ["dist"]);
+    fs::write(fx.root.join("dist/stale-9f8e.js"), "an older build's").unwrap();
+    fs::create_dir_all(fx.root.join("dist/assets")).unwrap();
+    fs::write(fx.root.join("dist/assets/older.css"), "").unwrap();
+    fx.store.restore(&manifest).unwrap();
+    let mut names: Vec<String> = fs::read_dir(fx.root.join("dist"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["out.txt"]);
+
+    // tsc's way: it never deletes. Old files stay, as a real run leaves them.
+    let mut fx = self::fx();
+    let reports = wrote_dist(&fx, &[]);
+    let Stored::Stored { manifest, .. } = fx
+        .store
+        .store_run(TASK, &Run::new(&reports, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert!(manifest.emptied.is_empty());
+    fs::write(fx.root.join("dist/stale.js"), "kept").unwrap();
+    fx.store.restore(&manifest).unwrap();
+    assert_eq!(
+        fs::read_to_string(fx.root.join("dist/stale.js")).unwrap(),
+        "kept"
+    );
+}
+
+#[test]
+fn emptying_never_goes_through_a_link() {
+    let mut fx = fx();
+    let reports = wrote_dist(&fx, &["dist/old.js"]);
+    let Stored::Stored { manifest, .. } = fx
+        .store
+        .store_run(TASK, &Run::new(&reports, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    // dist is now a link to a directory outside the checkout.
+    let outside = fx.root.parent().unwrap().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("sentinel"), "must stay").unwrap();
+    fs::remove_dir_all(fx.root.join("dist")).unwrap();
+    std::os::unix::fs::symlink(&outside, fx.root.join("dist")).unwrap();
+    let err = fx.store.restore(&manifest).unwrap_err().to_string();
+    assert!(err.contains("dist"), "{err}");
+    assert_eq!(
+        fs::read_to_string(outside.join("sentinel")).unwrap(),
+        "must stay"
+    );
+}

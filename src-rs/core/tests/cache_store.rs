@@ -297,6 +297,7 @@ fn manifest_of(
         stderr: BlobRecord::of(stderr),
         created_at: 1,
         overruled: Vec::new(),
+        emptied: Vec::new(),
     }
 }
 
@@ -409,6 +410,7 @@ fn run_request(fx: &Fx, node_env: &str, started_at: SystemTime) -> StoreRequest 
         outputs: vec!["dist".to_owned()],
         ignored_outputs: Vec::new(),
         ignored_inputs: Vec::new(),
+        deleted: Vec::new(),
         repo: None,
         stdout: b"built in 3ms\n".to_vec(),
         stderr: b"warning: none\n".to_vec(),
@@ -1517,5 +1519,35 @@ fn a_listing_can_leave_out_only_single_names() {
             err.contains("no one path component"),
             "{kind:?} {name:?}: {err}"
         );
+    }
+}
+
+#[test]
+fn an_entry_empties_only_directories_it_restores() {
+    let fx = fx();
+    for (emptied, outputs) in [
+        (
+            vec!["src"],
+            vec![OutputRecord::Dir {
+                path: "dist".into(),
+            }],
+        ),
+        (
+            vec!["dist/../src"],
+            vec![OutputRecord::Dir {
+                path: "dist".into(),
+            }],
+        ),
+        (vec![".git"], vec![]),
+        (
+            vec!["dist", "dist"],
+            vec![OutputRecord::Dir {
+                path: "dist".into(),
+            }],
+        ),
+    ] {
+        let mut manifest = manifest_of(root_input(&fx.root), outputs, b"", b"");
+        manifest.emptied = emptied.iter().map(|dir| (*dir).to_owned()).collect();
+        assert!(manifest.check().is_err(), "{emptied:?} passed");
     }
 }

@@ -158,6 +158,11 @@ pub struct Manifest {
     /// What the runner's user overruled to store it (`describeReason` lines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overruled: Vec<String>,
+    /// Output directories the recorded run emptied before it wrote (Vite
+    /// empties its `outDir`): a restore removes what else they hold, as the
+    /// run itself would have. Each is a directory output of this entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emptied: Vec<String>,
 }
 
 impl Manifest {
@@ -221,6 +226,26 @@ impl Manifest {
                     "its {name} of {} bytes is over the {MAX_LOG_BYTES}-byte limit",
                     blob.size
                 )));
+            }
+        }
+        let mut previous_emptied: Option<&str> = None;
+        for dir in &self.emptied {
+            check_output_path(dir)?;
+            if previous_emptied.is_some_and(|p| p >= dir.as_str()) {
+                return Err(CacheError::Malformed(
+                    "emptied directories are not sorted, or one is named twice".into(),
+                ));
+            }
+            previous_emptied = Some(dir);
+            let is_dir_output = self
+                .outputs
+                .iter()
+                .any(|output| matches!(output, OutputRecord::Dir { path } if path == dir));
+            if !is_dir_output {
+                return Err(malformed_path(
+                    dir,
+                    "is emptied on restore but is no directory the entry restores",
+                ));
             }
         }
         let mut previous: Option<&str> = None;

@@ -114,6 +114,10 @@ pub struct StoreRequest {
     /// Paths whose reads are not inputs (a tool's `ignoreInput`), relative to
     /// the root: left out of a repository key.
     pub ignored_inputs: Vec<String>,
+    /// Paths the run deleted, relative to the root (its trace's `deleted`):
+    /// an output directory it deleted in and that holds only its outputs
+    /// now was emptied by it, and a restore empties it too.
+    pub deleted: Vec<String>,
 }
 
 /// A local cache of task entries, rooted at a checkout.
@@ -458,6 +462,11 @@ impl Store {
             &self.limits,
             Some(&mut placer),
         )?;
+        let keep: std::collections::BTreeSet<&str> =
+            manifest.outputs.iter().map(OutputRecord::path).collect();
+        for dir in &manifest.emptied {
+            placer.empty(dir, &keep)?;
+        }
         placer.commit()?;
         Ok(replay)
     }
@@ -597,6 +606,7 @@ impl Store {
             env: request.env.clone(),
             repo,
         };
+        let emptied = self.emptied(&outputs.records, &request.deleted);
         let manifest = Manifest {
             format: ENTRY_FORMAT.to_owned(),
             id: key.id(),
@@ -606,6 +616,7 @@ impl Store {
             stderr: BlobRecord::of(&request.stderr),
             created_at: now_ms(),
             overruled: request.overruled.clone(),
+            emptied,
         };
         manifest
             .check()
@@ -624,6 +635,35 @@ impl Store {
             .map_err(io_err("the entry"))
         })?;
         Ok(manifest)
+    }
+
+    /// The output directories the run emptied: it deleted something directly
+    /// in each, and each holds nothing now but the run's outputs. A tool that
+    /// deletes one stale file among others it leaves (or never deletes, as
+    /// `tsc`) empties nothing, and a restore leaves such a directory's other
+    /// files as the tool would.
+    fn emptied(&self, records: &[OutputRecord], deleted: &[String]) -> Vec<String> {
+        let outputs: std::collections::BTreeSet<&str> =
+            records.iter().map(OutputRecord::path).collect();
+        let parent = |path: &str| path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
+        let deleted_in: std::collections::BTreeSet<String> =
+            deleted.iter().map(|path| parent(path)).collect();
+        records
+            .iter()
+            .filter(|record| matches!(record, OutputRecord::Dir { .. }))
+            .map(OutputRecord::path)
+            .filter(|dir| deleted_in.contains(*dir))
+            .filter(|dir| {
+                let Ok(entries) = fs::read_dir(self.root.join(dir)) else {
+                    return false;
+                };
+                entries.flatten().all(|entry| {
+                    let name = entry.file_name();
+                    outputs.contains(format!("{dir}/{}", name.to_string_lossy()).as_str())
+                })
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     /// A repository key for a run with no complete trace: its content

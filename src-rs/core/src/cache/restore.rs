@@ -144,6 +144,57 @@ impl Placer {
         }
     }
 
+    /// Removes from the directory `rel` what the recorded run left out of
+    /// it: every entry whose path is not in `keep` (the entry's outputs),
+    /// other than what this placer staged there. `rel` is reached through
+    /// real directories only (a link on the way is refused, never followed);
+    /// a directory that is not there holds nothing to remove. A directory
+    /// beneath is removed whole, without following a link inside it.
+    pub fn empty(
+        &mut self,
+        rel: &str,
+        keep: &std::collections::BTreeSet<&str>,
+    ) -> Result<(), CacheError> {
+        let mut dir = self.root.clone();
+        for component in rel.split('/') {
+            dir.push(component);
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(escape(
+                        rel,
+                        &format!(
+                            "{} is no directory in the checkout: nothing is removed through it",
+                            dir.display()
+                        ),
+                    ))
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => return Err(io(&dir)(err)),
+            }
+        }
+        let staged: std::collections::HashSet<&Path> =
+            self.staged.iter().map(|(temp, _)| temp.as_path()).collect();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            if staged.contains(path.as_path())
+                || keep.contains(format!("{rel}/{}", name.to_string_lossy()).as_str())
+            {
+                continue;
+            }
+            let is_dir = fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir());
+            let removed = if is_dir {
+                fs::remove_dir_all(&path)
+            } else {
+                remove_link_or_file(&path)
+            };
+            removed.map_err(io(&path))?;
+        }
+        Ok(())
+    }
+
     /// Renames every staged output into place: a link or file there is
     /// replaced, never followed. Every place is checked before anything is
     /// renamed, so an output that cannot go in leaves the checkout as it was

@@ -270,6 +270,12 @@ impl Store {
             // A declared directory holds what a tool said is not an output.
             ignored_outputs: inside(&mut reports.ignored_outputs.iter()),
             ignored_inputs: inside(&mut reports.ignored_inputs.iter()),
+            // What a complete trace saw deleted: a directory the run emptied
+            // is emptied on a restore too.
+            deleted: match (&traced, trace) {
+                (Some(_), Some(trace)) if trace.complete => inside(&mut trace.deleted.iter()),
+                _ => Vec::new(),
+            },
             repo: if fallback { run.before.clone() } else { None },
             stdout: run.stdout.clone(),
             stderr: run.stderr.clone(),
