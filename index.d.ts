@@ -38,7 +38,7 @@ export declare class NativeCacheStore {
    * resolves with JSON: `{ stored: true, manifest, overruled, key }` or
    * `{ stored: false, reasons }`.
    */
-  store(task: string, reports: unknown, run: CacheRun): Promise<string>
+  store(task: string, reports: unknown, run: CacheRun): Promise<CacheStored>
   /**
    * The repository's content now, as JSON, for a run that may have no
    * complete trace: take it before the run and give it to `store`. Rejects
@@ -213,6 +213,20 @@ export interface CacheRun {
   outputs: Array<string>
   /** Callers whose `disableCache` the user overrules. */
   cacheableDespite?: Array<string>
+}
+
+/** What storing a run did. */
+export interface CacheStored {
+  /** Whether the run is an entry now. */
+  stored: boolean
+  /** Its manifest (JSON), when stored. */
+  manifest?: string
+  /** The `disableCache` reasons overruled to store it (JSON), when stored. */
+  overruled?: string
+  /** What keys it (`trace`, `declared`, `repository`), when stored. */
+  key?: string
+  /** Why it was not stored. */
+  reasons: Array<string>
 }
 
 /**

@@ -309,24 +309,23 @@ export function openCache(options: CacheOptions): Cache {
       // (a complete trace, declared inputs, or the repository), outputs
       // inside the root, and entries whose values contradict dropped.
       const { exitCode, signal } = run.outcome ?? {};
-      const answer = JSON.parse(
-        await native.store(task, reports, {
-          ...(typeof exitCode === 'number' ? { exitCode } : {}),
-          ...(signal ? { signal } : {}),
-          startedAtMs: run.startedAt,
-          stdout: Buffer.from(run.stdout ?? ''),
-          stderr: Buffer.from(run.stderr ?? ''),
-          ...(run.before?.available ? { before: run.before.json } : {}),
-          inputs: [...(run.inputs ?? [])],
-          outputs: [...(run.outputs ?? [])],
-          ...(run.cacheableDespite ? { cacheableDespite: [...run.cacheableDespite] } : {}),
-        }),
-      ) as { stored: true; manifest: string; overruled: UncacheableReason[]; key: 'trace' | 'declared' | 'repository' } | { stored: false; reasons: string[] };
-      if (!answer.stored) return { stored: false, reasons: answer.reasons };
+      const answer = await native.store(task, reports, {
+        ...(typeof exitCode === 'number' ? { exitCode } : {}),
+        ...(signal ? { signal } : {}),
+        startedAtMs: run.startedAt,
+        stdout: Buffer.from(run.stdout ?? ''),
+        stderr: Buffer.from(run.stderr ?? ''),
+        ...(run.before?.available ? { before: run.before.json } : {}),
+        inputs: [...(run.inputs ?? [])],
+        outputs: [...(run.outputs ?? [])],
+        ...(run.cacheableDespite ? { cacheableDespite: [...run.cacheableDespite] } : {}),
+      });
+      if (!answer.stored || answer.manifest == null) return { stored: false, reasons: answer.reasons };
       const manifest = answer.manifest;
       const entry = entryOf(manifest, 'local');
       if (remote) await remote.upload(task, manifest, await native.readEntry(task, entry.id));
-      return { stored: true, entry, overruled: answer.overruled, key: answer.key };
+      const overruled = JSON.parse(answer.overruled ?? '[]') as UncacheableReason[];
+      return { stored: true, entry, overruled, key: answer.key as 'trace' | 'declared' | 'repository' };
     },
     async entries(task, entriesOptions = {}) {
       checkTask(task, 'Cache.entries');

@@ -101,7 +101,7 @@ store_task!(RestoreTask -> CacheReplay { manifest: String } |store, this| {
     Ok(CacheReplay { stdout: replay.stdout.into(), stderr: replay.stderr.into() })
 });
 
-store_task!(StoreRunTask -> String { task: String, reports: Reports, run: RunParts } |store, this| {
+store_task!(StoreRunTask -> CacheStored { task: String, reports: Reports, run: RunParts } |store, this| {
     let run = Run {
         reports: &this.reports,
         outcome: this.run.outcome.clone(),
@@ -113,17 +113,42 @@ store_task!(StoreRunTask -> String { task: String, reports: Reports, run: RunPar
         outputs: this.run.outputs.clone(),
         cacheable_despite: this.run.cacheable_despite.clone(),
     };
-    let answer = match store.store_run(&this.task, &run).map_err(cache_error)? {
-        Stored::Stored { manifest, overruled, key } => serde_json::json!({
-            "stored": true,
-            "manifest": to_json(&manifest),
-            "overruled": overruled,
-            "key": key,
-        }),
-        Stored::NotStored { reasons } => serde_json::json!({ "stored": false, "reasons": reasons }),
-    };
-    Ok(answer.to_string())
+    Ok(match store.store_run(&this.task, &run).map_err(cache_error)? {
+        Stored::Stored { manifest, overruled, key } => CacheStored {
+            stored: true,
+            manifest: Some(to_json(&manifest)),
+            overruled: Some(
+                serde_json::to_string(&overruled).map_err(|err| Error::from_reason(err.to_string()))?,
+            ),
+            key: serde_json::to_value(key)
+                .ok()
+                .and_then(|key| key.as_str().map(str::to_owned)),
+            reasons: Vec::new(),
+        },
+        Stored::NotStored { reasons } => CacheStored {
+            stored: false,
+            manifest: None,
+            overruled: None,
+            key: None,
+            reasons,
+        },
+    })
 });
+
+/// What storing a run did.
+#[napi(object)]
+pub struct CacheStored {
+    /// Whether the run is an entry now.
+    pub stored: bool,
+    /// Its manifest (JSON), when stored.
+    pub manifest: Option<String>,
+    /// The `disableCache` reasons overruled to store it (JSON), when stored.
+    pub overruled: Option<String>,
+    /// What keys it (`trace`, `declared`, `repository`), when stored.
+    pub key: Option<String>,
+    /// Why it was not stored.
+    pub reasons: Vec<String>,
+}
 
 /// What a run to store holds besides its reports, owned for the pool.
 pub struct RunParts {
@@ -284,7 +309,7 @@ impl NativeCacheStore {
     /// `{ stored: false, reasons }`.
     #[napi(
         ts_args_type = "task: string, reports: unknown, run: CacheRun",
-        ts_return_type = "Promise<string>",
+        ts_return_type = "Promise<CacheStored>",
         catch_unwind
     )]
     pub fn store(

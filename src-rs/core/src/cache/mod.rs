@@ -388,6 +388,12 @@ impl Store {
     /// removed (a partial or tampered entry is never a hit) and named in the
     /// second list.
     pub fn entries(&self, task: &str) -> (Vec<Manifest>, Vec<String>) {
+        self.entries_but(task, None)
+    }
+
+    /// [`Store::entries`] without reading the entry `skip` (one just written,
+    /// whose manifest is known): a store compares a run with the others.
+    fn entries_but(&self, task: &str, skip: Option<&str>) -> (Vec<Manifest>, Vec<String>) {
         let dir = self.task_dir(task);
         let mut manifests = Vec::new();
         let mut refused = Vec::new();
@@ -399,6 +405,9 @@ impl Store {
             let Some(id) = entry_id(&name) else {
                 continue;
             };
+            if skip == Some(id) {
+                continue;
+            }
             let path = dir.join(&name);
             let manifest = open_entry(&path)
                 .and_then(|file| archive::read_manifest(BufReader::new(file), &self.limits))
@@ -769,7 +778,7 @@ impl Store {
     /// what the output depends on, so none of them can be trusted.
     pub fn conflicting(&self, manifest: &Manifest) -> Vec<Manifest> {
         let lookup_id = manifest.key.lookup_id();
-        self.entries(&manifest.key.task)
+        self.entries_but(&manifest.key.task, Some(&manifest.id))
             .0
             .into_iter()
             .filter(|other| {
