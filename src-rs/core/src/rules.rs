@@ -537,7 +537,8 @@ pub fn node_modules_bin_path(cwd: &Path, path: &str) -> String {
     dirs.join(&separator.to_string())
 }
 
-#[cfg(test)]
+// Unix paths: a Windows path is absolute only with its drive.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

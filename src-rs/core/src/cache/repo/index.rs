@@ -172,7 +172,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
+// The tests run git beside the reader: where it runs (not under Wine).
+#[cfg(all(test, unix))]
 mod tests {
     use std::process::Command;
 
