@@ -345,6 +345,46 @@ pub fn fingerprint_input_without(
     cache: &StatCache,
     without: &[String],
 ) -> Result<String, FingerprintError> {
+    fingerprint_listing_of(path, kind, cache, without, None)
+}
+
+/// Whether a tool resolving from a checkout could pick up a file of this name
+/// in a directory above it: the package and config files Node tools look for
+/// upward (`package.json`, `node_modules`, `tsconfig*.json`, `.pnp.cjs`,
+/// `*.config.*`, dot-files such as `.babelrc` or `.env`).
+pub fn is_resolution_name(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "package.json",
+        "node_modules",
+        "jsconfig.json",
+        "pnpm-workspace.yaml",
+        "deno.json",
+        "deno.jsonc",
+        "bunfig.toml",
+        "browserslist",
+        "lerna.json",
+        "nx.json",
+        "turbo.json",
+        "rush.json",
+    ];
+    NAMES.contains(&name)
+        || (name.starts_with("tsconfig") && name.ends_with(".json"))
+        || name.contains(".config.")
+        || name.starts_with('.')
+}
+
+/// [`fingerprint_input_without`] of a listing above the checkout, restricted
+/// to what the task could learn from it: with `only`, the listing covers the
+/// names in `only` (those it went on to use) and the names a tool resolving
+/// from the checkout could pick up there ([`is_resolution_name`]), not the
+/// churn of a shared directory such as `/tmp`.
+pub fn fingerprint_listing_of(
+    path: &Path,
+    kind: InputKind,
+    cache: &StatCache,
+    without: &[String],
+    only: Option<&[String]>,
+) -> Result<String, FingerprintError> {
     if is_pseudo(path) {
         return Err(FingerprintError::PseudoFilesystem {
             path: path.to_path_buf(),
@@ -354,7 +394,7 @@ pub fn fingerprint_input_without(
         return Ok("missing".to_owned());
     };
     refuse_pseudo_target(path, &link)?;
-    let followed = fingerprint_followed(path, kind, cache, without)?;
+    let followed = fingerprint_followed(path, kind, cache, without, only)?;
     if link.file_type().is_symlink() {
         if let Some(target) = link_target(path)? {
             return Ok(format!("link {} {followed}", json_string(&target)));
@@ -386,6 +426,7 @@ fn fingerprint_followed(
     kind: InputKind,
     cache: &StatCache,
     without: &[String],
+    only: Option<&[String]>,
 ) -> Result<String, FingerprintError> {
     let Some(meta) = metadata(path, true)? else {
         return Ok("missing".to_owned());
@@ -400,6 +441,12 @@ fn fingerprint_followed(
                     !without
                         .iter()
                         .any(|left| name_bytes(name) == left.as_bytes())
+                });
+            }
+            if let Some(only) = only {
+                names.retain(|name| {
+                    only.iter().any(|kept| name_bytes(name) == kept.as_bytes())
+                        || is_resolution_name(&name.to_string_lossy())
                 });
             }
             let mut hasher = Sha256::new();

@@ -467,3 +467,107 @@ fn emptying_never_goes_through_a_link() {
         "must stay"
     );
 }
+
+#[test]
+fn a_restore_empties_a_directory_another_run_of_the_task_emptied() {
+    // The first run, on a clean checkout, had nothing to delete: its entry
+    // cannot say the tool empties dist. A later run of the task did.
+    let mut fx = fx();
+    fs::remove_dir_all(fx.root.join("dist")).unwrap();
+    fs::create_dir_all(fx.root.join("dist")).unwrap();
+    fs::write(fx.root.join("dist/out.txt"), "output").unwrap();
+    let first = wrote_dist(&fx, &[]);
+    let Stored::Stored {
+        manifest: clean, ..
+    } = fx
+        .store
+        .store_run(TASK, &Run::new(&first, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert!(clean.emptied.is_empty());
+    // An edit, and a run that empties dist and writes another file.
+    fs::write(fx.root.join("src/in.txt"), "edited").unwrap();
+    fs::remove_file(fx.root.join("dist/out.txt")).unwrap();
+    fs::write(fx.root.join("dist/other-3c4d.js"), "the edited build's").unwrap();
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut second = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("src/in.txt")],
+        written: vec![path("dist"), path("dist/other-3c4d.js")],
+        deleted: vec![path("dist/out.txt")],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut second, Some(trace), &[]);
+    let Stored::Stored {
+        manifest: edited, ..
+    } = fx
+        .store
+        .store_run(TASK, &Run::new(&second, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert_eq!(edited.emptied, ["dist"]);
+    // The edit reverted: the first entry hits, and its restore leaves dist
+    // as the tool would, without the edited build's file.
+    fs::write(fx.root.join("src/in.txt"), "input").unwrap();
+    let Lookup::Hit(hit) = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("the reverted edit missed");
+    };
+    assert_eq!(hit.id, clean.id);
+    fx.store.restore(&hit).unwrap();
+    let names: Vec<String> = fs::read_dir(fx.root.join("dist"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["out.txt"]);
+}
+
+#[test]
+fn a_listing_above_the_checkout_keys_only_what_a_tool_could_use_there() {
+    // esbuild lists every directory above the project looking for
+    // package.json, tsconfig.json and node_modules.
+    let mut fx = fx();
+    let above = fx.root.parent().unwrap().to_path_buf();
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("src/in.txt")],
+        listed: vec![above.to_string_lossy().into_owned()],
+        written: vec![path("dist"), path("dist/out.txt")],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    // Churn of a shared directory: another program's files come and go.
+    fs::write(above.join("some-other-program.log"), "").unwrap();
+    fs::create_dir_all(above.join("another-checkout")).unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Hit(_)
+    ));
+    // A file a tool resolving upward would pick up is a miss.
+    fs::write(above.join("tsconfig.json"), "{}").unwrap();
+    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("a tsconfig.json above the checkout hit");
+    };
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].ends_with(" changed"), "{reasons:?}");
+}

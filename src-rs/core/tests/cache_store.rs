@@ -271,6 +271,7 @@ fn root_input(root: &Path) -> BTreeMap<String, InputRecord> {
             kind: InputKind::Existence,
             fingerprint,
             without: Vec::new(),
+            only: None,
         },
     )])
 }

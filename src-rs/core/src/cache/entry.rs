@@ -35,6 +35,11 @@ pub struct InputRecord {
     /// path component.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without: Vec<String>,
+    /// For a listing above the checkout: the names the task went on to use
+    /// there. The listing covers those and the names a tool resolving from
+    /// the checkout could pick up ([`crate::fingerprint::is_resolution_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Vec<String>>,
 }
 
 /// Everything an entry's validity rests on; its id is the digest of this.
@@ -206,7 +211,7 @@ impl Manifest {
         }
         for (path, record) in &self.key.inputs {
             check_input_path(path)?;
-            for name in &record.without {
+            for name in record.without.iter().chain(record.only.iter().flatten()) {
                 if record.kind != InputKind::Listing
                     || name.is_empty()
                     || name == "."

@@ -34,7 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env_fingerprint::EnvFingerprint;
 use crate::fingerprint::{
-    changed_since, fingerprint_input_without, in_parallel, sha256_hex, InputKind, StatCache,
+    changed_since, fingerprint_listing_of, in_parallel, sha256_hex, InputKind, StatCache,
 };
 
 pub use archive::{Limits, Replay};
@@ -204,11 +204,12 @@ fn names_beneath(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
     names
 }
 
-/// Whether a name other than `without` in the directory `dir` changed at
-/// or after `since`: a file added to a listed directory while the task ran
-/// (an editor saving `src/extra.ts` during a `tsc` build), which the task
-/// may not have seen. The directory's own times move with what the task
-/// itself writes there, so each entry is looked at instead.
+/// Whether a name other than `without` appeared in the directory `dir` at or
+/// after `since`: a file added to a listed directory while the task ran (an
+/// editor saving `src/extra.ts` during a `tsc` build), which the task may not
+/// have seen. A listing is names, so a file merely changed there does not
+/// count (its content counts where it is an input itself); where the file
+/// system keeps no birth time, a change does, to be safe.
 fn entry_appeared_since(dir: &Path, without: &[String], since: SystemTime) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         return false;
@@ -218,10 +219,45 @@ fn entry_appeared_since(dir: &Path, without: &[String], since: SystemTime) -> bo
         .take(crate::fingerprint::MAX_TREE_FILES)
         .any(|entry| {
             let name = entry.file_name();
-            !without
+            if without
                 .iter()
                 .any(|left| name.to_string_lossy() == left.as_str())
-                && changed_since(&entry.path(), since)
+            {
+                return false;
+            }
+            match entry
+                .path()
+                .symlink_metadata()
+                .and_then(|meta| meta.created())
+            {
+                Ok(born) => born >= since,
+                Err(_) => changed_since(&entry.path(), since),
+            }
+        })
+}
+
+/// [`entry_appeared_since`] for a listing above the checkout: only a name in
+/// `only` or one a tool could resolve there counts.
+fn entry_appeared_among(dir: &Path, only: &[String], since: SystemTime) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .take(crate::fingerprint::MAX_TREE_FILES)
+        .any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !only.contains(&name) && !crate::fingerprint::is_resolution_name(&name) {
+                return false;
+            }
+            match entry
+                .path()
+                .symlink_metadata()
+                .and_then(|meta| meta.created())
+            {
+                Ok(born) => born >= since,
+                Err(_) => changed_since(&entry.path(), since),
+            }
         })
 }
 
@@ -321,7 +357,13 @@ impl Store {
         let mut reasons = Vec::new();
         for (input, record) in &manifest.key.inputs {
             let path = self.resolve(input);
-            match fingerprint_input_without(&path, record.kind, &self.stat_cache, &record.without) {
+            match fingerprint_listing_of(
+                &path,
+                record.kind,
+                &self.stat_cache,
+                &record.without,
+                record.only.as_deref(),
+            ) {
                 Ok(now) if now == record.fingerprint => {}
                 Ok(_) if record.fingerprint == "missing" => {
                     reasons.push(format!("input {input} added"))
@@ -473,11 +515,52 @@ impl Store {
         )?;
         let keep: std::collections::BTreeSet<&str> =
             manifest.outputs.iter().map(OutputRecord::path).collect();
-        for dir in &manifest.emptied {
-            placer.empty(dir, &keep)?;
+        for dir in self.to_empty(manifest, &keep) {
+            placer.empty(&dir, &keep)?;
         }
         placer.commit()?;
         Ok(replay)
+    }
+
+    /// The output directories a restore of `manifest` empties: those its run
+    /// emptied, and those another entry of the task shows the tool empties
+    /// (Vite empties `outDir` on every run, but a run on a clean checkout had
+    /// nothing to delete, so its entry cannot say so). Other entries are read
+    /// only when a directory holds something the entry does not restore.
+    fn to_empty(
+        &self,
+        manifest: &Manifest,
+        keep: &std::collections::BTreeSet<&str>,
+    ) -> Vec<String> {
+        let mut dirs = manifest.emptied.clone();
+        let holds_more = |dir: &str| {
+            fs::read_dir(self.root.join(dir)).is_ok_and(|entries| {
+                entries.flatten().any(|entry| {
+                    !keep
+                        .contains(format!("{dir}/{}", entry.file_name().to_string_lossy()).as_str())
+                })
+            })
+        };
+        let unsure: Vec<&str> = manifest
+            .outputs
+            .iter()
+            .filter(|output| matches!(output, OutputRecord::Dir { .. }))
+            .map(OutputRecord::path)
+            .filter(|dir| !dirs.iter().any(|emptied| emptied == dir) && holds_more(dir))
+            .collect();
+        if unsure.is_empty() {
+            return dirs;
+        }
+        let (others, _) = self.entries_but(&manifest.key.task, Some(&manifest.id));
+        for dir in unsure {
+            if others
+                .iter()
+                .any(|other| other.emptied.iter().any(|emptied| emptied == dir))
+            {
+                dirs.push(dir.to_owned());
+            }
+        }
+        dirs
     }
 
     /// Adds an archive that came from elsewhere (a remote cache) as a local
@@ -550,6 +633,24 @@ impl Store {
                 _ => Vec::new(),
             })
             .collect();
+        // A listing outside the checkout (`/tmp`, the home directory, the
+        // directories above it) keeps only what the task could learn from it:
+        // the names it went on to use, and those a tool resolving upward
+        // could pick up. Everything else there is churn of a shared place.
+        let used: Vec<PathBuf> = request
+            .inputs
+            .iter()
+            .map(|(path, _)| path.clone())
+            .chain([self.root.clone()])
+            .collect();
+        let onlys: Vec<Option<Vec<String>>> = request
+            .inputs
+            .iter()
+            .map(|(path, kind)| {
+                (*kind == InputKind::Listing && !clean(path).starts_with(&self.root))
+                    .then(|| names_beneath(path, &used))
+            })
+            .collect();
         let stat_cache = &self.stat_cache;
         // File times come from a clock that lags by up to a tick: a file
         // written just after the start may carry a time just before it.
@@ -557,17 +658,24 @@ impl Store {
             .started_at
             .checked_sub(COARSE_CLOCK_MARGIN)
             .unwrap_or(request.started_at);
-        let jobs: Vec<(&(PathBuf, InputKind), &Vec<String>)> =
-            request.inputs.iter().zip(&withouts).collect();
-        let fingerprints = in_parallel(&jobs, |((path, kind), without)| {
-            if changed_since(path, since)
-                || (*kind == InputKind::Listing && entry_appeared_since(path, without, since))
-            {
+        // An input, what its listing leaves out, and what alone it covers.
+        type Job<'a> = (
+            (&'a (PathBuf, InputKind), &'a Vec<String>),
+            &'a Option<Vec<String>>,
+        );
+        let jobs: Vec<Job<'_>> = request.inputs.iter().zip(&withouts).zip(&onlys).collect();
+        let fingerprints = in_parallel(&jobs, |(((path, kind), without), only)| {
+            let appeared = || match only {
+                // Outside the checkout: a name it used or could resolve.
+                Some(only) => entry_appeared_among(path, only, since),
+                None => entry_appeared_since(path, without, since),
+            };
+            if changed_since(path, since) || (*kind == InputKind::Listing && appeared()) {
                 return Ok(None);
             }
-            fingerprint_input_without(path, *kind, stat_cache, without).map(Some)
+            fingerprint_listing_of(path, *kind, stat_cache, without, only.as_deref()).map(Some)
         });
-        for (((path, kind), without), fingerprint) in jobs.into_iter().zip(fingerprints) {
+        for ((((path, kind), without), only), fingerprint) in jobs.into_iter().zip(fingerprints) {
             let key = self.portable(path);
             let Some(fingerprint) =
                 fingerprint.map_err(|err| CacheError::Refused(err.to_string()))?
@@ -579,6 +687,7 @@ impl Store {
                 kind: *kind,
                 fingerprint,
                 without: without.clone(),
+                only: only.clone(),
             };
             // One path reached two ways keeps its strongest kind.
             match inputs.get(&key) {
