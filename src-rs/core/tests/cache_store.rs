@@ -1552,3 +1552,28 @@ fn an_entry_empties_only_directories_it_restores() {
         assert!(manifest.check().is_err(), "{emptied:?} passed");
     }
 }
+
+#[test]
+fn only_a_listing_outside_the_checkout_may_be_narrowed() {
+    let fx = fx();
+    for (key, kind) in [
+        (".", InputKind::Listing),
+        ("src", InputKind::Listing),
+        ("..", InputKind::Content),
+    ] {
+        let mut inputs = root_input(&fx.root);
+        let mut record = inputs.remove(".").unwrap();
+        record.kind = kind;
+        record.only = Some(vec!["app".into()]);
+        inputs.insert(key.to_owned(), record);
+        let manifest = manifest_of(inputs, Vec::new(), b"", b"");
+        let err = manifest.check().unwrap_err().to_string();
+        assert!(err.contains("narrows a listing"), "{key} {kind:?}: {err}");
+    }
+    let mut inputs = root_input(&fx.root);
+    let mut record = inputs.remove(".").unwrap();
+    record.kind = InputKind::Listing;
+    record.only = Some(vec!["app".into()]);
+    inputs.insert("..".to_owned(), record);
+    manifest_of(inputs, Vec::new(), b"", b"").check().unwrap();
+}

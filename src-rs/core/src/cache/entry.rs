@@ -211,6 +211,15 @@ impl Manifest {
         }
         for (path, record) in &self.key.inputs {
             check_input_path(path)?;
+            // Only a listing outside the checkout is narrowed to what the task
+            // used: inside it, every name counts.
+            let outside = path.starts_with('/') || path == ".." || path.starts_with("../");
+            if record.only.is_some() && (record.kind != InputKind::Listing || !outside) {
+                return Err(malformed_path(
+                    path,
+                    "narrows a listing that is not one above or outside the checkout",
+                ));
+            }
             for name in record.without.iter().chain(record.only.iter().flatten()) {
                 if record.kind != InputKind::Listing
                     || name.is_empty()
