@@ -571,3 +571,35 @@ fn a_listing_above_the_checkout_keys_only_what_a_tool_could_use_there() {
     assert_eq!(reasons.len(), 1);
     assert!(reasons[0].ends_with(" changed"), "{reasons:?}");
 }
+
+#[test]
+fn a_file_moved_into_a_listed_directory_while_the_command_runs_is_not_stored() {
+    // `mv` keeps a file's birth and modification times: only its change
+    // time says it arrived in the listed directory after the start.
+    let path = |fx: &Fx, rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut fx = fx();
+    let elsewhere = fx.root.parent().unwrap().join("elsewhere.ts");
+    fs::write(&elsewhere, "export {}").unwrap();
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path(&fx, "src/in.txt")],
+        listed: vec![path(&fx, "src")],
+        written: vec![path(&fx, "dist"), path(&fx, "dist/out.txt")],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    let began = SystemTime::now();
+    fs::rename(&elsewhere, fx.root.join("src/moved.ts")).unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), began))
+            .unwrap(),
+    );
+    assert_eq!(got, ["inputs changed while the command ran: src"]);
+}

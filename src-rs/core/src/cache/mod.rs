@@ -225,15 +225,39 @@ fn entry_appeared_since(dir: &Path, without: &[String], since: SystemTime) -> bo
             {
                 return false;
             }
-            match entry
-                .path()
-                .symlink_metadata()
-                .and_then(|meta| meta.created())
-            {
-                Ok(born) => born >= since,
-                Err(_) => changed_since(&entry.path(), since),
-            }
+            arrived_since(&entry.path(), since)
         })
+}
+
+/// Whether the name `path` was made at or after `since`: born then, or
+/// moved or linked there then (a rename keeps a file's birth and
+/// modification times and sets only its change time, which a content write
+/// sets too, with its modification time). Where the file system keeps no
+/// birth time, any change counts, to be safe.
+fn arrived_since(path: &Path, since: SystemTime) -> bool {
+    let Ok(meta) = path.symlink_metadata() else {
+        return changed_since(path, since);
+    };
+    let Ok(born) = meta.created() else {
+        return changed_since(path, since);
+    };
+    if born >= since {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        let written = meta.modified().is_ok_and(|t| t >= since);
+        if ctime >= since && !written {
+            return true;
+        }
+    }
+    false
 }
 
 /// [`entry_appeared_since`] for a listing above the checkout: only a name in
@@ -250,14 +274,7 @@ fn entry_appeared_among(dir: &Path, only: &[String], since: SystemTime) -> bool 
             if !only.contains(&name) && !crate::fingerprint::is_resolution_name(&name) {
                 return false;
             }
-            match entry
-                .path()
-                .symlink_metadata()
-                .and_then(|meta| meta.created())
-            {
-                Ok(born) => born >= since,
-                Err(_) => changed_since(&entry.path(), since),
-            }
+            arrived_since(&entry.path(), since)
         })
 }
 
