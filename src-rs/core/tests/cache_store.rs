@@ -1577,3 +1577,27 @@ fn only_a_listing_outside_the_checkout_may_be_narrowed() {
     inputs.insert("..".to_owned(), record);
     manifest_of(inputs, Vec::new(), b"", b"").check().unwrap();
 }
+
+#[test]
+fn an_emptied_directory_keeps_everything_when_another_output_cannot_go_in() {
+    // The entry empties `dist`, but `b` is a directory in the checkout where
+    // it has a file: the restore fails, and must fail before `dist` loses
+    // what it held.
+    let fx = fx();
+    write(&fx.root.join("dist/mine.txt"), b"mine", 0o644);
+    write(&fx.root.join("b/mine.txt"), b"mine", 0o644);
+    let mut m = manifest_of(
+        root_input(&fx.root),
+        vec![file_record("b", b"new b", 0o644), dir_record("dist")],
+        b"",
+        b"",
+    );
+    m.emptied = vec!["dist".into()];
+    let files = HashMap::from([("b".to_owned(), b"new b".to_vec())]);
+    let store = fx.store();
+    put(&store, &m, &forge(&parts_for(&m, &files, b"", b"")));
+    let before = snapshot(&fx.root, true);
+    let err = store.restore(&m).unwrap_err();
+    assert!(matches!(err, CacheError::Unsafe(_)), "{err}");
+    assert_eq!(snapshot(&fx.root, true), before);
+}

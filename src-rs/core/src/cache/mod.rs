@@ -532,6 +532,8 @@ impl Store {
         )?;
         let keep: std::collections::BTreeSet<&str> =
             manifest.outputs.iter().map(OutputRecord::path).collect();
+        // Nothing is removed for an entry whose outputs cannot all go in.
+        placer.check_places()?;
         for dir in self.to_empty(manifest, &keep) {
             placer.empty(&dir, &keep)?;
         }

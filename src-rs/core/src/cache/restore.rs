@@ -195,11 +195,10 @@ impl Placer {
         Ok(())
     }
 
-    /// Renames every staged output into place: a link or file there is
-    /// replaced, never followed. Every place is checked before anything is
-    /// renamed, so an output that cannot go in leaves the checkout as it was
-    /// (its staged files removed when the placer drops).
-    pub fn commit(mut self) -> Result<(), CacheError> {
+    /// Checks that every staged output can go in (no directory in the
+    /// checkout where the entry has a file), before anything is removed or
+    /// renamed.
+    pub fn check_places(&self) -> Result<(), CacheError> {
         for (temp, path) in &self.staged {
             if let Ok(meta) = fs::symlink_metadata(path) {
                 let staged_dir = fs::symlink_metadata(temp).is_ok_and(|m| m.is_dir());
@@ -211,6 +210,15 @@ impl Placer {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Renames every staged output into place: a link or file there is
+    /// replaced, never followed. Every place is checked before anything is
+    /// renamed, so an output that cannot go in leaves the checkout as it was
+    /// (its staged files removed when the placer drops).
+    pub fn commit(mut self) -> Result<(), CacheError> {
+        self.check_places()?;
         // Popped from the end, renamed in the order they were staged.
         self.staged.reverse();
         while let Some((temp, path)) = self.staged.pop() {
