@@ -1601,3 +1601,51 @@ fn an_emptied_directory_keeps_everything_when_another_output_cannot_go_in() {
     assert!(matches!(err, CacheError::Unsafe(_)), "{err}");
     assert_eq!(snapshot(&fx.root, true), before);
 }
+
+#[test]
+fn no_output_lies_in_a_nested_repository_and_emptying_leaves_one_whole() {
+    // A repository checked out inside the checkout (`vendor/lib/.git`): its
+    // hooks run code, its objects are someone's history.
+    for bad in [
+        "vendor/lib/.git/hooks/post-checkout",
+        "a/.GIT/config",
+        "a/.git",
+    ] {
+        assert!(
+            runner_aware::cache::entry::check_output_path(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    let fx = fx();
+    write(&fx.root.join("vendor/lib/.git/HEAD"), b"ref: x", 0o644);
+    write(&fx.root.join("vendor/lib/stale.js"), b"old", 0o644);
+    write(
+        &fx.root.join("vendor/lib/deep/er/.git/HEAD"),
+        b"ref: y",
+        0o644,
+    );
+    let mut m = manifest_of(
+        root_input(&fx.root),
+        vec![
+            dir_record("vendor"),
+            dir_record("vendor/lib"),
+            file_record("vendor/lib/index.js", b"new", 0o644),
+        ],
+        b"",
+        b"",
+    );
+    m.emptied = vec!["vendor/lib".into()];
+    let files = HashMap::from([("vendor/lib/index.js".to_owned(), b"new".to_vec())]);
+    let store = fx.store();
+    put(&store, &m, &forge(&parts_for(&m, &files, b"", b"")));
+    store.restore(&m).unwrap();
+    assert_eq!(
+        fs::read(fx.root.join("vendor/lib/.git/HEAD")).unwrap(),
+        b"ref: x"
+    );
+    assert_eq!(
+        fs::read(fx.root.join("vendor/lib/deep/er/.git/HEAD")).unwrap(),
+        b"ref: y"
+    );
+    assert!(!fx.root.join("vendor/lib/stale.js").exists());
+}

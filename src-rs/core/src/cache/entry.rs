@@ -338,9 +338,9 @@ pub fn check_output_path(path: &str) -> Result<(), CacheError> {
             return Err(malformed_path(path, "has a component over 255 bytes"));
         }
     }
-    // Case-insensitive file systems (macOS, Windows) take `.GIT` for `.git`.
-    let first = path.split('/').next().unwrap_or_default();
-    if first.eq_ignore_ascii_case(".git") {
+    // Case-insensitive file systems (macOS, Windows) take `.GIT` for `.git`;
+    // a repository checked out inside the checkout has its own.
+    if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
         return Err(malformed_path(path, "is inside .git"));
     }
     Ok(())

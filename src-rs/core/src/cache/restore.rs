@@ -185,6 +185,10 @@ impl Placer {
                 continue;
             }
             let is_dir = fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir());
+            // A repository inside the checkout is no tool's output: left whole.
+            if name.eq_ignore_ascii_case(".git") || (is_dir && holds_repository(&path)) {
+                continue;
+            }
             let removed = if is_dir {
                 fs::remove_dir_all(&path)
             } else {
@@ -259,6 +263,16 @@ impl Drop for Placer {
             let _ = fs::remove_dir(dir);
         }
     }
+}
+
+/// Whether a `.git` lies anywhere beneath `dir` (links not followed).
+fn holds_repository(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry.file_name().eq_ignore_ascii_case(".git")
+                || (entry.file_type().is_ok_and(|t| t.is_dir()) && holds_repository(&entry.path()))
+        })
+    })
 }
 
 fn remove_link_or_file(path: &Path) -> io::Result<()> {
