@@ -1649,3 +1649,41 @@ fn no_output_lies_in_a_nested_repository_and_emptying_leaves_one_whole() {
     );
     assert!(!fx.root.join("vendor/lib/stale.js").exists());
 }
+
+#[test]
+fn no_output_reaches_git_by_another_spelling_of_its_name() {
+    // Windows drops a trailing dot or space and answers to the 8.3 name
+    // `GIT~1`; HFS+ ignores some invisible code points. An entry made on
+    // one system is restored on any other.
+    for bad in [
+        ".git./hooks/post-checkout",
+        ".git /hooks/post-checkout",
+        ".git. ./config",
+        "GIT~1/hooks/post-checkout",
+        "git~1/config",
+        ".g\u{200c}it/hooks/post-checkout",
+        ".\u{feff}git/config",
+        "sub/.GiT\u{200d}/config",
+    ] {
+        assert!(
+            runner_aware::cache::entry::check_output_path(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    // Nor a link that leads there, for a later tool to write through.
+    for target in ["../.git/hooks", "../.GIT.", "../sub/.git"] {
+        assert!(
+            runner_aware::cache::entry::check_link_target("dist/hooks", target).is_err(),
+            "{target:?}"
+        );
+    }
+    for good in [
+        ".gitignore",
+        ".github/workflows/ci.yml",
+        "git",
+        ".git-blame-ignore-revs",
+        "a.git",
+    ] {
+        runner_aware::cache::entry::check_output_path(good).unwrap();
+    }
+}

@@ -340,10 +340,20 @@ pub fn check_output_path(path: &str) -> Result<(), CacheError> {
     }
     // Case-insensitive file systems (macOS, Windows) take `.GIT` for `.git`;
     // a repository checked out inside the checkout has its own.
-    if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+    if path.split('/').any(is_dot_git) {
         return Err(malformed_path(path, "is inside .git"));
     }
     Ok(())
+}
+
+/// Whether a path component names `.git` on some file system: in any case
+/// (macOS, Windows), with trailing dots or spaces (Windows drops them), as
+/// Windows' 8.3 short name `GIT~1`, or with code points HFS+ ignores.
+fn is_dot_git(component: &str) -> bool {
+    let ignorable = |c: char| matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let name: String = component.chars().filter(|&c| !ignorable(c)).collect();
+    let name = name.trim_end_matches(['.', ' ']);
+    name.eq_ignore_ascii_case(".git") || name.eq_ignore_ascii_case("git~1")
 }
 
 /// A link target must be relative and, resolved lexically from the link's
@@ -381,6 +391,9 @@ pub fn check_link_target(path: &str, target: &str) -> Result<(), CacheError> {
                         "is a link that points outside the root",
                     ));
                 }
+            }
+            name if is_dot_git(name) => {
+                return Err(malformed_path(path, "is a link into .git"));
             }
             name => {
                 named = true;
