@@ -603,3 +603,34 @@ fn a_file_moved_into_a_listed_directory_while_the_command_runs_is_not_stored() {
     );
     assert_eq!(got, ["inputs changed while the command ran: src"]);
 }
+
+#[test]
+fn a_name_removed_from_a_listed_directory_while_the_command_runs_is_not_stored() {
+    // A route generator lists `src` and writes a route per name, reading
+    // none of them: a name gone by the end was in what it listed.
+    let path = |fx: &Fx, rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let mut fx = fx();
+    fs::write(fx.root.join("src/old-page.ts"), "export {}").unwrap();
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    let trace = Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path(&fx, "src/in.txt")],
+        listed: vec![path(&fx, "src")],
+        written: vec![path(&fx, "dist"), path(&fx, "dist/out.txt")],
+        ..Trace::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    let began = SystemTime::now();
+    fs::remove_file(fx.root.join("src/old-page.ts")).unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), began))
+            .unwrap(),
+    );
+    assert_eq!(got, ["inputs changed while the command ran: src"]);
+}

@@ -210,7 +210,25 @@ fn names_beneath(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
 /// have seen. A listing is names, so a file merely changed there does not
 /// count (its content counts where it is an input itself); where the file
 /// system keeps no birth time, a change does, to be safe.
-fn entry_appeared_since(dir: &Path, without: &[String], since: SystemTime) -> bool {
+///
+/// With nothing left out of the listing and no name deleted there by the
+/// task (`made_names` false), the directory's own modification time says a
+/// name went away too (a page a route generator listed, deleted before the
+/// end).
+fn entry_appeared_since(
+    dir: &Path,
+    without: &[String],
+    made_names: bool,
+    since: SystemTime,
+) -> bool {
+    if without.is_empty()
+        && !made_names
+        && fs::metadata(dir)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified >= since)
+    {
+        return true;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return false;
     };
@@ -644,6 +662,11 @@ impl Store {
             .map(|rel| self.resolve(rel))
             .chain([self.dir.clone()])
             .collect();
+        let deleted: Vec<PathBuf> = request
+            .deleted
+            .iter()
+            .map(|rel| self.resolve(rel))
+            .collect();
         let withouts: Vec<Vec<String>> = request
             .inputs
             .iter()
@@ -687,7 +710,10 @@ impl Store {
             let appeared = || match only {
                 // Outside the checkout: a name it used or could resolve.
                 Some(only) => entry_appeared_among(path, only, since),
-                None => entry_appeared_since(path, without, since),
+                None => {
+                    let made_names = deleted.iter().any(|gone| gone.parent() == Some(path));
+                    entry_appeared_since(path, without, made_names, since)
+                }
             };
             if changed_since(path, since) || (*kind == InputKind::Listing && appeared()) {
                 return Ok(None);
