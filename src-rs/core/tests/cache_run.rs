@@ -634,3 +634,54 @@ fn a_name_removed_from_a_listed_directory_while_the_command_runs_is_not_stored()
     );
     assert_eq!(got, ["inputs changed while the command ran: src"]);
 }
+
+#[test]
+fn a_file_changed_in_a_declared_input_directory_while_the_command_runs_is_not_stored() {
+    // The runner declared `src` whole; an editor saves `src/in.txt` in place
+    // halfway through the build.
+    let mut fx = fx();
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let reports = Reports {
+        inputs: [path("src")].into(),
+        outputs: [path("dist")].into(),
+        cacheable: true,
+        ..Reports::default()
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let began = SystemTime::now();
+    fs::write(fx.root.join("src/in.txt"), "edited").unwrap();
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), began))
+            .unwrap(),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("inputs changed while the command ran: src"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_declared_input_directory_holding_the_outputs_is_stored() {
+    // The whole checkout declared, `dist` written in it while the build ran.
+    let mut fx = fx();
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let reports = Reports {
+        inputs: [fx.root.to_string_lossy().into_owned()].into(),
+        outputs: [path("dist")].into(),
+        cacheable: true,
+        ..Reports::default()
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let began = SystemTime::now();
+    fs::remove_dir_all(fx.root.join("dist")).unwrap();
+    fs::create_dir_all(fx.root.join("dist/assets")).unwrap();
+    fs::write(fx.root.join("dist/assets/out.js"), "built").unwrap();
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&reports, ok(), began))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+}

@@ -247,6 +247,52 @@ fn entry_appeared_since(
         })
 }
 
+/// Whether anything in the tree `dir` (a directory input keyed on its whole
+/// content) changed at or after `since`: a file written, or a name added to
+/// or removed from a directory where the task made none. What the task
+/// wrote or its tools ignored (`left_out`) is skipped; links are looked at,
+/// not walked; at most `budget` names are.
+fn tree_changed_since(
+    dir: &Path,
+    left_out: &[PathBuf],
+    since: SystemTime,
+    budget: &mut usize,
+) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    let here = clean(dir);
+    let made_names = left_out.iter().any(|left| left.starts_with(&here));
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let path = clean(&entry.path());
+        if left_out.contains(&path) {
+            continue;
+        }
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let changed = if meta.is_dir() {
+            tree_changed_since(&path, left_out, since, budget)
+        } else {
+            changed_since(&path, since)
+                || fs::metadata(&path)
+                    .and_then(|meta| meta.modified())
+                    .is_ok_and(|modified| modified >= since)
+        };
+        if changed {
+            return true;
+        }
+    }
+    !made_names
+        && fs::metadata(dir)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified >= since)
+}
+
 /// Whether the name `path` was made at or after `since`: born then, or
 /// moved or linked there then (a rename keeps a file's birth and
 /// modification times and sets only its change time, which a content write
@@ -667,6 +713,8 @@ impl Store {
             .iter()
             .map(|rel| self.resolve(rel))
             .collect();
+        // Where the task itself made or removed names.
+        let touched: Vec<PathBuf> = left_out.iter().chain(&deleted).cloned().collect();
         let withouts: Vec<Vec<String>> = request
             .inputs
             .iter()
@@ -715,7 +763,17 @@ impl Store {
                     entry_appeared_since(path, without, made_names, since)
                 }
             };
-            if changed_since(path, since) || (*kind == InputKind::Listing && appeared()) {
+            let tree_changed = || {
+                *kind == InputKind::Content
+                    && fs::metadata(path).is_ok_and(|meta| meta.is_dir())
+                    && tree_changed_since(path, &touched, since, &mut {
+                        crate::fingerprint::MAX_TREE_FILES
+                    })
+            };
+            if changed_since(path, since)
+                || (*kind == InputKind::Listing && appeared())
+                || tree_changed()
+            {
                 return Ok(None);
             }
             fingerprint_listing_of(path, *kind, stat_cache, without, only.as_deref()).map(Some)
