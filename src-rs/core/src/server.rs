@@ -148,6 +148,23 @@ fn object_magic_ok(head: &[u8]) -> bool {
     }
 }
 
+/// Opens `path` for reading without waiting on it (a FIFO swapped in after
+/// it was looked at opens at once instead of blocking the runner).
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::File::open(path)
+    }
+}
+
 /// Checks that `path` is a regular file that starts as an object file of
 /// this platform does: a missing file, a truncated download or random bytes
 /// are refused before any tool is started.
@@ -156,7 +173,12 @@ fn check_addon(path: &Path) -> Result<(), ServerError> {
         path: path.display().to_string(),
         reason,
     };
-    let mut file = std::fs::File::open(path).map_err(|err| refuse(err.to_string()))?;
+    // Looked at before it is opened: opening a FIFO would wait for a writer.
+    let named = std::fs::metadata(path).map_err(|err| refuse(err.to_string()))?;
+    if !named.is_file() {
+        return Err(refuse("not a regular file".to_owned()));
+    }
+    let mut file = open_nonblocking(path).map_err(|err| refuse(err.to_string()))?;
     let meta = file.metadata().map_err(|err| refuse(err.to_string()))?;
     if !meta.is_file() {
         return Err(refuse("not a regular file".to_owned()));

@@ -516,13 +516,13 @@ impl TraceSession {
 
     /// Reads the trace once the task has exited. Never fails: a trace file
     /// that cannot be read is an incomplete trace with the reason.
-    pub fn finish(self) -> Trace {
-        let Some(file) = self.file else {
+    pub fn finish(mut self) -> Trace {
+        let Some(file) = self.file.take() else {
             return Trace {
                 mode: TraceMode::Unsupported,
                 incomplete: vec![format!(
                     "trace: unsupported: {}",
-                    self.unsupported.unwrap_or_default()
+                    self.unsupported.take().unwrap_or_default()
                 )],
                 ..Trace::default()
             };
@@ -543,11 +543,66 @@ impl TraceSession {
     }
 }
 
+impl Drop for TraceSession {
+    /// A session dropped unfinished (its runner gave up before the task ran)
+    /// leaves no trace file behind, so the next one in the same directory
+    /// can start.
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            let _ = fs::remove_file(&file);
+            own_trace_files(|own| own.remove(&file));
+        }
+    }
+}
+
 // The trace format holds Linux paths, and `Path` reads them as the host's:
 // the tests run where the tracer does.
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_dropped_unfinished_leaves_the_directory_for_the_next() {
+        if platform_triple().is_none() {
+            return;
+        }
+        let tracer = tempfile::tempdir().unwrap();
+        let triple = platform_triple().unwrap();
+        fs::write(
+            tracer.path().join(format!("runner-aware-trace.{triple}")),
+            "",
+        )
+        .unwrap();
+        fs::write(
+            tracer
+                .path()
+                .join(format!("runner-aware-preload.{triple}.so")),
+            "",
+        )
+        .unwrap();
+        let private = tempfile::tempdir().unwrap();
+        // Not under an outer runner's trace, whatever the test runs under.
+        if std::env::var_os(ENV_TRACE).is_some() {
+            return;
+        }
+        let start = || {
+            TraceSession::start(
+                TraceMode::Preload,
+                Tracer::in_dir(tracer.path()),
+                private.path(),
+                true,
+            )
+        };
+        let first = start().expect("a trace starts");
+        assert!(private.path().join("trace").exists());
+        drop(first);
+        assert!(!private.path().join("trace").exists());
+        let second = start().expect("a second trace starts in the same directory");
+        assert_eq!(second.mode(), TraceMode::Preload);
+        let trace = second.finish();
+        assert!(!trace.complete, "nothing ran under the supervisor");
+        assert!(!private.path().join("trace").exists());
+    }
 
     /// A whole trace: the supervisor's begin record, `list`, its end record.
     fn records(list: &[&str]) -> Vec<u8> {

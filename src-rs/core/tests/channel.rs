@@ -991,3 +991,22 @@ fn nothing_in_the_private_directory_is_ever_open_to_others() {
     assert_eq!(reports.clients, 1);
     assert!(!reports.cacheable, "the marker counts");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_client_path_that_is_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("runner-aware.node");
+    let name = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a mode.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let started = Instant::now();
+    let Err(err) = Server::start(ServerOptions {
+        client_path: Some(fifo.clone()),
+        ..ServerOptions::default()
+    }) else {
+        panic!("a FIFO was taken for an addon");
+    };
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
