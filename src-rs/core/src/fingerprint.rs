@@ -331,21 +331,39 @@ pub fn fingerprint_input(
     kind: InputKind,
     cache: &StatCache,
 ) -> Result<String, FingerprintError> {
-    fingerprint_input_without(path, kind, cache, &[])
+    fingerprint_listing_of(path, kind, cache, ListingNames::default())
 }
 
-/// [`fingerprint_input`] with a listing's names in `without` left out: what
-/// the task itself wrote there (`dist`, which a clean checkout lacks and a
-/// restore brings back), what its tools ignored and the cache's own
-/// directory, none of which says anything about what the task read. Other
-/// kinds ignore `without`.
-pub fn fingerprint_input_without(
-    path: &Path,
-    kind: InputKind,
-    cache: &StatCache,
-    without: &[String],
-) -> Result<String, FingerprintError> {
-    fingerprint_listing_of(path, kind, cache, without, None)
+/// Which names of a directory a listing input covers. `without`: the names
+/// left out (what the task itself wrote there, such as `dist`, which a clean
+/// checkout lacks and a restore brings back; what its tools ignored; the
+/// cache's own directory). `only`, for a listing above the checkout: the
+/// names the task went on to use; the listing then covers those and the
+/// names a tool resolving upward could pick up ([`is_resolution_name`]), not
+/// the churn of a shared directory such as `/tmp`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListingNames<'a> {
+    /// Names left out.
+    pub without: &'a [String],
+    /// Names kept, besides the resolution names; `None` keeps every name.
+    pub only: Option<&'a [String]>,
+}
+
+impl ListingNames<'_> {
+    /// Whether the listing covers `name`.
+    pub fn covers(&self, name: &std::ffi::OsStr) -> bool {
+        let bytes = name_bytes(name);
+        let is = |known: &String| *bytes == *known.as_bytes();
+        !self.without.iter().any(is)
+            && self.only.is_none_or(|only| {
+                only.iter().any(is) || is_resolution_name(&name.to_string_lossy())
+            })
+    }
+
+    /// Whether every name counts (nothing left out, nothing narrowed).
+    pub fn is_whole(&self) -> bool {
+        self.without.is_empty() && self.only.is_none()
+    }
 }
 
 /// Whether a tool resolving from a checkout could pick up a file of this name
@@ -373,17 +391,13 @@ pub fn is_resolution_name(name: &str) -> bool {
         || name.starts_with('.')
 }
 
-/// [`fingerprint_input_without`] of a listing above the checkout, restricted
-/// to what the task could learn from it: with `only`, the listing covers the
-/// names in `only` (those it went on to use) and the names a tool resolving
-/// from the checkout could pick up there ([`is_resolution_name`]), not the
-/// churn of a shared directory such as `/tmp`.
+/// [`fingerprint_input`] of a listing covering only `names` (other kinds
+/// look at no name and ignore it).
 pub fn fingerprint_listing_of(
     path: &Path,
     kind: InputKind,
     cache: &StatCache,
-    without: &[String],
-    only: Option<&[String]>,
+    names: ListingNames<'_>,
 ) -> Result<String, FingerprintError> {
     if is_pseudo(path) {
         return Err(FingerprintError::PseudoFilesystem {
@@ -394,7 +408,7 @@ pub fn fingerprint_listing_of(
         return Ok("missing".to_owned());
     };
     refuse_pseudo_target(path, &link)?;
-    let followed = fingerprint_followed(path, kind, cache, without, only)?;
+    let followed = fingerprint_followed(path, kind, cache, names)?;
     if link.file_type().is_symlink() {
         if let Some(target) = link_target(path)? {
             return Ok(format!("link {} {followed}", json_string(&target)));
@@ -425,8 +439,7 @@ fn fingerprint_followed(
     path: &Path,
     kind: InputKind,
     cache: &StatCache,
-    without: &[String],
-    only: Option<&[String]>,
+    names: ListingNames<'_>,
 ) -> Result<String, FingerprintError> {
     let Some(meta) = metadata(path, true)? else {
         return Ok("missing".to_owned());
@@ -435,22 +448,10 @@ fn fingerprint_followed(
         InputKind::Existence => Ok(type_of(&meta).to_owned()),
         InputKind::Listing if !meta.is_dir() => Ok(type_of(&meta).to_owned()),
         InputKind::Listing => {
-            let mut names = sorted_names(path)?;
-            if !without.is_empty() {
-                names.retain(|name| {
-                    !without
-                        .iter()
-                        .any(|left| name_bytes(name) == left.as_bytes())
-                });
-            }
-            if let Some(only) = only {
-                names.retain(|name| {
-                    only.iter().any(|kept| name_bytes(name) == kept.as_bytes())
-                        || is_resolution_name(&name.to_string_lossy())
-                });
-            }
+            let mut listed = sorted_names(path)?;
+            listed.retain(|name| names.covers(name));
             let mut hasher = Sha256::new();
-            for (i, name) in names.iter().enumerate() {
+            for (i, name) in listed.iter().enumerate() {
                 if i > 0 {
                     hasher.update([0]);
                 }
@@ -584,20 +585,28 @@ pub fn changed_since(path: &Path, since: SystemTime) -> bool {
     if meta.is_dir() {
         return false;
     }
-    let modified = meta.modified().is_ok_and(|t| t >= since);
+    meta.modified().is_ok_and(|t| t >= since) || status_changed(&meta).is_some_and(|t| t >= since)
+}
+
+/// When a file's status last changed (its ctime: a write, a rename, a link,
+/// a mode change); `None` where the platform keeps none.
+pub(crate) fn status_changed(meta: &Metadata) -> Option<SystemTime> {
     #[cfg(unix)]
-    let changed = {
+    {
         use std::os::unix::fs::MetadataExt;
-        let ctime = SystemTime::UNIX_EPOCH
-            + std::time::Duration::new(
-                u64::try_from(meta.ctime()).unwrap_or(0),
-                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-            );
-        ctime >= since
-    };
+        Some(
+            SystemTime::UNIX_EPOCH
+                + std::time::Duration::new(
+                    u64::try_from(meta.ctime()).unwrap_or(0),
+                    u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+                ),
+        )
+    }
     #[cfg(not(unix))]
-    let changed = false;
-    modified || changed
+    {
+        let _ = meta;
+        None
+    }
 }
 
 #[cfg(test)]

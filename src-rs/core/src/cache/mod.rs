@@ -34,7 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env_fingerprint::EnvFingerprint;
 use crate::fingerprint::{
-    changed_since, fingerprint_listing_of, in_parallel, sha256_hex, InputKind, StatCache,
+    changed_since, fingerprint_listing_of, in_parallel, sha256_hex, status_changed, InputKind,
+    ListingNames, StatCache,
 };
 
 pub use archive::{Limits, Replay};
@@ -204,29 +205,22 @@ fn names_beneath(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
     names
 }
 
-/// Whether a name other than `without` appeared in the directory `dir` at or
+/// Whether a name the listing of `dir` covers (`names`) appeared there at or
 /// after `since`: a file added to a listed directory while the task ran (an
 /// editor saving `src/extra.ts` during a `tsc` build), which the task may not
 /// have seen. A listing is names, so a file merely changed there does not
-/// count (its content counts where it is an input itself); where the file
-/// system keeps no birth time, a change does, to be safe.
+/// count (its content counts where it is an input itself).
 ///
-/// With nothing left out of the listing and no name deleted there by the
-/// task (`made_names` false), the directory's own modification time says a
-/// name went away too (a page a route generator listed, deleted before the
-/// end).
-fn entry_appeared_since(
+/// A whole listing of a directory where the task deleted no name
+/// (`made_names` false) also counts the directory's own modification time: a
+/// name went away (a page a route generator listed, deleted before the end).
+fn name_arrived_since(
     dir: &Path,
-    without: &[String],
+    names: ListingNames<'_>,
     made_names: bool,
     since: SystemTime,
 ) -> bool {
-    if without.is_empty()
-        && !made_names
-        && fs::metadata(dir)
-            .and_then(|meta| meta.modified())
-            .is_ok_and(|modified| modified >= since)
-    {
+    if names.is_whole() && !made_names && modified_since(dir, since) {
         return true;
     }
     let Ok(entries) = fs::read_dir(dir) else {
@@ -235,16 +229,14 @@ fn entry_appeared_since(
     entries
         .flatten()
         .take(crate::fingerprint::MAX_TREE_FILES)
-        .any(|entry| {
-            let name = entry.file_name();
-            if without
-                .iter()
-                .any(|left| name.to_string_lossy() == left.as_str())
-            {
-                return false;
-            }
-            arrived_since(&entry.path(), since)
-        })
+        .any(|entry| names.covers(&entry.file_name()) && arrived_since(&entry.path(), since))
+}
+
+/// Whether what `path` names (links followed) was modified at or after `since`.
+fn modified_since(path: &Path, since: SystemTime) -> bool {
+    fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|modified| modified >= since)
 }
 
 /// Whether anything in the tree `dir` (a directory input keyed on its whole
@@ -278,19 +270,13 @@ fn tree_changed_since(
         let changed = if meta.is_dir() {
             tree_changed_since(&path, left_out, since, budget)
         } else {
-            changed_since(&path, since)
-                || fs::metadata(&path)
-                    .and_then(|meta| meta.modified())
-                    .is_ok_and(|modified| modified >= since)
+            changed_since(&path, since) || modified_since(&path, since)
         };
         if changed {
             return true;
         }
     }
-    !made_names
-        && fs::metadata(dir)
-            .and_then(|meta| meta.modified())
-            .is_ok_and(|modified| modified >= since)
+    !made_names && modified_since(dir, since)
 }
 
 /// Whether the name `path` was made at or after `since`: born then, or
@@ -308,38 +294,8 @@ fn arrived_since(path: &Path, since: SystemTime) -> bool {
     if born >= since {
         return true;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let ctime = UNIX_EPOCH
-            + std::time::Duration::new(
-                u64::try_from(meta.ctime()).unwrap_or(0),
-                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-            );
-        let written = meta.modified().is_ok_and(|t| t >= since);
-        if ctime >= since && !written {
-            return true;
-        }
-    }
-    false
-}
-
-/// [`entry_appeared_since`] for a listing above the checkout: only a name in
-/// `only` or one a tool could resolve there counts.
-fn entry_appeared_among(dir: &Path, only: &[String], since: SystemTime) -> bool {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return false;
-    };
-    entries
-        .flatten()
-        .take(crate::fingerprint::MAX_TREE_FILES)
-        .any(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !only.contains(&name) && !crate::fingerprint::is_resolution_name(&name) {
-                return false;
-            }
-            arrived_since(&entry.path(), since)
-        })
+    let written = meta.modified().is_ok_and(|t| t >= since);
+    status_changed(&meta).is_some_and(|ctime| ctime >= since) && !written
 }
 
 impl Store {
@@ -438,13 +394,11 @@ impl Store {
         let mut reasons = Vec::new();
         for (input, record) in &manifest.key.inputs {
             let path = self.resolve(input);
-            match fingerprint_listing_of(
-                &path,
-                record.kind,
-                &self.stat_cache,
-                &record.without,
-                record.only.as_deref(),
-            ) {
+            let names = ListingNames {
+                without: &record.without,
+                only: record.only.as_deref(),
+            };
+            match fingerprint_listing_of(&path, record.kind, &self.stat_cache, names) {
                 Ok(now) if now == record.fingerprint => {}
                 Ok(_) if record.fingerprint == "missing" => {
                     reasons.push(format!("input {input} added"))
@@ -755,13 +709,13 @@ impl Store {
         );
         let jobs: Vec<Job<'_>> = request.inputs.iter().zip(&withouts).zip(&onlys).collect();
         let fingerprints = in_parallel(&jobs, |(((path, kind), without), only)| {
-            let appeared = || match only {
-                // Outside the checkout: a name it used or could resolve.
-                Some(only) => entry_appeared_among(path, only, since),
-                None => {
-                    let made_names = deleted.iter().any(|gone| gone.parent() == Some(path));
-                    entry_appeared_since(path, without, made_names, since)
-                }
+            let names = ListingNames {
+                without,
+                only: only.as_deref(),
+            };
+            let appeared = || {
+                let made_names = deleted.iter().any(|gone| gone.parent() == Some(path));
+                name_arrived_since(path, names, made_names, since)
             };
             let tree_changed = || {
                 *kind == InputKind::Content
@@ -776,7 +730,7 @@ impl Store {
             {
                 return Ok(None);
             }
-            fingerprint_listing_of(path, *kind, stat_cache, without, only.as_deref()).map(Some)
+            fingerprint_listing_of(path, *kind, stat_cache, names).map(Some)
         });
         for ((((path, kind), without), only), fingerprint) in jobs.into_iter().zip(fingerprints) {
             let key = self.portable(path);
