@@ -48,6 +48,17 @@ fn declared(fx: &Fx) -> Reports {
     }
 }
 
+/// Reports of a traced run, as a server returns them: the trace attached
+/// and its reasons in the verdict.
+fn traced(trace: Trace) -> Reports {
+    let mut reports = Reports {
+        cacheable: true,
+        ..Reports::default()
+    };
+    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    reports
+}
+
 fn ok() -> CommandOutcome {
     CommandOutcome {
         exit_code: Some(0),
@@ -236,19 +247,14 @@ fn values_that_contradict_drop_both_entries() {
 /// `src/in.txt` and wrote `dist/out.txt`.
 fn listed(fx: &Fx) -> Reports {
     let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
-    let mut reports = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let reports = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path("src/in.txt")],
         listed: vec![fx.root.to_string_lossy().into_owned(), path("node_modules")],
         written: vec![path("dist"), path("dist/out.txt")],
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    });
     reports
 }
 
@@ -306,18 +312,12 @@ fn a_listing_leaves_out_the_tasks_outputs_and_the_caches_own_directory() {
 fn an_input_that_changes_while_the_command_runs_is_not_stored() {
     let path = |fx: &Fx, rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
     let traced = |fx: &Fx, trace: Trace| {
-        let mut reports = Reports {
-            cacheable: true,
-            ..Reports::default()
-        };
-        let trace = Trace {
+        traced(Trace {
             mode: TraceMode::Preload,
             complete: true,
             written: vec![path(fx, "dist"), path(fx, "dist/out.txt")],
             ..trace
-        };
-        runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
-        reports
+        })
     };
 
     // A file it read, deleted before the run ended.
@@ -384,19 +384,14 @@ fn an_input_that_changes_while_the_command_runs_is_not_stored() {
 /// A traced run that wrote `dist/out.txt`, having deleted `deleted` first.
 fn wrote_dist(fx: &Fx, deleted: &[&str]) -> Reports {
     let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
-    let mut reports = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let reports = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path("src/in.txt")],
         written: vec![path("dist"), path("dist/out.txt")],
         deleted: deleted.iter().map(|rel| path(rel)).collect(),
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    });
     reports
 }
 
@@ -492,19 +487,14 @@ fn a_restore_empties_a_directory_another_run_of_the_task_emptied() {
     fs::remove_file(fx.root.join("dist/out.txt")).unwrap();
     fs::write(fx.root.join("dist/other-3c4d.js"), "the edited build's").unwrap();
     let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
-    let mut second = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let second = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path("src/in.txt")],
         written: vec![path("dist"), path("dist/other-3c4d.js")],
         deleted: vec![path("dist/out.txt")],
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut second, Some(trace), &[]);
+    });
     let Stored::Stored {
         manifest: edited, ..
     } = fx
@@ -537,19 +527,14 @@ fn a_listing_above_the_checkout_keys_only_what_a_tool_could_use_there() {
     let mut fx = fx();
     let above = fx.root.parent().unwrap().to_path_buf();
     let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
-    let mut reports = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let reports = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path("src/in.txt")],
         listed: vec![above.to_string_lossy().into_owned()],
         written: vec![path("dist"), path("dist/out.txt")],
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    });
     assert!(matches!(
         fx.store
             .store_run(TASK, &Run::new(&reports, ok(), started()))
@@ -580,19 +565,14 @@ fn a_file_moved_into_a_listed_directory_while_the_command_runs_is_not_stored() {
     let mut fx = fx();
     let elsewhere = fx.root.parent().unwrap().join("elsewhere.ts");
     fs::write(&elsewhere, "export {}").unwrap();
-    let mut reports = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let reports = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path(&fx, "src/in.txt")],
         listed: vec![path(&fx, "src")],
         written: vec![path(&fx, "dist"), path(&fx, "dist/out.txt")],
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    });
     std::thread::sleep(Duration::from_millis(50));
     let began = SystemTime::now();
     fs::rename(&elsewhere, fx.root.join("src/moved.ts")).unwrap();
@@ -611,19 +591,14 @@ fn a_name_removed_from_a_listed_directory_while_the_command_runs_is_not_stored()
     let path = |fx: &Fx, rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
     let mut fx = fx();
     fs::write(fx.root.join("src/old-page.ts"), "export {}").unwrap();
-    let mut reports = Reports {
-        cacheable: true,
-        ..Reports::default()
-    };
-    let trace = Trace {
+    let reports = traced(Trace {
         mode: TraceMode::Preload,
         complete: true,
         read: vec![path(&fx, "src/in.txt")],
         listed: vec![path(&fx, "src")],
         written: vec![path(&fx, "dist"), path(&fx, "dist/out.txt")],
         ..Trace::default()
-    };
-    runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
+    });
     std::thread::sleep(Duration::from_millis(50));
     let began = SystemTime::now();
     fs::remove_file(fx.root.join("src/old-page.ts")).unwrap();
