@@ -11,6 +11,7 @@
 // for no target).
 
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -27,8 +28,11 @@ export function buildTracer({ root, triple = hostTriple(), cc = process.env.CC |
   const src = join(root, 'src-rs', 'tracer');
   const words = (command) => command.split(' ').filter(Boolean);
   const warnings = ['-Wall', '-Wextra'];
+  // The preload library is every C file of src-rs/tracer/preload, one per concern.
+  const preloadDir = join(src, 'preload');
+  const preloadSources = readdirSync(preloadDir).filter((name) => name.endsWith('.c')).sort().map((name) => join(preloadDir, name));
   const jobs = [
-    [...words(cc), '-O2', ...warnings, '-fPIC', '-shared', '-fvisibility=hidden', '-o', join(outDir, `runner-aware-preload.${triple}.so`), join(src, 'preload.c'), '-ldl'],
+    [...words(cc), '-O2', ...warnings, '-fPIC', '-shared', '-fvisibility=hidden', '-o', join(outDir, `runner-aware-preload.${triple}.so`), ...preloadSources, '-ldl'],
     [...words(supervisorCc), '-O2', ...warnings, '-static', '-o', join(outDir, `runner-aware-trace.${triple}`), join(src, 'supervisor.c')],
   ];
   for (const [compiler, ...args] of jobs) {
