@@ -2,7 +2,7 @@
 // committed index.d.ts against the one the last `napi build` generated.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,7 +42,8 @@ if (runnerOnly.length > 0) {
   process.exit(1);
 }
 if (process.platform === 'linux') {
-  for (const file of ['preload.c', 'supervisor.c']) {
+  const preloadSources = readdirSync(join(root, 'src-rs', 'tracer', 'preload')).filter((name) => name.endsWith('.c')).map((name) => `preload/${name}`);
+  for (const file of [...preloadSources, 'supervisor.c']) {
     step(`cc -Werror src-rs/tracer/${file}`, process.env.CC || 'cc', ['-fsyntax-only', '-Wall', '-Wextra', '-Werror', join(root, 'src-rs', 'tracer', file)]);
   }
 }
