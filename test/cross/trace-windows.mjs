@@ -1,0 +1,206 @@
+// The Windows tracer (src-rs/tracer-windows) under Wine, from this Linux host
+// (scripts/ci-cross.sh, its windows section). Strace cannot see inside Wine,
+// so the oracle is each probe's own known list: every case runs one Win32
+// operation of test/cross/windows-probe.c under the launcher and names the
+// records the trace must hold for the paths it used; the trace must be
+// complete (begin and end records, no incomplete record). Then a Node tool
+// tree (node.exe spawning node.exe, with its env and with an env of its own)
+// whose child's read must be recorded, and, through the Rust example runner
+// built for Windows, a cached esbuild build: miss, hit, restore, and a miss
+// for each kind of mutation.
+//
+//   node test/cross/trace-windows.mjs --tracer-dir DIR --triple T --probe EXE --node EXE
+//                                     [--runner EXE --esbuild EXE] --scratch DIR
+//
+// Runs programs with `wine` in the caller's WINEPREFIX. Prints one line per
+// case and `N passed, N failed`; exits 1 if any failed.
+
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: opts } = parseArgs({
+  options: {
+    'tracer-dir': { type: 'string' },
+    triple: { type: 'string' },
+    probe: { type: 'string' },
+    node: { type: 'string' },
+    runner: { type: 'string' },
+    esbuild: { type: 'string' },
+    scratch: { type: 'string' },
+  },
+});
+const launcher = join(opts['tracer-dir'], `runner-aware-trace.${opts.triple}.exe`);
+const dll = join(opts['tracer-dir'], `runner-aware-preload.${opts.triple}.dll`);
+
+/** A Linux path as Wine's Z: drive names it. */
+const win = (path) => `Z:${path.replaceAll('/', '\\')}`;
+
+let passed = 0;
+const failed = [];
+function check(name, problems, detail = '') {
+  if (problems.length === 0) {
+    passed++;
+    console.log(`  ok   ${name}${detail ? ` (${detail})` : ''}`);
+  } else {
+    failed.push(name);
+    console.log(`  FAIL ${name}: ${problems.join('; ')}`);
+  }
+}
+
+/** Runs a Windows program under Wine, its output in files (node.exe dies writing to a Unix pipe). */
+function wine(args, { cwd, env = {}, timeout = 120_000 } = {}) {
+  const out = join(opts.scratch, 'last-stdout.txt');
+  const err = join(opts.scratch, 'last-stderr.txt');
+  const fds = [openSync(out, 'w'), openSync(err, 'w')];
+  const run = spawnSync('wine', args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', ...fds], timeout });
+  fds.forEach(closeSync);
+  return { status: run.status, error: run.error, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
+}
+
+/** Runs `command` under the launcher; returns the trace's records and the run. */
+function traced(dir, command, { env = {} } = {}) {
+  const trace = join(dir, 'trace');
+  writeFileSync(trace, '');
+  const run = wine([launcher, '--mode', 'preload', '--', ...command], {
+    cwd: dir,
+    env: { RUNNER_AWARE_TRACE: win(trace), RUNNER_AWARE_TRACE_PRELOAD: win(dll), ...env },
+  });
+  const records = readFileSync(trace, 'utf8').split('\0').slice(0, -1);
+  return { run, records };
+}
+
+/** What a run's trace lacks: a begin and end record, no incomplete record, the expected records. */
+function traceProblems({ run, records }, expected) {
+  const problems = [];
+  if (run.error || run.status !== 0) problems.push(`exit ${run.status ?? run.error}: ${run.stderr.trim().slice(0, 300)}`);
+  if (!records.includes('bpreload')) problems.push('no begin record');
+  if (!records.includes('e')) problems.push('no end record');
+  for (const record of records.filter((r) => r.startsWith('!'))) problems.push(`incomplete: ${record.slice(1)}`);
+  for (const [kind, path] of expected) {
+    if (!records.includes(kind + path)) {
+      const seen = records.filter((r) => r.slice(1) === path).map((r) => r[0]);
+      problems.push(`no '${kind}' record of ${path}${seen.length ? ` (seen as ${seen.join(', ')})` : ''}`);
+    }
+  }
+  return problems;
+}
+
+function scratch(name) {
+  const dir = join(opts.scratch, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'dir', 'sub'), { recursive: true });
+  mkdirSync(join(dir, 'empty'));
+  writeFileSync(join(dir, 'in.txt'), 'input\n');
+  writeFileSync(join(dir, 'dir', 'a.txt'), 'a\n');
+  return dir;
+}
+
+// The probe oracle: operation, its arguments (in the scratch directory) and
+// the records the trace must hold.
+const cases = [
+  ['read', ['read', 'in.txt'], [['r', 'in.txt']]],
+  ['read a missing file', ['read-missing', 'nope.txt'], [['m', 'nope.txt']]],
+  ['create', ['create', 'new.txt'], [['w', 'new.txt']]],
+  ['append', ['append', 'in.txt'], [['w', 'in.txt']]],
+  ['truncate', ['truncate', 'in.txt'], [['w', 'in.txt']]],
+  ['attributes of a file', ['attributes', 'in.txt'], [['f', 'in.txt']]],
+  ['attributes of a missing file', ['attributes', 'nope.txt'], [['m', 'nope.txt']]],
+  ['attributes of a missing directory', ['attributes', 'nodir\\x.txt'], [['m', 'nodir\\x.txt']]],
+  ['attributes-ex', ['attributes-ex', 'dir'], [['f', 'dir']]],
+  ['list', ['list', 'dir'], [['l', 'dir']]],
+  ['list an empty directory', ['list', 'empty'], [['l', 'empty']]],
+  ['FindFirstFile of one name', ['find-one', 'dir\\a.txt'], [['f', 'dir\\a.txt']]],
+  ['FindFirstFile of a missing name', ['find-one', 'dir\\nope.txt'], [['m', 'dir\\nope.txt']]],
+  ['delete', ['delete', 'in.txt'], [['d', 'in.txt']]],
+  ['move', ['move', 'in.txt', 'moved.txt'], [['d', 'in.txt'], ['w', 'moved.txt']]],
+  ['move over a file', ['move', 'in.txt', 'dir\\a.txt'], [['d', 'in.txt'], ['w', 'dir\\a.txt']]],
+  ['copy', ['copy', 'in.txt', 'copy.txt'], [['r', 'in.txt'], ['w', 'copy.txt']]],
+  ['hard link', ['hardlink', 'in.txt', 'link.txt'], [['w', 'link.txt']]],
+  ['mkdir', ['mkdir', 'made'], [['w', 'made']]],
+  ['rmdir', ['rmdir', 'empty'], [['d', 'empty']]],
+  ['delete on close', ['delete-on-close', 'in.txt'], [['d', 'in.txt']]],
+  ['delete by disposition', ['disposition', 'in.txt'], [['d', 'in.txt']]],
+  ['a name relative to the current directory', ['relative-read', 'dir', 'a.txt'], [['r', 'dir\\a.txt']]],
+];
+
+console.log('Windows tracer under Wine: the probe oracle');
+for (const [name, [op, ...args], expected] of cases) {
+  const dir = scratch('probe');
+  const absolute = (arg) => `${win(dir)}\\${arg}`;
+  // relative-read's second argument stays relative: it is the point.
+  const argv = op === 'relative-read' ? [absolute(args[0]), args[1]] : args.map(absolute);
+  const result = traced(dir, [win(opts.probe), op, ...argv]);
+  check(name, traceProblems(result, expected.map(([kind, path]) => [kind, absolute(path)])));
+}
+{
+  const dir = scratch('probe');
+  const result = traced(dir, [win(opts.probe), 'spawn', win(opts.probe), 'read', `${win(dir)}\\in.txt`]);
+  check('a child process (CreateProcessW) reading', traceProblems(result, [['x', win(opts.probe)], ['r', `${win(dir)}\\in.txt`]]));
+}
+
+if (opts.node) {
+  console.log('A Node tool tree: node.exe spawning node.exe');
+  for (const [name, childEnv] of [
+    ['with its env', 'process.env'],
+    ['with an env of its own (no RUNNER_AWARE_TRACE)', '{ SystemRoot: process.env.SystemRoot }'],
+  ]) {
+    const dir = scratch('node');
+    writeFileSync(join(dir, 'child-input.txt'), 'only the child reads this\n');
+    const child = `require('fs').readFileSync(${JSON.stringify(`${win(dir)}\\child-input.txt`)})`;
+    const parent = `const r = require('child_process').spawnSync(process.execPath, ['-e', ${JSON.stringify(child)}], { env: ${childEnv}, stdio: 'ignore' }); process.exit(r.status ?? 1)`;
+    const result = traced(dir, [win(opts.node), '-e', parent]);
+    check(`node.exe spawning node.exe ${name}`, traceProblems(result, [['x', win(opts.node)], ['r', `${win(dir)}\\child-input.txt`]]),
+      `${result.records.length} records`);
+  }
+}
+
+if (opts.runner && opts.esbuild) {
+  console.log('A cached build: esbuild.exe under the Rust example runner, traced');
+  const dir = join(opts.scratch, 'build');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'src'), { recursive: true });
+  mkdirSync(join(dir, 'notes'));
+  writeFileSync(join(dir, 'src', 'index.js'), "import { greet } from './lib.js';\nconsole.log(greet('Wine'));\n");
+  const lib = "export function greet(name) { return 'hello ' + name; }\n";
+  writeFileSync(join(dir, 'src', 'lib.js'), lib);
+  const out = join(dir, 'dist', 'out.js');
+  const build = () =>
+    wine([win(opts.runner), '--cache-dir', win(join(opts.scratch, 'build-cache')), '--trace', '--',
+      win(opts.esbuild), 'src/index.js', '--bundle', '--outfile=dist/out.js', '--log-level=warning'], {
+      cwd: dir,
+      env: { RUNNER_AWARE_TRACER_DIR: win(opts['tracer-dir']) },
+    });
+  rmSync(join(opts.scratch, 'build-cache'), { recursive: true, force: true });
+  const step = (name, expect, after = () => []) => {
+    const run = build();
+    const said = run.stderr.split('\n').filter((line) => line.startsWith('cache ')).join(' | ');
+    const problems = [];
+    if (run.status !== 0) problems.push(`exit ${run.status}: ${run.stderr.trim().slice(0, 400)}`);
+    if (!expect.test(said)) problems.push(`expected ${expect}, the runner said: ${said || run.stderr.trim().slice(0, 400)}`);
+    problems.push(...after());
+    check(name, problems, said);
+    return run;
+  };
+  const outputHas = (text) => () => (existsSync(out) && readFileSync(out, 'utf8').includes(text) ? [] : [`dist/out.js lacks ${JSON.stringify(text)}`]);
+  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, outputHas('hello '));
+  const first = readFileSync(out, 'utf8');
+  step('same sources: a hit', /cache hit/);
+  rmSync(join(dir, 'dist'), { recursive: true });
+  step('output deleted: a hit that restores it', /cache hit/, () => (existsSync(out) && readFileSync(out, 'utf8') === first ? [] : ['dist/out.js not restored as built']));
+  writeFileSync(join(dir, 'notes', 'todo.txt'), 'unrelated\n');
+  step('a file added where the build never looked: a hit', /cache hit/);
+  writeFileSync(join(dir, 'src', 'lib.js'), lib.replace('hello ', 'goodbye '));
+  step('a source changed: a miss that builds it', /cache miss.*cache stored/, outputHas('goodbye '));
+  writeFileSync(join(dir, 'src', 'lib.js'), lib);
+  step('the source changed back: a hit on the first entry', /cache hit/, () => (readFileSync(out, 'utf8') === first ? [] : ['dist/out.js is not the first build\'s']));
+  writeFileSync(join(dir, 'src', 'extra.js'), 'export {};\n');
+  step('a name added to a directory the build listed: a miss', /cache miss/);
+  rmSync(join(dir, 'src', 'extra.js'));
+  appendFileSync(join(dir, 'src', 'index.js'), "console.log('more');\n");
+  step('the entry point changed: a miss that builds it', /cache miss.*cache stored/, outputHas('more'));
+}
+
+console.log(`windows tracer: ${passed} passed, ${failed.length} failed`);
+process.exit(failed.length === 0 && passed > 0 ? 0 : 1);
