@@ -177,8 +177,10 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R 
     })
 }
 
+/// What tells one state of a file from another without reading it: its
+/// device, inode, size and modification and change times.
 #[cfg(unix)]
-fn identity(meta: &Metadata) -> String {
+pub(crate) fn identity(meta: &Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
     format!(
@@ -192,7 +194,7 @@ fn identity(meta: &Metadata) -> String {
 }
 
 #[cfg(not(unix))]
-fn identity(meta: &Metadata) -> String {
+pub(crate) fn identity(meta: &Metadata) -> String {
     let ns = |time: io::Result<SystemTime>| {
         time.ok()
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())

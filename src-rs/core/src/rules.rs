@@ -432,22 +432,31 @@ pub fn trace_reasons(ignored_inputs: &PathSet, trace: &Trace) -> Vec<Uncacheable
                 })
                 .collect()
         };
-    let modified = modified_inputs(ignored_inputs, trace);
-    if !modified.is_empty() {
-        let more = if modified.len() > SHOWN_MODIFIED {
-            format!(", … ({} in all)", modified.len())
-        } else {
-            String::new()
-        };
-        reasons.push(reason(
-            UncacheableKind::ModifiedInput,
-            format!(
-                "the command modified its input: {}{more}",
-                modified[..modified.len().min(SHOWN_MODIFIED)].join(", ")
-            ),
-        ));
-    }
+    reasons.extend(modified_input_reason(&modified_inputs(
+        ignored_inputs,
+        trace,
+    )));
     reasons
+}
+
+/// The `modified-input` reason for `modified` (sorted paths the run read and
+/// then changed), naming the first few; none for none.
+pub fn modified_input_reason(modified: &[String]) -> Option<UncacheableReason> {
+    if modified.is_empty() {
+        return None;
+    }
+    let more = if modified.len() > SHOWN_MODIFIED {
+        format!(", … ({} in all)", modified.len())
+    } else {
+        String::new()
+    };
+    Some(reason(
+        UncacheableKind::ModifiedInput,
+        format!(
+            "the command modified its input: {}{more}",
+            modified[..modified.len().min(SHOWN_MODIFIED)].join(", ")
+        ),
+    ))
 }
 
 /// `reports` with `trace` and the runner's own `ignore` paths applied, as a

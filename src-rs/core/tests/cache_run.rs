@@ -660,3 +660,155 @@ fn a_declared_input_directory_holding_the_outputs_is_stored() {
         Stored::Stored { .. }
     ));
 }
+
+/// A traced run that read `src/in.txt` and its own `dist/out.txt`, then
+/// rewrote `dist/out.txt` (a generator that compares before it writes).
+fn read_then_rewrote_dist(fx: &Fx) -> Reports {
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    traced(Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("dist/out.txt"), path("src/in.txt")],
+        written: vec![path("dist"), path("dist/out.txt")],
+        read_then_written: vec![path("dist/out.txt")],
+        ..Trace::default()
+    })
+}
+
+#[test]
+fn a_run_that_rewrites_its_own_previous_output_is_stored_and_a_clean_checkout_hits_it() {
+    let mut fx = fx();
+    let first = wrote_dist(&fx, &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    // An input edit: the look-up misses with dist/out.txt as the first run
+    // left it, and the run reads it and writes a new one.
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
+    let second = read_then_rewrote_dist(&fx);
+    let Stored::Stored { manifest, .. } = fx
+        .store
+        .store_run(TASK, &Run::new(&second, ok(), started()))
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    // Keyed on the inputs only: a clean checkout hits and gets the new output.
+    assert!(!manifest
+        .key
+        .inputs
+        .keys()
+        .any(|path| path.contains("out.txt")));
+    fs::remove_dir_all(fx.root.join("dist")).unwrap();
+    let Lookup::Hit(hit) = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("a clean checkout missed");
+    };
+    fx.store.restore(&hit).unwrap();
+    assert_eq!(
+        fs::read_to_string(fx.root.join("dist/out.txt")).unwrap(),
+        "output 2"
+    );
+
+    // What a restore placed counts as the task's own too.
+    fs::write(fx.root.join("src/in.txt"), "input 3").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    fs::write(fx.root.join("dist/out.txt"), "output 3").unwrap();
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&second, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+}
+
+#[test]
+fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
+    let mut fx = fx();
+    let first = wrote_dist(&fx, &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    // Edited by hand after the task wrote it: what the run read is no
+    // output of the task, and what it made of it is unknown.
+    fs::write(fx.root.join("dist/out.txt"), "edited by hand").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    let second = read_then_rewrote_dist(&fx);
+    let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
+    assert_eq!(
+        reasons(
+            fx.store
+                .store_run(TASK, &Run::new(&second, ok(), started()))
+                .unwrap()
+        ),
+        [format!(
+            "modified-input: the command modified its input: {out}"
+        )]
+    );
+
+    // With no look-up before the run, nothing says what the file held.
+    let mut fx = self::fx();
+    let second = read_then_rewrote_dist(&fx);
+    let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
+    assert_eq!(
+        reasons(
+            fx.store
+                .store_run(TASK, &Run::new(&second, ok(), started()))
+                .unwrap()
+        ),
+        [format!(
+            "modified-input: the command modified its input: {out}"
+        )]
+    );
+
+    // Read and rewritten, but not left as an output (deleted at the end):
+    // not the task's output, so still a modified input.
+    let mut fx = self::fx();
+    let first = wrote_dist(&fx, &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    fs::remove_file(fx.root.join("dist/out.txt")).unwrap();
+    fs::write(fx.root.join("dist/other.txt"), "other").unwrap();
+    let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
+    let gone = traced(Trace {
+        mode: TraceMode::Preload,
+        complete: true,
+        read: vec![path("dist/out.txt"), path("src/in.txt")],
+        written: vec![path("dist/other.txt")],
+        deleted: vec![path("dist/out.txt")],
+        read_then_written: vec![path("dist/out.txt")],
+        ..Trace::default()
+    });
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&gone, ok(), started()))
+            .unwrap(),
+    );
+    assert!(got[0].starts_with("modified-input"), "{got:?}");
+}

@@ -109,11 +109,13 @@ pub fn collect_outputs(
     let read = crate::fingerprint::in_parallel(&files, |rel| read_file(&root.join(rel), &budget));
     let mut digests = std::collections::HashMap::new();
     let mut held = std::collections::HashMap::new();
+    let mut identities = std::collections::HashMap::new();
     for (rel, file) in files.into_iter().zip(read) {
         let file = file?;
         if let Some(bytes) = file.bytes {
             held.insert(rel.clone(), bytes);
         }
+        identities.insert(rel.clone(), file.identity);
         digests.insert(rel.clone(), (file.mode, file.size, file.sha256));
     }
     let records = records
@@ -131,7 +133,11 @@ pub fn collect_outputs(
             other => other,
         })
         .collect();
-    Ok(Outputs { records, held })
+    Ok(Outputs {
+        records,
+        held,
+        identities,
+    })
 }
 
 /// The most bytes of output files held in memory between hashing them and
@@ -145,6 +151,9 @@ pub struct Outputs {
     /// Sorted by path, each directory before what it holds.
     pub records: Vec<OutputRecord>,
     held: std::collections::HashMap<String, Vec<u8>>,
+    /// Each file's identity (device, inode, size, times) as it was read: a
+    /// file that still has it holds the bytes its record's digest covers.
+    pub identities: std::collections::HashMap<String, String>,
 }
 
 /// What reading an output file found: its mode, size and sha256, and its
@@ -154,6 +163,7 @@ struct ReadFile {
     size: u64,
     sha256: String,
     bytes: Option<Vec<u8>>,
+    identity: String,
 }
 
 /// Reads an output file, never through a link, and not a special file.
@@ -168,6 +178,7 @@ fn read_file(path: &Path, budget: &std::sync::atomic::AtomicU64) -> Result<ReadF
         )));
     }
     let (mode, len) = (file_mode(&meta), meta.len());
+    let identity = crate::fingerprint::identity(&meta);
     let held = budget
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
             left.checked_sub(len)
@@ -185,6 +196,7 @@ fn read_file(path: &Path, budget: &std::sync::atomic::AtomicU64) -> Result<ReadF
             size: bytes.len() as u64,
             sha256,
             bytes: Some(bytes),
+            identity,
         });
     }
     let mut hasher = Sha256::new();
@@ -194,6 +206,7 @@ fn read_file(path: &Path, budget: &std::sync::atomic::AtomicU64) -> Result<ReadF
         size,
         sha256: hex(&hasher.finalize()),
         bytes: None,
+        identity,
     })
 }
 

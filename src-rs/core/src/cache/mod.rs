@@ -26,7 +26,7 @@ pub mod restore;
 pub mod run;
 pub mod sign;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -34,8 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env_fingerprint::EnvFingerprint;
 use crate::fingerprint::{
-    changed_since, fingerprint_listing_of, in_parallel, sha256_hex, status_changed, InputKind,
-    ListingNames, StatCache,
+    changed_since, fingerprint_listing_of, identity, in_parallel, sha256_hex, status_changed,
+    InputKind, ListingNames, StatCache,
 };
 
 pub use archive::{Limits, Replay};
@@ -129,7 +129,13 @@ pub struct Store {
     stat_cache: StatCache,
     limits: Limits,
     repo_snapshot: Option<repo::RepoSnapshot>,
+    /// Per task, the files (relative to the root) that held, at its last
+    /// look-up that missed, the bytes an entry of the task put there.
+    own_outputs: HashMap<String, BTreeSet<String>>,
 }
+
+/// The most bytes of a task's record of what it last placed that are read.
+const MAX_PLACED_BYTES: u64 = 64 << 20;
 
 fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> CacheError {
     move |err| CacheError::Io(format!("{context}: {err}"))
@@ -320,6 +326,7 @@ impl Store {
             stat_cache,
             limits: Limits::default(),
             repo_snapshot: None,
+            own_outputs: HashMap::new(),
         })
     }
 
@@ -521,15 +528,18 @@ impl Store {
         self.refresh();
         let (manifests, refused) = self.entries(task);
         let mut closest: Option<Vec<String>> = None;
-        for manifest in manifests {
-            let reasons = self.stale_reasons(&manifest, env);
+        for manifest in &manifests {
+            let reasons = self.stale_reasons(manifest, env);
             if reasons.is_empty() {
-                return Lookup::Hit(Box::new(manifest));
+                self.own_outputs.remove(task);
+                return Lookup::Hit(Box::new(manifest.clone()));
             }
             if closest.as_ref().is_none_or(|c| reasons.len() < c.len()) {
                 closest = Some(reasons);
             }
         }
+        let own = self.placed_and_unchanged(task, &manifests);
+        self.own_outputs.insert(task.to_owned(), own);
         let mut reasons = closest.unwrap_or_else(|| vec!["no entry".to_owned()]);
         reasons.extend(refused);
         Lookup::Miss { reasons }
@@ -556,7 +566,98 @@ impl Store {
             placer.empty(&dir, &keep)?;
         }
         placer.commit()?;
+        self.remember_placed(
+            &manifest.key.task,
+            manifest.outputs.iter().filter_map(|output| match output {
+                OutputRecord::File { path, sha256, .. } => {
+                    let meta = fs::symlink_metadata(self.root.join(path)).ok()?;
+                    Some((path.clone(), sha256.clone(), identity(&meta)))
+                }
+                _ => None,
+            }),
+        );
         Ok(replay)
+    }
+
+    /// The files of the checkout that, as a look-up of `task` finds them,
+    /// still hold what an entry of the task put there (its last restore or
+    /// store, unchanged since): a run that reads one of them and rewrites it
+    /// read its own previous output ([`Store::own_outputs`]).
+    fn placed_and_unchanged(&self, task: &str, manifests: &[Manifest]) -> BTreeSet<String> {
+        let mut own = BTreeSet::new();
+        let placed = self.placed(task);
+        if placed.is_empty() {
+            return own;
+        }
+        let outputs: HashSet<(&str, &str)> = manifests
+            .iter()
+            .flat_map(|manifest| &manifest.outputs)
+            .filter_map(|output| match output {
+                OutputRecord::File { path, sha256, .. } => Some((path.as_str(), sha256.as_str())),
+                _ => None,
+            })
+            .collect();
+        for (path, (sha256, was)) in placed {
+            if !outputs.contains(&(path.as_str(), sha256.as_str())) {
+                continue;
+            }
+            let Ok(rel) = entry::check_output_path(&path).map(|()| path) else {
+                continue;
+            };
+            if fs::symlink_metadata(self.root.join(&rel)).is_ok_and(|meta| identity(&meta) == was) {
+                own.insert(rel);
+            }
+        }
+        own
+    }
+
+    /// The files (relative to the root) that held the bytes of an output of
+    /// `task`'s entries when `task` was last looked up and missed: what a run
+    /// of it that reads and then rewrites them read was its own previous
+    /// output. Empty before a look-up, and after a hit.
+    pub fn own_outputs(&self, task: &str) -> Option<&BTreeSet<String>> {
+        self.own_outputs.get(task)
+    }
+
+    fn placed_path(&self, task: &str) -> PathBuf {
+        self.task_dir(task).join("placed.json")
+    }
+
+    /// What `task`'s last restore or store left in the checkout: each file's
+    /// path, digest and identity then. Best effort: unreadable is empty.
+    fn placed(&self, task: &str) -> BTreeMap<String, (String, String)> {
+        let Ok(file) = open_entry(&self.placed_path(task)) else {
+            return BTreeMap::new();
+        };
+        let mut text = String::new();
+        if io::Read::read_to_string(&mut io::Read::take(file, MAX_PLACED_BYTES), &mut text).is_err()
+        {
+            return BTreeMap::new();
+        }
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
+    /// Records what `task`'s restore or store left in the checkout, replacing
+    /// the record of the one before. Best effort, like the stat cache.
+    fn remember_placed(&self, task: &str, files: impl Iterator<Item = (String, String, String)>) {
+        let placed: BTreeMap<String, (String, String)> = files
+            .map(|(path, sha256, identity)| (path, (sha256, identity)))
+            .collect();
+        let dir = self.task_dir(task);
+        if fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(&placed) else {
+            return;
+        };
+        if let Ok(mut staging) = tempfile::Builder::new()
+            .prefix(".placed-")
+            .tempfile_in(&dir)
+        {
+            if staging.write_all(text.as_bytes()).is_ok() {
+                let _ = staging.persist(self.placed_path(task));
+            }
+        }
     }
 
     /// The output directories a restore of `manifest` empties: those its run
@@ -809,6 +910,20 @@ impl Store {
             .flush()
             .map_err(io_err("the entry"))
         })?;
+        // The run's files as it left them, for the next run's look-up: a file
+        // changed since it was hashed is left out.
+        self.remember_placed(
+            &request.task,
+            manifest.outputs.iter().filter_map(|output| match output {
+                OutputRecord::File { path, sha256, .. } => {
+                    let hashed = outputs.identities.get(path)?;
+                    let meta = fs::symlink_metadata(self.root.join(path)).ok()?;
+                    (identity(&meta) == *hashed)
+                        .then(|| (path.clone(), sha256.clone(), hashed.clone()))
+                }
+                _ => None,
+            }),
+        );
         Ok(manifest)
     }
 

@@ -151,7 +151,7 @@ impl Store {
             .filter(|trace| trace.mode != TraceMode::Unsupported);
         let complete = trace.is_some_and(|trace| trace.complete);
         let fallback = !complete && run.before.is_some() && run.inputs.is_empty();
-        let reasons: Vec<UncacheableReason> = if fallback {
+        let mut reasons: Vec<UncacheableReason> = if fallback {
             reports
                 .not_cacheable
                 .iter()
@@ -166,6 +166,33 @@ impl Store {
         } else {
             reports.not_cacheable.clone()
         };
+        // A run that read a file and then rewrote it modified its input,
+        // unless what it read was its own previous output: the bytes an entry
+        // of this task put there, untouched since (the look-up before the run
+        // saw them), which the run overwrote with an output of its own. What
+        // it read then is a function of that entry's inputs, not something a
+        // person edited, and a clean checkout, without it, hits the entry
+        // this run stores.
+        let ignored_inputs = PathSet::new(&reports.ignored_inputs);
+        let traced = (!fallback && trace.is_some()).then(|| infer_accesses(reports));
+        if let (Some(trace), Some(traced)) = (trace, &traced) {
+            let modified = crate::rules::modified_inputs(&ignored_inputs, trace);
+            if !modified.is_empty() {
+                let own = self.own_outputs(task);
+                let remaining: Vec<String> = modified
+                    .into_iter()
+                    .filter(|path| {
+                        let rewritten = traced.outputs.binary_search(path).is_ok();
+                        let own_before = self
+                            .relative(path)
+                            .is_some_and(|rel| own.is_some_and(|own| own.contains(&rel)));
+                        !(rewritten && own_before)
+                    })
+                    .collect();
+                reasons.retain(|reason| reason.kind != UncacheableKind::ModifiedInput);
+                reasons.extend(crate::rules::modified_input_reason(&remaining));
+            }
+        }
         let judged = verdict(
             &reasons,
             &run.outcome,
@@ -179,9 +206,7 @@ impl Store {
             });
         }
         let overruled = judged.overruled.unwrap_or_default();
-        let ignored_inputs = PathSet::new(&reports.ignored_inputs);
         let ignored_outputs = PathSet::new(&reports.ignored_outputs);
-        let traced = (!fallback && trace.is_some()).then(|| infer_accesses(reports));
         let mut inputs: Vec<(PathBuf, crate::fingerprint::InputKind)> = match (&traced, fallback) {
             (_, true) => Vec::new(),
             (Some(traced), false) => traced
