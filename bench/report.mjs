@@ -271,6 +271,23 @@ export function summarize(results) {
     }
   }
 
+  const mutation = f.mutation;
+  if (mutation) {
+    const sum = (key) => mutation.reduce((total, row) => total + row[key], 0);
+    const projects = mutation.length;
+    const cleanHits = mutation.filter((row) => row['clean checkout hit']).length;
+    const unrelatedHits = mutation.filter((row) => row['unrelated file hit']).length;
+    const mutations = sum('mutations');
+    const restored = sum('restored hits');
+    const stale = sum('stale');
+    rows.push({
+      figure: `zero-config hit rate, the mutation suite (${mutation.map((row) => row.project).join('; ')}): a clean checkout, an unrelated new file, and each of ${mutations} mutated inputs restored must hit; every mutation must miss`,
+      value: `**${restored} / ${mutations}** restored hits, clean checkout **${cleanHits} / ${projects}**, unrelated file **${unrelatedHits} / ${projects}**; misses ${sum('misses')} / ${mutations}, stale ${stale}`,
+      target: 'all hits, no stale result',
+      met: restored === mutations && cleanHits === projects && unrelatedHits === projects && sum('misses') === mutations && stale === 0,
+    });
+  }
+
   const r = f.repo;
   if (r) {
     const ratio = stats(r.lookupMs).median / stats(r.gitStatusMs).median;
@@ -325,6 +342,7 @@ export function summarize(results) {
       trace,
       cache: c ?? null,
       repo: r ?? null,
+      mutation: mutation ?? null,
     },
   };
 }

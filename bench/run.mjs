@@ -222,6 +222,16 @@ async function main() {
   } else {
     results.notes.push('File-access tracing is not supported here: its rows were not measured.');
   }
+  if (traceSupported && !smoke) {
+    // The mutation suite of the test suite, its counts kept: every input of
+    // real toolchains' builds mutated in turn, with no configuration.
+    log('zero-config hit rate: the mutation suite on real toolchains (vite, tsc, esbuild, rolldown, sass, an npm script)');
+    const rowsFile = join(tmpdir(), `ra-bench-mutation-${process.pid}.json`);
+    const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+    run(process.execPath, [vitest, 'run', 'test/mutation.test.ts'], { cwd: root, env: { ...process.env, RUNNER_AWARE_MUTATION_JSON: rowsFile } });
+    results.figures.mutation = JSON.parse(readFileSync(rowsFile, 'utf8'));
+    rmSync(rowsFile, { force: true });
+  }
   if (spawnSync('git', ['--version'], { stdio: 'ignore' }).status === 0) {
     log(`a look-up keyed on a ${n.cacheFiles.toLocaleString('en-US')}-file git repository against git status; ${n.cacheRounds} round(s)`);
     results.figures.repo = lastJson(run(process.execPath, [join(root, 'bench', 'repo.mjs'), runnerUrl, n.cacheFiles, n.cacheRounds]));

@@ -285,6 +285,9 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
       'misses not stored': t.notStored.length,
     }));
     if (rows.length > 0) console.table(rows);
+    // `npm run bench` reads the counts from here (its zero-config hit rate).
+    const out = process.env.RUNNER_AWARE_MUTATION_JSON;
+    if (out && rows.length > 0) writeFileSync(out, `${JSON.stringify(rows)}\n`);
     for (const [name, t] of tallies) {
       if (t.unmutable.length > 0) console.log(`${name}: not mutable (a file above them): ${t.unmutable.join(', ')}`);
       for (const line of [...t.stale, ...t.leftovers, ...t.notNamed, ...t.notStored, ...t.problems]) console.log(`${name}: ${line}`);
