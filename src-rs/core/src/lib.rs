@@ -31,6 +31,7 @@ pub mod server;
 pub mod session;
 #[cfg(feature = "server")]
 pub mod trace;
+pub mod trace_format;
 #[cfg(feature = "client")]
 pub(crate) mod transport;
 

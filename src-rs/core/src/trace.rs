@@ -1,6 +1,7 @@
 //! What a traced task's processes did to files, read back from the trace file
-//! the tracer (`src-rs/tracer`: a preload library and a seccomp supervisor)
-//! appended to while the task ran.
+//! the tracer (the preload library in `src-rs/tracer`, the seccomp supervisor
+//! in `src-rs/tracer-supervisor`) appended to while the task ran. The record
+//! format is [`crate::trace_format`]'s.
 //!
 //! A trace file is a sequence of records, each one kind byte, an absolute
 //! path (or, for an incomplete record, a sentence) and a NUL byte, in the
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths::clean;
 use crate::reports::ChunkWriter;
+use crate::trace_format::RecordKind;
+pub use crate::trace_format::{ENV_TRACE, ENV_TRACE_PRELOAD};
 
 /// How a task is traced.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,20 +83,6 @@ pub struct Trace {
     pub read_then_written: Vec<String>,
 }
 
-/// A trace record's kind byte.
-mod kind {
-    pub const READ: u8 = b'r';
-    pub const EXEC: u8 = b'x';
-    pub const FOUND: u8 = b'f';
-    pub const MISSING: u8 = b'm';
-    pub const LISTED: u8 = b'l';
-    pub const WRITTEN: u8 = b'w';
-    pub const DELETED: u8 = b'd';
-    pub const INCOMPLETE: u8 = b'!';
-    pub const BEGIN: u8 = b'b';
-    pub const END: u8 = b'e';
-}
-
 #[derive(Default)]
 struct PathState {
     read: bool,
@@ -147,7 +136,7 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
             }
             break;
         }
-        let Some((&kind, text)) = record.split_first() else {
+        let Some((&byte, text)) = record.split_first() else {
             continue;
         };
         let Ok(text) = std::str::from_utf8(text) else {
@@ -157,22 +146,26 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
             ));
             continue;
         };
-        if kind == kind::INCOMPLETE {
-            incomplete.insert(text.to_owned());
-            continue;
-        }
-        if kind == kind::BEGIN {
-            supervised = true;
-            continue;
-        }
-        if kind == kind::END {
-            ended = true;
-            continue;
+        let kind = RecordKind::from_byte(byte);
+        match kind {
+            Some(RecordKind::Incomplete) => {
+                incomplete.insert(text.to_owned());
+                continue;
+            }
+            Some(RecordKind::Begin) => {
+                supervised = true;
+                continue;
+            }
+            Some(RecordKind::End) => {
+                ended = true;
+                continue;
+            }
+            _ => {}
         }
         if !text.starts_with('/') {
             incomplete.insert(format!(
                 "a trace record of kind {:?} is malformed",
-                kind as char
+                byte as char
             ));
             continue;
         }
@@ -182,24 +175,24 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
         }
         let state = states.entry(path).or_default();
         match kind {
-            kind::READ | kind::EXEC => state.read = true,
-            kind::LISTED => state.listed = true,
-            kind::FOUND => state.found = true,
-            kind::MISSING => state.missing = true,
-            kind::WRITTEN | kind::DELETED => {
+            Some(RecordKind::Read | RecordKind::Exec) => state.read = true,
+            Some(RecordKind::Listed) => state.listed = true,
+            Some(RecordKind::Found) => state.found = true,
+            Some(RecordKind::Missing) => state.missing = true,
+            Some(effect @ (RecordKind::Written | RecordKind::Deleted)) => {
                 if (state.read || state.listed) && !state.written && !state.deleted {
                     state.read_then_written = true;
                 }
-                if kind == kind::WRITTEN {
+                if effect == RecordKind::Written {
                     state.written = true;
                 } else {
                     state.deleted = true;
                 }
             }
-            other => {
+            _ => {
                 incomplete.insert(format!(
                     "a trace record of kind {:?} is unknown",
-                    other as char
+                    byte as char
                 ));
             }
         }
@@ -278,12 +271,6 @@ impl Trace {
 pub fn read(file: &Path, exclude: &[PathBuf]) -> io::Result<Trace> {
     Ok(parse(&fs::read(file)?, exclude))
 }
-
-/// The variable naming the trace file, in a traced task's env.
-pub const ENV_TRACE: &str = "RUNNER_AWARE_TRACE";
-
-/// The variable naming the preload library, for the supervisor.
-pub const ENV_TRACE_PRELOAD: &str = "RUNNER_AWARE_TRACE_PRELOAD";
 
 /// The variable naming where a runner finds the tracer when its options
 /// name no directory.
