@@ -31,6 +31,7 @@ const { values: opts } = parseArgs({
     scratch: { type: 'string' },
   },
 });
+mkdirSync(opts.scratch, { recursive: true });
 const launcher = join(opts['tracer-dir'], `runner-aware-trace.${opts.triple}.exe`);
 const dll = join(opts['tracer-dir'], `runner-aware-preload.${opts.triple}.dll`);
 
@@ -140,6 +141,28 @@ for (const [name, [op, ...args], expected] of cases) {
   check('a child process (CreateProcessW) reading', traceProblems(result, [['x', win(opts.probe)], ['r', `${win(dir)}\\in.txt`]]));
 }
 
+/** What a run's trace lacks to say it is incomplete for the reason `why` matches. */
+function incompleteProblems({ run, records }, why) {
+  const problems = [];
+  if (run.error || run.status !== 0) problems.push(`exit ${run.status ?? run.error}: ${run.stderr.trim().slice(0, 300)}`);
+  if (!records.includes('bpreload') || !records.includes('e')) problems.push('no begin or end record');
+  const incomplete = records.filter((r) => r.startsWith('!')).map((r) => r.slice(1));
+  if (!incomplete.some((text) => why.test(text))) problems.push(`no incomplete record matching ${why} (${incomplete.join('; ') || 'none'})`);
+  return problems;
+}
+
+console.log('Where the trace may miss, it says so');
+{
+  const dir = scratch('probe');
+  const result = traced(dir, [win(opts.probe), 'read', `${win(dir)}\\in.txt`], { env: { RUNNER_AWARE_TRACE_PRELOAD: `${win(dir)}\\in.txt` } });
+  check('a DLL that does not load', incompleteProblems(result, /the command ran untraced .*did not load/));
+}
+{
+  const dir = scratch('probe');
+  const result = traced(dir, [win(opts.probe), 'spawn-breakaway', win(opts.probe), 'read', `${win(dir)}\\in.txt`]);
+  check('a child leaving the job (CREATE_BREAKAWAY_FROM_JOB)', incompleteProblems(result, /left the task's job/));
+}
+
 if (opts.node) {
   console.log('A Node tool tree: node.exe spawning node.exe');
   for (const [name, childEnv] of [
@@ -153,6 +176,12 @@ if (opts.node) {
     const result = traced(dir, [win(opts.node), '-e', parent]);
     check(`node.exe spawning node.exe ${name}`, traceProblems(result, [['x', win(opts.node)], ['r', `${win(dir)}\\child-input.txt`]]),
       `${result.records.length} records`);
+  }
+  {
+    const dir = scratch('node');
+    const parent = "require('child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 4000)'], { detached: true, stdio: 'ignore' }).unref()";
+    const result = traced(dir, [win(opts.node), '-e', parent], { env: { RUNNER_AWARE_TRACE_GRACE_MS: '300' } });
+    check('a child outliving the command past the grace period', incompleteProblems(result, /outlived/));
   }
 }
 
@@ -196,7 +225,7 @@ if (opts.runner && opts.esbuild) {
   writeFileSync(join(dir, 'src', 'lib.js'), lib);
   step('the source changed back: a hit on the first entry', /cache hit/, () => (readFileSync(out, 'utf8') === first ? [] : ['dist/out.js is not the first build\'s']));
   writeFileSync(join(dir, 'src', 'extra.js'), 'export {};\n');
-  step('a name added to a directory the build listed: a miss', /cache miss/);
+  step('a name added to a directory the build listed: a miss', /cache miss: input src changed/);
   rmSync(join(dir, 'src', 'extra.js'));
   appendFileSync(join(dir, 'src', 'index.js'), "console.log('more');\n");
   step('the entry point changed: a miss that builds it', /cache miss.*cache stored/, outputHas('more'));

@@ -5,6 +5,7 @@
  *
  *   windows-probe <operation> <path> [<path>]
  *   windows-probe spawn <probe> <operation> <path>    a child doing one operation
+ *   windows-probe spawn-breakaway <probe> <operation> <path>   the same, leaving the job
  */
 #include <windows.h>
 #include <stdio.h>
@@ -99,7 +100,7 @@ int wmain(int argc, wchar_t **argv) {
     if (!SetCurrentDirectoryW(path)) return fail("SetCurrentDirectoryW");
     return open_with(other, GENERIC_READ, OPEN_EXISTING);
   }
-  if (!wcscmp(op, L"spawn")) {
+  if (!wcscmp(op, L"spawn") || !wcscmp(op, L"spawn-breakaway")) {
     /* argv[2] is the probe itself, argv[3] and argv[4] the child's operation and path. */
     if (argc < 5) return 2;
     wchar_t line[4 * MAX_PATH];
@@ -108,7 +109,8 @@ int wmain(int argc, wchar_t **argv) {
     ZeroMemory(&si, sizeof si);
     si.cb = sizeof si;
     PROCESS_INFORMATION pi;
-    if (!CreateProcessW(path, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) return fail("CreateProcessW");
+    DWORD flags = wcscmp(op, L"spawn") ? CREATE_BREAKAWAY_FROM_JOB : 0;
+    if (!CreateProcessW(path, line, NULL, NULL, FALSE, flags, NULL, NULL, &si, &pi)) return fail("CreateProcessW");
     WaitForSingleObject(pi.hProcess, INFINITE);
     DWORD code = 1;
     GetExitCodeProcess(pi.hProcess, &code);

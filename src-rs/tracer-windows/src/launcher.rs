@@ -14,7 +14,9 @@ use runner_aware_trace_windows::{inject, record};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectBasicAccountingInformation,
-    QueryInformationJobObject, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JOB_OBJECT_LIMIT_BREAKAWAY_OK,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Threading::CREATE_SUSPENDED;
@@ -114,6 +116,11 @@ pub fn run() -> i32 {
     let process = child.as_raw_handle() as HANDLE;
     // SAFETY: a job of our own; the child is suspended until resumed below.
     let job = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+    // A process may still leave it (CREATE_BREAKAWAY_FROM_JOB), as it could
+    // untraced; the DLL then says the trace may end before that process.
+    if !job.is_null() {
+        allow_breakaway(job);
+    }
     let in_job = !job.is_null() && unsafe { AssignProcessToJobObject(job, process) } != 0;
     if !in_job {
         trace.write(
@@ -152,6 +159,20 @@ pub fn run() -> i32 {
     }
     trace.write(record::END, "");
     code
+}
+
+fn allow_breakaway(job: HANDLE) {
+    // SAFETY: plain data of the size passed, for our own job.
+    unsafe {
+        let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
+        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_BREAKAWAY_OK;
+        SetInformationJobObject(
+            job,
+            JobObjectExtendedLimitInformation,
+            (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        );
+    }
 }
 
 fn grace() -> Duration {

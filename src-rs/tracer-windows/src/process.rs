@@ -35,6 +35,8 @@ type NtCreateUserProcess = unsafe extern "system" fn(
 ) -> Status;
 
 const THREAD_CREATE_FLAGS_CREATE_SUSPENDED: u32 = 0x1;
+/// `CREATE_BREAKAWAY_FROM_JOB`, as `NtCreateUserProcess` has it.
+const PROCESS_CREATE_FLAGS_BREAKAWAY: u32 = 0x1;
 /// `RTL_USER_PROCESS_PARAMETERS.Flags`: buffers are pointers, not offsets.
 const PARAMS_NORMALIZED: u32 = 0x1;
 /// Offsets in `RTL_USER_PROCESS_PARAMETERS` (x64).
@@ -82,6 +84,12 @@ pub unsafe extern "system" fn nt_create_user_process(
     let image = image_path(params);
     if let Some(image) = &image {
         record::path(record::EXEC, image);
+    }
+    if process_flags & PROCESS_CREATE_FLAGS_BREAKAWAY != 0 {
+        record::write(
+            record::INCOMPLETE,
+            "a process left the task's job (CREATE_BREAKAWAY_FROM_JOB), so the trace may end before it does",
+        );
     }
     // SAFETY: the slot holds the trampoline of this call, set before the hook was.
     let original = std::mem::transmute::<usize, NtCreateUserProcess>(
