@@ -51,6 +51,8 @@ interface Project {
    * and a hit keeps them as tsc would.
    */
   exactOutputs: boolean;
+  /** The trace mode, when not the default (preload, with the supervisor for what it cannot see). */
+  trace?: 'seccomp';
 }
 
 const projects: Project[] = [
@@ -104,6 +106,12 @@ const projects: Project[] = [
     exactOutputs: true,
   },
 ];
+// Again with every system call through the supervisor: a static program, a
+// Node step and a native compiler, each seen by seccomp alone.
+for (const name of ['esbuild CLI', 'npm run build (node gen.mjs && esbuild)', 'sass (sass-embedded)']) {
+  const project = projects.find((candidate) => candidate.name === name);
+  if (project) projects.push({ ...project, name: `${name}, --trace seccomp`, trace: 'seccomp' });
+}
 
 /**
  * Paths that configure a build: always mutated, however many inputs the
@@ -323,7 +331,7 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
 
       /** The project's build under the reference runner, traced, with no configuration. */
       const cached = (): Promise<Run> =>
-        run(process.execPath, [runner, '--cache-dir', cacheDir, '--', ...project.command], { cwd: dir, env });
+        run(process.execPath, [runner, '--cache-dir', cacheDir, ...(project.trace ? ['--trace', project.trace] : []), '--', ...project.command], { cwd: dir, env });
 
       /** The project's build run directly, from a tree without outputs: what a fresh build gives. */
       async function fresh(): Promise<{ code: number | null; outputs: Map<string, string> }> {
@@ -334,8 +342,9 @@ describe.runIf(process.platform === 'linux' && ['x64', 'arm64'].includes(process
       }
 
       beforeAll(() => {
-        dir = join(work, project.fixture.split(sep).pop() ?? 'project');
-        cacheDir = join(work, `cache-${dir.split(sep).pop() ?? ''}`);
+        const slug = project.name.replace(/[^a-z0-9]+/gi, '-');
+        dir = join(work, slug);
+        cacheDir = join(work, `cache-${slug}`);
         cpSync(join(fixtures, project.fixture), dir, { recursive: true });
         // A directory no build step looks into, for the unrelated file.
         mkdirSync(join(dir, 'notes'), { recursive: true });

@@ -96,8 +96,20 @@ struct PathState {
 
 /// Whether `path` is `dir` or beneath it (both clean and absolute).
 fn is_under(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || dir.ends_with('/'))
+    let separator = std::path::MAIN_SEPARATOR;
+    path.strip_prefix(dir).is_some_and(|rest| {
+        rest.is_empty() || rest.starts_with(separator) || dir.ends_with(separator)
+    })
+}
+
+/// Whether a record's text is an absolute path as this platform's tracer
+/// writes them: `/…` on Unix; `C:\…` or `\\server\share\…` on Windows.
+fn is_absolute_record(text: &str) -> bool {
+    if cfg!(windows) {
+        Path::new(text).is_absolute()
+    } else {
+        text.starts_with('/')
+    }
 }
 
 /// `text` made lexically clean: borrowed when it already is, which nearly
@@ -162,7 +174,7 @@ pub fn parse(bytes: &[u8], exclude: &[PathBuf]) -> Trace {
             }
             _ => {}
         }
-        if !text.starts_with('/') {
+        if !is_absolute_record(text) {
             incomplete.insert(format!(
                 "a trace record of kind {:?} is malformed",
                 byte as char
@@ -277,9 +289,16 @@ pub fn read(file: &Path, exclude: &[PathBuf]) -> io::Result<Trace> {
 pub const ENV_TRACER_DIR: &str = "RUNNER_AWARE_TRACER_DIR";
 
 /// The name of this build's platform, as the tracer's files and the npm
-/// platform packages spell it (`linux-x64-gnu`, `linux-arm64-musl`); `None`
-/// where no tracer is built.
+/// platform packages spell it (`linux-x64-gnu`, `linux-arm64-musl`,
+/// `win32-x64-msvc`); `None` where no tracer is built.
 pub fn platform_triple() -> Option<&'static str> {
+    if cfg!(all(windows, target_arch = "x86_64")) {
+        return Some(if cfg!(target_env = "gnu") {
+            "win32-x64-gnu"
+        } else {
+            "win32-x64-msvc"
+        });
+    }
     if cfg!(not(target_os = "linux")) {
         return None;
     }
@@ -297,12 +316,14 @@ pub fn platform_triple() -> Option<&'static str> {
 }
 
 /// The tracer's two programs: the seccomp supervisor a traced command runs
-/// under, and the preload library it puts in the command's `LD_PRELOAD`.
+/// under, and the preload library it puts in the command's `LD_PRELOAD`. On
+/// Windows: the launcher, and the DLL it loads into every process of the
+/// task (`src-rs/tracer-windows`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracer {
-    /// `runner-aware-trace.<triple>`.
+    /// `runner-aware-trace.<triple>` (Windows: `.exe`).
     pub supervisor: PathBuf,
-    /// `runner-aware-preload.<triple>.so`.
+    /// `runner-aware-preload.<triple>.so` (Windows: `.dll`).
     pub preload: PathBuf,
 }
 
@@ -312,14 +333,19 @@ impl Tracer {
     pub fn in_dir(dir: &Path) -> Result<Self, String> {
         let Some(triple) = platform_triple() else {
             return Err(format!(
-                "file-access tracing is Linux on x64 and arm64 only (this is {} on {})",
+                "file-access tracing is Linux on x64 and arm64 and Windows on x64 only (this is {} on {})",
                 std::env::consts::OS,
                 std::env::consts::ARCH
             ));
         };
+        let (program, library) = if cfg!(windows) {
+            (".exe", "dll")
+        } else {
+            ("", "so")
+        };
         let tracer = Self {
-            supervisor: dir.join(format!("runner-aware-trace.{triple}")),
-            preload: dir.join(format!("runner-aware-preload.{triple}.so")),
+            supervisor: dir.join(format!("runner-aware-trace.{triple}{program}")),
+            preload: dir.join(format!("runner-aware-preload.{triple}.{library}")),
         };
         for file in [&tracer.supervisor, &tracer.preload] {
             if !file.is_file() {
@@ -404,6 +430,12 @@ impl TraceSession {
         };
         if mode == TraceMode::Unsupported {
             return unavailable("no trace mode was asked for".to_owned());
+        }
+        if cfg!(windows) && mode == TraceMode::Seccomp {
+            return unavailable(
+                "seccomp mode is Linux's; on Windows the tracing DLL alone traces (preload mode)"
+                    .to_owned(),
+            );
         }
         if let Some(outer) = std::env::var_os(ENV_TRACE).filter(|file| !file.is_empty()) {
             let outer = PathBuf::from(outer);

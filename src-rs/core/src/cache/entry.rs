@@ -4,6 +4,7 @@
 //! claim an id it does not rest on.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -213,7 +214,11 @@ impl Manifest {
             check_input_path(path)?;
             // Only a listing outside the checkout is narrowed to what the task
             // used: inside it, every name counts.
-            let outside = path.starts_with('/') || path == ".." || path.starts_with("../");
+            // An absolute path is `/…`, or on Windows `C:/…` (`portable`'s form).
+            let outside = path.starts_with('/')
+                || Path::new(path).is_absolute()
+                || path == ".."
+                || path.starts_with("../");
             if record.only.is_some() && (record.kind != InputKind::Listing || !outside) {
                 return Err(malformed_path(
                     path,
