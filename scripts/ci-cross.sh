@@ -6,7 +6,8 @@
 #   windows      cargo clippy (a full check) for x86_64- and aarch64-pc-windows-msvc;
 #                the Rust tests and the addon built for x86_64-pc-windows-gnu;
 #                every Rust test executable, and the Node scenario
-#                (test/cross/) with node.exe 20 and 22, under Wine
+#                (test/cross/) with node.exe 20 and 22, under Wine; the
+#                Windows tracer under Wine (test/cross/trace-windows.mjs)
 #   macos        cargo clippy for aarch64- and x86_64-apple-darwin
 #   linux-arm64  the Rust tests and the Node scenario under qemu-aarch64-static
 #   musl         the Rust tests natively; the addon linked the release way
@@ -236,7 +237,42 @@ windows() {
       { cat "$stage/stderr.txt" >&2 || true; }
     scenario_result "windows node $version" "$stage/result.json"
   done
+  windows_tracer "$target_dir" "$node"
   wineserver -k || true
+}
+
+# The Windows tracer (src-rs/tracer-windows) under Wine: the probe oracle, a
+# node.exe tree and a cached esbuild build through the Rust example runner
+# (test/cross/trace-windows.mjs), with the files named as a platform package
+# ships them.
+windows_tracer() {
+  local target_dir=$1 node=$2 triple=win32-x64-gnu
+  step "Windows tracer under Wine"
+  CARGO_TARGET_DIR=$target_dir quietly cargo build --release -p runner_aware_tracer_windows \
+    --target x86_64-pc-windows-gnu
+  CARGO_TARGET_DIR=$target_dir quietly cargo build -p runner_aware --example rust-runner \
+    --target x86_64-pc-windows-gnu
+  local tracer=$cross/tracer-windows
+  mkdir -p "$tracer"
+  cp "$target_dir/x86_64-pc-windows-gnu/release/runner-aware-trace-windows.exe" \
+    "$tracer/runner-aware-trace.$triple.exe"
+  cp "$target_dir/x86_64-pc-windows-gnu/release/runner_aware_trace_windows.dll" \
+    "$tracer/runner-aware-preload.$triple.dll"
+  x86_64-w64-mingw32-gcc -municode -O2 -Wall -Wextra -Werror -o "$tracer/windows-probe.exe" \
+    test/cross/windows-probe.c
+  # esbuild's Windows binary, at the version the project's own esbuild is.
+  local esbuild_version esbuild=$cross/esbuild-win/esbuild.exe
+  esbuild_version=$(node -p 'require("esbuild/package.json").version')
+  if [ ! -f "$esbuild" ] || [ "$(cat "$cross/esbuild-win/version" 2>/dev/null)" != "$esbuild_version" ]; then
+    mkdir -p "$cross/esbuild-win"
+    tar xzf "$(npm_fetch "@esbuild/win32-x64@$esbuild_version" "esbuild-win32-x64-$esbuild_version.tgz")" \
+      -C "$cross/esbuild-win" --strip-components=1 package/esbuild.exe
+    echo "$esbuild_version" >"$cross/esbuild-win/version"
+  fi
+  node test/cross/trace-windows.mjs --tracer-dir "$tracer" --triple "$triple" \
+    --probe "$tracer/windows-probe.exe" --node "$node" \
+    --runner "$target_dir/x86_64-pc-windows-gnu/debug/examples/rust-runner.exe" \
+    --esbuild "$esbuild" --scratch "$cross/trace-windows"
 }
 
 macos() {
@@ -295,9 +331,13 @@ linux_arm64() {
   step "addon, aarch64-unknown-linux-gnu"
   CARGO_TARGET_DIR=$target_dir napi_build --release --target aarch64-unknown-linux-gnu --output-dir "$cross/addon-linux-arm64"
 
-  step "file-access tracer, aarch64-linux-gnu (Debian's cross gcc), the preload library under qemu"
+  step "file-access tracer, aarch64-linux-gnu (Debian's cross gcc; the supervisor's tests under qemu), the preload library under qemu"
+  # The supervisor's own tests: its filter run through a BPF interpreter for
+  # arm64's system call numbers, and trace.h against the Rust format.
+  CARGO_TARGET_DIR=$target_dir cargo test --release -p runner-aware-trace --target aarch64-unknown-linux-gnu --quiet
   local tracer=$cross/tracer-linux-arm64
   mkdir -p "$tracer"
+  # The supervisor: cargo, with the cross gcc as its linker (glibc, crt-static).
   node scripts/build-tracer.mjs --triple linux-arm64-gnu --cc aarch64-linux-gnu-gcc --out-dir "$tracer"
   aarch64-linux-gnu-gcc -O2 -o "$tracer/trace-smoke" test/cross/trace-smoke.c
   # qemu-user has no seccomp user notification, and its children cannot exec
@@ -338,7 +378,7 @@ musl() {
   step "Rust tests, x86_64-unknown-linux-musl, natively"
   # zstd's C sources are compiled against musl by Debian's musl-gcc.
   CARGO_TARGET_DIR=$target_dir CC_x86_64_unknown_linux_musl=musl-gcc \
-    cargo test -p runner_aware --target x86_64-unknown-linux-musl --quiet
+    cargo test -p runner_aware -p runner-aware-trace --target x86_64-unknown-linux-musl --quiet
 
   local target triple
   for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
@@ -362,7 +402,9 @@ musl() {
 
   # The tracer as a release builds it: the preload library against musl, and
   # for glibc against 2.17 (so it loads into programs on old distributions);
-  # the static supervisor against musl for every Linux target.
+  # the static supervisor against musl for every Linux target (cargo, for
+  # the rustup musl target, with zig cc as its linker and musl's start files
+  # and libc from zig).
   local tracer=$cross/tracer-release
   mkdir -p "$tracer"
   for target in x86_64-linux-musl aarch64-linux-musl x86_64-linux-gnu.2.17 aarch64-linux-gnu.2.17; do
