@@ -43,7 +43,7 @@ if (runnerOnly.length > 0) {
 }
 if (process.platform === 'linux') {
   const preloadSources = readdirSync(join(root, 'src-rs', 'tracer', 'preload')).filter((name) => name.endsWith('.c')).map((name) => `preload/${name}`);
-  for (const file of [...preloadSources, 'supervisor.c']) {
+  for (const file of preloadSources) {
     step(`cc -Werror src-rs/tracer/${file}`, process.env.CC || 'cc', ['-fsyntax-only', '-Wall', '-Wextra', '-Werror', join(root, 'src-rs', 'tracer', file)]);
   }
 }

@@ -9,7 +9,8 @@
 #                (test/cross/) with node.exe 20 and 22, under Wine; the
 #                Windows tracer under Wine (test/cross/trace-windows.mjs)
 #   macos        cargo clippy for aarch64- and x86_64-apple-darwin
-#   linux-arm64  the Rust tests and the Node scenario under qemu-aarch64-static
+#   linux-arm64  the Rust tests and the Node scenario under qemu-aarch64-static;
+#                the tracer built with the cross gcc, the supervisor's tests
 #   musl         the Rust tests natively; the addon linked the release way
 #                (cargo-zigbuild, zig from PyPI) for x86_64 and aarch64
 #
