@@ -41,6 +41,14 @@ if (runnerOnly.length > 0) {
   process.stderr.write(`check failed: the client-only core depends on ${[...new Set(runnerOnly)].join(', ')}\n`);
   process.exit(1);
 }
+// The tracer's supervisor is a small static program: it takes the core's
+// record format (runner_aware::trace_format) and none of its features.
+const supervisorTree = output('the tracer\'s supervisor has none of the client\'s or the runner\'s dependencies', 'cargo', ['tree', '-p', 'runner-aware-trace', '-e', 'normal', '--prefix', 'none', '--target', 'all']);
+const supervisorExtra = supervisorTree.split('\n').filter((line) => /^(tokio|globset|tempfile|zstd|tar|sha2|hmac|base64|socket2|getrandom|rustc-hash) /.test(line));
+if (supervisorExtra.length > 0) {
+  process.stderr.write(`check failed: the tracer's supervisor depends on ${[...new Set(supervisorExtra)].join(', ')}\n`);
+  process.exit(1);
+}
 if (process.platform === 'linux') {
   const preloadSources = readdirSync(join(root, 'src-rs', 'tracer', 'preload')).filter((name) => name.endsWith('.c')).map((name) => `preload/${name}`);
   for (const file of preloadSources) {
