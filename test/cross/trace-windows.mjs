@@ -151,7 +151,19 @@ function incompleteProblems({ run, records }, why) {
   return problems;
 }
 
+{
+  const dir = scratch('probe');
+  const lower = `z${win(dir).slice(1)}\\in.txt`;
+  const result = traced(dir, [win(opts.probe), 'read', lower]);
+  check('a lower-case drive letter is recorded upper case', traceProblems(result, [['r', `${win(dir)}\\in.txt`]]));
+}
+
 console.log('Where the trace may miss, it says so');
+{
+  const dir = scratch('probe');
+  const result = traced(dir, [win(opts.probe), 'open-by-id', `${win(dir)}\\in.txt`, win(dir)]);
+  check('a file opened by its ID (OpenFileById)', incompleteProblems(result, /opened by its file ID/));
+}
 {
   const dir = scratch('probe');
   const result = traced(dir, [win(opts.probe), 'read', `${win(dir)}\\in.txt`], { env: { RUNNER_AWARE_TRACE_PRELOAD: `${win(dir)}\\in.txt` } });
@@ -171,11 +183,20 @@ if (opts.node) {
   ]) {
     const dir = scratch('node');
     writeFileSync(join(dir, 'child-input.txt'), 'only the child reads this\n');
-    const child = `require('fs').readFileSync(${JSON.stringify(`${win(dir)}\\child-input.txt`)})`;
-    const parent = `const r = require('child_process').spawnSync(process.execPath, ['-e', ${JSON.stringify(child)}], { env: ${childEnv}, stdio: 'ignore' }); process.exit(r.status ?? 1)`;
+    const at = (name) => `${win(dir)}\\${name}`;
+    // The child reads and writes; the parent lists, stats and looks in vain, through libuv.
+    const child = `const fs = require('fs'); fs.writeFileSync(${JSON.stringify(at('child-output.txt'))}, fs.readFileSync(${JSON.stringify(at('child-input.txt'))}))`;
+    const parent = [
+      "const fs = require('fs');",
+      `fs.readdirSync(${JSON.stringify(at('dir'))}); fs.statSync(${JSON.stringify(at('in.txt'))}); fs.existsSync(${JSON.stringify(at('absent.txt'))});`,
+      `const r = require('child_process').spawnSync(process.execPath, ['-e', ${JSON.stringify(child)}], { env: ${childEnv}, stdio: 'ignore' });`,
+      'process.exit(r.status ?? 1)',
+    ].join(' ');
     const result = traced(dir, [win(opts.node), '-e', parent]);
-    check(`node.exe spawning node.exe ${name}`, traceProblems(result, [['x', win(opts.node)], ['r', `${win(dir)}\\child-input.txt`]]),
-      `${result.records.length} records`);
+    check(`node.exe spawning node.exe ${name}`, traceProblems(result, [
+      ['x', win(opts.node)], ['l', at('dir')], ['f', at('in.txt')], ['m', at('absent.txt')],
+      ['r', at('child-input.txt')], ['w', at('child-output.txt')],
+    ]), `${result.records.length} records`);
   }
   {
     const dir = scratch('node');

@@ -95,6 +95,26 @@ int wmain(int argc, wchar_t **argv) {
     CloseHandle(h);
     return ok ? 0 : fail("SetFileInformationByHandle(FileDispositionInfo)");
   }
+  if (!wcscmp(op, L"open-by-id")) {
+    /* The file's ID, then OpenFileById on a handle of its directory: no path. */
+    HANDLE file = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    HANDLE dir = CreateFileW(other, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+                             FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    BY_HANDLE_FILE_INFORMATION info;
+    if (file == INVALID_HANDLE_VALUE || dir == INVALID_HANDLE_VALUE || !GetFileInformationByHandle(file, &info))
+      return fail("CreateFileW or GetFileInformationByHandle");
+    FILE_ID_DESCRIPTOR id;
+    ZeroMemory(&id, sizeof id);
+    id.dwSize = sizeof id;
+    id.Type = FileIdType;
+    id.FileId.QuadPart = ((LONGLONG)info.nFileIndexHigh << 32) | info.nFileIndexLow;
+    /* Whether it succeeds (Wine may not support it) the trace must say it cannot name it. */
+    HANDLE by_id = OpenFileById(dir, &id, GENERIC_READ, FILE_SHARE_READ, NULL, 0);
+    if (by_id != INVALID_HANDLE_VALUE) CloseHandle(by_id);
+    CloseHandle(dir);
+    CloseHandle(file);
+    return 0;
+  }
   if (!wcscmp(op, L"relative-read")) {
     /* A name relative to the current directory: the trace has it absolute. */
     if (!SetCurrentDirectoryW(path)) return fail("SetCurrentDirectoryW");

@@ -103,6 +103,17 @@ const FILE_OPEN: u32 = 1;
 const FILE_DIRECTORY_FILE: u32 = 0x1;
 const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
+const FILE_OPEN_BY_FILE_ID: u32 = 0x2000;
+
+/// The file an open names: by its ID (`OpenFileById`) it names no path.
+unsafe fn opened_name(attributes: *const ObjectAttributes, options: u32) -> Name {
+    if options & FILE_OPEN_BY_FILE_ID != 0 {
+        return Name::Unnamed(
+            "a file was opened by its file ID (OpenFileById), which names no path".to_owned(),
+        );
+    }
+    nt::object_path(attributes)
+}
 
 /// What an open does to its file before it returns, if anything: a
 /// disposition other than "open" may create or truncate.
@@ -199,7 +210,7 @@ pub unsafe extern "system" fn nt_create_file(
     ea: *const c_void,
     ea_length: u32,
 ) -> Status {
-    let name = nt::object_path(attributes);
+    let name = opened_name(attributes, options);
     let effect = open_effect(access, disposition, options);
     if let Some(kind) = effect {
         note(kind, &name);
@@ -231,7 +242,7 @@ pub unsafe extern "system" fn nt_open_file(
     share: u32,
     options: u32,
 ) -> Status {
-    let name = nt::object_path(attributes);
+    let name = opened_name(attributes, options);
     let effect = open_effect(access, FILE_OPEN, options);
     if let Some(kind) = effect {
         note(kind, &name);

@@ -1,8 +1,9 @@
 //! ntdll's types the hooks read, and how the names they carry become the
 //! Windows paths a trace records: `\??\C:\dir\file` is `C:\dir\file`,
 //! `\??\UNC\server\share\file` is `\\server\share\file`, a name relative to a
-//! directory handle is joined to that directory's path. Pipes, consoles and
-//! other devices are no files, and are not recorded.
+//! directory handle is joined to that directory's path; a drive letter is
+//! upper case. Pipes, consoles and other devices are no files, and are not
+//! recorded.
 
 use core::ffi::c_void;
 use std::slice;
@@ -165,7 +166,9 @@ fn dos_device_path(rest: &[u16]) -> Name {
         && rest[1] == u16::from(b':')
         && char::from_u32(u32::from(rest[0])).is_some_and(|c| c.is_ascii_alphabetic());
     if drive && (rest.len() == 2 || rest[2] == BACKSLASH) {
+        // `c:\x` and `C:\x` are one file: the drive letter is recorded upper case.
         let mut path = rest.to_vec();
+        path[0] = to_upper(path[0]);
         if path.len() == 2 {
             path.push(BACKSLASH);
         }
