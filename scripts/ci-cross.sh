@@ -249,6 +249,9 @@ windows() {
 windows_tracer() {
   local target_dir=$1 node=$2 triple=win32-x64-gnu
   step "Windows tracer under Wine"
+  # Its own tests (path naming, what an open records), then the real thing.
+  CARGO_TARGET_DIR=$target_dir CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
+    cargo test -p runner_aware_tracer_windows --target x86_64-pc-windows-gnu --quiet
   CARGO_TARGET_DIR=$target_dir quietly cargo build --release -p runner_aware_tracer_windows \
     --target x86_64-pc-windows-gnu
   CARGO_TARGET_DIR=$target_dir quietly cargo build -p runner_aware --example rust-runner \

@@ -444,3 +444,66 @@ pub unsafe extern "system" fn nt_delete_file(attributes: *const ObjectAttributes
     note(record::DELETED, &nt::object_path(attributes));
     original!(NT_DELETE_FILE, NtDeleteFile)(attributes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE_SUPERSEDE: u32 = 0;
+    const FILE_CREATE: u32 = 2;
+    const FILE_OPEN_IF: u32 = 3;
+    const FILE_OVERWRITE: u32 = 4;
+    const FILE_OVERWRITE_IF: u32 = 5;
+    const FILE_READ_ATTRIBUTES: u32 = 0x80;
+    const SYNCHRONIZE: u32 = 0x0010_0000;
+    const DELETE: u32 = 0x0001_0000;
+
+    #[test]
+    fn an_open_is_an_effect_when_it_may_write_create_truncate_or_delete() {
+        let read = GENERIC_READ | SYNCHRONIZE;
+        assert_eq!(open_effect(read, FILE_OPEN, 0), None);
+        assert_eq!(open_effect(FILE_READ_ATTRIBUTES, FILE_OPEN, 0), None);
+        assert_eq!(open_effect(DELETE | SYNCHRONIZE, FILE_OPEN, 0), None);
+        for disposition in [
+            FILE_SUPERSEDE,
+            FILE_CREATE,
+            FILE_OPEN_IF,
+            FILE_OVERWRITE,
+            FILE_OVERWRITE_IF,
+        ] {
+            assert_eq!(
+                open_effect(read, disposition, 0),
+                Some(record::WRITTEN),
+                "{disposition}"
+            );
+        }
+        for access in [
+            FILE_WRITE_DATA,
+            FILE_APPEND_DATA,
+            GENERIC_WRITE,
+            GENERIC_ALL,
+            MAXIMUM_ALLOWED,
+        ] {
+            assert_eq!(
+                open_effect(access, FILE_OPEN, 0),
+                Some(record::WRITTEN),
+                "{access:#x}"
+            );
+        }
+        assert_eq!(
+            open_effect(DELETE, FILE_OPEN, FILE_DELETE_ON_CLOSE),
+            Some(record::DELETED)
+        );
+    }
+
+    #[test]
+    fn a_failed_look_up_is_missing_only_when_the_name_is_not_there() {
+        assert_eq!(looked_up(0), record::FOUND);
+        assert_eq!(looked_up(0xC000_0034_u32 as i32), record::MISSING);
+        assert_eq!(looked_up(0xC000_003A_u32 as i32), record::MISSING);
+        assert_eq!(looked_up(0xC000_0103_u32 as i32), record::MISSING);
+        // Access denied, a sharing violation: the file is there.
+        assert_eq!(looked_up(0xC000_0022_u32 as i32), record::FOUND);
+        assert_eq!(looked_up(0xC000_0043_u32 as i32), record::FOUND);
+    }
+}

@@ -206,3 +206,82 @@ pub fn handle_path(handle: HANDLE) -> Option<Vec<u16>> {
         Name::NotAFile | Name::Unnamed(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_of(name: &str) -> Option<String> {
+        match dos_path(&units(name)) {
+            Name::Path(path) => Some(String::from_utf16(&path).unwrap()),
+            Name::NotAFile => None,
+            Name::Unnamed(why) => Some(format!("unnamed: {why}")),
+        }
+    }
+
+    #[test]
+    fn nt_names_become_win32_paths() {
+        assert_eq!(
+            path_of("\\??\\C:\\proj\\a.js").as_deref(),
+            Some("C:\\proj\\a.js")
+        );
+        assert_eq!(
+            path_of("\\??\\c:\\proj\\dist\\").as_deref(),
+            Some("C:\\proj\\dist")
+        );
+        assert_eq!(path_of("\\??\\D:").as_deref(), Some("D:\\"));
+        assert_eq!(path_of("\\??\\D:\\").as_deref(), Some("D:\\"));
+        assert_eq!(path_of("\\DosDevices\\C:\\x").as_deref(), Some("C:\\x"));
+        assert_eq!(path_of("\\GLOBAL??\\C:\\x").as_deref(), Some("C:\\x"));
+        assert_eq!(path_of("\\\\?\\C:\\x").as_deref(), Some("C:\\x"));
+        assert_eq!(
+            path_of("\\??\\UNC\\server\\share\\f.txt").as_deref(),
+            Some("\\\\server\\share\\f.txt")
+        );
+        assert_eq!(
+            path_of("\\\\?\\UNC\\server\\share").as_deref(),
+            Some("\\\\server\\share")
+        );
+    }
+
+    #[test]
+    fn devices_pipes_and_consoles_are_no_files() {
+        for name in [
+            "\\??\\pipe\\node-ipc",
+            "\\??\\CONIN$",
+            "\\??\\nul",
+            "\\??\\Volume{0a1b}\\x",
+            "\\Device\\Afd\\Endpoint",
+            "\\Device\\NamedPipe\\x",
+            "\\Device\\ConDrv\\Output",
+            "relative\\name",
+        ] {
+            assert_eq!(path_of(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_disk_named_by_its_device_is_unnamed() {
+        let path = path_of("\\Device\\HarddiskVolume3\\proj\\a.js").unwrap();
+        assert!(path.starts_with("unnamed: "), "{path}");
+    }
+
+    #[test]
+    fn a_plain_new_name_is_in_its_source_s_directory() {
+        let source = units("C:\\proj\\old.txt");
+        let Name::Path(path) =
+            relative_path(std::ptr::null_mut(), &units("new.txt"), Some(&source))
+        else {
+            panic!("not a path");
+        };
+        assert_eq!(String::from_utf16(&path).unwrap(), "C:\\proj\\new.txt");
+        let Name::Path(path) = relative_path(
+            std::ptr::null_mut(),
+            &units("\\??\\D:\\elsewhere.txt"),
+            Some(&source),
+        ) else {
+            panic!("not a path");
+        };
+        assert_eq!(String::from_utf16(&path).unwrap(), "D:\\elsewhere.txt");
+    }
+}
