@@ -8,6 +8,10 @@
  * record is in the kernel the moment the write returns: a process killed with
  * SIGKILL loses no record it wrote. A record is one kind byte, then the
  * absolute path (or, for TRACE_INCOMPLETE, a sentence), then a NUL byte.
+ *
+ * The supervisor (src-rs/tracer-supervisor) and the trace's reader are Rust
+ * and take these from runner_aware::trace_format; a test of the supervisor's
+ * crate checks every TRACE_ define here against it.
  */
 #ifndef RUNNER_AWARE_TRACE_H
 #define RUNNER_AWARE_TRACE_H
@@ -64,8 +68,9 @@
  * The name a RESOLVE_IN_ROOT path has relative to its root directory, in
  * `out`: a leading `/` is the root and `..` never climbs above it, so
  * "/../a/./b" is "a/b" and "/" is ".". Returns its length, or 0 when it does
- * not fit. Both the preload library and the supervisor record an openat2 of
- * that kind as this name relative to its descriptor.
+ * not fit. Both the preload library and the supervisor (its paths.rs, by
+ * the same rule) record an openat2 of that kind as this name relative to its
+ * descriptor.
  */
 static inline unsigned long trace_in_root(const char *path, char *out, unsigned long cap) {
   unsigned long n = 0;
