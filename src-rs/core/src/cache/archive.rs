@@ -610,9 +610,8 @@ pub fn read_archive<R: Read>(
                 };
                 match placer.as_deref_mut() {
                     Some(placer) => {
-                        let (mut file, temp) = placer.file(path)?;
+                        let mut file = placer.file(path, *mode)?;
                         io::copy(&mut reader, &mut file).map_err(malformed)?;
-                        placer.set_mode(&temp, *mode)?;
                     }
                     None => {
                         io::copy(&mut reader, &mut io::sink()).map_err(malformed)?;
