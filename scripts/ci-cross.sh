@@ -336,9 +336,11 @@ linux_arm64() {
   CARGO_TARGET_DIR=$target_dir napi_build --release --target aarch64-unknown-linux-gnu --output-dir "$cross/addon-linux-arm64"
 
   step "file-access tracer, aarch64-linux-gnu (Debian's cross gcc; the supervisor's tests under qemu), the preload library under qemu"
-  # The supervisor's own tests: its filter run through a BPF interpreter for
-  # arm64's system call numbers, and trace.h against the Rust format.
-  CARGO_TARGET_DIR=$target_dir cargo test --release -p runner-aware-trace --target aarch64-unknown-linux-gnu --quiet
+  # The supervisor's unit tests (its filter run through a BPF interpreter for
+  # arm64's system call numbers) and trace.h against the Rust format; not
+  # tests/supervise.rs, which starts the supervisor (no binfmt here).
+  CARGO_TARGET_DIR=$target_dir cargo test --release -p runner-aware-trace --target aarch64-unknown-linux-gnu \
+    --quiet --bins --test trace_header
   local tracer=$cross/tracer-linux-arm64
   mkdir -p "$tracer"
   # The supervisor: cargo, with the cross gcc as its linker (glibc, crt-static).
