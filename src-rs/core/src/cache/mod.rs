@@ -620,7 +620,7 @@ impl Store {
     }
 
     fn placed_path(&self, task: &str) -> PathBuf {
-        self.task_dir(task).join("placed.json")
+        self.task_dir(task).join(".placed.json")
     }
 
     /// What `task`'s last restore or store left in the checkout: each file's
