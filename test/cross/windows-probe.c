@@ -58,10 +58,12 @@ int wmain(int argc, wchar_t **argv) {
     return GetFileAttributesExW(path, GetFileExInfoStandard, &data) ? 0 : fail("GetFileAttributesExW");
   }
   if (!wcscmp(op, L"list")) {
-    wchar_t pattern[MAX_PATH + 4];
-    swprintf(pattern, MAX_PATH + 4, L"%ls\\*", path);
+    size_t size = wcslen(path) + 3;
+    wchar_t *pattern = HeapAlloc(GetProcessHeap(), 0, size * sizeof *pattern);
+    swprintf(pattern, size, L"%ls\\*", path);
     WIN32_FIND_DATAW data;
     HANDLE h = FindFirstFileW(pattern, &data);
+    HeapFree(GetProcessHeap(), 0, pattern);
     if (h == INVALID_HANDLE_VALUE) return fail("FindFirstFileW");
     int n = 0;
     do n++;

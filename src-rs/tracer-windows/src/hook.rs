@@ -15,7 +15,6 @@
 //! trace is incomplete.
 
 use core::ffi::c_void;
-use std::fmt;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,26 +53,17 @@ const SLOT: usize = 32;
 const PAGE: usize = 4096;
 
 /// Why a call could not be hooked.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum HookError {
     /// ntdll has no such export.
+    #[error("ntdll does not export it")]
     Missing,
     /// The export does not begin as a system-call stub does.
+    #[error("it does not begin as a system-call stub ({0:02x?})")]
     NotAStub([u8; 16]),
     /// Memory for trampolines could not be had, or the stub made writable.
+    #[error("{0}")]
     Memory(std::io::Error),
-}
-
-impl fmt::Display for HookError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing => f.write_str("ntdll does not export it"),
-            Self::NotAStub(bytes) => {
-                write!(f, "it does not begin as a system-call stub ({bytes:02x?})")
-            }
-            Self::Memory(err) => write!(f, "{err}"),
-        }
-    }
 }
 
 /// Executable memory holding the trampolines.

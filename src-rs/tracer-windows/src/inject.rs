@@ -2,7 +2,6 @@
 //! code runs: a thread of ours in it calls `LoadLibraryW` on the DLL's path,
 //! whose `DllMain` installs the hooks, and only then is the process resumed.
 
-use std::fmt;
 use std::io;
 use std::ptr;
 
@@ -22,36 +21,24 @@ use crate::handoff::{Handoff, State};
 const LOAD_TIMEOUT_MS: u32 = 60_000;
 
 /// Why a process could not be traced.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum InjectError {
     /// A 32-bit program: the DLL is x64.
+    #[error("it is not an x64 program")]
     NotX64,
     /// A Windows call failed.
+    #[error("{0} failed: {1}")]
     Os(&'static str, io::Error),
     /// The DLL did not start within the time allowed.
+    #[error("the tracer did not start in it within {LOAD_TIMEOUT_MS} ms")]
     Timeout,
     /// `LoadLibraryW` returned without running the DLL.
+    #[error("the tracing DLL did not load in it")]
     NotLoaded,
     /// The DLL ran and could not open the trace file.
+    #[error("the tracing DLL could not open the trace file in it")]
     NoTraceFile,
 }
-
-impl fmt::Display for InjectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotX64 => f.write_str("it is not an x64 program"),
-            Self::Os(call, err) => write!(f, "{call} failed: {err}"),
-            Self::Timeout => write!(
-                f,
-                "the tracer did not start in it within {LOAD_TIMEOUT_MS} ms"
-            ),
-            Self::NotLoaded => f.write_str("the tracing DLL did not load in it"),
-            Self::NoTraceFile => f.write_str("the tracing DLL could not open the trace file in it"),
-        }
-    }
-}
-
-impl std::error::Error for InjectError {}
 
 fn os(call: &'static str) -> InjectError {
     InjectError::Os(call, io::Error::last_os_error())

@@ -193,14 +193,25 @@ fn trimmed(mut path: Vec<u16>) -> Vec<u16> {
 /// The Windows path of an open file or directory: its final name (links
 /// resolved, as the file system spells it), or `None` if it has none.
 pub fn handle_path(handle: HANDLE) -> Option<Vec<u16>> {
-    let mut buffer = vec![0u16; 32_768];
-    // SAFETY: the buffer's length is passed; VOLUME_NAME_DOS (0) gives `\\?\C:\…`.
-    let len =
-        unsafe { GetFinalPathNameByHandleW(handle, buffer.as_mut_ptr(), buffer.len() as u32, 0) };
-    if len == 0 || len as usize >= buffer.len() {
-        return None;
+    let mut buffer = vec![0u16; 512];
+    loop {
+        // SAFETY: the buffer's length is passed; VOLUME_NAME_DOS (0) gives
+        // `\\?\C:\…`, or the length needed when it does not fit.
+        let len = unsafe {
+            GetFinalPathNameByHandleW(handle, buffer.as_mut_ptr(), buffer.len() as u32, 0)
+        } as usize;
+        if len == 0 {
+            return None;
+        }
+        if len < buffer.len() {
+            buffer.truncate(len);
+            break;
+        }
+        if buffer.len() >= 32_768 {
+            return None;
+        }
+        buffer.resize(len.clamp(buffer.len() + 1, 32_768), 0);
     }
-    buffer.truncate(len as usize);
     match dos_path(&buffer) {
         Name::Path(path) => Some(path),
         Name::NotAFile | Name::Unnamed(_) => None,
