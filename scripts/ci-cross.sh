@@ -242,10 +242,10 @@ windows() {
   wineserver -k || true
 }
 
-# The Windows tracer (src-rs/tracer-windows) under Wine: the probe oracle, a
-# node.exe tree and a cached esbuild build through the Rust example runner
-# (test/cross/trace-windows.mjs), with the files named as a platform package
-# ships them.
+# The Windows tracer (src-rs/tracer-windows) under Wine: the probe oracle,
+# node.exe trees, and cached esbuild and tsc builds through the Rust example
+# runner (test/cross/trace-windows.mjs), with the files named as a platform
+# package ships them.
 windows_tracer() {
   local target_dir=$1 node=$2 triple=win32-x64-gnu
   step "Windows tracer under Wine"

@@ -3,21 +3,24 @@
 // so the oracle is each probe's own known list: every case runs one Win32
 // operation of test/cross/windows-probe.c under the launcher and names the
 // records the trace must hold for the paths it used; the trace must be
-// complete (begin and end records, no incomplete record). Then a Node tool
+// complete (begin and end records, no incomplete record); where the tracer
+// cannot see (an open by file ID, a DLL that does not load, a child leaving
+// the job or outliving the command) it must say so. Then a Node tool
 // tree (node.exe spawning node.exe, with its env and with an env of its own)
-// whose child's read must be recorded, and, through the Rust example runner
-// built for Windows, a cached esbuild build: miss, hit, restore, and a miss
-// for each kind of mutation.
+// whose accesses must be recorded, and, through the Rust example runner
+// built for Windows, cached builds by esbuild.exe and by tsc under node.exe:
+// miss, hit, restore, and a miss for each kind of mutation.
 //
-//   node test/cross/trace-windows.mjs --tracer-dir DIR --triple T --probe EXE --node EXE
-//                                     [--runner EXE --esbuild EXE] --scratch DIR
+//   node test/cross/trace-windows.mjs --tracer-dir DIR --triple T --probe EXE [--node EXE]
+//                                     [--runner EXE [--esbuild EXE]] --scratch DIR
 //
 // Runs programs with `wine` in the caller's WINEPREFIX. Prints one line per
 // case and `N passed, N failed`; exits 1 if any failed.
 
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values: opts } = parseArgs({
@@ -223,50 +226,90 @@ if (opts.node) {
   }
 }
 
-if (opts.runner && opts.esbuild) {
-  console.log('A cached build: esbuild.exe under the Rust example runner, traced');
-  const dir = join(opts.scratch, 'build');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'src'), { recursive: true });
-  mkdirSync(join(dir, 'notes'));
-  writeFileSync(join(dir, 'src', 'index.js'), "import { greet } from './lib.js';\nconsole.log(greet('Wine'));\n");
-  const lib = "export function greet(name) { return 'hello ' + name; }\n";
-  writeFileSync(join(dir, 'src', 'lib.js'), lib);
-  const out = join(dir, 'dist', 'out.js');
-  const build = () =>
-    wine([win(opts.runner), '--cache-dir', win(join(opts.scratch, 'build-cache')), '--trace', '--',
-      win(opts.esbuild), 'src/index.js', '--bundle', '--outfile=dist/out.js', '--log-level=warning'], {
+/**
+ * A project in `name` with `files`, built by `command` (Windows argv) under the
+ * Rust example runner with a cache and the trace; returns `step(title,
+ * expected, after)`, which builds once and checks what the runner said.
+ */
+function cachedBuild(name, files, command) {
+  const dir = join(opts.scratch, name);
+  const cache = join(opts.scratch, `${name}-cache`);
+  for (const path of [dir, cache]) rmSync(path, { recursive: true, force: true });
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(join(dir, file, '..'), { recursive: true });
+    if (text !== null) writeFileSync(join(dir, file), text);
+  }
+  const step = (title, expect, after = () => []) => {
+    const run = wine([win(opts.runner), '--cache-dir', win(cache), '--trace', '--', ...command], {
       cwd: dir,
       env: { RUNNER_AWARE_TRACER_DIR: win(opts['tracer-dir']) },
     });
-  rmSync(join(opts.scratch, 'build-cache'), { recursive: true, force: true });
-  const step = (name, expect, after = () => []) => {
-    const run = build();
     const said = run.stderr.split('\n').filter((line) => line.startsWith('cache ')).join(' | ');
     const problems = [];
     if (run.status !== 0) problems.push(`exit ${run.status}: ${run.stderr.trim().slice(0, 400)}`);
     if (!expect.test(said)) problems.push(`expected ${expect}, the runner said: ${said || run.stderr.trim().slice(0, 400)}`);
     problems.push(...after());
-    check(name, problems, said);
-    return run;
+    check(title, problems, said);
   };
-  const outputHas = (text) => () => (existsSync(out) && readFileSync(out, 'utf8').includes(text) ? [] : [`dist/out.js lacks ${JSON.stringify(text)}`]);
-  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, outputHas('hello '));
-  const first = readFileSync(out, 'utf8');
+  const read = (file) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8') : null);
+  const has = (file, text) => () => (read(file)?.includes(text) ? [] : [`${file} lacks ${JSON.stringify(text)}`]);
+  const is = (file, text) => () => (read(file) === text ? [] : [`${file} is not as the first build left it`]);
+  return { dir, step, read, has, is };
+}
+
+if (opts.runner && opts.esbuild) {
+  console.log('A cached build: esbuild.exe under the Rust example runner, traced');
+  const lib = "export function greet(name) { return 'hello ' + name; }\n";
+  const { dir, step, read, has, is } = cachedBuild('build', {
+    'src/index.js': "import { greet } from './lib.js';\nconsole.log(greet('Wine'));\n",
+    'src/lib.js': lib,
+    'notes/.keep': '',
+  }, [win(opts.esbuild), 'src/index.js', '--bundle', '--outfile=dist/out.js', '--log-level=warning']);
+  const out = 'dist/out.js';
+  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, has(out, 'hello '));
+  const first = read(out);
   step('same sources: a hit', /cache hit/);
   rmSync(join(dir, 'dist'), { recursive: true });
-  step('output deleted: a hit that restores it', /cache hit/, () => (existsSync(out) && readFileSync(out, 'utf8') === first ? [] : ['dist/out.js not restored as built']));
+  step('output deleted: a hit that restores it', /cache hit/, is(out, first));
   writeFileSync(join(dir, 'notes', 'todo.txt'), 'unrelated\n');
   step('a file added where the build never looked: a hit', /cache hit/);
   writeFileSync(join(dir, 'src', 'lib.js'), lib.replace('hello ', 'goodbye '));
-  step('a source changed: a miss that builds it', /cache miss.*cache stored/, outputHas('goodbye '));
+  step('a source changed: a miss that builds it', /cache miss.*cache stored/, has(out, 'goodbye '));
   writeFileSync(join(dir, 'src', 'lib.js'), lib);
-  step('the source changed back: a hit on the first entry', /cache hit/, () => (readFileSync(out, 'utf8') === first ? [] : ['dist/out.js is not the first build\'s']));
+  step('the source changed back: a hit on the first entry', /cache hit/, is(out, first));
   writeFileSync(join(dir, 'src', 'extra.js'), 'export {};\n');
   step('a name added to a directory the build listed: a miss', /cache miss: input src changed/);
   rmSync(join(dir, 'src', 'extra.js'));
   appendFileSync(join(dir, 'src', 'index.js'), "console.log('more');\n");
-  step('the entry point changed: a miss that builds it', /cache miss.*cache stored/, outputHas('more'));
+  step('the entry point changed: a miss that builds it', /cache miss.*cache stored/, has(out, 'more'));
+}
+
+if (opts.runner && opts.node) {
+  console.log('A cached build: tsc under node.exe under the Rust example runner, traced');
+  const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+  const lib = 'export const greet = (name: string): string => `hello ${name}`;\n';
+  const { dir, step, read, has, is } = cachedBuild('tsc', {
+    'tsconfig.json': JSON.stringify({ compilerOptions: { outDir: 'dist', target: 'es2020', module: 'commonjs', strict: true }, include: ['src'] }),
+    'src/index.ts': "import { greet } from './lib';\nconsole.log(greet('Wine'));\n",
+    'src/lib.ts': lib,
+  }, [win(opts.node), win(tsc), '-p', '.']);
+  const out = 'dist/lib.js';
+  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, has(out, 'hello '));
+  const first = read(out);
+  step('same sources: a hit', /cache hit/);
+  rmSync(join(dir, 'dist'), { recursive: true });
+  step('output deleted: a hit that restores it', /cache hit/, is(out, first));
+  writeFileSync(join(dir, 'src', 'lib.ts'), lib.replace('hello ', 'goodbye '));
+  step('a source changed: a miss that builds it', /cache miss: input src\/lib\.ts changed.*cache stored/, has(out, 'goodbye '));
+  writeFileSync(join(dir, 'src', 'lib.ts'), lib);
+  step('the source changed back: a hit on the first entry', /cache hit/, is(out, first));
+  writeFileSync(join(dir, 'src', 'extra.ts'), 'export const extra = 1;\n');
+  step('a file added to src: a miss that builds it', /cache miss.*cache stored/, () => (read('dist/extra.js') ? [] : ['dist/extra.js was not built']));
+  rmSync(join(dir, 'src', 'extra.ts'));
+  const config = JSON.parse(read('tsconfig.json'));
+  config.compilerOptions.target = 'es5';
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config));
+  step('tsconfig.json changed: a miss that builds it', /cache miss: .*tsconfig\.json.*cache stored/, has(out, 'function'));
 }
 
 console.log(`windows tracer: ${passed} passed, ${failed.length} failed`);
