@@ -238,16 +238,17 @@ windows() {
       { cat "$stage/stderr.txt" >&2 || true; }
     scenario_result "windows node $version" "$stage/result.json"
   done
-  windows_tracer "$target_dir" "$node"
+  windows_tracer "$target_dir" "$node" "$addon"
   wineserver -k || true
 }
 
 # The Windows tracer (src-rs/tracer-windows) under Wine: the probe oracle,
 # node.exe trees, and cached esbuild and tsc builds through the Rust example
 # runner (test/cross/trace-windows.mjs), with the files named as a platform
-# package ships them.
+# package ships them; then a Node runner tracing through the npm package's
+# API with them beside the addon (test/cross/trace-runner.mjs).
 windows_tracer() {
-  local target_dir=$1 node=$2 triple=win32-x64-gnu
+  local target_dir=$1 node=$2 addon=$3 triple=win32-x64-gnu
   step "Windows tracer under Wine"
   # Its own tests (path naming, what an open records), then the real thing.
   CARGO_TARGET_DIR=$target_dir CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
@@ -277,6 +278,16 @@ windows_tracer() {
     --probe "$tracer/windows-probe.exe" --node "$node" \
     --runner "$target_dir/x86_64-pc-windows-gnu/debug/examples/rust-runner.exe" \
     --esbuild "$esbuild" --scratch "$cross/trace-windows"
+
+  step "Windows tracer under a Node runner, node.exe under Wine"
+  local stage=$cross/trace-runner-windows
+  stage_scenario "$stage" "$addon" win32-x64-msvc
+  cp test/cross/trace-runner.mjs "$stage/"
+  cp "$tracer/runner-aware-trace.$triple.exe" "$tracer/runner-aware-preload.$triple.dll" \
+    "$stage/node_modules/runner-aware/"
+  (cd "$stage" && timeout 300 wine "$node" trace-runner.mjs result.json >stdout.txt 2>stderr.txt) ||
+    { cat "$stage/stderr.txt" >&2 || true; }
+  scenario_result "windows tracer, Node runner" "$stage/result.json"
 }
 
 macos() {
