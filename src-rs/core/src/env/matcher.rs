@@ -21,12 +21,52 @@ pub(super) fn env_glob(pattern: &str, case: NameCase) -> Result<Glob, InvalidGlo
         ));
     }
     // Env names have no path separators: `*` must match any character.
-    GlobBuilder::new(pattern)
+    GlobBuilder::new(&unix_parse(pattern))
         .literal_separator(false)
         .backslash_escape(true)
         .case_insensitive(case == NameCase::Insensitive)
         .build()
         .map_err(|source| InvalidGlob::new(pattern, source.kind().to_string()))
+}
+
+/// `pattern` as globset reads it on Unix. On Windows globset takes a `\`
+/// right before or after `**` for a path separator even with escapes on
+/// (`**\x` is `**/x` there, and `**\` no dangling escape); there a run of
+/// stars beside a backslash becomes one star, which is the same glob for a
+/// name (`**` is two `*` where no separator is literal).
+fn unix_parse(pattern: &str) -> Cow<'_, str> {
+    if !cfg!(windows) || !pattern.contains("**") {
+        return Cow::Borrowed(pattern);
+    }
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len());
+    // Whether the last thing read is an escaped backslash (`\\`).
+    let mut after_backslash = false;
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => {
+                out.push('\\');
+                after_backslash = chars.get(i + 1) == Some(&'\\');
+                out.extend(chars.get(i + 1));
+                i += 2;
+            }
+            '*' => {
+                let run = chars[i..].iter().take_while(|&&c| c == '*').count();
+                let beside = after_backslash || chars.get(i + run) == Some(&'\\');
+                let stars = if run >= 2 && beside { 1 } else { run };
+                out.extend(std::iter::repeat_n('*', stars));
+                after_backslash = false;
+                i += run;
+            }
+            c => {
+                out.push(c);
+                after_backslash = false;
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Runs a glob compilation that the glob library may panic in (it does on
@@ -321,6 +361,17 @@ mod tests {
         assert!(glob.is_match("VITE_"));
         assert!(!glob.is_match("XVITE_API"));
         assert!(!glob.is_match("vite_api"), "env names are case-sensitive");
+    }
+
+    #[test]
+    fn a_backslash_beside_two_stars_escapes_on_every_platform() {
+        let glob = matcher(EnvQuery::Glob("**\\x".into()));
+        assert!(glob.is_match("abx"));
+        assert!(glob.is_match("x"));
+        for dangling in ["**\\", "{a,**\\"] {
+            let err = EnvMatcher::new(&EnvQuery::Glob(dangling.into())).unwrap_err();
+            assert_eq!(err.reason(), "dangling '\\'", "{dangling}");
+        }
     }
 
     #[test]
