@@ -10,10 +10,13 @@ use libc::{seccomp_notif, seccomp_notif_resp, seccomp_notif_sizes, sock_filter, 
 /// Linux 6.6: wake the supervisor on the notifying task's CPU.
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
 
-fn seccomp(op: libc::c_uint, flags: libc::c_ulong, arg: *mut libc::c_void) -> libc::c_long {
-    // SAFETY: the seccomp system call reads or writes `arg` as `op` says; each
-    // caller passes a pointer to the structure its `op` takes, alive for the call.
-    unsafe { libc::syscall(libc::SYS_seccomp, op, flags, arg) }
+/// The seccomp system call.
+///
+/// # Safety
+///
+/// `arg` points to the structure `op` reads or writes, alive for the call.
+unsafe fn seccomp(op: libc::c_uint, flags: libc::c_ulong, arg: *mut libc::c_void) -> libc::c_long {
+    libc::syscall(libc::SYS_seccomp, op, flags, arg)
 }
 
 /// Installs `filter` on the calling thread with a notification listener, and
@@ -35,13 +38,13 @@ pub fn install(filter: &[sock_filter]) -> io::Result<RawFd> {
     // observes, it does not confine. Kernels that do not know it say EINVAL.
     let arg = (&raw mut prog).cast();
     let flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
-    let mut fd = seccomp(
-        libc::SECCOMP_SET_MODE_FILTER,
-        flags | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-        arg,
-    );
+    let with_spec_allow = flags | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+    // SAFETY: SET_MODE_FILTER reads the sock_fprog `prog`, whose filter is
+    // `filter`, both alive for the call.
+    let mut fd = unsafe { seccomp(libc::SECCOMP_SET_MODE_FILTER, with_spec_allow, arg) };
     if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        fd = seccomp(libc::SECCOMP_SET_MODE_FILTER, flags, arg);
+        // SAFETY: as above.
+        fd = unsafe { seccomp(libc::SECCOMP_SET_MODE_FILTER, flags, arg) };
     }
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -93,7 +96,8 @@ impl Listener {
             seccomp_notif_resp: 0,
             seccomp_data: 0,
         };
-        if seccomp(libc::SECCOMP_GET_NOTIF_SIZES, 0, (&raw mut sizes).cast()) != 0 {
+        // SAFETY: GET_NOTIF_SIZES writes the seccomp_notif_sizes `sizes`.
+        if unsafe { seccomp(libc::SECCOMP_GET_NOTIF_SIZES, 0, (&raw mut sizes).cast()) } != 0 {
             return Err(io::Error::last_os_error());
         }
         // Best effort: older kernels answer EINVAL and wake the supervisor as usual.
