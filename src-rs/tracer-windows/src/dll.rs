@@ -19,63 +19,74 @@ use crate::hook::Trampolines;
 use crate::process;
 use crate::record;
 
-/// Every hook: ntdll's export, the hook, where its original goes, and
-/// whether a Windows version may lack the export (then nothing calls it).
-const HOOKS: &[(&[u8], *const (), &AtomicUsize, bool)] = &[
-    (
-        b"NtCreateFile\0",
-        files::nt_create_file as *const (),
-        &files::NT_CREATE_FILE,
-        false,
-    ),
-    (
-        b"NtOpenFile\0",
-        files::nt_open_file as *const (),
-        &files::NT_OPEN_FILE,
-        false,
-    ),
-    (
-        b"NtQueryAttributesFile\0",
-        files::nt_query_attributes_file as *const (),
-        &files::NT_QUERY_ATTRIBUTES_FILE,
-        false,
-    ),
-    (
-        b"NtQueryFullAttributesFile\0",
-        files::nt_query_full_attributes_file as *const (),
-        &files::NT_QUERY_FULL_ATTRIBUTES_FILE,
-        false,
-    ),
-    (
-        b"NtQueryDirectoryFile\0",
-        files::nt_query_directory_file as *const (),
-        &files::NT_QUERY_DIRECTORY_FILE,
-        false,
-    ),
-    (
-        b"NtQueryDirectoryFileEx\0",
-        files::nt_query_directory_file_ex as *const (),
-        &files::NT_QUERY_DIRECTORY_FILE_EX,
-        true,
-    ),
-    (
-        b"NtSetInformationFile\0",
-        files::nt_set_information_file as *const (),
-        &files::NT_SET_INFORMATION_FILE,
-        false,
-    ),
-    (
-        b"NtDeleteFile\0",
-        files::nt_delete_file as *const (),
-        &files::NT_DELETE_FILE,
-        false,
-    ),
-    (
-        b"NtCreateUserProcess\0",
-        process::nt_create_user_process as *const (),
-        &process::NT_CREATE_USER_PROCESS,
-        false,
-    ),
+/// A hook of one of ntdll's calls.
+struct Hook {
+    /// The export, NUL-terminated.
+    export: &'static [u8],
+    /// The function that replaces it.
+    detour: *const (),
+    /// Where the address that runs the original call goes.
+    original: &'static AtomicUsize,
+    /// Whether a Windows version may lack the export (then nothing calls it).
+    optional: bool,
+}
+
+/// Every hook.
+const HOOKS: &[Hook] = &[
+    Hook {
+        export: b"NtCreateFile\0",
+        detour: files::nt_create_file as *const (),
+        original: &files::NT_CREATE_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtOpenFile\0",
+        detour: files::nt_open_file as *const (),
+        original: &files::NT_OPEN_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtQueryAttributesFile\0",
+        detour: files::nt_query_attributes_file as *const (),
+        original: &files::NT_QUERY_ATTRIBUTES_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtQueryFullAttributesFile\0",
+        detour: files::nt_query_full_attributes_file as *const (),
+        original: &files::NT_QUERY_FULL_ATTRIBUTES_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtQueryDirectoryFile\0",
+        detour: files::nt_query_directory_file as *const (),
+        original: &files::NT_QUERY_DIRECTORY_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtQueryDirectoryFileEx\0",
+        detour: files::nt_query_directory_file_ex as *const (),
+        original: &files::NT_QUERY_DIRECTORY_FILE_EX,
+        optional: true,
+    },
+    Hook {
+        export: b"NtSetInformationFile\0",
+        detour: files::nt_set_information_file as *const (),
+        original: &files::NT_SET_INFORMATION_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtDeleteFile\0",
+        detour: files::nt_delete_file as *const (),
+        original: &files::NT_DELETE_FILE,
+        optional: false,
+    },
+    Hook {
+        export: b"NtCreateUserProcess\0",
+        detour: process::nt_create_user_process as *const (),
+        original: &process::NT_CREATE_USER_PROCESS,
+        optional: false,
+    },
 ];
 
 /// The DLL's entry point: starts tracing when a tracer loaded it.
@@ -161,12 +172,12 @@ unsafe fn install_hooks() {
             return;
         }
     };
-    for &(export, detour, original, optional) in HOOKS {
-        match trampolines.hook(ntdll, export, detour as usize, original) {
+    for hook in HOOKS {
+        match trampolines.hook(ntdll, hook.export, hook.detour as usize, hook.original) {
             Ok(()) => {}
-            Err(crate::hook::HookError::Missing) if optional => {}
+            Err(crate::hook::HookError::Missing) if hook.optional => {}
             Err(err) => {
-                let export = String::from_utf8_lossy(&export[..export.len() - 1]);
+                let export = String::from_utf8_lossy(&hook.export[..hook.export.len() - 1]);
                 record::write(
                     record::INCOMPLETE,
                     &format!("the tracer could not hook {export}: {err}"),

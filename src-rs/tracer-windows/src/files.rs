@@ -14,15 +14,23 @@ use windows_sys::Win32::Storage::FileSystem::{
 use crate::nt::{self, IoStatusBlock, Name, ObjectAttributes, Status, UnicodeString};
 use crate::record;
 
-/// The original calls, set once the hooks are installed.
-pub static NT_CREATE_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_OPEN_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_QUERY_ATTRIBUTES_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_QUERY_FULL_ATTRIBUTES_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_QUERY_DIRECTORY_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_QUERY_DIRECTORY_FILE_EX: AtomicUsize = AtomicUsize::new(0);
-pub static NT_SET_INFORMATION_FILE: AtomicUsize = AtomicUsize::new(0);
-pub static NT_DELETE_FILE: AtomicUsize = AtomicUsize::new(0);
+// The original calls, each set as its hook is installed.
+/// The original `NtCreateFile`.
+pub(crate) static NT_CREATE_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtOpenFile`.
+pub(crate) static NT_OPEN_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtQueryAttributesFile`.
+pub(crate) static NT_QUERY_ATTRIBUTES_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtQueryFullAttributesFile`.
+pub(crate) static NT_QUERY_FULL_ATTRIBUTES_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtQueryDirectoryFile`.
+pub(crate) static NT_QUERY_DIRECTORY_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtQueryDirectoryFileEx`.
+pub(crate) static NT_QUERY_DIRECTORY_FILE_EX: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtSetInformationFile`.
+pub(crate) static NT_SET_INFORMATION_FILE: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtDeleteFile`.
+pub(crate) static NT_DELETE_FILE: AtomicUsize = AtomicUsize::new(0);
 
 type NtCreateFile = unsafe extern "system" fn(
     *mut HANDLE,

@@ -14,11 +14,11 @@ use crate::inject;
 use crate::nt::{self, Name, Status, UnicodeString};
 use crate::record;
 
-/// The original call, set once the hook is installed.
-pub static NT_CREATE_USER_PROCESS: AtomicUsize = AtomicUsize::new(0);
+/// The original `NtCreateUserProcess`, set as its hook is installed.
+pub(crate) static NT_CREATE_USER_PROCESS: AtomicUsize = AtomicUsize::new(0);
 
 /// This DLL's path and the trace file's, for the children.
-pub static SELF: OnceLock<(Vec<u16>, Vec<u16>)> = OnceLock::new();
+pub(crate) static SELF: OnceLock<(Vec<u16>, Vec<u16>)> = OnceLock::new();
 
 type NtCreateUserProcess = unsafe extern "system" fn(
     *mut HANDLE,
