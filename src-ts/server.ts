@@ -42,12 +42,15 @@ export interface ServerOptions {
    * wrote or deleted that no ignored input covers (`modified-input`). Start the command as
    * `server.command(argv)`, with `server.env` in its env.
    * - `true`: trace where it can be done, in `'preload'` mode; where it
-   *   cannot (not Linux x64 or arm64, no tracer beside the addon), nothing
-   *   is traced and `reports.trace.mode` is `unsupported`, with the reason;
+   *   cannot (not Linux x64 or arm64 or Windows x64, no tracer beside the
+   *   addon), nothing is traced and `reports.trace.mode` is `unsupported`,
+   *   with the reason;
    * - `'preload'`: a preload library records the calls of dynamically
    *   linked programs, and a seccomp supervisor everything it cannot see
-   *   (static programs, raw system calls); a few percent of CPU;
+   *   (static programs, raw system calls); a few percent of CPU. On Windows
+   *   a DLL loaded into every process of the task records ntdll's calls;
    * - `'seccomp'`: the supervisor sees every file system call; slower.
+   *   Linux only.
    * A mode asked for by name must be honoured: where it cannot be,
    * `createServer` rejects with a {@link TraceUnavailableError} saying why.
    * A runner that is itself traced by an outer runner traces nothing,
@@ -376,7 +379,8 @@ function checkServerOptions(options: ServerOptions): Omit<ServerOptions, 'ignore
 /**
  * A file-access trace asked for by mode (`createServer({ trace: 'preload' })`
  * or `'seccomp'`, `inspect --trace seccomp`) that cannot be made here: not
- * Linux x64 or arm64, or no tracer beside the addon. `trace: true` runs
+ * Linux x64 or arm64 or Windows x64 (`'seccomp'`: not Linux), or no tracer
+ * beside the addon. `trace: true` runs
  * untraced in those cases instead.
  */
 export class TraceUnavailableError extends Error {
