@@ -23,8 +23,9 @@ const HELP = `${USAGE}
 Runs <command> under a runner-aware server, as a task runner would, and shows
 what the tools it started reported: env they read, paths they ignored or
 declared, values, and the verdict (cacheable, or every reason it is not).
-On Linux it also traces what every process of the command read and wrote,
-and shows the inputs and outputs a runner would infer from that.
+Where the tracer runs (Linux; Windows x64 with the tracer beside the addon)
+it also traces what every process of the command read and wrote, and shows
+the inputs and outputs a runner would infer from that.
 
 The command gets your environment plus the server's variables
 (RUNNER_AWARE_*, VP_RUN_NODE_CLIENT_PATH) and your stdio; its stdout stays its
@@ -38,7 +39,8 @@ Options:
   --trace MODE        auto (default: preload where the tracer runs, none elsewhere),
                       preload, seccomp (every process under the supervisor), or off.
                       preload and seccomp must be had: where no tracer runs (not
-                      Linux x64 or arm64, a build without it), inspect exits 2.
+                      Linux x64 or arm64 or Windows x64, a build without it;
+                      seccomp: not Linux), inspect exits 2.
                       A trace that may miss accesses, or shows the command modifying
                       what it read, makes the run not cacheable
   --ignore PATH       reads and writes under PATH are neither inputs nor outputs, as
