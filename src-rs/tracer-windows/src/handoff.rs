@@ -7,7 +7,9 @@
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, HANDLE, INVALID_HANDLE_VALUE,
+};
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, FILE_MAP_ALL_ACCESS,
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
@@ -64,6 +66,14 @@ impl Handoff {
                 size_of::<Shared>() as u32,
                 name(pid).as_ptr(),
             );
+            // A section of that name made by anyone else (the name is
+            // guessable) could hand the child another trace file.
+            if !mapping.is_null() && GetLastError() == ERROR_ALREADY_EXISTS {
+                CloseHandle(mapping);
+                return Err(std::io::Error::other(
+                    "a section of the name the tracer hands over through already exists",
+                ));
+            }
             let handoff = Self::map(mapping).ok_or_else(std::io::Error::last_os_error)?;
             let shared = &mut *handoff.view;
             shared.trace[..trace.len()].copy_from_slice(trace);
@@ -139,5 +149,33 @@ impl Drop for Handoff {
             });
             CloseHandle(self.mapping);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process id no process has (ids are multiples of four).
+    const NO_PROCESS: u32 = 0xffff_fff1;
+
+    #[test]
+    fn the_section_holds_the_trace_file_s_name_and_the_dll_s_word() {
+        let trace: Vec<u16> = "C:\\runner\\trace".encode_utf16().collect();
+        let handoff = Handoff::create(NO_PROCESS, &trace).unwrap();
+        assert_eq!(handoff.trace(), trace);
+        assert_eq!(handoff.state(), State::Waiting);
+        handoff.set_state(State::Tracing);
+        assert_eq!(handoff.state(), State::Tracing);
+    }
+
+    #[test]
+    fn a_section_someone_else_made_is_not_handed_over() {
+        let trace: Vec<u16> = "C:\\runner\\trace".encode_utf16().collect();
+        let _first = Handoff::create(NO_PROCESS - 1, &trace).unwrap();
+        let err = Handoff::create(NO_PROCESS - 1, &trace)
+            .err()
+            .expect("a second section of one name");
+        assert!(err.to_string().contains("already exists"), "{err}");
     }
 }
