@@ -147,12 +147,16 @@ describe('the reference caching runner', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain('cache miss: no entry');
     const files = filesUnder(join(work, 'cache'));
-    // The entry's archive, and the stat cache of traced inputs (paths and file digests).
-    expect(files.map((file) => basename(file).replace(/^[0-9a-f]{64}\.tar\.zst$/, '<id>.tar.zst')).sort()).toEqual(['<id>.tar.zst', 'stat-cache.json']);
+    // The entry's archive, the stat cache of traced inputs (paths and file
+    // digests) and the task's record of the outputs it left (paths, digests,
+    // file identities).
+    expect(files.map((file) => basename(file).replace(/^[0-9a-f]{64}\.tar\.zst$/, '<id>.tar.zst')).sort()).toEqual(['.placed.json', '<id>.tar.zst', 'stat-cache.json']);
     const archive = files.find((file) => file.endsWith('.tar.zst')) ?? '';
     const members = entryMembers(archive);
     for (const { name, data } of members) expect(data.toString('utf8'), name).not.toContain(SECRET);
-    expect(readFileSync(files.find((file) => file.endsWith('stat-cache.json')) ?? '', 'utf8')).not.toContain(SECRET);
+    for (const name of ['stat-cache.json', '.placed.json']) {
+      expect(readFileSync(files.find((file) => basename(file) === name) ?? '', 'utf8'), name).not.toContain(SECRET);
+    }
     const stored = members.find((member) => member.name === 'manifest.json')?.data.toString('utf8') ?? '';
     expect(stored).toContain(sha256(SECRET));
 
