@@ -12,29 +12,33 @@ use windows_sys::Win32::Storage::FileSystem::{
     OPEN_EXISTING,
 };
 
+use runner_aware::trace_format::RecordKind;
+
+// The record kinds, as `runner_aware::trace_format` (the one definition the
+// Linux supervisor and the trace parser use too) has them.
 /// Opened for reading, or a module loaded.
-pub const READ: u8 = b'r';
+pub const READ: u8 = RecordKind::Read as u8;
 /// Executed: a process created from this image.
-pub const EXEC: u8 = b'x';
+pub const EXEC: u8 = RecordKind::Exec as u8;
 /// Looked up and there.
-pub const FOUND: u8 = b'f';
+pub const FOUND: u8 = RecordKind::Found as u8;
 /// Looked up or opened and not there.
-pub const MISSING: u8 = b'm';
+pub const MISSING: u8 = RecordKind::Missing as u8;
 /// A directory listed.
-pub const LISTED: u8 = b'l';
+pub const LISTED: u8 = RecordKind::Listed as u8;
 /// Opened for writing, created, truncated, renamed to, linked to.
-pub const WRITTEN: u8 = b'w';
+pub const WRITTEN: u8 = RecordKind::Written as u8;
 /// Deleted or renamed away.
-pub const DELETED: u8 = b'd';
+pub const DELETED: u8 = RecordKind::Deleted as u8;
 /// The trace may miss accesses; the text says why.
-pub const INCOMPLETE: u8 = b'!';
+pub const INCOMPLETE: u8 = RecordKind::Incomplete as u8;
 /// The launcher started the command; the text is the mode.
-pub const BEGIN: u8 = b'b';
+pub const BEGIN: u8 = RecordKind::Begin as u8;
 /// The launcher saw the task to its end.
-pub const END: u8 = b'e';
+pub const END: u8 = RecordKind::End as u8;
 
 /// Longest path a record carries, in UTF-8 bytes (as on Linux).
-const PATH_MAX: usize = 4096;
+const PATH_MAX: usize = runner_aware::trace_format::PATH_MAX;
 
 static TRACE_FILE: AtomicUsize = AtomicUsize::new(0);
 
