@@ -178,6 +178,13 @@ export interface CacheEntryState {
 export interface CacheLookup {
   /** The manifest (JSON) of the entry that holds, if one does. */
   hit?: string
+  /**
+   * What a runner shows of that entry, as JSON (its id, creation time,
+   * input and output paths, env names and queries, value names, overruled
+   * reasons, whether the repository keys it), without the manifest's
+   * digests.
+   */
+  summary?: string
   /** Why no entry holds (the closest one's reasons, `no entry`, refused entries). */
   reasons: Array<string>
 }

@@ -160,21 +160,48 @@ interface Manifest {
   overruled?: string[];
 }
 
-function entryOf(json: string, source: 'local' | 'remote'): CacheEntry {
-  const manifest = JSON.parse(json) as Manifest;
+/** What the core's look-up says of an entry besides its manifest (`CacheLookup.summary`). */
+interface EntrySummary {
+  id: string;
+  createdAt: number;
+  inputs: string[];
+  outputs: string[];
+  envs: string[];
+  envQueries: Manifest['key']['env']['envQueries'];
+  values: string[];
+  overruled?: string[];
+  repo: boolean;
+}
+
+/** The entry of a manifest (JSON), from the core's summary of it where there is one: a repository key's manifest is large. */
+function entryOf(json: string, source: 'local' | 'remote', summaryJson?: string | null): CacheEntry {
+  let summary: EntrySummary;
+  if (summaryJson) {
+    summary = JSON.parse(summaryJson) as EntrySummary;
+  } else {
+    const manifest = JSON.parse(json) as Manifest;
+    summary = {
+      id: manifest.id,
+      createdAt: manifest.createdAt,
+      inputs: Object.keys(manifest.key.inputs),
+      outputs: manifest.outputs.map((output) => output.path),
+      envs: Object.keys(manifest.key.env.envs),
+      envQueries: manifest.key.env.envQueries,
+      values: Object.keys(manifest.key.env.values),
+      ...(manifest.overruled ? { overruled: manifest.overruled } : {}),
+      repo: Boolean(manifest.key.repo),
+    };
+  }
   return Object.freeze({
-    id: manifest.id,
-    createdAt: manifest.createdAt,
-    inputs: Object.keys(manifest.key.inputs),
-    outputs: manifest.outputs.map((output) => output.path),
-    env: [
-      ...Object.keys(manifest.key.env.envs),
-      ...manifest.key.env.envQueries.map((q) => ('glob' in q ? q.glob : `${q.prefix} (prefix)`)),
-    ],
-    values: Object.keys(manifest.key.env.values),
-    overruled: manifest.overruled ?? [],
+    id: summary.id,
+    createdAt: summary.createdAt,
+    inputs: summary.inputs,
+    outputs: summary.outputs,
+    env: [...summary.envs, ...summary.envQueries.map((q) => ('glob' in q ? q.glob : `${q.prefix} (prefix)`))],
+    values: summary.values,
+    overruled: summary.overruled ?? [],
     source,
-    keyedOn: manifest.key.repo ? 'repository' : 'inputs',
+    keyedOn: summary.repo ? 'repository' : 'inputs',
     manifest: json,
   });
 }
@@ -291,7 +318,7 @@ export function openCache(options: CacheOptions): Cache {
       checkTask(task, 'Cache.lookup');
       const env = checkEnv(lookupOptions, 'Cache.lookup');
       const found = await native.lookup(task, env);
-      if (found.hit !== undefined && found.hit !== null) return { hit: true, entry: entryOf(found.hit, 'local') };
+      if (found.hit !== undefined && found.hit !== null) return { hit: true, entry: entryOf(found.hit, 'local', found.summary) };
       return lookupRemote(task, env, found.reasons);
     },
     async restore(entry) {

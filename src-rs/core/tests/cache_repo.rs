@@ -237,3 +237,38 @@ fn without_git_there_is_no_repository_key() {
     let err = RepoSnapshot::take(dir.path(), &[], &StatCache::new()).unwrap_err();
     assert!(matches!(err, RepoError::NotGit(_)), "{err}");
 }
+
+#[test]
+fn a_file_rewritten_unchanged_hits_and_one_made_executable_misses() {
+    let repo = repository();
+    let app = repo.path().join("packages/app");
+    let cache = repo.path().join("packages/app/.cache-runner");
+    let mut store = Store::open(&cache, &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    // New times and inode, the same bytes (a branch switched and back): the
+    // stat data git recorded no longer holds, and the bytes decide.
+    let lib = repo.path().join("packages/lib/index.js");
+    let bytes = fs::read(&lib).unwrap();
+    fs::remove_file(&lib).unwrap();
+    fs::write(&lib, &bytes).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    // Every entry racily clean (the index no older than the files): each is
+    // read, and the unchanged ones still hit.
+    let index = repo.path().join(".git/index");
+    let old = Command::new("touch")
+        .args(["-d", "2000-01-01"])
+        .arg(&index)
+        .status()
+        .unwrap();
+    assert!(old.success());
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    // The same bytes made executable: git sees a change, and so does the key.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        lookup(&app, &cache),
+        Err(vec![
+            "repository file packages/lib/index.js changed".to_owned()
+        ])
+    );
+}

@@ -29,6 +29,24 @@ fn to_json(manifest: &Manifest) -> String {
     String::from_utf8(manifest.to_bytes()).unwrap_or_default()
 }
 
+/// What a runner shows of an entry (`CacheEntry`'s fields), as JSON: small
+/// where the manifest is not (a repository key holds every file's digest),
+/// so JavaScript parses only this.
+fn summary_json(manifest: &Manifest) -> String {
+    serde_json::json!({
+        "id": manifest.id,
+        "createdAt": manifest.created_at,
+        "inputs": manifest.key.inputs.keys().collect::<Vec<_>>(),
+        "outputs": manifest.outputs.iter().map(|output| output.path()).collect::<Vec<_>>(),
+        "envs": manifest.key.env.envs.keys().collect::<Vec<_>>(),
+        "envQueries": manifest.key.env.env_queries,
+        "values": manifest.key.env.values.keys().collect::<Vec<_>>(),
+        "overruled": manifest.overruled,
+        "repo": manifest.key.repo.is_some(),
+    })
+    .to_string()
+}
+
 fn parse_manifest(json: &str) -> Result<Manifest> {
     Manifest::parse(json.as_bytes()).map_err(cache_error)
 }
@@ -72,8 +90,12 @@ macro_rules! store_task {
 
 store_task!(LookupTask -> CacheLookup { task: String, env: HashMap<String, String> } |store, this| {
     Ok(match store.lookup(&this.task, &this.env) {
-        Lookup::Hit(manifest) => CacheLookup { hit: Some(to_json(&manifest)), reasons: Vec::new() },
-        Lookup::Miss { reasons } => CacheLookup { hit: None, reasons },
+        Lookup::Hit(manifest) => CacheLookup {
+            hit: Some(to_json(&manifest)),
+            summary: Some(summary_json(&manifest)),
+            reasons: Vec::new(),
+        },
+        Lookup::Miss { reasons } => CacheLookup { hit: None, summary: None, reasons },
     })
 });
 
@@ -205,6 +227,11 @@ pub struct CacheRun {
 pub struct CacheLookup {
     /// The manifest (JSON) of the entry that holds, if one does.
     pub hit: Option<String>,
+    /// What a runner shows of that entry, as JSON (its id, creation time,
+    /// input and output paths, env names and queries, value names, overruled
+    /// reasons, whether the repository keys it), without the manifest's
+    /// digests.
+    pub summary: Option<String>,
     /// Why no entry holds (the closest one's reasons, `no entry`, refused entries).
     pub reasons: Vec<String>,
 }

@@ -108,13 +108,117 @@ fn status_args() -> Vec<&'static str> {
 /// Every path of the index and `git:<object id>`, sorted: read in process,
 /// or from `git ls-files -s -z` where the index is not one [`index::read`]
 /// follows.
-fn tracked_files(top: &Path) -> Result<Vec<(String, String)>, RepoError> {
-    if let Some(entries) = index::read(top) {
-        return Ok(sorted_unique(entries));
+fn tracked_files(
+    top: &Path,
+    index: Option<index::Index>,
+) -> Result<Vec<(String, String)>, RepoError> {
+    if let Some(index) = index {
+        return Ok(sorted_unique(index.entries));
     }
     const LS_FILES: &[&str] = &["ls-files", "-s", "-z"];
     let listing = git_start(top, LS_FILES)?;
     Ok(index_entries(&git_finish(listing, LS_FILES)?))
+}
+
+/// Whether a file may differ from its index entry, as `git status` decides
+/// before it reads one: its stat data differs from what git recorded, or it
+/// was modified at or after the index was written (racily clean).
+#[cfg(unix)]
+fn may_differ(
+    meta: &fs::Metadata,
+    stat: &index::Stat,
+    written: Option<std::time::SystemTime>,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // Git keeps each field in 32 bits.
+    let cut = |value: i64| value as u32;
+    let recorded = index::Stat {
+        ctime: (cut(meta.ctime()), cut(meta.ctime_nsec())),
+        mtime: (cut(meta.mtime()), cut(meta.mtime_nsec())),
+        ino: meta.ino() as u32,
+        mode: meta.mode(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.size() as u32,
+    };
+    // The type and the executable bit, as git records a mode.
+    let kind = |mode: u32| {
+        if mode & 0o170000 == 0o120000 {
+            0o120000
+        } else {
+            mode & 0o170100
+        }
+    };
+    let same = recorded.ctime == stat.ctime
+        && recorded.mtime == stat.mtime
+        && recorded.ino == stat.ino
+        && recorded.uid == stat.uid
+        && recorded.gid == stat.gid
+        && recorded.size == stat.size
+        && kind(recorded.mode) == kind(stat.mode);
+    !same
+        || written
+            .is_none_or(|written| meta.modified().map_or(true, |modified| modified >= written))
+}
+
+/// The object id git would give the file (or link) at `path` now, when it
+/// is a file or a link: `blob <length>\0` and its bytes, hashed with SHA-1.
+#[cfg(unix)]
+fn blob_id(path: &Path, meta: &fs::Metadata) -> Option<String> {
+    use sha1::{Digest, Sha1};
+    let mut hasher = Sha1::new();
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(path).ok()?;
+        let bytes = target.as_os_str().as_encoded_bytes();
+        hasher.update(format!("blob {}\0", bytes.len()));
+        hasher.update(bytes);
+    } else if meta.is_file() {
+        let mut file = fs::File::open(path).ok()?;
+        hasher.update(format!("blob {}\0", meta.len()));
+        let copied = std::io::copy(&mut file, &mut hasher).ok()?;
+        // A file that changed length while it was read is no object git has.
+        if copied != meta.len() {
+            return None;
+        }
+    } else {
+        return None;
+    }
+    Some(crate::fingerprint::hex(&hasher.finalize()))
+}
+
+/// A tracked file's fingerprint now, from its index entry: the entry's
+/// object id where the file cannot differ from it (its stat data as git
+/// recorded it), or where its bytes still hash to it; its content's
+/// fingerprint where they do not; `missing` where it is gone.
+#[cfg(unix)]
+fn refreshed(
+    top: &Path,
+    (path, fingerprint): (String, String),
+    stat: &index::Stat,
+    written: Option<std::time::SystemTime>,
+    stat_cache: &StatCache,
+) -> Result<(String, String), RepoError> {
+    let full = top.join(&path);
+    let Ok(meta) = fs::symlink_metadata(&full) else {
+        return Ok((path, "missing".to_owned()));
+    };
+    if !may_differ(&meta, stat, written) {
+        return Ok((path, fingerprint));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let mode_changed = (meta.mode() & 0o170100) != (stat.mode & 0o170100)
+        && !(meta.file_type().is_symlink() && stat.mode & 0o170000 == 0o120000);
+    // Another length than git saw (git writes 0 for an entry it must check
+    // again) or another mode: changed, with no need to hash it as git would.
+    let may_be_same = !mode_changed && (stat.size == 0 || stat.size == meta.size() as u32);
+    if may_be_same
+        && blob_id(&full, &meta)
+            .is_some_and(|id| fingerprint.strip_prefix("git:") == Some(id.as_str()))
+    {
+        return Ok((path, fingerprint));
+    }
+    let now = file_fingerprint(&full, None, stat_cache)?;
+    Ok((path, now))
 }
 
 /// Whether `path` is one of `dirs` or beneath one, component by component.
@@ -145,16 +249,47 @@ impl RepoSnapshot {
             .strip_prefix(&top)
             .map(|rel| rel.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
-        // What differs from the index in the work tree, from git, while the
-        // index is read and the work tree walked here: most of `git status`'s
-        // time is its stat of every tracked file.
+        // What differs from the index in the work tree: on Unix, where every
+        // entry is a plain file or link, decided here as `git status` decides
+        // it (stat data first, the bytes where it may differ), with no git
+        // process; elsewhere, from git, while the index is read and the work
+        // tree walked here.
+        let index = index::read(&top);
+        let in_process = cfg!(unix) && index.as_ref().is_some_and(|index| index.plain);
         let status_args = status_args();
-        let status = git_start(&top, &status_args)?;
+        let status = if in_process {
+            None
+        } else {
+            Some(git_start(&top, &status_args)?)
+        };
         let skip: Vec<PathBuf> = skip
             .iter()
             .map(|dir| fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
             .collect();
-        let listed = tracked_files(&top).map(|tracked| {
+        let index = match index {
+            #[cfg(unix)]
+            Some(index) if in_process => {
+                let index::Index {
+                    entries,
+                    stats,
+                    written,
+                    ..
+                } = index;
+                let refreshed: Result<Vec<(String, String)>, RepoError> = entries
+                    .into_iter()
+                    .zip(&stats)
+                    .map(|(entry, stat)| refreshed(&top, entry, stat, written, stat_cache))
+                    .collect();
+                Some(index::Index {
+                    entries: refreshed?,
+                    stats,
+                    plain: true,
+                    written,
+                })
+            }
+            other => other,
+        };
+        let listed = tracked_files(&top, index).map(|tracked| {
             let mut walk = Walk {
                 top: &top,
                 tracked: tracked.iter().map(|(path, _)| path.as_str()).collect(),
@@ -164,9 +299,9 @@ impl RepoSnapshot {
             let walked = walk.dir("").map(|()| walk.untracked);
             (tracked, walked)
         });
-        let status = git_finish(status, &status_args);
+        let status = status.map(|status| git_finish(status, &status_args));
         let (mut files, untracked) = listed?;
-        let status = status?;
+        let status = status.transpose()?.unwrap_or_default();
         let untracked = untracked?;
         // What differs from the index in the work tree: hashed as it is now.
         let mut added = Vec::new();

@@ -27,17 +27,56 @@ const GIT_LOCATION_VARS: &[&str] = &[
     "GIT_COMMON_DIR",
 ];
 
-/// Every entry of the index of the work tree whose top is `top`, in the
-/// index's order: its path and `git:<object id>`, as `git ls-files -s -z`
-/// would list them.
-pub(super) fn read(top: &Path) -> Option<Vec<(String, String)>> {
+/// What git keeps of a file when it adds it to the index, to tell later
+/// whether the file may have changed without reading it: its times, inode,
+/// mode, owner and size, each cut to 32 bits as git stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Compared on Unix only: elsewhere git decides what changed.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(super) struct Stat {
+    pub ctime: (u32, u32),
+    pub mtime: (u32, u32),
+    pub ino: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+/// The index of a work tree.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(super) struct Index {
+    /// Every entry in the index's order: its path and `git:<object id>`, as
+    /// `git ls-files -s -z` would list them.
+    pub entries: Vec<(String, String)>,
+    /// Each entry's stat data, in the same order.
+    pub stats: Vec<Stat>,
+    /// Whether every entry is a file or link git compares by its stat data
+    /// alone: no submodule, no conflict, nothing git is told to skip or to
+    /// trust (skip-worktree, assume-unchanged, intent-to-add).
+    pub plain: bool,
+    /// When the index was written: an entry whose file was modified at or
+    /// after it may have changed within the same clock tick ("racily
+    /// clean", as git calls it), and only its content tells.
+    pub written: Option<std::time::SystemTime>,
+}
+
+/// The index of the work tree whose top is `top`.
+pub(super) fn read(top: &Path) -> Option<Index> {
     if GIT_LOCATION_VARS
         .iter()
         .any(|name| std::env::var_os(name).is_some())
     {
         return None;
     }
-    parse(&fs::read(git_dir(top)?.join("index")).ok()?)
+    let path = git_dir(top)?.join("index");
+    let mut file = fs::File::open(&path).ok()?;
+    let written = file.metadata().ok()?.modified().ok();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+    let mut index = parse(&bytes)?;
+    index.written = written;
+    Some(index)
 }
 
 /// The git dir of the work tree at `top`: `.git` itself, or where the
@@ -54,7 +93,7 @@ fn git_dir(top: &Path) -> Option<PathBuf> {
 
 /// The entries of an index file, or `None` where it is not one this reader
 /// follows git on.
-fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+fn parse(bytes: &[u8]) -> Option<Index> {
     let (body, checksum) = bytes.split_at(bytes.len().checked_sub(OID_BYTES)?);
     // Git checks it too; an index of another object format fails it.
     if Sha1::digest(body).as_slice() != checksum {
@@ -69,24 +108,49 @@ fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         return None;
     }
     let count = usize::try_from(reader.u32()?).ok()?;
-    let mut entries = Vec::with_capacity(count.min(body.len() / (STAT_BYTES + OID_BYTES)));
+    let capacity = count.min(body.len() / (STAT_BYTES + OID_BYTES));
+    let mut entries = Vec::with_capacity(capacity);
+    let mut stats = Vec::with_capacity(capacity);
+    let mut plain = true;
     let mut name: Vec<u8> = Vec::new();
     for _ in 0..count {
         let start = reader.at;
         let stat = reader.take(STAT_BYTES)?;
-        let mode = u32::from_be_bytes(stat[24..28].try_into().ok()?);
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(stat.get(at..at + 4)?.try_into().ok()?))
+        };
+        let mode = word(24)?;
         // A sparse index's directory entry stands for files git would list.
         if mode & 0o170000 == 0o040000 {
             return None;
         }
+        stats.push(Stat {
+            ctime: (word(0)?, word(4)?),
+            mtime: (word(8)?, word(12)?),
+            ino: word(20)?,
+            mode,
+            uid: word(28)?,
+            gid: word(32)?,
+            size: word(36)?,
+        });
         let oid = reader.take(OID_BYTES)?;
         let flags = reader.u16()?;
+        // Assume-unchanged, or a conflict's stage.
+        if flags & 0x8000 != 0 || flags & 0x3000 != 0 {
+            plain = false;
+        }
+        // A submodule: a commit, not a file.
+        if mode & 0o170000 != 0o100000 && mode & 0o170000 != 0o120000 {
+            plain = false;
+        }
         if flags & 0x4000 != 0 {
             // Extended flags (skip-worktree, intent-to-add): version 3 and later.
             if version < 3 {
                 return None;
             }
-            reader.u16()?;
+            if reader.u16()? != 0 {
+                plain = false;
+            }
         }
         let header = reader.at - start;
         if version == 4 {
@@ -124,7 +188,12 @@ fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
             return None;
         }
     }
-    Some(entries)
+    Some(Index {
+        entries,
+        stats,
+        plain,
+        written: None,
+    })
 }
 
 /// A cursor over an index file's bytes.
@@ -178,6 +247,10 @@ mod tests {
     use std::process::Command;
 
     use super::*;
+
+    fn entries(top: &Path) -> Option<Vec<(String, String)>> {
+        read(top).map(|index| index.entries)
+    }
 
     fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
         let output = Command::new("git")
@@ -264,7 +337,7 @@ mod tests {
         for version in ["2", "3", "4"] {
             git(top, &["update-index", "--index-version", version]);
             assert_eq!(
-                read(top).as_ref(),
+                entries(top).as_ref(),
                 Some(&expected),
                 "index version {version}"
             );
@@ -273,7 +346,7 @@ mod tests {
         write(top, "later.txt", "l\n");
         git(top, &["update-index", "--index-version", "2"]);
         git(top, &["add", "-N", "later.txt"]);
-        assert_eq!(read(top), Some(listed(top)));
+        assert_eq!(entries(top), Some(listed(top)));
     }
 
     #[test]
@@ -285,10 +358,12 @@ mod tests {
         git(top, &["worktree", "add", "-q", linked.to_str().unwrap()]);
         write(&linked, "only-here.txt", "o\n");
         git(&linked, &["add", "only-here.txt"]);
-        let entries = read(&linked).unwrap();
-        assert_eq!(entries, listed(&linked));
-        assert!(entries.iter().any(|(path, _)| path == "only-here.txt"));
-        assert!(!read(top)
+        let linked_entries = entries(&linked).unwrap();
+        assert_eq!(linked_entries, listed(&linked));
+        assert!(linked_entries
+            .iter()
+            .any(|(path, _)| path == "only-here.txt"));
+        assert!(!entries(top)
             .unwrap()
             .iter()
             .any(|(path, _)| path == "only-here.txt"));
@@ -300,9 +375,9 @@ mod tests {
         let top = dir.path();
         git(top, &["merge", "--abort"]);
         git(top, &["update-index", "--split-index"]);
-        assert_eq!(read(top), None, "a split index");
+        assert_eq!(entries(top), None, "a split index");
         git(top, &["update-index", "--no-split-index"]);
-        assert_eq!(read(top), Some(listed(top)));
+        assert_eq!(entries(top), Some(listed(top)));
         git(
             top,
             &[
@@ -313,19 +388,23 @@ mod tests {
                 "src/d0",
             ],
         );
-        assert_eq!(read(top), None, "a sparse index");
+        assert_eq!(entries(top), None, "a sparse index");
         git(top, &["sparse-checkout", "disable"]);
 
         let sha256 = tempfile::tempdir().unwrap();
         git(sha256.path(), &["init", "-q", "--object-format=sha256"]);
         write(sha256.path(), "a.txt", "a\n");
         git(sha256.path(), &["add", "a.txt"]);
-        assert_eq!(read(sha256.path()), None, "another object format");
+        assert_eq!(entries(sha256.path()), None, "another object format");
 
         let mut corrupt = fs::read(top.join(".git/index")).unwrap();
         let middle = corrupt.len() / 2;
         corrupt[middle] ^= 1;
-        assert_eq!(parse(&corrupt), None, "a checksum that does not match");
-        assert_eq!(parse(b""), None);
+        assert_eq!(
+            parse(&corrupt).map(|index| index.entries),
+            None,
+            "a checksum that does not match"
+        );
+        assert_eq!(parse(b"").map(|index| index.entries), None);
     }
 }
