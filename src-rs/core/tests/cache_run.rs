@@ -812,3 +812,42 @@ fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
     );
     assert!(got[0].starts_with("modified-input"), "{got:?}");
 }
+
+#[test]
+fn a_look_up_vouches_for_one_run_only() {
+    let mut fx = fx();
+    let first = wrote_dist(&fx, &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
+    let second = read_then_rewrote_dist(&fx);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&second, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    // Edited by hand, then run again with no look-up in between: the
+    // look-up before the last run says nothing of what this one read.
+    fs::write(fx.root.join("dist/out.txt"), "edited by hand").unwrap();
+    let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
+    assert_eq!(
+        reasons(
+            fx.store
+                .store_run(TASK, &Run::new(&second, ok(), started()))
+                .unwrap()
+        ),
+        [format!(
+            "modified-input: the command modified its input: {out}"
+        )]
+    );
+}

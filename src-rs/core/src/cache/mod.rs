@@ -614,7 +614,7 @@ impl Store {
     /// The files (relative to the root) that held the bytes of an output of
     /// `task`'s entries when `task` was last looked up and missed: what a run
     /// of it that reads and then rewrites them read was its own previous
-    /// output. Empty before a look-up, and after a hit.
+    /// output. Empty before a look-up, after a hit, and once a run is stored.
     pub fn own_outputs(&self, task: &str) -> Option<&BTreeSet<String>> {
         self.own_outputs.get(task)
     }

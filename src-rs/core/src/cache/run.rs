@@ -173,19 +173,21 @@ impl Store {
         // it read then is a function of that entry's inputs, not something a
         // person edited, and a clean checkout, without it, hits the entry
         // this run stores.
+        // A look-up vouches for the one run after it: taken here, whether or
+        // not this run needs it, so a later run with no look-up finds none.
+        let own = self.own_outputs.remove(task);
         let ignored_inputs = PathSet::new(&reports.ignored_inputs);
         let traced = (!fallback && trace.is_some()).then(|| infer_accesses(reports));
         if let (Some(trace), Some(traced)) = (trace, &traced) {
             let modified = crate::rules::modified_inputs(&ignored_inputs, trace);
             if !modified.is_empty() {
-                let own = self.own_outputs(task);
                 let remaining: Vec<String> = modified
                     .into_iter()
                     .filter(|path| {
                         let rewritten = traced.outputs.binary_search(path).is_ok();
                         let own_before = self
                             .relative(path)
-                            .is_some_and(|rel| own.is_some_and(|own| own.contains(&rel)));
+                            .is_some_and(|rel| own.as_ref().is_some_and(|own| own.contains(&rel)));
                         !(rewritten && own_before)
                     })
                     .collect();
