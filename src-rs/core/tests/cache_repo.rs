@@ -272,3 +272,66 @@ fn a_file_rewritten_unchanged_hits_and_one_made_executable_misses() {
         ])
     );
 }
+
+#[test]
+fn a_mode_git_records_keys_the_run_as_the_bytes_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = repository();
+    let top = repo.path();
+    let app = top.join("packages/app");
+    let cache = top.join("packages/app/.cache-runner");
+    // A file whose bytes are a path: as a link to that path, git stores the
+    // same blob under another mode.
+    write(top, "packages/app/config", "../lib/index.js");
+    git(top, &["add", "packages/app/config"]);
+    git(top, &["commit", "-q", "-m", "config"]);
+    let mut store = Store::open(&cache, &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+
+    // Made a link and added: a tool reading it now reads another file.
+    let config = app.join("config");
+    fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("../lib/index.js", &config).unwrap();
+    git(top, &["add", "packages/app/config"]);
+    assert_eq!(
+        lookup(&app, &cache),
+        Err(vec![
+            "repository file packages/app/config changed".to_owned()
+        ])
+    );
+    fs::remove_file(&config).unwrap();
+    write(top, "packages/app/config", "../lib/index.js");
+    git(top, &["add", "packages/app/config"]);
+    assert_eq!(lookup(&app, &cache), Ok(()));
+
+    // Made executable and added: git's mode changed, the blob did not.
+    let lib = top.join("packages/lib/index.js");
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
+    git(top, &["add", "packages/lib/index.js"]);
+    assert_eq!(
+        lookup(&app, &cache),
+        Err(vec![
+            "repository file packages/lib/index.js changed".to_owned()
+        ])
+    );
+
+    // The index and the file disagree on the executable bit both ways: the
+    // file's bytes are the same, its mode is not.
+    let mut store = Store::open(&cache, &app).unwrap();
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_dir_all(app.join("dist")).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    git(
+        top,
+        &["update-index", "--chmod=-x", "packages/lib/index.js"],
+    );
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        lookup(&app, &cache),
+        Err(vec![
+            "repository file packages/lib/index.js changed".to_owned()
+        ])
+    );
+}

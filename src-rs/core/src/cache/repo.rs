@@ -37,7 +37,8 @@ pub enum RepoError {
 
 /// A repository's content at one moment: every file (relative to the
 /// repository's top level, `/`-separated) → its fingerprint (`git:<object id>`
-/// for a tracked file as the index has it, else its sha256, or the link).
+/// and any mode but a plain file's for a tracked file as the index has it,
+/// else its sha256, or the link).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoSnapshot {
     /// Where the store's root lies in the repository (`""` at its top).
@@ -212,12 +213,11 @@ fn refreshed(
     // again) or another mode: changed, with no need to hash it as git would.
     let may_be_same = !mode_changed && (stat.size == 0 || stat.size == meta.size() as u32);
     if may_be_same
-        && blob_id(&full, &meta)
-            .is_some_and(|id| fingerprint.strip_prefix("git:") == Some(id.as_str()))
+        && blob_id(&full, &meta).is_some_and(|id| index::fingerprint(stat.mode, &id) == fingerprint)
     {
         return Ok((path, fingerprint));
     }
-    let now = file_fingerprint(&full, None, stat_cache)?;
+    let now = changed_fingerprint(&full, stat_cache)?;
     Ok((path, now))
 }
 
@@ -315,7 +315,7 @@ impl RepoSnapshot {
             let fingerprint = if fs::symlink_metadata(&full).is_err() {
                 "missing".to_owned()
             } else {
-                file_fingerprint(&full, None, stat_cache)?
+                changed_fingerprint(&full, stat_cache)?
             };
             match find(&files, path) {
                 Ok(at) => files[at].1 = fingerprint,
@@ -432,19 +432,37 @@ fn index_entries(output: &[u8]) -> Vec<(String, String)> {
         let Some(tab) = record.iter().position(|&b| b == b'\t') else {
             continue;
         };
-        let oid = record[..tab]
-            .split(|&b| b == b' ')
-            .nth(1)
+        let meta = String::from_utf8_lossy(&record[..tab]);
+        let mut fields = meta.split(' ');
+        let mode = fields
+            .next()
+            .and_then(|mode| u32::from_str_radix(mode, 8).ok())
             .unwrap_or_default();
-        let mut fingerprint = String::with_capacity(4 + oid.len());
-        fingerprint.push_str("git:");
-        fingerprint.push_str(&String::from_utf8_lossy(oid));
+        let oid = fields.next().unwrap_or_default();
         files.push((
             String::from_utf8_lossy(&record[tab + 1..]).into_owned(),
-            fingerprint,
+            index::fingerprint(mode, oid),
         ));
     }
     sorted_unique(files)
+}
+
+/// The fingerprint of a tracked file that differs from its index entry: its
+/// content's, marked where it is executable, as git records the mode beside
+/// the bytes (an index that says executable and a file that is not must not
+/// match the other way round).
+fn changed_fingerprint(full: &Path, stat_cache: &StatCache) -> Result<String, RepoError> {
+    let now = file_fingerprint(full, None, stat_cache)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let executable = fs::symlink_metadata(full)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o100 != 0);
+        if executable {
+            return Ok(format!("{now} 100755"));
+        }
+    }
+    Ok(now)
 }
 
 /// A file's fingerprint; `is_link` is what the directory listing said, when

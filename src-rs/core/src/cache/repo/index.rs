@@ -91,6 +91,17 @@ fn git_dir(top: &Path) -> Option<PathBuf> {
     Some(top.join(dir))
 }
 
+/// An entry's fingerprint: `git:<object id>`, and its mode where it is not
+/// a plain file's. Git stores a link's target as a blob, the same blob as a
+/// file holding those bytes, and an executable's bytes as a plain file's.
+pub(super) fn fingerprint(mode: u32, oid: &str) -> String {
+    if mode == 0o100644 {
+        format!("git:{oid}")
+    } else {
+        format!("git:{oid} {mode:o}")
+    }
+}
+
 /// The entries of an index file, or `None` where it is not one this reader
 /// follows git on.
 fn parse(bytes: &[u8]) -> Option<Index> {
@@ -169,10 +180,10 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         if length != name.len().min(0xfff) || name.is_empty() {
             return None;
         }
-        let mut fingerprint = String::with_capacity(4 + 2 * OID_BYTES);
-        fingerprint.push_str("git:");
-        fingerprint.push_str(&hex(oid));
-        entries.push((String::from_utf8_lossy(&name).into_owned(), fingerprint));
+        entries.push((
+            String::from_utf8_lossy(&name).into_owned(),
+            fingerprint(mode, &hex(oid)),
+        ));
     }
     if reader.at > body.len() {
         return None;
@@ -272,8 +283,9 @@ mod tests {
             .filter_map(|record| {
                 let record = String::from_utf8_lossy(record);
                 let (meta, path) = record.split_once('\t')?;
-                let oid = meta.split(' ').nth(1)?;
-                Some((path.to_owned(), format!("git:{oid}")))
+                let mut fields = meta.split(' ');
+                let mode = u32::from_str_radix(fields.next()?, 8).ok()?;
+                Some((path.to_owned(), fingerprint(mode, fields.next()?)))
             })
             .collect()
     }
