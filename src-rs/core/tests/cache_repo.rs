@@ -335,3 +335,29 @@ fn a_mode_git_records_keys_the_run_as_the_bytes_do() {
         ])
     );
 }
+
+#[test]
+fn a_file_git_is_told_to_assume_unchanged_or_skip_still_keys_the_run() {
+    let repo = repository();
+    let top = repo.path();
+    let app = top.join("packages/app");
+    let cache = top.join("packages/app/.cache-runner");
+    let mut store = Store::open(&cache, &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    // `git status` trusts such an entry and never looks at the file; a tool
+    // reads what is there.
+    for flag in ["--assume-unchanged", "--skip-worktree"] {
+        git(top, &["update-index", flag, "packages/lib/index.js"]);
+        write(top, "packages/lib/index.js", "export const x = 2\n");
+        assert_eq!(
+            lookup(&app, &cache),
+            Err(vec![
+                "repository file packages/lib/index.js changed".to_owned()
+            ]),
+            "{flag}"
+        );
+        write(top, "packages/lib/index.js", "export const x = 1\n");
+        let unset = flag.replacen("--", "--no-", 1);
+        git(top, &["update-index", &unset, "packages/lib/index.js"]);
+    }
+}

@@ -51,9 +51,10 @@ pub(super) struct Index {
     pub entries: Vec<(String, String)>,
     /// Each entry's stat data, in the same order.
     pub stats: Vec<Stat>,
-    /// Whether every entry is a file or link git compares by its stat data
-    /// alone: no submodule, no conflict, nothing git is told to skip or to
-    /// trust (skip-worktree, assume-unchanged, intent-to-add).
+    /// Whether every entry is a file or link whose stat data and object id
+    /// describe it: no submodule, no conflict, no intent-to-add. An entry git
+    /// is told to trust or skip (assume-unchanged, skip-worktree) is plain:
+    /// `git status` would not look at its file, and the caller does.
     pub plain: bool,
     /// When the index was written: an entry whose file was modified at or
     /// after it may have changed within the same clock tick ("racily
@@ -146,8 +147,9 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         });
         let oid = reader.take(OID_BYTES)?;
         let flags = reader.u16()?;
-        // Assume-unchanged, or a conflict's stage.
-        if flags & 0x8000 != 0 || flags & 0x3000 != 0 {
+        // A conflict's stage. Assume-unchanged is no reason to ask git: its
+        // status would trust the entry, where the stat data here is compared.
+        if flags & 0x3000 != 0 {
             plain = false;
         }
         // A submodule: a commit, not a file.
@@ -159,7 +161,9 @@ fn parse(bytes: &[u8]) -> Option<Index> {
             if version < 3 {
                 return None;
             }
-            if reader.u16()? != 0 {
+            // Intent-to-add: the empty blob's id stands for bytes never added.
+            // Skip-worktree, like assume-unchanged, is git's to trust, not ours.
+            if reader.u16()? & !0x4000 != 0 {
                 plain = false;
             }
         }
