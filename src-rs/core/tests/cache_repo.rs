@@ -361,3 +361,36 @@ fn a_file_git_is_told_to_assume_unchanged_or_skip_still_keys_the_run() {
         git(top, &["update-index", &unset, "packages/lib/index.js"]);
     }
 }
+
+#[test]
+fn a_tracked_file_whose_name_is_not_utf8_keys_the_run() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = repository();
+    let top = repo.path();
+    let app = top.join("packages/app");
+    let cache = top.join("packages/app/.cache-runner");
+    let name = std::ffi::OsStr::from_bytes(b"packages/lib/caf\xe9.js");
+    fs::write(top.join(name), "latin-1\n").unwrap();
+    git(top, &["add", "packages/lib"]);
+    git(top, &["commit", "-q", "-m", "latin-1 name"]);
+    let mut store = Store::open(&cache, &app).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    fs::write(top.join(name), "edited!\n").unwrap();
+    assert!(lookup(&app, &cache).is_err(), "an edit of it hits");
+
+    // So too where git status decides (an entry added with intent to add),
+    // from one edit to the next.
+    fs::write(top.join(name), "edited 1\n").unwrap();
+    write(top, "packages/lib/later.js", "later\n");
+    git(top, &["add", "-N", "packages/lib/later.js"]);
+    let mut store = Store::open(&cache, &app).unwrap();
+    fs::remove_dir_all(app.join("dist")).unwrap();
+    run_and_store(&mut store, &app).unwrap();
+    assert_eq!(lookup(&app, &cache), Ok(()));
+    fs::write(top.join(name), "edited 2\n").unwrap();
+    assert!(
+        lookup(&app, &cache).is_err(),
+        "an edit of it hits git's way"
+    );
+}

@@ -195,11 +195,15 @@ fn blob_id(path: &Path, meta: &fs::Metadata) -> Option<String> {
 fn refreshed(
     top: &Path,
     (path, fingerprint): (String, String),
+    raw_name: Option<&Vec<u8>>,
     stat: &index::Stat,
     written: Option<std::time::SystemTime>,
     stat_cache: &StatCache,
 ) -> Result<(String, String), RepoError> {
-    let full = top.join(&path);
+    let full = match raw_name {
+        Some(raw) => top.join(native_path(raw)),
+        None => top.join(&path),
+    };
     let Ok(meta) = fs::symlink_metadata(&full) else {
         return Ok((path, "missing".to_owned()));
     };
@@ -219,6 +223,21 @@ fn refreshed(
     }
     let now = changed_fingerprint(&full, stat_cache)?;
     Ok((path, now))
+}
+
+/// A path as git keeps it, in bytes, as the file system names it: on Unix
+/// the bytes themselves, which need not be UTF-8 (read lossily, they would
+/// name no file, and an edit of it would go unseen).
+fn native_path(raw: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(raw))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(raw).into_owned())
+    }
 }
 
 /// Whether `path` is one of `dirs` or beneath one, component by component.
@@ -273,18 +292,23 @@ impl RepoSnapshot {
                     entries,
                     stats,
                     written,
+                    raw_names,
                     ..
                 } = index;
                 let refreshed: Result<Vec<(String, String)>, RepoError> = entries
                     .into_iter()
                     .zip(&stats)
-                    .map(|(entry, stat)| refreshed(&top, entry, stat, written, stat_cache))
+                    .enumerate()
+                    .map(|(at, (entry, stat))| {
+                        refreshed(&top, entry, raw_names.get(&at), stat, written, stat_cache)
+                    })
                     .collect();
                 Some(index::Index {
                     entries: refreshed?,
                     stats,
                     plain: true,
                     written,
+                    raw_names,
                 })
             }
             other => other,
@@ -306,12 +330,11 @@ impl RepoSnapshot {
         // What differs from the index in the work tree: hashed as it is now.
         let mut added = Vec::new();
         for record in status.split(|&b| b == 0) {
-            let record = String::from_utf8_lossy(record);
-            if record.len() < 4 {
+            let Some(raw) = record.get(3..).filter(|raw| !raw.is_empty()) else {
                 continue;
-            }
-            let path = &record[3..];
-            let full = top.join(path);
+            };
+            let path = &*String::from_utf8_lossy(raw);
+            let full = top.join(native_path(raw));
             let fingerprint = if fs::symlink_metadata(&full).is_err() {
                 "missing".to_owned()
             } else {

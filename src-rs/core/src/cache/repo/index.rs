@@ -60,6 +60,9 @@ pub(super) struct Index {
     /// after it may have changed within the same clock tick ("racily
     /// clean", as git calls it), and only its content tells.
     pub written: Option<std::time::SystemTime>,
+    /// The names that are not UTF-8, by their entry's position: `entries`
+    /// holds them lossily, which names no file.
+    pub raw_names: std::collections::HashMap<usize, Vec<u8>>,
 }
 
 /// The index of the work tree whose top is `top`.
@@ -125,6 +128,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
     let mut stats = Vec::with_capacity(capacity);
     let mut plain = true;
     let mut name: Vec<u8> = Vec::new();
+    let mut raw_names = std::collections::HashMap::new();
     for _ in 0..count {
         let start = reader.at;
         let stat = reader.take(STAT_BYTES)?;
@@ -184,6 +188,9 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         if length != name.len().min(0xfff) || name.is_empty() {
             return None;
         }
+        if std::str::from_utf8(&name).is_err() {
+            raw_names.insert(entries.len(), name.clone());
+        }
         entries.push((
             String::from_utf8_lossy(&name).into_owned(),
             fingerprint(mode, &hex(oid)),
@@ -208,6 +215,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         stats,
         plain,
         written: None,
+        raw_names,
     })
 }
 
