@@ -371,7 +371,10 @@ impl ListingNames<'_> {
 /// Whether a tool resolving from a checkout could pick up a file of this name
 /// in a directory above it: the package and config files Node tools look for
 /// upward (`package.json`, `node_modules`, `tsconfig*.json`, `.pnp.cjs`,
-/// `*.config.*`, dot-files such as `.babelrc` or `.env`).
+/// `*.config.*`, dot-files of configuration such as `.babelrc`, `.npmrc`,
+/// `.prettierrc.json` or `.env.local`). Other dot-files are not: temporary
+/// files (`.tmpA1b2C3`, which every `tempfile` user leaves in `/tmp` while it
+/// runs) would make a listing of `/tmp` change with every program's work.
 pub fn is_resolution_name(name: &str) -> bool {
     const NAMES: &[&str] = &[
         "package.json",
@@ -390,7 +393,32 @@ pub fn is_resolution_name(name: &str) -> bool {
     NAMES.contains(&name)
         || (name.starts_with("tsconfig") && name.ends_with(".json"))
         || name.contains(".config.")
-        || name.starts_with('.')
+        || name.strip_prefix('.').is_some_and(is_dot_config)
+}
+
+/// Whether a dot-file's name (without its dot) is one of configuration: an
+/// rc file (`babelrc`, `npmrc`, `prettierrc.json`, `yarnrc.yml`), an env
+/// file (`env`, `env.local`), or one of the names tools look for upward.
+fn is_dot_config(stem: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "git",
+        "gitignore",
+        "editorconfig",
+        "node-version",
+        "tool-versions",
+        "pnp.cjs",
+        "pnp.loader.mjs",
+        "pnpmfile.cjs",
+        "yarn",
+        "browserslistrc",
+        "config",
+    ];
+    NAMES.contains(&stem)
+        || stem.ends_with("rc")
+        || stem.contains("rc.")
+        || stem == "env"
+        || stem.starts_with("env.")
+        || stem.contains(".config.")
 }
 
 /// [`fingerprint_input`] of a listing covering only `names` (other kinds
@@ -666,6 +694,33 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn dot_files_above_a_checkout_count_when_they_configure_a_tool() {
+        for name in [
+            ".babelrc",
+            ".npmrc",
+            ".prettierrc.json",
+            ".yarnrc.yml",
+            ".env",
+            ".env.local",
+            ".pnp.cjs",
+            ".git",
+            ".eslintrc.cjs",
+            ".config",
+        ] {
+            assert!(is_resolution_name(name), "{name}");
+        }
+        for name in [
+            ".tmpA1b2C3",
+            ".X11-unix",
+            ".font-unix",
+            ".staging-x1",
+            ".cache",
+        ] {
+            assert!(!is_resolution_name(name), "{name}");
+        }
+    }
+
     #[test]
     fn special_files_are_never_opened() {
         let dir = tempfile::tempdir().unwrap();

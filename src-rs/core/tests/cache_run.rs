@@ -544,10 +544,19 @@ fn a_listing_above_the_checkout_keys_only_what_a_tool_could_use_there() {
     // Churn of a shared directory: another program's files come and go.
     fs::write(above.join("some-other-program.log"), "").unwrap();
     fs::create_dir_all(above.join("another-checkout")).unwrap();
+    // A temporary directory, as the tempfile crate names them.
+    fs::create_dir_all(above.join(".tmpA1b2C3")).unwrap();
     assert!(matches!(
         fx.store.lookup(TASK, &Default::default()),
         Lookup::Hit(_)
     ));
+    // A dot-file of configuration is not churn.
+    fs::write(above.join(".babelrc"), "{}").unwrap();
+    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+        panic!("a .babelrc above the checkout hit");
+    };
+    assert!(reasons[0].ends_with(" changed"), "{reasons:?}");
+    fs::remove_file(above.join(".babelrc")).unwrap();
     // A file a tool resolving upward would pick up is a miss.
     fs::write(above.join("tsconfig.json"), "{}").unwrap();
     let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
