@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use runner_aware::cache::{KeyKind, Lookup, Run, Store, Stored};
@@ -859,4 +860,100 @@ fn a_look_up_vouches_for_one_run_only() {
             "modified-input: the command modified its input: {out}"
         )]
     );
+}
+
+#[test]
+fn an_output_edited_in_the_tick_its_record_was_written_is_read_again() {
+    use std::os::unix::fs::MetadataExt;
+    let mut fx = fx();
+    let first = wrote_dist(&fx, &[]);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    // Rewritten by hand at once, the same length: where the clock's tick is
+    // coarse, the file keeps the identity (inode, size, times) the record of
+    // the store holds, and the record is no older than the edit.
+    let out = fx.root.join("dist/out.txt");
+    fs::write(&out, "OUTPUT").unwrap();
+    let meta = fs::symlink_metadata(&out).unwrap();
+    let identity = format!(
+        "{}:{}:{}:{}:{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+    );
+    let placed = fs::read_dir(fx.root.parent().unwrap().join("cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join(".placed.json"))
+        .find(|path| path.exists())
+        .expect("the store's record of what it placed");
+    let record: std::collections::BTreeMap<String, (String, String)> =
+        serde_json::from_str(&fs::read_to_string(&placed).unwrap()).unwrap();
+    let record: std::collections::BTreeMap<String, (String, String)> = record
+        .into_iter()
+        .map(|(path, (sha256, _))| (path, (sha256, identity.clone())))
+        .collect();
+    fs::write(&placed, serde_json::to_string(&record).unwrap()).unwrap();
+    let same_tick = Command::new("touch")
+        .arg("-m")
+        .arg("-d")
+        .arg(format!("@{}.{:09}", meta.mtime(), meta.mtime_nsec()))
+        .arg(&placed)
+        .status()
+        .unwrap();
+    assert!(same_tick.success());
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    let second = read_then_rewrote_dist(&fx);
+    let got = reasons(
+        fx.store
+            .store_run(TASK, &Run::new(&second, ok(), started()))
+            .unwrap(),
+    );
+    assert!(got[0].starts_with("modified-input"), "{got:?}");
+
+    // Left as the store left it, in that same tick: its bytes say so.
+    let mut fx = self::fx();
+    let first = wrote_dist(&fx, &[]);
+    let second = read_then_rewrote_dist(&fx);
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&first, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
+    fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
+    let meta = fs::symlink_metadata(fx.root.join("dist/out.txt")).unwrap();
+    let placed = fs::read_dir(fx.root.parent().unwrap().join("cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join(".placed.json"))
+        .find(|path| path.exists())
+        .expect("the store's record of what it placed");
+    let same_tick = Command::new("touch")
+        .arg("-m")
+        .arg("-d")
+        .arg(format!("@{}.{:09}", meta.mtime(), meta.mtime_nsec()))
+        .arg(&placed)
+        .status()
+        .unwrap();
+    assert!(same_tick.success());
+    assert!(matches!(
+        fx.store.lookup(TASK, &Default::default()),
+        Lookup::Miss { .. }
+    ));
+    fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
+    assert!(matches!(
+        fx.store
+            .store_run(TASK, &Run::new(&second, ok(), started()))
+            .unwrap(),
+        Stored::Stored { .. }
+    ));
 }

@@ -157,6 +157,15 @@ fn entry_id(name: &str) -> Option<&str> {
     .then_some(id)
 }
 
+/// The sha256 of the file at `path`, or `None` where it cannot be read.
+fn sha256_of(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).ok()?;
+    Some(crate::fingerprint::hex(&hasher.finalize()))
+}
+
 /// Opens a file of the cache dir only if it is a regular file (a link there,
 /// to `/proc/self/environ` or anywhere, is refused).
 fn open_entry(path: &Path) -> Result<File, CacheError> {
@@ -597,6 +606,7 @@ impl Store {
                 _ => None,
             })
             .collect();
+        let recorded = fs::metadata(self.placed_path(task)).and_then(|meta| meta.modified());
         for (path, (sha256, was)) in placed {
             if !outputs.contains(&(path.as_str(), sha256.as_str())) {
                 continue;
@@ -604,7 +614,19 @@ impl Store {
             let Ok(rel) = entry::check_output_path(&path).map(|()| path) else {
                 continue;
             };
-            if fs::symlink_metadata(self.root.join(&rel)).is_ok_and(|meta| identity(&meta) == was) {
+            let full = self.root.join(&rel);
+            let unchanged = fs::symlink_metadata(&full).is_ok_and(|meta| {
+                identity(&meta) == was
+                    // Modified no earlier than the record was written (in
+                    // one tick of a coarse clock, "racily clean" as git
+                    // calls it), its identity cannot tell an edit: its
+                    // bytes do.
+                    && (recorded
+                        .as_ref()
+                        .is_ok_and(|recorded| meta.modified().is_ok_and(|at| at < *recorded))
+                        || sha256_of(&full).is_some_and(|now| now == sha256))
+            });
+            if unchanged {
                 own.insert(rel);
             }
         }
