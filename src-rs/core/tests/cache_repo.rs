@@ -360,6 +360,34 @@ fn a_file_git_is_told_to_assume_unchanged_or_skip_still_keys_the_run() {
         let unset = flag.replacen("--", "--no-", 1);
         git(top, &["update-index", &unset, "packages/lib/index.js"]);
     }
+
+    // So too where git decides what differs: an entry added with intent to
+    // add (read here, not plain), and a split index (not read here).
+    write(top, "packages/lib/later.js", "later\n");
+    git(top, &["add", "-N", "packages/lib/later.js"]);
+    for split in [false, true] {
+        if split {
+            git(top, &["update-index", "--split-index"]);
+        }
+        for flag in ["--assume-unchanged", "--skip-worktree"] {
+            let mut store = Store::open(&cache, &app).unwrap();
+            fs::remove_dir_all(app.join("dist")).unwrap();
+            run_and_store(&mut store, &app).unwrap();
+            assert_eq!(lookup(&app, &cache), Ok(()), "{flag}, split {split}");
+            git(top, &["update-index", flag, "packages/lib/index.js"]);
+            write(top, "packages/lib/index.js", "export const x = 2\n");
+            assert_eq!(
+                lookup(&app, &cache),
+                Err(vec![
+                    "repository file packages/lib/index.js changed".to_owned()
+                ]),
+                "{flag}, split {split}"
+            );
+            write(top, "packages/lib/index.js", "export const x = 1\n");
+            let unset = flag.replacen("--", "--no-", 1);
+            git(top, &["update-index", &unset, "packages/lib/index.js"]);
+        }
+    }
 }
 
 #[test]

@@ -106,20 +106,20 @@ fn status_args() -> Vec<&'static str> {
     args
 }
 
-/// Every path of the index and `git:<object id>`, sorted: read in process,
-/// or from `git ls-files -s -z` where the index is not one [`index::read`]
-/// follows.
-fn tracked_files(
-    top: &Path,
-    index: Option<index::Index>,
-) -> Result<Vec<(String, String)>, RepoError> {
+/// Every path of the index and `git:<object id>`, sorted, and the paths git
+/// is told to trust or skip: read in process, or from `git ls-files -s -v -z`
+/// where the index is not one [`index::read`] follows.
+fn tracked_files(top: &Path, index: Option<index::Index>) -> Result<Tracked, RepoError> {
     if let Some(index) = index {
-        return Ok(sorted_unique(index.entries));
+        return Ok((sorted_unique(index.entries), index.trusted));
     }
-    const LS_FILES: &[&str] = &["ls-files", "-s", "-z"];
+    const LS_FILES: &[&str] = &["ls-files", "-s", "-v", "-z"];
     let listing = git_start(top, LS_FILES)?;
     Ok(index_entries(&git_finish(listing, LS_FILES)?))
 }
+
+/// The index's entries and the paths git is told to trust or skip.
+type Tracked = (Vec<(String, String)>, Vec<String>);
 
 /// Whether a file may differ from its index entry, as `git status` decides
 /// before it reads one: its stat data differs from what git recorded, or it
@@ -293,6 +293,7 @@ impl RepoSnapshot {
                     stats,
                     written,
                     raw_names,
+                    trusted,
                     ..
                 } = index;
                 let refreshed: Result<Vec<(String, String)>, RepoError> = entries
@@ -309,11 +310,12 @@ impl RepoSnapshot {
                     plain: true,
                     written,
                     raw_names,
+                    trusted,
                 })
             }
             other => other,
         };
-        let listed = tracked_files(&top, index).map(|tracked| {
+        let listed = tracked_files(&top, index).map(|(tracked, trusted)| {
             let mut walk = Walk {
                 top: &top,
                 tracked: tracked.iter().map(|(path, _)| path.as_str()).collect(),
@@ -321,25 +323,36 @@ impl RepoSnapshot {
                 untracked: Vec::new(),
             };
             let walked = walk.dir("").map(|()| walk.untracked);
-            (tracked, walked)
+            (tracked, trusted, walked)
         });
         let status = status.map(|status| git_finish(status, &status_args));
-        let (mut files, untracked) = listed?;
+        let (mut files, trusted, untracked) = listed?;
         let status = status.transpose()?.unwrap_or_default();
         let untracked = untracked?;
-        // What differs from the index in the work tree: hashed as it is now.
+        // What differs from the index in the work tree, and where git
+        // decides it, what git status trusts without a look: hashed as it is
+        // now.
+        let now = |full: &Path| {
+            if fs::symlink_metadata(full).is_err() {
+                Ok("missing".to_owned())
+            } else {
+                changed_fingerprint(full, stat_cache)
+            }
+        };
+        if !in_process {
+            for path in &trusted {
+                if let Ok(at) = find(&files, path) {
+                    files[at].1 = now(&top.join(path))?;
+                }
+            }
+        }
         let mut added = Vec::new();
         for record in status.split(|&b| b == 0) {
             let Some(raw) = record.get(3..).filter(|raw| !raw.is_empty()) else {
                 continue;
             };
             let path = &*String::from_utf8_lossy(raw);
-            let full = top.join(native_path(raw));
-            let fingerprint = if fs::symlink_metadata(&full).is_err() {
-                "missing".to_owned()
-            } else {
-                changed_fingerprint(&full, stat_cache)?
-            };
+            let fingerprint = now(&top.join(native_path(raw)))?;
             match find(&files, path) {
                 Ok(at) => files[at].1 = fingerprint,
                 Err(_) => added.push((path.to_owned(), fingerprint)),
@@ -448,10 +461,17 @@ fn sorted_unique(mut files: Vec<(String, String)>) -> Vec<(String, String)> {
     files
 }
 
-/// Every path of `git ls-files -s -z`'s output and `git:<object id>`, sorted.
-fn index_entries(output: &[u8]) -> Vec<(String, String)> {
+/// Every path of `git ls-files -s -v -z`'s output and `git:<object id>`,
+/// sorted, and the paths its tag marks as trusted (assume-unchanged, in lower
+/// case) or skipped (`S`).
+fn index_entries(output: &[u8]) -> Tracked {
     let mut files = Vec::new();
+    let mut trusted = Vec::new();
     for record in output.split(|&b| b == 0) {
+        // `<tag> <mode> <object id> <stage>\t<path>`
+        let (Some(&tag), Some(record)) = (record.first(), record.get(2..)) else {
+            continue;
+        };
         let Some(tab) = record.iter().position(|&b| b == b'\t') else {
             continue;
         };
@@ -462,12 +482,13 @@ fn index_entries(output: &[u8]) -> Vec<(String, String)> {
             .and_then(|mode| u32::from_str_radix(mode, 8).ok())
             .unwrap_or_default();
         let oid = fields.next().unwrap_or_default();
-        files.push((
-            String::from_utf8_lossy(&record[tab + 1..]).into_owned(),
-            index::fingerprint(mode, oid),
-        ));
+        let path = String::from_utf8_lossy(&record[tab + 1..]).into_owned();
+        if tag.is_ascii_lowercase() || tag == b'S' {
+            trusted.push(path.clone());
+        }
+        files.push((path, index::fingerprint(mode, oid)));
     }
-    sorted_unique(files)
+    (sorted_unique(files), trusted)
 }
 
 /// The fingerprint of a tracked file that differs from its index entry: its

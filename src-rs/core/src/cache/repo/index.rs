@@ -63,6 +63,9 @@ pub(super) struct Index {
     /// The names that are not UTF-8, by their entry's position: `entries`
     /// holds them lossily, which names no file.
     pub raw_names: std::collections::HashMap<usize, Vec<u8>>,
+    /// The paths git is told to trust or skip (assume-unchanged,
+    /// skip-worktree), whose files `git status` never looks at.
+    pub trusted: Vec<String>,
 }
 
 /// The index of the work tree whose top is `top`.
@@ -129,6 +132,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
     let mut plain = true;
     let mut name: Vec<u8> = Vec::new();
     let mut raw_names = std::collections::HashMap::new();
+    let mut trusted = Vec::new();
     for _ in 0..count {
         let start = reader.at;
         let stat = reader.take(STAT_BYTES)?;
@@ -156,6 +160,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         if flags & 0x3000 != 0 {
             plain = false;
         }
+        let mut trusts = flags & 0x8000 != 0;
         // A submodule: a commit, not a file.
         if mode & 0o170000 != 0o100000 && mode & 0o170000 != 0o120000 {
             plain = false;
@@ -167,9 +172,11 @@ fn parse(bytes: &[u8]) -> Option<Index> {
             }
             // Intent-to-add: the empty blob's id stands for bytes never added.
             // Skip-worktree, like assume-unchanged, is git's to trust, not ours.
-            if reader.u16()? & !0x4000 != 0 {
+            let extended = reader.u16()?;
+            if extended & !0x4000 != 0 {
                 plain = false;
             }
+            trusts |= extended & 0x4000 != 0;
         }
         let header = reader.at - start;
         if version == 4 {
@@ -190,6 +197,9 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         }
         if std::str::from_utf8(&name).is_err() {
             raw_names.insert(entries.len(), name.clone());
+        }
+        if trusts {
+            trusted.push(String::from_utf8_lossy(&name).into_owned());
         }
         entries.push((
             String::from_utf8_lossy(&name).into_owned(),
@@ -216,6 +226,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         plain,
         written: None,
         raw_names,
+        trusted,
     })
 }
 
