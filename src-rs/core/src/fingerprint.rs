@@ -693,7 +693,6 @@ mod tests {
         );
     }
 
-    #[cfg(unix)]
     #[test]
     fn dot_files_above_a_checkout_count_when_they_configure_a_tool() {
         for name in [
@@ -721,6 +720,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn special_files_are_never_opened() {
         let dir = tempfile::tempdir().unwrap();
