@@ -217,9 +217,10 @@ fn is_pseudo(path: &Path) -> bool {
             .any(|dir| path.starts_with(dir))
 }
 
-/// The sha256 of a regular file, opened without blocking (a FIFO swapped in
-/// since the stat is never waited on) and checked to be the file stat saw.
-fn hash_regular_file(path: &Path, meta: &Metadata) -> Result<String, FingerprintError> {
+/// The regular file `meta` describes (as a stat of `path` saw it), opened
+/// without blocking (a FIFO swapped in since the stat is never waited on)
+/// and checked to be that file.
+pub(crate) fn open_checked(path: &Path, meta: &Metadata) -> Result<File, FingerprintError> {
     let file = open_regular(path).map_err(io_error(path))?;
     let opened = file.metadata().map_err(io_error(path))?;
     if !opened.is_file() || identity(&opened) != identity(meta) {
@@ -228,6 +229,12 @@ fn hash_regular_file(path: &Path, meta: &Metadata) -> Result<String, Fingerprint
             source: io::Error::other("it changed while it was being read"),
         });
     }
+    Ok(file)
+}
+
+/// The sha256 of the regular file `meta` describes ([`open_checked`]).
+pub(crate) fn hash_regular_file(path: &Path, meta: &Metadata) -> Result<String, FingerprintError> {
+    let file = open_checked(path, meta)?;
     let mut hasher = Sha256::new();
     let mut reader = io::BufReader::with_capacity(64 * 1024, file);
     let mut buf = [0u8; 64 * 1024];

@@ -157,15 +157,6 @@ fn entry_id(name: &str) -> Option<&str> {
     .then_some(id)
 }
 
-/// The sha256 of the file at `path`, or `None` where it cannot be read.
-fn sha256_of(path: &Path) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = File::open(path).ok()?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).ok()?;
-    Some(crate::fingerprint::hex(&hasher.finalize()))
-}
-
 /// Opens a file of the cache dir only if it is a regular file (a link there,
 /// to `/proc/self/environ` or anywhere, is refused).
 fn open_entry(path: &Path) -> Result<File, CacheError> {
@@ -624,7 +615,8 @@ impl Store {
                     && (recorded
                         .as_ref()
                         .is_ok_and(|recorded| meta.modified().is_ok_and(|at| at < *recorded))
-                        || sha256_of(&full).is_some_and(|now| now == sha256))
+                        || crate::fingerprint::hash_regular_file(&full, &meta)
+                            .is_ok_and(|now| now == sha256))
             });
             if unchanged {
                 own.insert(rel);

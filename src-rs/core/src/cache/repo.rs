@@ -133,33 +133,32 @@ fn may_differ(
     use std::os::unix::fs::MetadataExt;
     // Git keeps each field in 32 bits.
     let cut = |value: i64| value as u32;
-    let recorded = index::Stat {
+    let now = index::Stat {
         ctime: (cut(meta.ctime()), cut(meta.ctime_nsec())),
         mtime: (cut(meta.mtime()), cut(meta.mtime_nsec())),
         ino: meta.ino() as u32,
-        mode: meta.mode(),
+        mode: git_mode(meta.mode()),
         uid: meta.uid(),
         gid: meta.gid(),
         size: meta.size() as u32,
     };
-    // The type and the executable bit, as git records a mode.
-    let kind = |mode: u32| {
-        if mode & 0o170000 == 0o120000 {
-            0o120000
-        } else {
-            mode & 0o170100
-        }
+    let recorded = index::Stat {
+        mode: git_mode(stat.mode),
+        ..*stat
     };
-    let same = recorded.ctime == stat.ctime
-        && recorded.mtime == stat.mtime
-        && recorded.ino == stat.ino
-        && recorded.uid == stat.uid
-        && recorded.gid == stat.gid
-        && recorded.size == stat.size
-        && kind(recorded.mode) == kind(stat.mode);
-    !same
+    now != recorded
         || written
             .is_none_or(|written| meta.modified().map_or(true, |modified| modified >= written))
+}
+
+/// What git keeps of a mode: a link, or a file's type and executable bit.
+#[cfg(unix)]
+fn git_mode(mode: u32) -> u32 {
+    if mode & 0o170000 == 0o120000 {
+        0o120000
+    } else {
+        mode & 0o170100
+    }
 }
 
 /// The object id git would give the file (or link) at `path` now, when it
@@ -174,7 +173,7 @@ fn blob_id(path: &Path, meta: &fs::Metadata) -> Option<String> {
         hasher.update(format!("blob {}\0", bytes.len()));
         hasher.update(bytes);
     } else if meta.is_file() {
-        let mut file = fs::File::open(path).ok()?;
+        let mut file = crate::fingerprint::open_checked(path, meta).ok()?;
         hasher.update(format!("blob {}\0", meta.len()));
         let copied = std::io::copy(&mut file, &mut hasher).ok()?;
         // A file that changed length while it was read is no object git has.
@@ -211,8 +210,7 @@ fn refreshed(
         return Ok((path, fingerprint));
     }
     use std::os::unix::fs::MetadataExt;
-    let mode_changed = (meta.mode() & 0o170100) != (stat.mode & 0o170100)
-        && !(meta.file_type().is_symlink() && stat.mode & 0o170000 == 0o120000);
+    let mode_changed = git_mode(meta.mode()) != git_mode(stat.mode);
     // Another length than git saw (git writes 0 for an entry it must check
     // again) or another mode: changed, with no need to hash it as git would.
     let may_be_same = !mode_changed && (stat.size == 0 || stat.size == meta.size() as u32);
