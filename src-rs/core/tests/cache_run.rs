@@ -60,6 +60,19 @@ fn traced(trace: Trace) -> Reports {
     reports
 }
 
+/// Stores `reports` as a run of [`TASK`] that exited 0, started after the
+/// fixture's files were written.
+fn store(fx: &mut Fx, reports: &Reports) -> Stored {
+    fx.store
+        .store_run(TASK, &Run::new(reports, ok(), started()))
+        .unwrap()
+}
+
+/// Looks [`TASK`] up against an empty env.
+fn look_up(fx: &mut Fx) -> Lookup {
+    fx.store.lookup(TASK, &Default::default())
+}
+
 fn ok() -> CommandOutcome {
     CommandOutcome {
         exit_code: Some(0),
@@ -84,10 +97,7 @@ fn reasons(stored: Stored) -> Vec<String> {
 fn a_declared_run_is_stored_and_then_hits() {
     let mut fx = fx();
     let reports = declared(&fx);
-    let stored = fx
-        .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()))
-        .unwrap();
+    let stored = store(&mut fx, &reports);
     let Stored::Stored { manifest, key, .. } = stored else {
         panic!("not stored: {stored:?}");
     };
@@ -98,15 +108,9 @@ fn a_declared_run_is_stored_and_then_hits() {
         .map(|output| output.path())
         .collect();
     assert!(outputs.contains(&"dist/out.txt"), "{outputs:?}");
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Hit(_)
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Hit(_)));
     fs::write(fx.root.join("src/in.txt"), "edited").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
 }
 
 #[test]
@@ -172,11 +176,7 @@ fn outputs_outside_the_root_are_refused() {
     let mut reports = declared(&fx);
     // Not in a temp directory, whose stray writes are scratch, not outputs.
     reports.outputs.insert("/srv/elsewhere/out.js".to_owned());
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert_eq!(got.len(), 1);
     assert!(
         got[0].starts_with("outputs outside the root: ") && got[0].contains("elsewhere"),
@@ -191,11 +191,7 @@ fn nothing_keys_a_run_with_no_input_and_no_snapshot() {
         cacheable: true,
         ..Reports::default()
     };
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert!(got[0].contains("no inputs known"), "{got:?}");
 }
 
@@ -212,11 +208,7 @@ fn an_incomplete_trace_is_not_stored_on_the_trace() {
     };
     runner_aware::rules::apply_trace_and_ignores(&mut reports, Some(trace), &[]);
     assert!(!reports.cacheable);
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert_eq!(
         got,
         ["trace: the file-access trace may be incomplete: a static program ran"]
@@ -228,18 +220,9 @@ fn values_that_contradict_drop_both_entries() {
     let mut fx = fx();
     let mut reports = declared(&fx);
     reports.values.insert("config".into(), "one".into());
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &reports), Stored::Stored { .. }));
     reports.values.insert("config".into(), "two".into());
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert!(got[0].starts_with("value config changed"), "{got:?}");
     assert!(fx.store.entries(TASK).0.is_empty());
 }
@@ -270,30 +253,22 @@ fn a_listing_leaves_out_the_tasks_outputs_and_the_caches_own_directory() {
     fs::write(root.join("dist/out.txt"), "output").unwrap();
     // The runner's cache where runners keep theirs: it appears in the
     // `node_modules` listing once the first entry is stored.
-    let store = Store::open(root.join("node_modules/.cache/runner"), &root).unwrap();
     let mut fx = Fx {
+        store: Store::open(root.join("node_modules/.cache/runner"), &root).unwrap(),
         _tmp: tmp,
         root,
-        store,
     };
     let reports = listed(&fx);
-    let Stored::Stored { key, .. } = fx
-        .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()))
-        .unwrap()
-    else {
+    let Stored::Stored { key, .. } = store(&mut fx, &reports) else {
         panic!("not stored");
     };
     assert_eq!(key, KeyKind::Trace);
     assert!(fx.root.join("node_modules/.cache").is_dir());
     // The second run, with the cache's directory in node_modules: a hit.
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Hit(_)
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Hit(_)));
     // A clean checkout, as on CI: no dist. Still a hit, and the restore brings it back.
     fs::remove_dir_all(fx.root.join("dist")).unwrap();
-    let Lookup::Hit(entry) = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Hit(entry) = look_up(&mut fx) else {
         panic!("a clean checkout missed");
     };
     fx.store.restore(&entry).unwrap();
@@ -303,7 +278,7 @@ fn a_listing_leaves_out_the_tasks_outputs_and_the_caches_own_directory() {
     );
     // What the task could have seen in its listing still counts.
     fs::write(fx.root.join("new.txt"), "").unwrap();
-    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Miss { reasons } = look_up(&mut fx) else {
         panic!("a new name in a listed directory hit");
     };
     assert_eq!(reasons, ["input . changed"]);
@@ -331,11 +306,7 @@ fn an_input_that_changes_while_the_command_runs_is_not_stored() {
         },
     );
     fs::remove_file(fx.root.join("src/in.txt")).unwrap();
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert_eq!(got.len(), 1);
     assert!(
         got[0].starts_with("inputs changed while the command ran: ")
@@ -354,11 +325,7 @@ fn an_input_that_changes_while_the_command_runs_is_not_stored() {
         },
     );
     fs::write(fx.root.join(".env.production"), "VITE_X=1").unwrap();
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &reports));
     assert!(got[0].ends_with(".env.production (added)"), "{got:?}");
 
     // A file added to a directory it listed, while it ran.
@@ -401,11 +368,7 @@ fn a_restore_empties_what_the_recorded_run_emptied_and_nothing_else() {
     // Vite's way: it empties outDir, then writes. The restore does the same.
     let mut fx = fx();
     let reports = wrote_dist(&fx, &["dist/old-1a2b.js"]);
-    let Stored::Stored { manifest, .. } = fx
-        .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()))
-        .unwrap()
-    else {
+    let Stored::Stored { manifest, .. } = store(&mut fx, &reports) else {
         panic!("not stored");
     };
     assert_eq!(manifest.emptied, ["dist"]);
@@ -423,11 +386,7 @@ fn a_restore_empties_what_the_recorded_run_emptied_and_nothing_else() {
     // tsc's way: it never deletes. Old files stay, as a real run leaves them.
     let mut fx = self::fx();
     let reports = wrote_dist(&fx, &[]);
-    let Stored::Stored { manifest, .. } = fx
-        .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()))
-        .unwrap()
-    else {
+    let Stored::Stored { manifest, .. } = store(&mut fx, &reports) else {
         panic!("not stored");
     };
     assert!(manifest.emptied.is_empty());
@@ -443,11 +402,7 @@ fn a_restore_empties_what_the_recorded_run_emptied_and_nothing_else() {
 fn emptying_never_goes_through_a_link() {
     let mut fx = fx();
     let reports = wrote_dist(&fx, &["dist/old.js"]);
-    let Stored::Stored { manifest, .. } = fx
-        .store
-        .store_run(TASK, &Run::new(&reports, ok(), started()))
-        .unwrap()
-    else {
+    let Stored::Stored { manifest, .. } = store(&mut fx, &reports) else {
         panic!("not stored");
     };
     // dist is now a link to a directory outside the checkout.
@@ -475,10 +430,7 @@ fn a_restore_empties_a_directory_another_run_of_the_task_emptied() {
     let first = wrote_dist(&fx, &[]);
     let Stored::Stored {
         manifest: clean, ..
-    } = fx
-        .store
-        .store_run(TASK, &Run::new(&first, ok(), started()))
-        .unwrap()
+    } = store(&mut fx, &first)
     else {
         panic!("not stored");
     };
@@ -498,10 +450,7 @@ fn a_restore_empties_a_directory_another_run_of_the_task_emptied() {
     });
     let Stored::Stored {
         manifest: edited, ..
-    } = fx
-        .store
-        .store_run(TASK, &Run::new(&second, ok(), started()))
-        .unwrap()
+    } = store(&mut fx, &second)
     else {
         panic!("not stored");
     };
@@ -509,7 +458,7 @@ fn a_restore_empties_a_directory_another_run_of_the_task_emptied() {
     // The edit reverted: the first entry hits, and its restore leaves dist
     // as the tool would, without the edited build's file.
     fs::write(fx.root.join("src/in.txt"), "input").unwrap();
-    let Lookup::Hit(hit) = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Hit(hit) = look_up(&mut fx) else {
         panic!("the reverted edit missed");
     };
     assert_eq!(hit.id, clean.id);
@@ -536,31 +485,23 @@ fn a_listing_above_the_checkout_keys_only_what_a_tool_could_use_there() {
         written: vec![path("dist"), path("dist/out.txt")],
         ..Trace::default()
     });
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&reports, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &reports), Stored::Stored { .. }));
     // Churn of a shared directory: another program's files come and go.
     fs::write(above.join("some-other-program.log"), "").unwrap();
     fs::create_dir_all(above.join("another-checkout")).unwrap();
     // A temporary directory, as the tempfile crate names them.
     fs::create_dir_all(above.join(".tmpA1b2C3")).unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Hit(_)
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Hit(_)));
     // A dot-file of configuration is not churn.
     fs::write(above.join(".babelrc"), "{}").unwrap();
-    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Miss { reasons } = look_up(&mut fx) else {
         panic!("a .babelrc above the checkout hit");
     };
     assert!(reasons[0].ends_with(" changed"), "{reasons:?}");
     fs::remove_file(above.join(".babelrc")).unwrap();
     // A file a tool resolving upward would pick up is a miss.
     fs::write(above.join("tsconfig.json"), "{}").unwrap();
-    let Lookup::Miss { reasons } = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Miss { reasons } = look_up(&mut fx) else {
         panic!("a tsconfig.json above the checkout hit");
     };
     assert_eq!(reasons.len(), 1);
@@ -689,26 +630,14 @@ fn read_then_rewrote_dist(fx: &Fx) -> Reports {
 fn a_run_that_rewrites_its_own_previous_output_is_stored_and_a_clean_checkout_hits_it() {
     let mut fx = fx();
     let first = wrote_dist(&fx, &[]);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     // An input edit: the look-up misses with dist/out.txt as the first run
     // left it, and the run reads it and writes a new one.
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
     let second = read_then_rewrote_dist(&fx);
-    let Stored::Stored { manifest, .. } = fx
-        .store
-        .store_run(TASK, &Run::new(&second, ok(), started()))
-        .unwrap()
-    else {
+    let Stored::Stored { manifest, .. } = store(&mut fx, &second) else {
         panic!("not stored");
     };
     // Keyed on the inputs only: a clean checkout hits and gets the new output.
@@ -718,7 +647,7 @@ fn a_run_that_rewrites_its_own_previous_output_is_stored_and_a_clean_checkout_hi
         .keys()
         .any(|path| path.contains("out.txt")));
     fs::remove_dir_all(fx.root.join("dist")).unwrap();
-    let Lookup::Hit(hit) = fx.store.lookup(TASK, &Default::default()) else {
+    let Lookup::Hit(hit) = look_up(&mut fx) else {
         panic!("a clean checkout missed");
     };
     fx.store.restore(&hit).unwrap();
@@ -729,45 +658,25 @@ fn a_run_that_rewrites_its_own_previous_output_is_stored_and_a_clean_checkout_hi
 
     // What a restore placed counts as the task's own too.
     fs::write(fx.root.join("src/in.txt"), "input 3").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     fs::write(fx.root.join("dist/out.txt"), "output 3").unwrap();
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&second, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &second), Stored::Stored { .. }));
 }
 
 #[test]
 fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
     let mut fx = fx();
     let first = wrote_dist(&fx, &[]);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
     // Edited by hand after the task wrote it: what the run read is no
     // output of the task, and what it made of it is unknown.
     fs::write(fx.root.join("dist/out.txt"), "edited by hand").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     let second = read_then_rewrote_dist(&fx);
     let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
     assert_eq!(
-        reasons(
-            fx.store
-                .store_run(TASK, &Run::new(&second, ok(), started()))
-                .unwrap()
-        ),
+        reasons(store(&mut fx, &second)),
         [format!(
             "modified-input: the command modified its input: {out}"
         )]
@@ -778,11 +687,7 @@ fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
     let second = read_then_rewrote_dist(&fx);
     let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
     assert_eq!(
-        reasons(
-            fx.store
-                .store_run(TASK, &Run::new(&second, ok(), started()))
-                .unwrap()
-        ),
+        reasons(store(&mut fx, &second)),
         [format!(
             "modified-input: the command modified its input: {out}"
         )]
@@ -792,17 +697,9 @@ fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
     // not the task's output, so still a modified input.
     let mut fx = self::fx();
     let first = wrote_dist(&fx, &[]);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     fs::remove_file(fx.root.join("dist/out.txt")).unwrap();
     fs::write(fx.root.join("dist/other.txt"), "other").unwrap();
     let path = |rel: &str| fx.root.join(rel).to_string_lossy().into_owned();
@@ -815,11 +712,7 @@ fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
         read_then_written: vec![path("dist/out.txt")],
         ..Trace::default()
     });
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&gone, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &gone));
     assert!(got[0].starts_with("modified-input"), "{got:?}");
 }
 
@@ -827,35 +720,18 @@ fn a_run_that_rewrites_an_output_someone_edited_modified_its_input() {
 fn a_look_up_vouches_for_one_run_only() {
     let mut fx = fx();
     let first = wrote_dist(&fx, &[]);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
     let second = read_then_rewrote_dist(&fx);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&second, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &second), Stored::Stored { .. }));
     // Edited by hand, then run again with no look-up in between: the
     // look-up before the last run says nothing of what this one read.
     fs::write(fx.root.join("dist/out.txt"), "edited by hand").unwrap();
     let out = fx.root.join("dist/out.txt").to_string_lossy().into_owned();
     assert_eq!(
-        reasons(
-            fx.store
-                .store_run(TASK, &Run::new(&second, ok(), started()))
-                .unwrap()
-        ),
+        reasons(store(&mut fx, &second)),
         [format!(
             "modified-input: the command modified its input: {out}"
         )]
@@ -867,12 +743,7 @@ fn an_output_edited_in_the_tick_its_record_was_written_is_read_again() {
     use std::os::unix::fs::MetadataExt;
     let mut fx = fx();
     let first = wrote_dist(&fx, &[]);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
     // Rewritten by hand at once, the same length: where the clock's tick is
     // coarse, the file keeps the identity (inode, size, times) the record of
@@ -908,28 +779,16 @@ fn an_output_edited_in_the_tick_its_record_was_written_is_read_again() {
         .status()
         .unwrap();
     assert!(same_tick.success());
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     let second = read_then_rewrote_dist(&fx);
-    let got = reasons(
-        fx.store
-            .store_run(TASK, &Run::new(&second, ok(), started()))
-            .unwrap(),
-    );
+    let got = reasons(store(&mut fx, &second));
     assert!(got[0].starts_with("modified-input"), "{got:?}");
 
     // Left as the store left it, in that same tick: its bytes say so.
     let mut fx = self::fx();
     let first = wrote_dist(&fx, &[]);
     let second = read_then_rewrote_dist(&fx);
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&first, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &first), Stored::Stored { .. }));
     fs::write(fx.root.join("src/in.txt"), "input 2").unwrap();
     let meta = fs::symlink_metadata(fx.root.join("dist/out.txt")).unwrap();
     let placed = fs::read_dir(fx.root.parent().unwrap().join("cache"))
@@ -945,15 +804,7 @@ fn an_output_edited_in_the_tick_its_record_was_written_is_read_again() {
         .status()
         .unwrap();
     assert!(same_tick.success());
-    assert!(matches!(
-        fx.store.lookup(TASK, &Default::default()),
-        Lookup::Miss { .. }
-    ));
+    assert!(matches!(look_up(&mut fx), Lookup::Miss { .. }));
     fs::write(fx.root.join("dist/out.txt"), "output 2").unwrap();
-    assert!(matches!(
-        fx.store
-            .store_run(TASK, &Run::new(&second, ok(), started()))
-            .unwrap(),
-        Stored::Stored { .. }
-    ));
+    assert!(matches!(store(&mut fx, &second), Stored::Stored { .. }));
 }
