@@ -130,7 +130,9 @@ pub struct Store {
     limits: Limits,
     repo_snapshot: Option<repo::RepoSnapshot>,
     /// Per task, the files (relative to the root) that held, at its last
-    /// look-up that missed, the bytes an entry of the task put there.
+    /// look-up that missed, the bytes an entry of the task put there: what
+    /// the one run after it reads there and rewrites is its own previous
+    /// output ([`Store::store_run`] takes it). None after a hit.
     own_outputs: HashMap<String, BTreeSet<String>>,
 }
 
@@ -582,7 +584,7 @@ impl Store {
     /// The files of the checkout that, as a look-up of `task` finds them,
     /// still hold what an entry of the task put there (its last restore or
     /// store, unchanged since): a run that reads one of them and rewrites it
-    /// read its own previous output ([`Store::own_outputs`]).
+    /// read its own previous output.
     fn placed_and_unchanged(&self, task: &str, manifests: &[Manifest]) -> BTreeSet<String> {
         let mut own = BTreeSet::new();
         let placed = self.placed(task);
@@ -623,14 +625,6 @@ impl Store {
             }
         }
         own
-    }
-
-    /// The files (relative to the root) that held the bytes of an output of
-    /// `task`'s entries when `task` was last looked up and missed: what a run
-    /// of it that reads and then rewrites them read was its own previous
-    /// output. Empty before a look-up, after a hit, and once a run is stored.
-    pub fn own_outputs(&self, task: &str) -> Option<&BTreeSet<String>> {
-        self.own_outputs.get(task)
     }
 
     fn placed_path(&self, task: &str) -> PathBuf {

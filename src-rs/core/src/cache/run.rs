@@ -185,9 +185,10 @@ impl Store {
                     .into_iter()
                     .filter(|path| {
                         let rewritten = traced.outputs.binary_search(path).is_ok();
-                        let own_before = self
-                            .relative(path)
-                            .is_some_and(|rel| own.as_ref().is_some_and(|own| own.contains(&rel)));
+                        let own_before = own
+                            .as_ref()
+                            .zip(self.relative(path))
+                            .is_some_and(|(own, rel)| own.contains(&rel));
                         !(rewritten && own_before)
                     })
                     .collect();
