@@ -98,6 +98,11 @@ fn lookup(app: &Path, cache: &Path) -> Result<(), Vec<String>> {
     }
 }
 
+/// A look-up's answer when the one file `rel` changed.
+fn changed(rel: &str) -> Result<(), Vec<String>> {
+    Err(vec![format!("repository file {rel} changed")])
+}
+
 #[test]
 fn every_file_of_the_repository_keys_the_run_but_outputs_and_ignored_inputs() {
     let repo = repository();
@@ -265,12 +270,7 @@ fn a_file_rewritten_unchanged_hits_and_one_made_executable_misses() {
     // The same bytes made executable: git sees a change, and so does the key.
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(
-        lookup(&app, &cache),
-        Err(vec![
-            "repository file packages/lib/index.js changed".to_owned()
-        ])
-    );
+    assert_eq!(lookup(&app, &cache), changed("packages/lib/index.js"));
 }
 
 #[test]
@@ -294,12 +294,7 @@ fn a_mode_git_records_keys_the_run_as_the_bytes_do() {
     fs::remove_file(&config).unwrap();
     std::os::unix::fs::symlink("../lib/index.js", &config).unwrap();
     git(top, &["add", "packages/app/config"]);
-    assert_eq!(
-        lookup(&app, &cache),
-        Err(vec![
-            "repository file packages/app/config changed".to_owned()
-        ])
-    );
+    assert_eq!(lookup(&app, &cache), changed("packages/app/config"));
     fs::remove_file(&config).unwrap();
     write(top, "packages/app/config", "../lib/index.js");
     git(top, &["add", "packages/app/config"]);
@@ -309,12 +304,7 @@ fn a_mode_git_records_keys_the_run_as_the_bytes_do() {
     let lib = top.join("packages/lib/index.js");
     fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
     git(top, &["add", "packages/lib/index.js"]);
-    assert_eq!(
-        lookup(&app, &cache),
-        Err(vec![
-            "repository file packages/lib/index.js changed".to_owned()
-        ])
-    );
+    assert_eq!(lookup(&app, &cache), changed("packages/lib/index.js"));
 
     // The index and the file disagree on the executable bit both ways: the
     // file's bytes are the same, its mode is not.
@@ -328,12 +318,7 @@ fn a_mode_git_records_keys_the_run_as_the_bytes_do() {
         &["update-index", "--chmod=-x", "packages/lib/index.js"],
     );
     fs::set_permissions(&lib, fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(
-        lookup(&app, &cache),
-        Err(vec![
-            "repository file packages/lib/index.js changed".to_owned()
-        ])
-    );
+    assert_eq!(lookup(&app, &cache), changed("packages/lib/index.js"));
 }
 
 #[test]
@@ -351,9 +336,7 @@ fn a_file_git_is_told_to_assume_unchanged_or_skip_still_keys_the_run() {
         write(top, "packages/lib/index.js", "export const x = 2\n");
         assert_eq!(
             lookup(&app, &cache),
-            Err(vec![
-                "repository file packages/lib/index.js changed".to_owned()
-            ]),
+            changed("packages/lib/index.js"),
             "{flag}"
         );
         write(top, "packages/lib/index.js", "export const x = 1\n");
@@ -378,9 +361,7 @@ fn a_file_git_is_told_to_assume_unchanged_or_skip_still_keys_the_run() {
             write(top, "packages/lib/index.js", "export const x = 2\n");
             assert_eq!(
                 lookup(&app, &cache),
-                Err(vec![
-                    "repository file packages/lib/index.js changed".to_owned()
-                ]),
+                changed("packages/lib/index.js"),
                 "{flag}, split {split}"
             );
             write(top, "packages/lib/index.js", "export const x = 1\n");
