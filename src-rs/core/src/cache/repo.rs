@@ -285,31 +285,18 @@ impl RepoSnapshot {
             .collect();
         let index = match index {
             #[cfg(unix)]
-            Some(index) if in_process => {
-                let index::Index {
-                    entries,
-                    stats,
-                    written,
-                    raw_names,
-                    trusted,
-                    ..
-                } = index;
-                let refreshed: Result<Vec<(String, String)>, RepoError> = entries
+            Some(mut index) if in_process => {
+                let entries = std::mem::take(&mut index.entries);
+                index.entries = entries
                     .into_iter()
-                    .zip(&stats)
+                    .zip(&index.stats)
                     .enumerate()
                     .map(|(at, (entry, stat))| {
-                        refreshed(&top, entry, raw_names.get(&at), stat, written, stat_cache)
+                        let raw_name = index.raw_names.get(&at);
+                        refreshed(&top, entry, raw_name, stat, index.written, stat_cache)
                     })
-                    .collect();
-                Some(index::Index {
-                    entries: refreshed?,
-                    stats,
-                    plain: true,
-                    written,
-                    raw_names,
-                    trusted,
-                })
+                    .collect::<Result<_, RepoError>>()?;
+                Some(index)
             }
             other => other,
         };
