@@ -174,7 +174,7 @@ fn attacker(
                 let is_real_dir = |path: &Path| {
                     fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_dir())
                 };
-                if !is_real_dir(&fx_parent(dir)) || !is_real_dir(dir) {
+                if !is_real_dir(dir.parent().unwrap()) || !is_real_dir(dir) {
                     continue;
                 }
                 let aside = dir.with_extension("real");
@@ -200,10 +200,6 @@ fn attacker(
         }
         swaps
     })
-}
-
-fn fx_parent(dir: &Path) -> PathBuf {
-    dir.parent().unwrap().to_path_buf()
 }
 
 /// Restores `manifest` `iterations()` times under attack, calling `plant`

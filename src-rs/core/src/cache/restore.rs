@@ -12,10 +12,6 @@
 //! checkout for a link while a restore runs cannot redirect it. Elsewhere
 //! (Windows) each path is checked on disk and then used by name ([`paths`]).
 
-use std::fs::File;
-use std::io::Write;
-use std::path::Path;
-
 use super::CacheError;
 
 #[cfg(unix)]
@@ -32,6 +28,21 @@ fn escape(path: &str, why: &str) -> CacheError {
     CacheError::Unsafe(format!("{path}: {why}"))
 }
 
+/// Why an entry cannot go in: `path`, where it has a file, is a directory in
+/// the checkout (checked before anything is removed or renamed).
+fn directory_in_the_way(path: &str) -> CacheError {
+    escape(
+        path,
+        "a directory in the checkout is where the entry has a file",
+    )
+}
+
+/// Whether a name in the checkout is a repository's `.git`: emptying leaves
+/// it, and any directory holding one, whole (it is no tool's output).
+fn is_git(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b".git")
+}
+
 /// A fresh name beside `name` in its directory, for staging it.
 fn temp_name(name: &str) -> String {
     let mut random = [0u8; 6];
@@ -43,10 +54,4 @@ fn temp_name(name: &str) -> String {
 /// The directory part of an output's path ("" for the root) and its name.
 fn split(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or(("", rel))
-}
-
-/// Writes `bytes` to `file` and flushes it.
-pub fn write_all(file: &mut File, bytes: &[u8], path: &Path) -> Result<(), CacheError> {
-    file.write_all(bytes)
-        .map_err(|err| CacheError::Io(format!("{}: {err}", path.display())))
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rustix::fs::{self as at, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{escape, split, temp_name};
+use super::{directory_in_the_way, escape, is_git, split, temp_name};
 use crate::cache::CacheError;
 
 /// How many directory handles a placer keeps open; past that they are closed
@@ -30,6 +30,9 @@ use crate::cache::CacheError;
 /// needed, so a tree of thousands of directories stays under the process's
 /// descriptor limit.
 const MAX_OPEN_DIRS: usize = 256;
+
+/// The mode a restore makes directories with (the umask narrows it).
+const DIR_MODE: Mode = Mode::RWXU.union(Mode::RWXG).union(Mode::RWXO);
 
 /// Outputs staged beside their final place, renamed into it by
 /// [`Placer::commit`], removed by dropping the placer uncommitted.
@@ -42,7 +45,6 @@ pub struct Placer {
     /// Directories this placer made, as (parent, name), to remove if it
     /// drops uncommitted.
     created: Vec<(String, String)>,
-    committed: bool,
 }
 
 /// An output written under a temporary name in the directory of its place.
@@ -98,10 +100,6 @@ fn lossy(name: &CStr) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(name.to_bytes())
 }
 
-fn is_git(name: &CStr) -> bool {
-    name.to_bytes().eq_ignore_ascii_case(b".git")
-}
-
 impl Placer {
     /// A placer for outputs under `root`, which must be a directory.
     pub fn new(root: &Path) -> Result<Self, CacheError> {
@@ -120,7 +118,6 @@ impl Placer {
             open: HashMap::new(),
             staged: Vec::new(),
             created: Vec::new(),
-            committed: false,
         })
     }
 
@@ -171,7 +168,7 @@ impl Placer {
         let dir = match open_dir(&parent, name) {
             Ok(dir) => dir,
             Err(Errno::NOENT) if create => {
-                match at::mkdirat(&*parent, name, Mode::RWXU | Mode::RWXG | Mode::RWXO) {
+                match at::mkdirat(&*parent, name, DIR_MODE) {
                     Ok(()) => self.created.push((parent_rel.to_owned(), name.to_owned())),
                     // Made meanwhile by someone else: opened as it is below.
                     Err(Errno::EXIST) => {}
@@ -202,6 +199,17 @@ impl Placer {
             .ok_or_else(|| self.io(dir, Errno::NOENT))
     }
 
+    /// Records `temp`, made in the directory `dir`, to be renamed to `name`
+    /// there at commit (or removed if the placer drops uncommitted).
+    fn stage(&mut self, dir: &str, temp: String, name: &str, is_dir: bool) {
+        self.staged.push(Staged {
+            dir: dir.to_owned(),
+            temp,
+            name: name.to_owned(),
+            is_dir,
+        });
+    }
+
     /// A fresh file beside `rel`'s place, for its bytes, with `mode` (group
     /// and others never get write): created exclusively and without
     /// following a link, so nothing already there is opened.
@@ -216,12 +224,7 @@ impl Placer {
             Mode::RUSR | Mode::WUSR,
         )
         .map_err(|err| self.io(&join(dir_rel, &temp), err))?;
-        self.staged.push(Staged {
-            dir: dir_rel.to_owned(),
-            temp: temp.clone(),
-            name: name.to_owned(),
-            is_dir: false,
-        });
+        self.stage(dir_rel, temp.clone(), name, false);
         at::fchmod(&file, Mode::from_bits_truncate((mode & 0o755) as _))
             .map_err(|err| self.io(&join(dir_rel, &temp), err))?;
         Ok(File::from(file))
@@ -234,12 +237,7 @@ impl Placer {
         let temp = temp_name(name);
         at::symlinkat(target, &*dir, temp.as_str())
             .map_err(|err| self.io(&join(dir_rel, &temp), err))?;
-        self.staged.push(Staged {
-            dir: dir_rel.to_owned(),
-            temp,
-            name: name.to_owned(),
-            is_dir: false,
-        });
+        self.stage(dir_rel, temp, name, false);
         Ok(())
     }
 
@@ -253,23 +251,13 @@ impl Placer {
             Ok(false) => {
                 // Staged as an empty directory renamed over the link or file.
                 let temp = temp_name("dir");
-                at::mkdirat(
-                    &*parent,
-                    temp.as_str(),
-                    Mode::RWXU | Mode::RWXG | Mode::RWXO,
-                )
-                .map_err(|err| self.io(&join(parent_rel, &temp), err))?;
-                self.staged.push(Staged {
-                    dir: parent_rel.to_owned(),
-                    temp,
-                    name: name.to_owned(),
-                    is_dir: true,
-                });
+                at::mkdirat(&*parent, temp.as_str(), DIR_MODE)
+                    .map_err(|err| self.io(&join(parent_rel, &temp), err))?;
+                self.stage(parent_rel, temp, name, true);
                 Ok(())
             }
             Err(Errno::NOENT) => {
-                at::mkdirat(&*parent, name, Mode::RWXU | Mode::RWXG | Mode::RWXO)
-                    .map_err(|err| self.io(rel, err))?;
+                at::mkdirat(&*parent, name, DIR_MODE).map_err(|err| self.io(rel, err))?;
                 self.created.push((parent_rel.to_owned(), name.to_owned()));
                 Ok(())
             }
@@ -299,7 +287,7 @@ impl Placer {
                 continue;
             }
             // A repository inside the checkout is no tool's output: left whole.
-            if is_git(&name) {
+            if is_git(name.to_bytes()) {
                 continue;
             }
             match is_dir(&dir, name.as_c_str()) {
@@ -331,9 +319,8 @@ impl Placer {
             let dir = self.staged_dir(&dir, &output)?;
             let staged = &self.staged[index];
             if !staged.is_dir && is_dir(&dir, staged.name.as_str()).unwrap_or(false) {
-                return Err(escape(
+                return Err(directory_in_the_way(
                     &self.root.join(staged.path()).display().to_string(),
-                    "a directory in the checkout is where the entry has a file",
                 ));
             }
         }
@@ -371,16 +358,16 @@ impl Placer {
                 return Err(err);
             }
         }
-        self.committed = true;
+        // What it made is the checkout's now: nothing is left to undo.
+        self.created.clear();
         Ok(())
     }
 }
 
 impl Drop for Placer {
+    /// Undoes an uncommitted restore: removes what is still staged and the
+    /// directories it made (those left empty).
     fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
         for staged in std::mem::take(&mut self.staged) {
             if let Ok(dir) = self.staged_dir(&staged.dir, &staged.path()) {
                 let flags = if staged.is_dir {
@@ -404,7 +391,7 @@ impl Drop for Placer {
 fn holds_repository(dir: &OwnedFd) -> bool {
     names(dir).is_ok_and(|names| {
         names.iter().any(|name| {
-            is_git(name)
+            is_git(name.to_bytes())
                 || (is_dir(dir, name.as_c_str()).unwrap_or(false)
                     && open_dir(dir, name.as_c_str()).is_ok_and(|sub| holds_repository(&sub)))
         })

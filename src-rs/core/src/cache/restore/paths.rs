@@ -8,7 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{escape, split, temp_name};
+use super::{directory_in_the_way, escape, is_git, split, temp_name};
 use crate::cache::CacheError;
 
 /// Outputs staged beside their final place, renamed into it by
@@ -17,7 +17,6 @@ pub struct Placer {
     root: PathBuf,
     staged: Vec<(PathBuf, PathBuf)>,
     created_dirs: Vec<PathBuf>,
-    committed: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
@@ -38,7 +37,6 @@ impl Placer {
             root: root.to_path_buf(),
             staged: Vec::new(),
             created_dirs: Vec::new(),
-            committed: false,
         })
     }
 
@@ -161,7 +159,7 @@ impl Placer {
             }
             let is_dir = fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir());
             // A repository inside the checkout is no tool's output: left whole.
-            if name.eq_ignore_ascii_case(".git") || (is_dir && holds_repository(&path)) {
+            if is_git(name.as_encoded_bytes()) || (is_dir && holds_repository(&path)) {
                 continue;
             }
             let removed = if is_dir {
@@ -182,10 +180,7 @@ impl Placer {
             if let Ok(meta) = fs::symlink_metadata(path) {
                 let staged_dir = fs::symlink_metadata(temp).is_ok_and(|m| m.is_dir());
                 if meta.is_dir() && !staged_dir {
-                    return Err(escape(
-                        &path.display().to_string(),
-                        "a directory in the checkout is where the entry has a file",
-                    ));
+                    return Err(directory_in_the_way(&path.display().to_string()));
                 }
             }
         }
@@ -217,16 +212,16 @@ impl Placer {
                 return Err(io(&path)(err));
             }
         }
-        self.committed = true;
+        // What it made is the checkout's now: nothing is left to undo.
+        self.created_dirs.clear();
         Ok(())
     }
 }
 
 impl Drop for Placer {
+    /// Undoes an uncommitted restore: removes what is still staged and the
+    /// directories it made (those left empty).
     fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
         for (temp, _) in &self.staged {
             let _ = if fs::symlink_metadata(temp).is_ok_and(|m| m.is_dir()) {
                 fs::remove_dir(temp)
@@ -244,7 +239,7 @@ impl Drop for Placer {
 fn holds_repository(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|entry| {
-            entry.file_name().eq_ignore_ascii_case(".git")
+            is_git(entry.file_name().as_encoded_bytes())
                 || (entry.file_type().is_ok_and(|t| t.is_dir()) && holds_repository(&entry.path()))
         })
     })
