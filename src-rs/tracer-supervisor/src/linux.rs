@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use runner_aware::trace_format::{RecordKind, ENV_TRACE};
 
-use calls::describe;
 use records::Recorder;
 use seccomp::Listener;
 use signals::Signals;
@@ -36,6 +35,16 @@ const DEFAULT_GRACE_MS: i64 = 2000;
 /// is gone loses the line; the exit status still tells.
 fn say(message: &str) {
     let _ = writeln!(io::stderr(), "runner-aware-trace: {message}");
+}
+
+/// An error's description without Rust's "(os error N)", as C's strerror
+/// gives it.
+fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((description, _)) => description.to_owned(),
+        None => text,
+    }
 }
 
 /// Says what failed and ends the supervisor.
@@ -313,8 +322,7 @@ fn exit_like(status: libc::c_int, signals: &Signals) -> i32 {
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
         libc::sigprocmask(libc::SIG_SETMASK, signals.old_mask(), std::ptr::null_mut());
-        let mut only = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut only);
+        let mut only = signals::empty_set();
         libc::sigaddset(&mut only, sig);
         libc::sigprocmask(libc::SIG_UNBLOCK, &only, std::ptr::null_mut());
         libc::raise(sig);

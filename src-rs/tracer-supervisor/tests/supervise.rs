@@ -83,26 +83,15 @@ fn records_what_a_command_reads_lists_misses_and_writes_and_exits_like_it() {
         return;
     }
     assert!(incomplete.is_empty(), "{incomplete:?}");
-    assert!(
-        has(&records, RecordKind::Read, &root.join("input.txt")),
-        "{records:?}"
-    );
-    assert!(
-        has(&records, RecordKind::Written, &root.join("output.txt")),
-        "{records:?}"
-    );
-    assert!(
-        has(&records, RecordKind::Listed, &root.join("listed")),
-        "{records:?}"
-    );
-    assert!(
-        has(&records, RecordKind::Missing, &root.join("absent.txt")),
-        "{records:?}"
-    );
-    assert!(
-        has(&records, RecordKind::Exec, Path::new("/bin/sh")),
-        "{records:?}"
-    );
+    for (kind, path) in [
+        (RecordKind::Read, root.join("input.txt")),
+        (RecordKind::Written, root.join("output.txt")),
+        (RecordKind::Listed, root.join("listed")),
+        (RecordKind::Missing, root.join("absent.txt")),
+        (RecordKind::Exec, "/bin/sh".into()),
+    ] {
+        assert!(has(&records, kind, &path), "{kind:?} {path:?}: {records:?}");
+    }
     // Pseudo-files and the trace file itself are never in it.
     assert!(
         !records

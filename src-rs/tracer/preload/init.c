@@ -12,48 +12,14 @@ char trace_path[TRACE_PATH_MAX];
 int supervised;
 int initialized;
 
-#define REAL(name) __typeof__(name) *real_##name
-REAL(execve);
-REAL(execvpe);
-REAL(fexecve);
-REAL(posix_spawn);
-REAL(posix_spawnp);
-REAL(fdopendir);
-REAL(scandir);
-REAL(fopen);
-REAL(freopen);
-REAL(realpath);
-REAL(close);
-REAL(sigaction);
-REAL(pthread_create);
-#undef REAL
-int (*real_close_range)(unsigned, unsigned, int);
-void (*real_closefrom)(int);
-FILE *(*real_fopen64)(const char *, const char *);
-int (*real_execveat)(int, const char *, char *const[], char *const[], int);
-long (*real_syscall)(long, ...);
+#define DEFINE_REAL(name, type) __typeof__(type) real_##name;
+REAL_FUNCTIONS(DEFINE_REAL)
+#undef DEFINE_REAL
 
 __attribute__((constructor(101))) void init(void) {
   if (initialized) return;
-  real_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
-#define LOOKUP(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)
-  LOOKUP(execve);
-  LOOKUP(execvpe);
-  LOOKUP(fexecve);
-  LOOKUP(posix_spawn);
-  LOOKUP(posix_spawnp);
-  LOOKUP(fdopendir);
-  LOOKUP(scandir);
-  LOOKUP(fopen);
-  LOOKUP(fopen64);
-  LOOKUP(freopen);
-  LOOKUP(realpath);
-  LOOKUP(close);
-  LOOKUP(close_range);
-  LOOKUP(closefrom);
-  LOOKUP(execveat);
-  LOOKUP(sigaction);
-  LOOKUP(pthread_create);
+#define LOOKUP(name, type) real_##name = (__typeof__(type))dlsym(RTLD_NEXT, #name);
+  REAL_FUNCTIONS(LOOKUP)
 #undef LOOKUP
   if (real_syscall == NULL) return;
   map_trampoline();

@@ -32,14 +32,6 @@ EXPORT int open(const char *path, int flags, ...) {
   return do_openat(AT_FDCWD, path, flags, mode);
 }
 
-EXPORT int open64(const char *path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  return do_openat(AT_FDCWD, path, flags, mode);
-}
-
 EXPORT int openat(int dirfd, const char *path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
@@ -48,13 +40,10 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...) {
   return do_openat(dirfd, path, flags, mode);
 }
 
-EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  return do_openat(dirfd, path, flags, mode);
-}
+/* The LFS64 names: the same calls where off_t is 64 bits, as on every
+ * architecture the tracer supports. */
+EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
 
 /* The _FORTIFY_SOURCE entry points: no mode, O_CREAT is rejected by them. */
 EXPORT int __open_2(const char *path, int flags) { return do_openat(AT_FDCWD, path, flags, 0); }
@@ -79,26 +68,25 @@ static int fopen_flags(const char *mode) {
   return flags;
 }
 
-EXPORT FILE *fopen(const char *path, const char *mode) {
-  ENSURE_INIT();
+/* An fopen recorded around libc's `open_file` (fopen or fopen64). */
+static FILE *fopen_traced(FILE *(*open_file)(const char *, const char *), const char *path, const char *mode) {
   int flags = fopen_flags(mode);
   record_open_before(AT_FDCWD, path, flags);
-  FILE *f = real_fopen(path, mode);
+  FILE *f = open_file(path, mode);
   int saved = errno;
   record_open_after(AT_FDCWD, path, flags, f ? 0 : -saved);
   errno = saved;
   return f;
 }
 
+EXPORT FILE *fopen(const char *path, const char *mode) {
+  ENSURE_INIT();
+  return fopen_traced(real_fopen, path, mode);
+}
+
 EXPORT FILE *fopen64(const char *path, const char *mode) {
   ENSURE_INIT();
-  int flags = fopen_flags(mode);
-  record_open_before(AT_FDCWD, path, flags);
-  FILE *f = (real_fopen64 ? real_fopen64 : real_fopen)(path, mode);
-  int saved = errno;
-  record_open_after(AT_FDCWD, path, flags, f ? 0 : -saved);
-  errno = saved;
-  return f;
+  return fopen_traced(real_fopen64 ? real_fopen64 : real_fopen, path, mode);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream) {
@@ -125,7 +113,7 @@ long openat2_traced(int dirfd, const char *path, const void *how_arg, size_t siz
   const char *name = path;
   if (how[2] & TRACE_RESOLVE_IN_ROOT) {
     if (trace_in_root(path, in_root, sizeof in_root) == 0) {
-      record_incomplete("a path longer than the tracer records was accessed", NULL);
+      record_incomplete(WHY_TOO_LONG, NULL);
       return sys(SYS_openat2, dirfd, path, how_arg, size);
     }
     name = in_root;

@@ -108,27 +108,29 @@ void init(void);
     if (!LIKELY(initialized)) init(); \
   } while (0)
 
-/* Looked up once, at init: the libc functions the hooks fall back to. */
-#define REAL(name) extern __typeof__(name) *real_##name
-REAL(execve);
-REAL(execvpe);
-REAL(fexecve);
-REAL(posix_spawn);
-REAL(posix_spawnp);
-REAL(fdopendir);
-REAL(scandir);
-REAL(fopen);
-REAL(freopen);
-REAL(realpath);
-REAL(close);
-REAL(sigaction);
-REAL(pthread_create);
-#undef REAL
-extern int (*real_close_range)(unsigned, unsigned, int);
-extern void (*real_closefrom)(int);
-extern FILE *(*real_fopen64)(const char *, const char *);
-extern int (*real_execveat)(int, const char *, char *const[], char *const[], int);
-extern long (*real_syscall)(long, ...);
+/* Looked up once, at init: the libc functions the hooks fall back to, each
+ * with the type of its pointer. One list for the declarations here and the
+ * definitions and look-ups in init.c. The last ones are typed by hand, as
+ * older libc headers lack some of them. */
+#define REAL_FUNCTIONS(X)                                                      \
+  X(execve, __typeof__(execve) *)                                              \
+  X(execvpe, __typeof__(execvpe) *)                                            \
+  X(fexecve, __typeof__(fexecve) *)                                            \
+  X(posix_spawn, __typeof__(posix_spawn) *)                                    \
+  X(posix_spawnp, __typeof__(posix_spawnp) *)                                  \
+  X(fdopendir, __typeof__(fdopendir) *)                                        \
+  X(scandir, __typeof__(scandir) *)                                            \
+  X(fopen, __typeof__(fopen) *)                                                \
+  X(freopen, __typeof__(freopen) *)                                            \
+  X(realpath, __typeof__(realpath) *)                                          \
+  X(sigaction, __typeof__(sigaction) *)                                        \
+  X(pthread_create, __typeof__(pthread_create) *)                              \
+  X(fopen64, FILE *(*)(const char *, const char *))                            \
+  X(execveat, int (*)(int, const char *, char *const[], char *const[], int))   \
+  X(syscall, long (*)(long, ...))
+#define DECLARE_REAL(name, type) extern __typeof__(type) real_##name;
+REAL_FUNCTIONS(DECLARE_REAL)
+#undef DECLARE_REAL
 
 /* ---- system calls (trampoline.c, sigsys.c) --------------------------- */
 
@@ -168,6 +170,8 @@ void fd_link(char *link, int fd);
 void record_at(char kind, int dirfd, const char *path);
 #define record(kind, path) record_at(kind, AT_FDCWD, path)
 void record_incomplete(const char *why, const char *path);
+/* Why a record was left out: its path does not fit. */
+#define WHY_TOO_LONG "a path longer than the tracer records was accessed"
 void record_open_before(int dirfd, const char *path, int flags);
 void record_open_after(int dirfd, const char *path, int flags, long result);
 void record_lookup(int dirfd, const char *path, long result);

@@ -172,7 +172,7 @@ void record_at(char kind, int dirfd, const char *path) {
     if (n != TOO_LONG && n != 0 && is_pseudo(rec + 1)) return;
   }
   if (n == TOO_LONG) {
-    record_incomplete("a path longer than the tracer records was accessed", NULL);
+    record_incomplete(WHY_TOO_LONG, NULL);
     return;
   }
   if (n == 0) return;
@@ -206,18 +206,18 @@ void record_open_before(int dirfd, const char *path, int flags) {
   if (acc != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) record_at(TRACE_WRITTEN, dirfd, path);
 }
 
+/* Whether a call's raw result says its path does not exist. */
+static int is_missing(long result) { return result == -ENOENT || result == -ENOTDIR; }
+
 void record_open_after(int dirfd, const char *path, int flags, long result) {
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) return;
   if (result >= 0) {
     record_at((flags & O_DIRECTORY) ? TRACE_LISTED : TRACE_READ, dirfd, path);
-  } else if (result == -ENOENT || result == -ENOTDIR) {
-    record_at(TRACE_MISSING, dirfd, path);
   } else {
-    record_at(TRACE_FOUND, dirfd, path);
+    record_lookup(dirfd, path, result);
   }
 }
 
 void record_lookup(int dirfd, const char *path, long result) {
-  record_at(result >= 0 ? TRACE_FOUND : (result == -ENOENT || result == -ENOTDIR) ? TRACE_MISSING : TRACE_FOUND,
-            dirfd, path);
+  record_at(is_missing(result) ? TRACE_MISSING : TRACE_FOUND, dirfd, path);
 }

@@ -8,9 +8,15 @@
 #include <limits.h>
 #include <string.h>
 
+/* AT_EMPTY_PATH with "" looks up the descriptor itself, whose name was
+ * recorded when it was opened. */
+static int names_a_path(int flags, const char *path) {
+  return !((flags & AT_EMPTY_PATH) && path && path[0] == '\0');
+}
+
 long fstatat_traced(int dirfd, const char *path, void *buf, int flags) {
   long r = sys(SYS_FSTATAT, dirfd, path, buf, flags);
-  if (!((flags & AT_EMPTY_PATH) && path && path[0] == '\0')) record_lookup(dirfd, path, r);
+  if (names_a_path(flags, path)) record_lookup(dirfd, path, r);
   return r;
 }
 
@@ -62,7 +68,7 @@ EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *buf
 
 long statx_traced(int dirfd, const char *path, int flags, unsigned mask, void *buf) {
   long r = sys6(SYS_statx, dirfd, (long)path, flags, mask, (long)buf, 0);
-  if (!((flags & AT_EMPTY_PATH) && path && path[0] == '\0')) record_lookup(dirfd, path, r);
+  if (names_a_path(flags, path)) record_lookup(dirfd, path, r);
   return r;
 }
 

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use libc::{c_long, pid_t, seccomp_notif};
 use runner_aware::trace_format::{RecordKind, LOST_PATH, PATH_MAX, RESOLVE_IN_ROOT};
 
+use super::describe;
 use super::filter::{self, Call};
 use super::paths::in_root;
 use super::records::Recorder;
@@ -38,16 +39,6 @@ pub fn records_of(notif: &seccomp_notif, memory: &mut Memory, recorder: &Recorde
         )),
     }
     call.records
-}
-
-/// An error's description without Rust's "(os error N)", as C's strerror
-/// gives it.
-pub fn describe(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rsplit_once(" (os error ") {
-        Some((description, _)) => description.to_owned(),
-        None => text,
-    }
 }
 
 struct Notified<'a> {

@@ -9,9 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use libc::{pid_t, sigset_t, sock_filter};
 use runner_aware::trace_format::{ENV_TRACE_PRELOAD, ENV_TRACE_SUPERVISED};
 
-use super::calls::describe;
 use super::cli::Mode;
-use super::seccomp;
+use super::{describe, seccomp};
 
 /// Sets what the command's environment needs: that it is supervised, the
 /// preload library first in `LD_PRELOAD` (preload mode), and no io_uring in

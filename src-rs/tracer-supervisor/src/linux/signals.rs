@@ -31,7 +31,8 @@ pub struct Signals {
     kernel_at: [Option<Instant>; 64],
 }
 
-fn empty_set() -> sigset_t {
+/// An empty signal set.
+pub fn empty_set() -> sigset_t {
     let mut set = MaybeUninit::<sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set it is given.
     unsafe {
