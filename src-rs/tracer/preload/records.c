@@ -146,6 +146,8 @@ static size_t through_proc_link(char *path, size_t len, size_t cap) {
   memcpy(link, path, end);
   link[end] = '\0';
   long r = sys(SYS_readlinkat, AT_FDCWD, link, target, sizeof target - 1);
+  /* A target that fills the buffer may have been cut short. */
+  if (r >= (long)sizeof target - 1) return TOO_LONG;
   if (r <= 0 || target[0] != '/') return 0;
   /* The root is "/": the rest is already absolute. */
   size_t t = r == 1 ? 0 : (size_t)r, rest = len - end;
