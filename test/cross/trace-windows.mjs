@@ -75,10 +75,14 @@ function traced(dir, command, { env = {} } = {}) {
   return { run, records };
 }
 
+/** The launcher's failure, if it failed: how it exited and what it said. */
+function exitProblems(run) {
+  return run.error || run.status !== 0 ? [`exit ${run.status ?? run.error}: ${run.stderr.trim().slice(0, 300)}`] : [];
+}
+
 /** What a run's trace lacks: a begin and end record, no incomplete record, the expected records. */
 function traceProblems({ run, records }, expected) {
-  const problems = [];
-  if (run.error || run.status !== 0) problems.push(`exit ${run.status ?? run.error}: ${run.stderr.trim().slice(0, 300)}`);
+  const problems = exitProblems(run);
   if (!records.includes('bpreload')) problems.push('no begin record');
   if (!records.includes('e')) problems.push('no end record');
   for (const record of records.filter((r) => r.startsWith('!'))) problems.push(`incomplete: ${record.slice(1)}`);
@@ -146,8 +150,7 @@ for (const [name, [op, ...args], expected] of cases) {
 
 /** What a run's trace lacks to say it is incomplete for the reason `why` matches. */
 function incompleteProblems({ run, records }, why) {
-  const problems = [];
-  if (run.error || run.status !== 0) problems.push(`exit ${run.status ?? run.error}: ${run.stderr.trim().slice(0, 300)}`);
+  const problems = exitProblems(run);
   if (!records.includes('bpreload') || !records.includes('e')) problems.push('no begin or end record');
   const incomplete = records.filter((r) => r.startsWith('!')).map((r) => r.slice(1));
   if (!incomplete.some((text) => why.test(text))) problems.push(`no incomplete record matching ${why} (${incomplete.join('; ') || 'none'})`);
@@ -229,7 +232,10 @@ if (opts.node) {
 /**
  * A project in `name` with `files`, built by `command` (Windows argv) under the
  * Rust example runner with a cache and the trace; returns `step(title,
- * expected, after)`, which builds once and checks what the runner said.
+ * expected, after)`, which builds once and checks what the runner said, and
+ * `firstBuilds(out)`, the three builds every project starts with (a miss, a
+ * hit, a hit that restores the deleted `dist`), which returns `out` as the
+ * first build wrote it.
  */
 function cachedBuild(name, files, command) {
   const dir = join(opts.scratch, name);
@@ -254,23 +260,27 @@ function cachedBuild(name, files, command) {
   const read = (file) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8') : null);
   const has = (file, text) => () => (read(file)?.includes(text) ? [] : [`${file} lacks ${JSON.stringify(text)}`]);
   const is = (file, text) => () => (read(file) === text ? [] : [`${file} is not as the first build left it`]);
-  return { dir, step, read, has, is };
+  const firstBuilds = (out) => {
+    step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, has(out, 'hello '));
+    const first = read(out);
+    step('same sources: a hit', /cache hit/);
+    rmSync(join(dir, 'dist'), { recursive: true });
+    step('output deleted: a hit that restores it', /cache hit/, is(out, first));
+    return first;
+  };
+  return { dir, step, read, has, is, firstBuilds };
 }
 
 if (opts.runner && opts.esbuild) {
   console.log('A cached build: esbuild.exe under the Rust example runner, traced');
   const lib = "export function greet(name) { return 'hello ' + name; }\n";
-  const { dir, step, read, has, is } = cachedBuild('build', {
+  const { dir, step, has, is, firstBuilds } = cachedBuild('build', {
     'src/index.js': "import { greet } from './lib.js';\nconsole.log(greet('Wine'));\n",
     'src/lib.js': lib,
     'notes/.keep': '',
   }, [win(opts.esbuild), 'src/index.js', '--bundle', '--outfile=dist/out.js', '--log-level=warning']);
   const out = 'dist/out.js';
-  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, has(out, 'hello '));
-  const first = read(out);
-  step('same sources: a hit', /cache hit/);
-  rmSync(join(dir, 'dist'), { recursive: true });
-  step('output deleted: a hit that restores it', /cache hit/, is(out, first));
+  const first = firstBuilds(out);
   writeFileSync(join(dir, 'notes', 'todo.txt'), 'unrelated\n');
   step('a file added where the build never looked: a hit', /cache hit/);
   writeFileSync(join(dir, 'src', 'lib.js'), lib.replace('hello ', 'goodbye '));
@@ -288,17 +298,13 @@ if (opts.runner && opts.node) {
   console.log('A cached build: tsc under node.exe under the Rust example runner, traced');
   const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
   const lib = 'export const greet = (name: string): string => `hello ${name}`;\n';
-  const { dir, step, read, has, is } = cachedBuild('tsc', {
+  const { dir, step, read, has, is, firstBuilds } = cachedBuild('tsc', {
     'tsconfig.json': JSON.stringify({ compilerOptions: { outDir: 'dist', target: 'es2020', module: 'commonjs', strict: true }, include: ['src'] }),
     'src/index.ts': "import { greet } from './lib';\nconsole.log(greet('Wine'));\n",
     'src/lib.ts': lib,
   }, [win(opts.node), win(tsc), '-p', '.']);
   const out = 'dist/lib.js';
-  step('first build: a miss, stored keyed on the trace', /cache miss.*cache stored .*keyed on the trace/, has(out, 'hello '));
-  const first = read(out);
-  step('same sources: a hit', /cache hit/);
-  rmSync(join(dir, 'dist'), { recursive: true });
-  step('output deleted: a hit that restores it', /cache hit/, is(out, first));
+  const first = firstBuilds(out);
   writeFileSync(join(dir, 'src', 'lib.ts'), lib.replace('hello ', 'goodbye '));
   step('a source changed: a miss that builds it', /cache miss: input src\/lib\.ts changed.*cache stored/, has(out, 'goodbye '));
   writeFileSync(join(dir, 'src', 'lib.ts'), lib);

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{HMODULE, TRUE};
 use windows_sys::Win32::System::LibraryLoader::{GetModuleFileNameW, GetModuleHandleW};
-use windows_sys::Win32::System::ProcessStatus::{K32EnumProcessModules, K32GetModuleFileNameExW};
+use windows_sys::Win32::System::ProcessStatus::K32EnumProcessModules;
 use windows_sys::Win32::System::SystemServices::DLL_PROCESS_ATTACH;
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
@@ -118,6 +118,7 @@ unsafe fn start(module: HMODULE) {
     handoff.set_state(State::Tracing);
 }
 
+/// The path of a module loaded in this process, empty if it has none.
 fn module_path(module: HMODULE) -> Vec<u16> {
     let mut buffer = vec![0u16; 32_768];
     // SAFETY: the buffer's length is passed.
@@ -146,15 +147,9 @@ unsafe fn record_loaded_modules() {
     }
     modules.truncate(needed as usize / size_of::<HMODULE>());
     for module in modules {
-        let mut buffer = vec![0u16; 32_768];
-        let len = K32GetModuleFileNameExW(
-            GetCurrentProcess(),
-            module,
-            buffer.as_mut_ptr(),
-            buffer.len() as u32,
-        );
-        if len > 0 {
-            record::path(record::READ, &buffer[..len as usize]);
+        let path = module_path(module);
+        if !path.is_empty() {
+            record::path(record::READ, &path);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! or missing), as on Linux.
 
 use core::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::Storage::FileSystem::{
@@ -83,15 +83,6 @@ type NtQueryDirectoryFileEx = unsafe extern "system" fn(
 type NtSetInformationFile =
     unsafe extern "system" fn(HANDLE, *mut IoStatusBlock, *const c_void, u32, u32) -> Status;
 type NtDeleteFile = unsafe extern "system" fn(*const ObjectAttributes) -> Status;
-
-/// The original call behind a hook.
-macro_rules! original {
-    ($slot:expr, $ty:ty) => {
-        // SAFETY: the slot holds the trampoline of a call of this type, set
-        // before the hook that reads it could run.
-        unsafe { std::mem::transmute::<usize, $ty>($slot.load(Ordering::Acquire)) }
-    };
-}
 
 // Access rights and options (winnt.h, ntifs.h).
 const FILE_READ_DATA: u32 = 0x1;
@@ -263,22 +254,29 @@ pub unsafe extern "system" fn nt_open_file(
     status
 }
 
+/// An attribute look-up through the original call in `slot`: found or missing.
+unsafe fn query_attributes(
+    slot: &AtomicUsize,
+    attributes: *const ObjectAttributes,
+    info: *mut c_void,
+) -> Status {
+    let status = original!(slot, NtQueryAttributesFile)(attributes, info);
+    note(looked_up(status), &nt::object_path(attributes));
+    status
+}
+
 pub unsafe extern "system" fn nt_query_attributes_file(
     attributes: *const ObjectAttributes,
     info: *mut c_void,
 ) -> Status {
-    let status = original!(NT_QUERY_ATTRIBUTES_FILE, NtQueryAttributesFile)(attributes, info);
-    note(looked_up(status), &nt::object_path(attributes));
-    status
+    query_attributes(&NT_QUERY_ATTRIBUTES_FILE, attributes, info)
 }
 
 pub unsafe extern "system" fn nt_query_full_attributes_file(
     attributes: *const ObjectAttributes,
     info: *mut c_void,
 ) -> Status {
-    let status = original!(NT_QUERY_FULL_ATTRIBUTES_FILE, NtQueryAttributesFile)(attributes, info);
-    note(looked_up(status), &nt::object_path(attributes));
-    status
+    query_attributes(&NT_QUERY_FULL_ATTRIBUTES_FILE, attributes, info)
 }
 
 /// A listing of the directory `handle` is open on; with a mask that has no
@@ -301,16 +299,9 @@ unsafe fn listed(handle: HANDLE, mask: *const UnicodeString, status: Status) {
     } else {
         note(
             looked_up(status),
-            &nt::relative_path(std::ptr::null_mut(), mask, Some(&with_slash(dir))),
+            &nt::relative_path(std::ptr::null_mut(), mask, Some(&nt::with_backslash(dir))),
         );
     }
-}
-
-fn with_slash(mut dir: Vec<u16>) -> Vec<u16> {
-    if dir.last() != Some(&u16::from(b'\\')) {
-        dir.push(u16::from(b'\\'));
-    }
-    dir
 }
 
 pub unsafe extern "system" fn nt_query_directory_file(
@@ -383,8 +374,12 @@ const FILE_LINK_INFORMATION_EX: u32 = 72;
 
 /// The new name in a `FILE_RENAME_INFORMATION` or `FILE_LINK_INFORMATION`:
 /// flags (8 bytes with padding), a root directory handle, the name's length
-/// in bytes, the name.
-unsafe fn new_name(info: *const c_void, length: u32, source: Option<&[u16]>) -> Name {
+/// in bytes, the name. A plain name is in `source`'s directory.
+unsafe fn new_name(info: *const c_void, length: u32, source: &Name) -> Name {
+    let source = match source {
+        Name::Path(path) => Some(path.as_slice()),
+        Name::NotAFile | Name::Unnamed(_) => None,
+    };
     if length < 20 {
         return Name::Unnamed("a rename or link named no new name".to_owned());
     }
@@ -417,20 +412,11 @@ pub unsafe extern "system" fn nt_set_information_file(
     match class {
         FILE_RENAME_INFORMATION | FILE_RENAME_INFORMATION_EX => {
             let from = source();
-            let to = match &from {
-                Name::Path(path) => new_name(info, length, Some(path)),
-                _ => new_name(info, length, None),
-            };
             note(record::DELETED, &from);
-            note(record::WRITTEN, &to);
+            note(record::WRITTEN, &new_name(info, length, &from));
         }
         FILE_LINK_INFORMATION | FILE_LINK_INFORMATION_EX => {
-            let from = source();
-            let to = match &from {
-                Name::Path(path) => new_name(info, length, Some(path)),
-                _ => new_name(info, length, None),
-            };
-            note(record::WRITTEN, &to);
+            note(record::WRITTEN, &new_name(info, length, &source()));
         }
         FILE_DISPOSITION_INFORMATION if length >= 1 && info.cast::<u8>().read() != 0 => {
             note(record::DELETED, &source());

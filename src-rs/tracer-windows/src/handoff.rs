@@ -20,14 +20,15 @@ const PATH_UNITS: usize = 32_768;
 
 /// What the DLL says it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 pub enum State {
     /// The DLL has not run (yet).
-    Waiting,
+    Waiting = 0,
     /// The DLL opened the trace file and installed its hooks (a hook it could
     /// not install is in the trace as an incomplete record).
-    Tracing,
+    Tracing = 1,
     /// The DLL ran and could not open the trace file.
-    NoTraceFile,
+    NoTraceFile = 2,
 }
 
 #[repr(C)]
@@ -78,7 +79,7 @@ impl Handoff {
             let shared = &mut *handoff.view;
             shared.trace[..trace.len()].copy_from_slice(trace);
             shared.trace_len = trace.len() as u32;
-            shared.state.store(0, Ordering::Release);
+            shared.state.store(State::Waiting as u32, Ordering::Release);
             Ok(handoff)
         }
     }
@@ -123,20 +124,15 @@ impl Handoff {
     /// What the DLL said.
     pub fn state(&self) -> State {
         match self.shared().state.load(Ordering::Acquire) {
-            1 => State::Tracing,
-            2 => State::NoTraceFile,
+            word if word == State::Tracing as u32 => State::Tracing,
+            word if word == State::NoTraceFile as u32 => State::NoTraceFile,
             _ => State::Waiting,
         }
     }
 
     /// Says what the DLL did.
     pub fn set_state(&self, state: State) {
-        let value = match state {
-            State::Waiting => 0,
-            State::Tracing => 1,
-            State::NoTraceFile => 2,
-        };
-        self.shared().state.store(value, Ordering::Release);
+        self.shared().state.store(state as u32, Ordering::Release);
     }
 }
 

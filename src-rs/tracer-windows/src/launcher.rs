@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use runner_aware::trace_format::{ENV_TRACE, ENV_TRACE_PRELOAD};
 use runner_aware_trace_windows::{inject, record};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::System::JobObjects::{
@@ -21,8 +22,6 @@ use windows_sys::Win32::System::JobObjects::{
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Threading::CREATE_SUSPENDED;
 
-const ENV_TRACE: &str = "RUNNER_AWARE_TRACE";
-const ENV_PRELOAD: &str = "RUNNER_AWARE_TRACE_PRELOAD";
 const ENV_GRACE: &str = "RUNNER_AWARE_TRACE_GRACE_MS";
 const USAGE: &str = "usage: runner-aware-trace [--mode preload] -- <command> [args…]";
 
@@ -31,12 +30,8 @@ struct Trace(File);
 
 impl Trace {
     fn write(&mut self, kind: u8, text: &str) {
-        let mut record = Vec::with_capacity(text.len() + 2);
-        record.push(kind);
-        record.extend_from_slice(text.as_bytes());
-        record.push(0);
         // One write per record, as every process of the task appends.
-        let _ = self.0.write_all(&record);
+        let _ = self.0.write_all(&record::encoded(kind, text));
     }
 }
 
@@ -80,11 +75,11 @@ pub fn run() -> i32 {
             ))
         }
     };
-    let dll = match std::env::var_os(ENV_PRELOAD).map(PathBuf::from) {
+    let dll = match std::env::var_os(ENV_TRACE_PRELOAD).map(PathBuf::from) {
         Some(path) if path.is_absolute() && path.is_file() => path,
         _ => {
             return fail(&format!(
-                "{ENV_PRELOAD} must name the tracing DLL (an absolute path)"
+                "{ENV_TRACE_PRELOAD} must name the tracing DLL (an absolute path)"
             ))
         }
     };

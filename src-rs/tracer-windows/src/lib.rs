@@ -10,6 +10,18 @@
 //! Everything here is Windows-only; on other hosts the crate is empty.
 #![cfg(all(windows, target_arch = "x86_64"))]
 
+/// The original call behind a hook: the trampoline in `$slot`, as a `$ty`.
+/// Defined before the modules, which use it.
+macro_rules! original {
+    ($slot:expr, $ty:ty) => {
+        // SAFETY: the slot holds the trampoline of a call of this type, set
+        // before the hook that reads it could run.
+        unsafe {
+            std::mem::transmute::<usize, $ty>($slot.load(std::sync::atomic::Ordering::Acquire))
+        }
+    };
+}
+
 mod dll;
 mod files;
 pub mod handoff;

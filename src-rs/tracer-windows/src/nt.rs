@@ -109,9 +109,7 @@ pub fn relative_path(root: HANDLE, name: &[u16], sibling_of: Option<&[u16]>) -> 
             ));
         };
         if !name.is_empty() {
-            if dir.last() != Some(&BACKSLASH) {
-                dir.push(BACKSLASH);
-            }
+            dir = with_backslash(dir);
             dir.extend_from_slice(name);
         }
         return Name::Path(trimmed(dir));
@@ -180,6 +178,14 @@ fn dos_device_path(rest: &[u16]) -> Name {
         return Name::Path(trimmed(path));
     }
     Name::NotAFile
+}
+
+/// A directory's path ending in a backslash, for a name to be appended.
+pub fn with_backslash(mut dir: Vec<u16>) -> Vec<u16> {
+    if dir.last() != Some(&BACKSLASH) {
+        dir.push(BACKSLASH);
+    }
+    dir
 }
 
 /// Without a trailing backslash, except a drive's root (`C:\`).
@@ -279,20 +285,15 @@ mod tests {
 
     #[test]
     fn a_plain_new_name_is_in_its_source_s_directory() {
-        let source = units("C:\\proj\\old.txt");
-        let Name::Path(path) =
-            relative_path(std::ptr::null_mut(), &units("new.txt"), Some(&source))
-        else {
-            panic!("not a path");
-        };
-        assert_eq!(String::from_utf16(&path).unwrap(), "C:\\proj\\new.txt");
-        let Name::Path(path) = relative_path(
+        let renamed = |name: &str| match relative_path(
             std::ptr::null_mut(),
-            &units("\\??\\D:\\elsewhere.txt"),
-            Some(&source),
-        ) else {
-            panic!("not a path");
+            &units(name),
+            Some(&units("C:\\proj\\old.txt")),
+        ) {
+            Name::Path(path) => String::from_utf16(&path).unwrap(),
+            Name::NotAFile | Name::Unnamed(_) => panic!("{name}: not a path"),
         };
-        assert_eq!(String::from_utf16(&path).unwrap(), "D:\\elsewhere.txt");
+        assert_eq!(renamed("new.txt"), "C:\\proj\\new.txt");
+        assert_eq!(renamed("\\??\\D:\\elsewhere.txt"), "D:\\elsewhere.txt");
     }
 }

@@ -4,7 +4,7 @@
 //! loaded into (a 32-bit program) makes the trace incomplete.
 
 use core::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::OnceLock;
 
 use windows_sys::Win32::Foundation::HANDLE;
@@ -91,11 +91,7 @@ pub unsafe extern "system" fn nt_create_user_process(
             "a process left the task's job (CREATE_BREAKAWAY_FROM_JOB), so the trace may end before it does",
         );
     }
-    // SAFETY: the slot holds the trampoline of this call, set before the hook was.
-    let original = std::mem::transmute::<usize, NtCreateUserProcess>(
-        NT_CREATE_USER_PROCESS.load(Ordering::Acquire),
-    );
-    let status = original(
+    let status = original!(NT_CREATE_USER_PROCESS, NtCreateUserProcess)(
         process,
         thread,
         process_access,

@@ -86,16 +86,22 @@ fn first_time(kind: u8, text: &[u8]) -> bool {
     true
 }
 
+/// The bytes of one record: `kind`, `text`, a NUL.
+pub fn encoded(kind: u8, text: &str) -> Vec<u8> {
+    let mut record = Vec::with_capacity(text.len() + 2);
+    record.push(kind);
+    record.extend_from_slice(text.as_bytes());
+    record.push(0);
+    record
+}
+
 /// Writes one record of `kind` with `text`, unless this process already did.
 pub fn write(kind: u8, text: &str) {
     let handle = TRACE_FILE.load(Ordering::Acquire) as HANDLE;
     if handle.is_null() || !first_time(kind, text.as_bytes()) {
         return;
     }
-    let mut record = Vec::with_capacity(text.len() + 2);
-    record.push(kind);
-    record.extend_from_slice(text.as_bytes());
-    record.push(0);
+    let record = encoded(kind, text);
     let mut written = 0;
     // SAFETY: an append-only handle this module opened; the buffer outlives
     // the synchronous call.
