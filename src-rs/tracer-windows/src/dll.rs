@@ -145,7 +145,16 @@ unsafe fn record_loaded_modules() {
         );
         return;
     }
-    modules.truncate(needed as usize / size_of::<HMODULE>());
+    let listed = needed as usize / size_of::<HMODULE>();
+    if listed > modules.len() {
+        // More modules than the list holds: those left out would be reads
+        // the trace never shows.
+        record::write(
+            record::INCOMPLETE,
+            "more modules were loaded before the tracer than it could list",
+        );
+    }
+    modules.truncate(listed);
     for module in modules {
         let path = module_path(module);
         if !path.is_empty() {
